@@ -1,0 +1,164 @@
+import Foundation
+
+/// Everything the gateway reads at start-up, validated.
+public struct TollgateConfig: Sendable {
+    /// A listener's address.
+    public struct Listener: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    /// Where the store lives.
+    public enum Database: Sendable, Equatable {
+        case sqlite(path: String)
+    }
+
+    public var ollamaURL: URL
+    public var database: Database
+    public var proxy: Listener
+    public var admin: Listener
+    public var timeZone: TimeZone
+    public var usageLogFile: String
+    public var adminPassword: String?
+    public var dataDirectory: String
+    /// The server secret for key hashing; when nil it is read from or created in the data directory.
+    public var serverSecret: String?
+
+    public var maxBodyBytes: Int
+    public var maxJSONDepth: Int
+    /// Bounds the time to receive a request head, gaps while receiving a body, and keep-alive idle time.
+    public var clientIdleTimeout: Duration
+    public var upstreamConnectTimeout: Duration
+    /// Longest wait for the upstream's first byte, and longest gap between upstream bytes.
+    public var upstreamReadTimeout: Duration
+    /// How long open streams may run after SIGTERM/SIGINT before they are ended.
+    public var drainTimeout: Duration
+    public var usageFlushInterval: Duration
+    public var usageQueueLimit: Int
+    public var logLevel: String
+    public var logFormat: LogFormat
+
+    public enum LogFormat: String, Sendable { case text, json }
+
+    /// Settings this version understands; any other `TOLLGATE_` variable stops start-up.
+    public static let knownTollgateVariables: Set<String> = [
+        "TOLLGATE_SECRET", "TOLLGATE_DATA_DIR", "TOLLGATE_MAX_BODY_BYTES", "TOLLGATE_MAX_JSON_DEPTH",
+        "TOLLGATE_CLIENT_TIMEOUT", "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", "TOLLGATE_UPSTREAM_READ_TIMEOUT",
+        "TOLLGATE_DRAIN_TIMEOUT", "TOLLGATE_USAGE_FLUSH_MS", "TOLLGATE_USAGE_QUEUE_LIMIT", "TOLLGATE_LOG_LEVEL",
+        "TOLLGATE_LOG_FORMAT",
+    ]
+
+    /// Loads and validates the configuration. Every problem names its variable.
+    public static func load(from source: ConfigSource) throws(ConfigError) -> TollgateConfig {
+        for name in source.names(withPrefix: "TOLLGATE_") {
+            let base = name.hasSuffix("_FILE") ? String(name.dropLast(5)) : name
+            if !knownTollgateVariables.contains(base) {
+                throw ConfigError(variable: name, message: "unknown setting (known: \(knownTollgateVariables.sorted().joined(separator: ", ")))")
+            }
+        }
+        let dataDirectory = try source.value("TOLLGATE_DATA_DIR") ?? "./data"
+        let ollama = try parseUpstreamURL(source.value("OLLAMA_URL") ?? "http://localhost:11434", variable: "OLLAMA_URL")
+        let database = try parseDatabaseURL(source.value("DATABASE_URL") ?? "sqlite:///\(dataDirectory)/tollgate.db")
+        let proxy = Listener(
+            host: try parseHost(source.value("PROXY_HOST") ?? "0.0.0.0", variable: "PROXY_HOST"),
+            port: try parseInt(source.value("PROXY_PORT"), default: 8000, range: 0...65535, variable: "PROXY_PORT")
+        )
+        let admin = Listener(
+            host: try parseHost(source.value("ADMIN_HOST") ?? "127.0.0.1", variable: "ADMIN_HOST"),
+            port: try parseInt(source.value("ADMIN_PORT"), default: 8001, range: 0...65535, variable: "ADMIN_PORT")
+        )
+        let timeZone: TimeZone
+        if let name = try source.value("APP_TZ") {
+            guard let tz = TimeZone(identifier: name) else {
+                throw ConfigError(variable: "APP_TZ", message: "unknown time zone '\(name)' (use an IANA name such as Europe/Berlin)")
+            }
+            timeZone = tz
+        } else {
+            timeZone = .current
+        }
+        let secret = try source.value("TOLLGATE_SECRET")
+        if let secret, secret.utf8.count < 32 {
+            throw ConfigError(variable: "TOLLGATE_SECRET", message: "must be at least 32 characters")
+        }
+        let logLevel = try source.value("TOLLGATE_LOG_LEVEL") ?? "info"
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        guard levels.contains(logLevel) else {
+            throw ConfigError(variable: "TOLLGATE_LOG_LEVEL", message: "must be one of \(levels.joined(separator: ", "))")
+        }
+        let formatName = try source.value("TOLLGATE_LOG_FORMAT") ?? "text"
+        guard let logFormat = LogFormat(rawValue: formatName) else {
+            throw ConfigError(variable: "TOLLGATE_LOG_FORMAT", message: "must be text or json")
+        }
+        return TollgateConfig(
+            ollamaURL: ollama,
+            database: database,
+            proxy: proxy,
+            admin: admin,
+            timeZone: timeZone,
+            usageLogFile: try source.value("LOG_FILE") ?? "logs/usage.log",
+            adminPassword: try source.value("ADMIN_PASSWORD"),
+            dataDirectory: dataDirectory,
+            serverSecret: secret,
+            maxBodyBytes: try parseInt(source.value("TOLLGATE_MAX_BODY_BYTES"), default: 32 << 20, range: 1024...(1 << 30), variable: "TOLLGATE_MAX_BODY_BYTES"),
+            maxJSONDepth: try parseInt(source.value("TOLLGATE_MAX_JSON_DEPTH"), default: 64, range: 2...512, variable: "TOLLGATE_MAX_JSON_DEPTH"),
+            clientIdleTimeout: try parseSeconds(source.value("TOLLGATE_CLIENT_TIMEOUT"), default: 30, variable: "TOLLGATE_CLIENT_TIMEOUT"),
+            upstreamConnectTimeout: try parseSeconds(source.value("TOLLGATE_UPSTREAM_CONNECT_TIMEOUT"), default: 10, variable: "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT"),
+            upstreamReadTimeout: try parseSeconds(source.value("TOLLGATE_UPSTREAM_READ_TIMEOUT"), default: 300, variable: "TOLLGATE_UPSTREAM_READ_TIMEOUT"),
+            drainTimeout: try parseSeconds(source.value("TOLLGATE_DRAIN_TIMEOUT"), default: 30, variable: "TOLLGATE_DRAIN_TIMEOUT"),
+            usageFlushInterval: .milliseconds(try parseInt(source.value("TOLLGATE_USAGE_FLUSH_MS"), default: 200, range: 1...60_000, variable: "TOLLGATE_USAGE_FLUSH_MS")),
+            usageQueueLimit: try parseInt(source.value("TOLLGATE_USAGE_QUEUE_LIMIT"), default: 50_000, range: 10...10_000_000, variable: "TOLLGATE_USAGE_QUEUE_LIMIT"),
+            logLevel: logLevel,
+            logFormat: logFormat
+        )
+    }
+
+    static func parseUpstreamURL(_ text: String, variable: String) throws(ConfigError) -> URL {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+            let host = url.host, !host.isEmpty, url.user == nil, url.password == nil, url.query == nil
+        else {
+            throw ConfigError(variable: variable, message: "must be an http(s) URL such as http://localhost:11434")
+        }
+        return url
+    }
+
+    static func parseDatabaseURL(_ text: String) throws(ConfigError) -> Database {
+        if text.hasPrefix("sqlite:///") {
+            let path = String(text.dropFirst("sqlite:///".count))
+            guard !path.isEmpty else { throw ConfigError(variable: "DATABASE_URL", message: "sqlite URL has no path") }
+            return .sqlite(path: path)
+        }
+        if text.hasPrefix("sqlite://") || text.hasPrefix("sqlite:") {
+            throw ConfigError(variable: "DATABASE_URL", message: "use sqlite:///relative/path.db or sqlite:////absolute/path.db")
+        }
+        if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            throw ConfigError(variable: "DATABASE_URL", message: "PostgreSQL is not supported by this build yet; use sqlite:///path")
+        }
+        throw ConfigError(variable: "DATABASE_URL", message: "must be sqlite:///path (for example sqlite:///./data/tollgate.db)")
+    }
+
+    static func parseHost(_ text: String, variable: String) throws(ConfigError) -> String {
+        let ok = !text.isEmpty && text.count <= 253 && text.allSatisfy { $0.isLetter || $0.isNumber || ".-:_".contains($0) }
+        guard ok else { throw ConfigError(variable: variable, message: "'\(text)' is not a host name or address") }
+        return text
+    }
+
+    static func parseInt(_ text: String?, default value: Int, range: ClosedRange<Int>, variable: String) throws(ConfigError) -> Int {
+        guard let text else { return value }
+        guard let n = Int(text), range.contains(n) else {
+            throw ConfigError(variable: variable, message: "must be an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+        }
+        return n
+    }
+
+    static func parseSeconds(_ text: String?, default value: Double, variable: String) throws(ConfigError) -> Duration {
+        guard let text else { return .milliseconds(Int64(value * 1000)) }
+        guard let s = Double(text), s > 0, s <= 86_400 else {
+            throw ConfigError(variable: variable, message: "must be a number of seconds between 0 and 86400, got '\(text)'")
+        }
+        return .milliseconds(Int64(s * 1000))
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import HTTPTypes
+import Synchronization
+import TollgateCore
+
+/// Who a request belongs to, once authenticated.
+public struct KeyIdentity: Sendable {
+    public let publicID: String
+    public let name: String
+}
+
+/// Why a request was not authenticated.
+public enum AuthFailure: Error, Sendable, Equatable {
+    case missing, invalid, disabled, revoked, expired, storeUnavailable
+
+    public var status: HTTPResponse.Status {
+        switch self {
+        case .missing, .invalid, .revoked, .expired: .unauthorized
+        case .disabled: .forbidden
+        case .storeUnavailable: .serviceUnavailable
+        }
+    }
+
+    public var message: String {
+        switch self {
+        case .missing: "missing API key: send Authorization: Bearer <key> or x-api-key"
+        case .invalid: "invalid API key"
+        case .disabled: "API key is disabled"
+        case .revoked: "API key has been revoked"
+        case .expired: "API key has expired"
+        case .storeUnavailable: "the gateway cannot check keys right now; try again shortly"
+        }
+    }
+}
+
+/// Authenticates `Authorization: Bearer` / `x-api-key` keys against an in-memory cache of hashed keys.
+///
+/// A miss goes to the store once; unknown ids are cached negatively (bounded). The cache is cleared
+/// when the store's key generation changes (see ``KeyCacheRefresher``), so keys changed by the CLI
+/// in another process take effect within the refresh interval, and at once for in-process changes.
+public final class KeyAuthenticator: Sendable {
+    enum Entry: Sendable {
+        case key(KeyRecord)
+        case absent
+    }
+
+    let hasher: KeyHasher
+    let store: any TollgateStore
+    let cache = Mutex<[String: Entry]>([:])
+    let generation = Mutex<Int?>(nil)
+    static let negativeLimit = 10_000
+    /// A digest compared against when the id is unknown, so both paths do the same work.
+    let decoyHash: String
+
+    public init(hasher: KeyHasher, store: any TollgateStore) {
+        self.hasher = hasher
+        self.store = store
+        self.decoyHash = hasher.digest(publicID: "decoy", secret: "decoy")
+    }
+
+    /// The key presented by a request, if any: `Authorization: Bearer <key>` first, then `x-api-key`.
+    public static func presentedKey(_ headers: HTTPFields) -> Substring? {
+        if let value = headers[.authorization] {
+            let v = value[...]
+            guard v.count > 7, v.prefix(7).lowercased() == "bearer " else { return v.isEmpty ? nil : "" }
+            return v.dropFirst(7).drop { $0 == " " }
+        }
+        if let value = headers[HTTPField.Name.xAPIKey] { return value[...] }
+        return nil
+    }
+
+    public func authenticate(_ headers: HTTPFields, now: Date = Date()) async -> Result<KeyIdentity, AuthFailure> {
+        guard let presented = Self.presentedKey(headers) else { return .failure(.missing) }
+        guard let parsed = APIKeyFormat.parse(presented) else { return .failure(.invalid) }
+        let entry: Entry
+        if let cached = cache.withLock({ $0[parsed.publicID] }) {
+            entry = cached
+        } else {
+            do {
+                let found = try await store.key(publicID: parsed.publicID)
+                entry = found.map(Entry.key) ?? .absent
+                cache.withLock { cache in
+                    if case .absent = entry, cache.count >= Self.negativeLimit { cache.removeAll() }
+                    cache[parsed.publicID] = entry
+                }
+            } catch {
+                return .failure(.storeUnavailable)
+            }
+        }
+        let digest = hasher.digest(publicID: parsed.publicID, secret: parsed.secret)
+        guard case .key(let record) = entry else {
+            _ = KeyHasher.constantTimeEquals(digest, decoyHash)
+            return .failure(.invalid)
+        }
+        guard KeyHasher.constantTimeEquals(digest, record.secretHash) else { return .failure(.invalid) }
+        switch record.status {
+        case .disabled: return .failure(.disabled)
+        case .revoked: return .failure(.revoked)
+        case .active: break
+        }
+        if let expiry = record.expiresAt, expiry <= now { return .failure(.expired) }
+        return .success(KeyIdentity(publicID: record.publicID, name: record.name))
+    }
+
+    /// Drops every cached key (after a change made in this process).
+    public func invalidate() {
+        cache.withLock { $0.removeAll() }
+    }
+
+    /// Reads the store's key generation and clears the cache when it moved.
+    public func refreshIfChanged() async throws {
+        let current = try await store.keyGeneration()
+        let changed = generation.withLock { known in
+            defer { known = current }
+            return known != nil && known != current
+        }
+        if changed { invalidate() }
+    }
+}
+
+extension HTTPField.Name {
+    static let xAPIKey = HTTPField.Name("x-api-key")!
+    static let xRequestID = HTTPField.Name("x-request-id")!
+}

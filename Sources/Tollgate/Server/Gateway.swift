@@ -1,0 +1,154 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import TollgateCore
+import UnixSignals
+
+/// The assembled gateway: store, key cache, usage writer, upstream client, and the proxy and
+/// admin listeners, as one group of services with graceful shutdown.
+public final class Gateway: Sendable {
+    public let config: TollgateConfig
+    public let store: any TollgateStore
+    public let authenticator: KeyAuthenticator
+    public let usage: UsageWriter
+    public let drain: DrainState
+    let client: UpstreamClient
+    let logger: Logger
+    let boundPorts = BoundPorts()
+
+    /// Opens the store, runs migrations and resolves the server secret.
+    public static func open(config: TollgateConfig, logger: Logger) async throws -> Gateway {
+        let store = try await openStore(config: config, logger: logger)
+        do {
+            try await store.migrate()
+            let secret = try ServerSecret.resolve(configured: config.serverSecret, dataDirectory: config.dataDirectory)
+            return Gateway(config: config, store: store, secret: secret, logger: logger)
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+
+    /// The store named by the configuration (used by the CLI too).
+    public static func openStore(config: TollgateConfig, logger: Logger) async throws -> any TollgateStore {
+        switch config.database {
+        case .sqlite(let path):
+            return try await SQLStore.openSQLite(path: path, logger: logger)
+        }
+    }
+
+    init(config: TollgateConfig, store: any TollgateStore, secret: String, logger: Logger) {
+        self.config = config
+        self.store = store
+        self.logger = logger
+        self.authenticator = KeyAuthenticator(hasher: KeyHasher(serverSecret: secret), store: store)
+        self.usage = UsageWriter(store: store, interval: config.usageFlushInterval, limit: config.usageQueueLimit, logger: logger)
+        self.drain = DrainState()
+        self.client = UpstreamClient(connectTimeout: config.upstreamConnectTimeout, readTimeout: config.upstreamReadTimeout)
+    }
+
+    /// The services in start order; graceful shutdown runs in reverse (drain first, usage writer last).
+    func services() -> [any Service] {
+        let front = OllamaFront(
+            authenticator: authenticator, router: BackendRouter(ollamaURL: config.ollamaURL), client: client, usage: usage,
+            drain: drain, maxBodyBytes: config.maxBodyBytes, maxJSONDepth: config.maxJSONDepth, logger: logger
+        )
+        let idle = TimeAmount(config.clientIdleTimeout)
+        let ports = boundPorts
+        let proxy = Application(
+            responder: front,
+            server: .http1(configuration: .init(idleTimeout: idle)),
+            configuration: .init(address: .hostname(config.proxy.host, port: config.proxy.port), serverName: nil),
+            onServerRunning: { channel in ports.set(.proxy, channel.localAddress?.port) },
+            logger: logger
+        )
+        let admin = Application(
+            router: AdminRoutes.build(store: store, drain: drain),
+            server: .http1(configuration: .init(idleTimeout: idle)),
+            configuration: .init(address: .hostname(config.admin.host, port: config.admin.port), serverName: nil),
+            onServerRunning: { channel in ports.set(.admin, channel.localAddress?.port) },
+            logger: logger
+        )
+        return [
+            usage,
+            UpstreamClientService(client: client),
+            KeyCacheRefresher(authenticator: authenticator, interval: .seconds(1), logger: logger),
+            admin,
+            proxy,
+            DrainCoordinator(drain: drain, client: client, deadline: config.drainTimeout, logger: logger),
+        ]
+    }
+
+    /// Runs until a signal (or `group.triggerGracefulShutdown()`), then drains and closes the store.
+    public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+        let group = makeServiceGroup(signals: signals)
+        try await runGroup(group)
+    }
+
+    /// A service group for this gateway (tests keep it to trigger shutdown themselves).
+    public func makeServiceGroup(signals: [UnixSignal] = []) -> ServiceGroup {
+        ServiceGroup(
+            configuration: .init(
+                services: services(),
+                gracefulShutdownSignals: signals,
+                cancellationSignals: [],
+                logger: logger
+            )
+        )
+    }
+
+    public func runGroup(_ group: ServiceGroup) async throws {
+        defer { logger.info("tollgate stopped") }
+        do {
+            try await group.run()
+        } catch {
+            await store.close()
+            throw error
+        }
+        await store.close()
+    }
+
+    /// The ports the listeners bound to (useful with port 0), once they are running.
+    public func listeningPorts() async -> (proxy: Int, admin: Int) {
+        await boundPorts.wait()
+    }
+}
+
+/// Ports reported by the listeners as they start.
+final class BoundPorts: Sendable {
+    struct Ports {
+        var proxy: Int?
+        var admin: Int?
+        var waiters: [CheckedContinuation<(proxy: Int, admin: Int), Never>] = []
+    }
+    let state = Mutex(Ports())
+
+    enum Listener { case proxy, admin }
+
+    func set(_ listener: Listener, _ port: Int?) {
+        let ready: ([CheckedContinuation<(proxy: Int, admin: Int), Never>], (Int, Int))? = state.withLock { s in
+            switch listener {
+            case .proxy: s.proxy = port ?? -1
+            case .admin: s.admin = port ?? -1
+            }
+            guard let p = s.proxy, let a = s.admin else { return nil }
+            defer { s.waiters.removeAll() }
+            return (s.waiters, (p, a))
+        }
+        if let (waiters, ports) = ready { for w in waiters { w.resume(returning: ports) } }
+    }
+
+    func wait() async -> (proxy: Int, admin: Int) {
+        await withCheckedContinuation { c in
+            let ports: (Int, Int)? = state.withLock { s in
+                if let p = s.proxy, let a = s.admin { return (p, a) }
+                s.waiters.append(c)
+                return nil
+            }
+            if let ports { c.resume(returning: ports) }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+import Hummingbird
+import NIOCore
+
+/// Per-request context for both listeners: Hummingbird's core storage plus the client's address.
+public struct GatewayRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.channel = source.channel
+    }
+
+    /// The peer's IP address (no port).
+    public var clientAddress: String? { channel.remoteAddress?.ipAddress }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Synchronization
+
+/// Settles one request exactly once: a usage record is queued on the first `settle` call, and
+/// if the request object is dropped without being settled (a path nobody foresaw, a response body
+/// that was never written), `deinit` settles it as a client disconnect. Invariant 1 of the design.
+final class RequestSettlement: Sendable {
+    let writer: UsageWriter
+    let template: Mutex<UsageRecord?>
+    let started: ContinuousClock.Instant
+    let promptEstimate: Int?
+
+    init(writer: UsageWriter, template: UsageRecord, started: ContinuousClock.Instant, promptEstimate: Int?) {
+        self.writer = writer
+        self.template = Mutex(template)
+        self.started = started
+        self.promptEstimate = promptEstimate
+    }
+
+    /// Milliseconds since the request started.
+    func elapsedMs() -> Double {
+        let d = ContinuousClock.now - started
+        let (s, atto) = d.components
+        return Double(s) * 1000 + Double(atto) / 1e15
+    }
+
+    /// Queues the record, completed by `fill`; later calls do nothing. Returns whether this call settled.
+    @discardableResult
+    func settle(_ fill: (inout UsageRecord) -> Void) -> Bool {
+        guard var record = template.withLock({ t -> UsageRecord? in
+            defer { t = nil }
+            return t
+        }) else { return false }
+        fill(&record)
+        record.latencyMs = elapsedMs()
+        writer.record(record)
+        return true
+    }
+
+    deinit {
+        let estimate = promptEstimate
+        settle { r in
+            r.outcome = .clientDisconnect
+            r.httpStatus = 499
+            r.promptTokens = estimate
+            r.usageSource = estimate == nil ? .none : .estimated
+        }
+    }
+}

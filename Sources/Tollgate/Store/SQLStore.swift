@@ -1,0 +1,210 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SQLKit
+import SQLiteKit
+
+/// The store on SQLite (WAL, `busy_timeout`), written with SQLKit so the same statements serve
+/// PostgreSQL later. One connection; every operation takes its turn through a serial gate so
+/// multi-statement transactions never interleave. SQLite work runs on NIO's thread pool, never on
+/// the cooperative pool.
+public final class SQLStore: TollgateStore {
+    let connection: SQLiteConnection
+    let db: any SQLDatabase
+    let gate = AsyncSerialGate()
+
+    init(connection: SQLiteConnection) {
+        self.connection = connection
+        self.db = connection.sql()
+    }
+
+    /// Opens (creating folders as needed) an SQLite file and sets WAL mode and a busy timeout.
+    public static func openSQLite(path: String, busyTimeoutMs: Int = 5000, logger: Logger) async throws -> SQLStore {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty, path != ":memory:" {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        let storage: SQLiteConnection.Storage = path == ":memory:" ? .memory : .file(path: path)
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .notice)
+        let connection = try await SQLiteConnection.open(storage: storage, logger: quiet)
+        let store = SQLStore(connection: connection)
+        do {
+            _ = try await connection.query("PRAGMA busy_timeout = \(busyTimeoutMs)")
+            _ = try await connection.query("PRAGMA journal_mode = WAL")
+            _ = try await connection.query("PRAGMA synchronous = NORMAL")
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        return store
+    }
+
+    public func close() async {
+        try? await connection.close()
+    }
+
+    func serial<T: Sendable>(_ operation: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        let db = self.db
+        return try await gate.run { try await operation(db) }
+    }
+
+    /// Runs statements in one transaction (the caller already holds the serial turn).
+    static func transaction<T: Sendable>(_ db: any SQLDatabase, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        try await db.raw("BEGIN IMMEDIATE").run()
+        do {
+            let value = try await body(db)
+            try await db.raw("COMMIT").run()
+            return value
+        } catch {
+            try? await db.raw("ROLLBACK").run()
+            throw error
+        }
+    }
+
+    public func migrate() async throws {
+        try await serial { db in
+            try await db.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)").run()
+            let rows = try await db.raw("SELECT version FROM schema_migrations").all()
+            let applied = Set(try rows.map { try $0.decode(column: "version", as: Int.self) })
+            for step in Migrations.steps where !applied.contains(step.version) {
+                try await Self.transaction(db) { db in
+                    for statement in step.statements {
+                        try await db.raw(SQLQueryString(statement)).run()
+                    }
+                    try await db.raw("INSERT INTO schema_migrations (version, applied_at) VALUES (\(bind: step.version), \(bind: Self.ms(Date())))").run()
+                }
+            }
+        }
+    }
+
+    public func ping() async throws {
+        try await serial { db in _ = try await db.raw("SELECT 1 AS one").first() }
+    }
+
+    // MARK: Keys
+
+    public func insertKey(_ key: KeyRecord) async throws {
+        try await serial { db in
+            try await Self.transaction(db) { db in
+                try await db.raw(
+                    """
+                    INSERT INTO api_keys (id, name, secret_hash, status, created_at, expires_at, updated_at)
+                    VALUES (\(bind: key.publicID), \(bind: key.name), \(bind: key.secretHash), \(bind: key.status.rawValue),
+                            \(bind: Self.ms(key.createdAt)), \(bind: key.expiresAt.map(Self.ms)), \(bind: Self.ms(key.updatedAt)))
+                    """
+                ).run()
+                try await Self.bumpKeyGeneration(db)
+            }
+        }
+    }
+
+    public func key(publicID: String) async throws -> KeyRecord? {
+        try await serial { db in
+            try await db.raw("SELECT * FROM api_keys WHERE id = \(bind: publicID)").first().map(Self.keyRecord)
+        }
+    }
+
+    public func keys() async throws -> [KeyRecord] {
+        try await serial { db in
+            try await db.raw("SELECT * FROM api_keys ORDER BY created_at, id").all().map(Self.keyRecord)
+        }
+    }
+
+    public func setKeyStatus(publicID: String, to status: KeyStatus) async throws -> Bool {
+        try await serial { db in
+            try await Self.transaction(db) { db in
+                guard try await db.raw("SELECT id FROM api_keys WHERE id = \(bind: publicID)").first() != nil else { return false }
+                try await db.raw(
+                    "UPDATE api_keys SET status = \(bind: status.rawValue), updated_at = \(bind: Self.ms(Date())) WHERE id = \(bind: publicID)"
+                ).run()
+                try await Self.bumpKeyGeneration(db)
+                return true
+            }
+        }
+    }
+
+    public func keyGeneration() async throws -> Int {
+        try await serial { db in
+            try await db.raw("SELECT value FROM tollgate_meta WHERE name = 'key_generation'").first()?.decode(column: "value", as: Int.self) ?? 0
+        }
+    }
+
+    static func bumpKeyGeneration(_ db: any SQLDatabase) async throws {
+        try await db.raw("UPDATE tollgate_meta SET value = value + 1 WHERE name = 'key_generation'").run()
+    }
+
+    static func keyRecord(_ row: any SQLRow) throws -> KeyRecord {
+        KeyRecord(
+            publicID: try row.decode(column: "id", as: String.self),
+            name: try row.decode(column: "name", as: String.self),
+            secretHash: try row.decode(column: "secret_hash", as: String.self),
+            status: KeyStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .disabled,
+            createdAt: date(try row.decode(column: "created_at", as: Int64.self)),
+            expiresAt: try row.decode(column: "expires_at", as: Int64?.self).map(date),
+            updatedAt: date(try row.decode(column: "updated_at", as: Int64.self))
+        )
+    }
+
+    // MARK: Usage
+
+    static let usageColumns = [
+        "request_id", "created_at", "key_id", "endpoint", "model_requested", "model_served", "stream", "http_status",
+        "outcome", "prompt_tokens", "completion_tokens", "usage_source", "latency_ms", "ttfb_ms", "client_address", "error",
+    ]
+
+    public func insertUsage(_ records: [UsageRecord]) async throws {
+        guard !records.isEmpty else { return }
+        try await serial { db in
+            try await Self.transaction(db) { db in
+                for batch in stride(from: 0, to: records.count, by: 400).map({ records[$0..<min($0 + 400, records.count)] }) {
+                    var insert = db.insert(into: "usage_records").columns(Self.usageColumns)
+                    for r in batch {
+                        let values: [any Encodable & Sendable] = [
+                            r.requestID, Self.ms(r.createdAt), r.keyID, r.endpoint, r.modelRequested, r.modelServed,
+                            r.stream ? 1 : 0, r.httpStatus, r.outcome.rawValue, r.promptTokens, r.completionTokens,
+                            r.usageSource.rawValue, r.latencyMs, r.ttfbMs, r.clientAddress, r.error,
+                        ]
+                        insert = insert.values(values)
+                    }
+                    try await insert.ignoringConflicts(with: "request_id").run()
+                }
+            }
+        }
+    }
+
+    public func usage(_ filter: UsageFilter) async throws -> [UsageRecord] {
+        try await serial { db in
+            var query: SQLQueryString = "SELECT * FROM usage_records WHERE 1 = 1"
+            if let keyID = filter.keyID { query = query + " AND key_id = \(bind: keyID)" }
+            if let since = filter.since { query = query + " AND created_at >= \(bind: Self.ms(since))" }
+            query = query + " ORDER BY created_at DESC, request_id LIMIT \(bind: max(1, min(filter.limit, 100_000)))"
+            return try await db.raw(query).all().map(Self.usageRecord)
+        }
+    }
+
+    static func usageRecord(_ row: any SQLRow) throws -> UsageRecord {
+        UsageRecord(
+            requestID: try row.decode(column: "request_id", as: String.self),
+            createdAt: date(try row.decode(column: "created_at", as: Int64.self)),
+            keyID: try row.decode(column: "key_id", as: String?.self),
+            endpoint: try row.decode(column: "endpoint", as: String.self),
+            modelRequested: try row.decode(column: "model_requested", as: String?.self),
+            modelServed: try row.decode(column: "model_served", as: String?.self),
+            stream: try row.decode(column: "stream", as: Int.self) != 0,
+            httpStatus: try row.decode(column: "http_status", as: Int.self),
+            outcome: UsageOutcome(rawValue: try row.decode(column: "outcome", as: String.self)) ?? .upstreamError,
+            promptTokens: try row.decode(column: "prompt_tokens", as: Int?.self),
+            completionTokens: try row.decode(column: "completion_tokens", as: Int?.self),
+            usageSource: UsageSource(rawValue: try row.decode(column: "usage_source", as: String.self)) ?? .unknown,
+            latencyMs: try row.decode(column: "latency_ms", as: Double.self),
+            ttfbMs: try row.decode(column: "ttfb_ms", as: Double?.self),
+            clientAddress: try row.decode(column: "client_address", as: String?.self),
+            error: try row.decode(column: "error", as: String?.self)
+        )
+    }
+
+    static func ms(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+    static func date(_ ms: Int64) -> Date { Date(timeIntervalSince1970: Double(ms) / 1000) }
+}

@@ -1,0 +1,66 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+/// The HTTP client the gateway talks to upstreams with, configured for a proxy: no redirects,
+/// no decompression (bytes pass through as sent), explicit connect and read timeouts, and a
+/// connection pool large enough for many concurrent streams.
+public struct UpstreamClient: Sendable {
+    public let http: HTTPClient
+
+    public init(connectTimeout: Duration, readTimeout: Duration) {
+        var pool = HTTPClient.Configuration.ConnectionPool()
+        pool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1024
+        pool.idleTimeout = .seconds(60)
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: TimeAmount(connectTimeout), read: TimeAmount(readTimeout)),
+            connectionPool: pool,
+            decompression: .disabled
+        )
+        configuration.httpVersion = .http1Only
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Response headers that describe the hop, not the content; never relayed.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+        "transfer-encoding", "upgrade", "content-length", "set-cookie", "server", "date",
+    ]
+
+    /// Converts upstream response headers for the client, dropping hop-by-hop headers
+    /// (including any the upstream's `Connection` header names).
+    static func clientHeaders(from upstream: HTTPHeaders) -> HTTPFields {
+        var named = Set<String>()
+        for value in upstream[canonicalForm: "connection"] { named.insert(value.lowercased()) }
+        var fields = HTTPFields()
+        for (name, value) in upstream {
+            let lower = name.lowercased()
+            if hopByHop.contains(lower) || named.contains(lower) { continue }
+            guard let fieldName = HTTPField.Name(lower) else { continue }
+            fields.append(HTTPField(name: fieldName, value: value))
+        }
+        return fields
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// Shuts the upstream client down when the service group stops (AsyncHTTPClient requires it).
+struct UpstreamClientService: Service {
+    let client: UpstreamClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try? await client.http.shutdown()
+    }
+}

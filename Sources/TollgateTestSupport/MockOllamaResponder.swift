@@ -1,0 +1,150 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Answers requests for ``MockOllama``.
+struct MockOllamaResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+    let mock: MockOllama
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let body = try await request.body.collect(upTo: 64 << 20)
+        let path = request.head.path ?? "/"
+        mock.record(
+            MockOllama.Received(
+                method: request.method.rawValue, path: path,
+                headers: request.headers.map { ($0.name.canonicalName, $0.value) }, body: Array(body.readableBytesView)
+            )
+        )
+        let behavior = mock.behavior
+        let json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
+        let model = behavior.model ?? (json["model"] as? String) ?? "mock"
+        if behavior.firstByteDelay > .zero {
+            do {
+                try await Task.sleep(for: behavior.firstByteDelay)
+            } catch {
+                mock.markCancelled()
+                throw error
+            }
+        }
+        if let status = behavior.failStatus {
+            return Self.json(["error": "mock failure \(status)"], status: .init(code: status))
+        }
+        switch path {
+        case "/":
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "Ollama is running")))
+        case "/api/version":
+            return Self.json(["version": "0.12.0"])
+        case "/api/tags":
+            return Self.json(["models": [Self.modelEntry("llama3.2:latest"), Self.modelEntry("nomic-embed-text:latest")]])
+        case "/api/ps":
+            return Self.json(["models": [Self.modelEntry("llama3.2:latest")]])
+        case "/api/show":
+            return Self.json([
+                "modelfile": "FROM llama3.2", "parameters": "", "template": "{{ .Prompt }}",
+                "details": ["family": "llama", "parameter_size": "3.2B", "quantization_level": "Q4_K_M"],
+                "model_info": ["general.architecture": "llama", "llama.context_length": 131072],
+                "capabilities": ["completion", "tools"],
+            ])
+        case "/api/embed":
+            let inputs = (json["input"] as? [Any])?.count ?? 1
+            return Self.json([
+                "model": model, "embeddings": Array(repeating: [0.1, -0.2, 0.3], count: inputs),
+                "total_duration": 1000, "load_duration": 10, "prompt_eval_count": behavior.promptEvalCount ?? 0,
+            ])
+        case "/api/embeddings":
+            return Self.json(["embedding": [0.1, -0.2, 0.3]])
+        case "/api/chat", "/api/generate":
+            let stream = (json["stream"] as? Bool) ?? true
+            let isChat = path == "/api/chat"
+            if !stream {
+                var object = Self.finalChunk(model: model, isChat: isChat, behavior: behavior, sent: behavior.chunks)
+                let text = (0..<behavior.chunks).map { "tok\($0) " }.joined()
+                if isChat { object["message"] = ["role": "assistant", "content": text] } else { object["response"] = text }
+                if let delay = Optional(behavior.chunkDelay), delay > .zero {
+                    do {
+                        try await request.body.consumeWithCancellationOnInboundClose { _ in
+                            try await Task.sleep(for: delay * behavior.chunks)
+                        }
+                    } catch {
+                        mock.markCancelled()
+                        throw error
+                    }
+                }
+                mock.markCompleted()
+                return Self.json(object)
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/x-ndjson"],
+                body: ResponseBody { writer in
+                    let mock = self.mock
+                    var sent = 0
+                    do {
+                        while behavior.endless || sent < behavior.chunks {
+                            if behavior.chunkDelay > .zero { try await Task.sleep(for: behavior.chunkDelay) }
+                            if let k = behavior.errorLineAfterChunk, sent == k {
+                                try await writer.write(ByteBuffer(string: "{\"error\":\"mock model crashed\"}\n"))
+                                try await writer.finish(nil)
+                                mock.markCompleted()
+                                return
+                            }
+                            if let k = behavior.dropAfterChunk, sent == k { throw MockOllama.MockError.dropped }
+                            if let k = behavior.holdAfterChunk, sent == k {
+                                await mock.waitForRelease(atLeast: 1)
+                            }
+                            try await writer.write(Self.line(Self.contentChunk(model: model, isChat: isChat, index: sent)))
+                            sent += 1
+                        }
+                        try await writer.write(Self.line(Self.finalChunk(model: model, isChat: isChat, behavior: behavior, sent: sent)))
+                        try await writer.finish(nil)
+                        mock.markCompleted()
+                    } catch MockOllama.MockError.dropped {
+                        throw MockOllama.MockError.dropped
+                    } catch {
+                        mock.markCancelled()
+                        throw error
+                    }
+                }
+            )
+        default:
+            return Self.json(["status": "success"])
+        }
+    }
+
+    static func contentChunk(model: String, isChat: Bool, index: Int) -> [String: Any] {
+        var o: [String: Any] = ["model": model, "created_at": "2026-11-23T10:00:00.000000Z", "done": false]
+        if isChat { o["message"] = ["role": "assistant", "content": "tok\(index) "] } else { o["response"] = "tok\(index) " }
+        return o
+    }
+
+    static func finalChunk(model: String, isChat: Bool, behavior: MockOllama.Behavior, sent: Int) -> [String: Any] {
+        var o: [String: Any] = [
+            "model": model, "created_at": "2026-11-23T10:00:01.000000Z", "done": true, "done_reason": "stop",
+            "total_duration": 182_242_375, "load_duration": 41_295_167, "prompt_eval_duration": 24_573_166,
+            "eval_duration": 115_959_084, "eval_count": behavior.evalCount ?? sent,
+        ]
+        if let p = behavior.promptEvalCount { o["prompt_eval_count"] = p }
+        if isChat { o["message"] = ["role": "assistant", "content": ""] } else { o["response"] = "" }
+        return o
+    }
+
+    static func modelEntry(_ name: String) -> [String: Any] {
+        [
+            "name": name, "model": name, "modified_at": "2026-11-01T10:00:00Z", "size": 2_019_393_189,
+            "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+            "details": ["format": "gguf", "family": "llama", "parameter_size": "3.2B", "quantization_level": "Q4_K_M"],
+        ]
+    }
+
+    static func line(_ object: [String: Any]) -> ByteBuffer {
+        var data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
+        data.append(0x0A)
+        return ByteBuffer(bytes: data)
+    }
+
+    static func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,261 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Tollgate
+
+@main
+struct TollgateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tollgate",
+        abstract: "A self-hosted LLM gateway: keys, quotas and usage records in front of Ollama.",
+        subcommands: [Serve.self, Migrate.self, Keys.self, Usage.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// Loads the configuration or exits with a message naming the variable at fault.
+func loadConfig() throws -> TollgateConfig {
+    do {
+        return try TollgateConfig.load(from: ConfigSource())
+    } catch {
+        FileHandle.standardError.write(Data("tollgate: \(error)\n".utf8))
+        throw ExitCode(78)
+    }
+}
+
+func cliLogger(_ config: TollgateConfig) -> Logger {
+    var logger = Logger(label: "tollgate")
+    logger.logLevel = .warning
+    return logger
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the proxy and admin listeners.")
+
+    func run() async throws {
+        let config = try loadConfig()
+        LogSetup.bootstrap(format: config.logFormat, level: Logger.Level(rawValue: config.logLevel) ?? .info)
+        var logger = Logger(label: "tollgate")
+        logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
+        let gateway: Gateway
+        do {
+            gateway = try await Gateway.open(config: config, logger: logger)
+        } catch let error as ConfigError {
+            FileHandle.standardError.write(Data("tollgate: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
+        logger.info(
+            "tollgate starting",
+            metadata: [
+                "proxy": "\(config.proxy.host):\(config.proxy.port)", "admin": "\(config.admin.host):\(config.admin.port)",
+                "ollama": "\(config.ollamaURL.absoluteString)",
+            ]
+        )
+        try await gateway.run()
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create or update the database schema and exit.")
+
+    func run() async throws {
+        let config = try loadConfig()
+        let store = try await Gateway.openStore(config: config, logger: cliLogger(config))
+        defer { Task { await store.close() } }
+        try await store.migrate()
+        print("schema is up to date")
+        await store.close()
+    }
+}
+
+/// Opens the store (migrating it) and resolves the server secret for key commands.
+func withKeyManager<T>(_ body: (KeyManager, any TollgateStore) async throws -> T) async throws -> T {
+    let config = try loadConfig()
+    let store = try await Gateway.openStore(config: config, logger: cliLogger(config))
+    do {
+        try await store.migrate()
+        let secret = try ServerSecret.resolve(configured: config.serverSecret, dataDirectory: config.dataDirectory)
+        let value = try await body(KeyManager(store: store, serverSecret: secret), store)
+        await store.close()
+        return value
+    } catch {
+        await store.close()
+        throw error
+    }
+}
+
+func failCLI(_ error: any Error) -> ExitCode {
+    FileHandle.standardError.write(Data("tollgate: \(error)\n".utf8))
+    return ExitCode(1)
+}
+
+func formatDate(_ date: Date?) -> String {
+    guard let date else { return "-" }
+    return ISO8601DateFormatter().string(from: date)
+}
+
+/// Parses `2026-12-31`, `2026-12-31T18:00:00Z` or `2026-12-31T18:00:00+01:00`.
+func parseDate(_ text: String) -> Date? {
+    let full = ISO8601DateFormatter()
+    if let d = full.date(from: text) { return d }
+    let day = DateFormatter()
+    day.locale = Locale(identifier: "en_US_POSIX")
+    day.dateFormat = "yyyy-MM-dd"
+    return day.date(from: text)
+}
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage client keys (works while the server runs).",
+        subcommands: [Create.self, List.self, Show.self, Disable.self, Enable.self, Revoke.self]
+    )
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key and print it once.")
+        @Option(help: "A name for the key (who or what uses it).") var name: String
+        @Option(help: "Expiry: YYYY-MM-DD (midnight, local time) or an ISO 8601 date-time.") var expires: String?
+
+        func run() async throws {
+            var expiry: Date?
+            if let expires {
+                guard let d = parseDate(expires) else { throw failCLI(ValidationError("--expires: cannot read '\(expires)'")) }
+                expiry = d
+            }
+            let created: KeyManager.Created
+            do {
+                created = try await withKeyManager { manager, _ in try await manager.create(name: name, expiresAt: expiry) }
+            } catch let e as KeyManager.Failure { throw failCLI(e) }
+            print("id:      \(created.record.publicID)")
+            print("name:    \(created.record.name)")
+            print("expires: \(formatDate(created.record.expiresAt))")
+            print("key:     \(created.plaintext)")
+            FileHandle.standardError.write(Data("The key is shown only now; store it safely. Tollgate keeps only its hash.\n".utf8))
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List keys (masked).")
+        func run() async throws {
+            let keys = try await withKeyManager { _, store in try await store.keys() }
+            print("ID          KEY                  STATUS    EXPIRES                NAME")
+            for k in keys {
+                let key = "tg-\(k.publicID)-****"
+                print("\(k.publicID)  \(key.padding(toLength: 19, withPad: " ", startingAt: 0))  \(effectiveStatus(k).padding(toLength: 8, withPad: " ", startingAt: 0))  \(formatDate(k.expiresAt).padding(toLength: 21, withPad: " ", startingAt: 0))  \(k.name)")
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one key (never its secret).")
+        @Argument(help: "The key's id.") var id: String
+        func run() async throws {
+            let k: KeyRecord
+            do { k = try await withKeyManager { m, _ in try await m.show(id) } } catch let e as KeyManager.Failure { throw failCLI(e) }
+            print("id:       \(k.publicID)")
+            print("key:      tg-\(k.publicID)-****")
+            print("name:     \(k.name)")
+            print("status:   \(effectiveStatus(k))")
+            print("created:  \(formatDate(k.createdAt))")
+            print("updated:  \(formatDate(k.updatedAt))")
+            print("expires:  \(formatDate(k.expiresAt))")
+        }
+    }
+
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Disable a key (can be enabled again).")
+        @Argument(help: "The key's id.") var id: String
+        func run() async throws { try await changeStatus(id, .disabled) }
+    }
+
+    struct Enable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enable a disabled key.")
+        @Argument(help: "The key's id.") var id: String
+        func run() async throws { try await changeStatus(id, .active) }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a key for good.")
+        @Argument(help: "The key's id.") var id: String
+        func run() async throws { try await changeStatus(id, .revoked) }
+    }
+}
+
+func effectiveStatus(_ k: KeyRecord) -> String {
+    if k.status == .active, let e = k.expiresAt, e <= Date() { return "expired" }
+    return k.status.rawValue
+}
+
+func changeStatus(_ id: String, _ status: KeyStatus) async throws {
+    do {
+        let record = try await withKeyManager { m, store -> KeyRecord in
+            if status == .active, let current = try await store.key(publicID: KeyManager.publicID(from: id)), current.status == .revoked {
+                throw ValidationError("key \(current.publicID) is revoked and cannot be enabled")
+            }
+            return try await m.setStatus(id, to: status)
+        }
+        print("\(record.publicID): \(record.status.rawValue)")
+    } catch let e as KeyManager.Failure {
+        throw failCLI(e)
+    } catch let e as ValidationError {
+        throw failCLI(e)
+    }
+}
+
+struct Usage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show usage records.", subcommands: [List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List usage records, newest first.")
+        @Option(help: "Only this key's records.") var key: String?
+        @Option(help: "Only records since this date (YYYY-MM-DD or ISO 8601).") var since: String?
+        @Option(help: "At most this many records.") var limit: Int = 100
+        @Flag(help: "Print JSON lines instead of a table.") var json = false
+
+        func run() async throws {
+            var sinceDate: Date?
+            if let since {
+                guard let d = parseDate(since) else { throw failCLI(ValidationError("--since: cannot read '\(since)'")) }
+                sinceDate = d
+            }
+            let filter = UsageFilter(keyID: key.map(KeyManager.publicID(from:)), since: sinceDate, limit: limit)
+            let records = try await withKeyManager { _, store in try await store.usage(filter) }
+            if json {
+                for r in records { print(UsageLine.json(r)) }
+                return
+            }
+            print("TIME                  REQUEST               KEY         ENDPOINT         MODEL               STATUS OUTCOME             PROMPT COMPL  SOURCE     LAT_MS  TTFB_MS")
+            for r in records { print(UsageLine.row(r)) }
+        }
+    }
+}
+
+enum UsageLine {
+    static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? String(s.prefix(n)) : s.padding(toLength: n, withPad: " ", startingAt: 0) }
+    static func row(_ r: UsageRecord) -> String {
+        [
+            pad(formatDate(r.createdAt), 21), pad(r.requestID, 21), pad(r.keyID ?? "-", 11), pad(r.endpoint, 16),
+            pad(r.modelRequested ?? "-", 19), pad(String(r.httpStatus), 6), pad(r.outcome.rawValue, 19),
+            pad(r.promptTokens.map(String.init) ?? "-", 6), pad(r.completionTokens.map(String.init) ?? "-", 6),
+            pad(r.usageSource.rawValue, 9), pad(String(format: "%.1f", r.latencyMs), 7),
+            r.ttfbMs.map { String(format: "%.1f", $0) } ?? "-",
+        ].joined(separator: " ")
+    }
+
+    static func json(_ r: UsageRecord) -> String {
+        var o: [String: Any] = [
+            "request_id": r.requestID, "time": formatDate(r.createdAt), "endpoint": r.endpoint, "stream": r.stream,
+            "http_status": r.httpStatus, "outcome": r.outcome.rawValue, "usage_source": r.usageSource.rawValue,
+            "latency_ms": r.latencyMs,
+        ]
+        o["key_id"] = r.keyID
+        o["model_requested"] = r.modelRequested
+        o["model_served"] = r.modelServed
+        o["prompt_tokens"] = r.promptTokens
+        o["completion_tokens"] = r.completionTokens
+        o["ttfb_ms"] = r.ttfbMs
+        o["client_address"] = r.clientAddress
+        o["error"] = r.error
+        let data = (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
