@@ -54,6 +54,7 @@ public final class MockOllama: Sendable {
     struct State {
         var behavior = Behavior()
         var received: [Received] = []
+        var sent: [UInt8] = []
         var cancelled = 0
         var completed = 0
         var releases = 0
@@ -142,6 +143,10 @@ public final class MockOllama: Sendable {
     enum MockError: Error { case couldNotStart, dropped }
 
     func record(_ r: Received) { state.withLock { $0.received.append(r) } }
+    func recordSent(_ buffer: ByteBuffer) { state.withLock { $0.sent.append(contentsOf: buffer.readableBytesView) } }
+
+    /// Every body byte the mock has sent, in order (compare with what a client got through the gateway).
+    public var sentBytes: [UInt8] { state.withLock { $0.sent } }
     func markCancelled() { state.withLock { $0.cancelled += 1 } }
     func markCompleted() { state.withLock { $0.completed += 1 } }
 

@@ -73,7 +73,9 @@ struct MockOllamaResponder: HTTPResponder {
                     }
                 }
                 mock.markCompleted()
-                return Self.json(object)
+                let response = Self.json(object)
+                mock.recordSent(ByteBuffer(bytes: (try? JSONSerialization.data(withJSONObject: object)) ?? Data()))
+                return response
             }
             return Response(
                 status: .ok, headers: [.contentType: "application/x-ndjson"],
@@ -84,7 +86,9 @@ struct MockOllamaResponder: HTTPResponder {
                         while behavior.endless || sent < behavior.chunks {
                             if behavior.chunkDelay > .zero { try await Task.sleep(for: behavior.chunkDelay) }
                             if let k = behavior.errorLineAfterChunk, sent == k {
-                                try await writer.write(ByteBuffer(string: "{\"error\":\"mock model crashed\"}\n"))
+                                let line = ByteBuffer(string: "{\"error\":\"mock model crashed\"}\n")
+                                mock.recordSent(line)
+                                try await writer.write(line)
                                 try await writer.finish(nil)
                                 mock.markCompleted()
                                 return
@@ -93,10 +97,14 @@ struct MockOllamaResponder: HTTPResponder {
                             if let k = behavior.holdAfterChunk, sent == k {
                                 await mock.waitForRelease(atLeast: 1)
                             }
-                            try await writer.write(Self.line(Self.contentChunk(model: model, isChat: isChat, index: sent)))
+                            let chunk = Self.line(Self.contentChunk(model: model, isChat: isChat, index: sent))
+                            mock.recordSent(chunk)
+                            try await writer.write(chunk)
                             sent += 1
                         }
-                        try await writer.write(Self.line(Self.finalChunk(model: model, isChat: isChat, behavior: behavior, sent: sent)))
+                        let final = Self.line(Self.finalChunk(model: model, isChat: isChat, behavior: behavior, sent: sent))
+                        mock.recordSent(final)
+                        try await writer.write(final)
                         try await writer.finish(nil)
                         mock.markCompleted()
                     } catch MockOllama.MockError.dropped {

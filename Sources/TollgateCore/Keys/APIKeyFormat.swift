@@ -17,6 +17,10 @@ public struct APIKeyFormat: Sendable {
     public struct Parsed: Sendable, Equatable {
         public let publicID: String
         public let secret: String
+        public init(publicID: String, secret: String) {
+            self.publicID = publicID
+            self.secret = secret
+        }
     }
 
     /// A freshly generated key: the plaintext (shown once) and its parts.

@@ -1,0 +1,96 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// Sends bytes exactly as written over a plain socket and reads the answer, so tests can send
+/// request lines that HTTP client libraries would normalise (dot segments, `//`, `%70`).
+enum RawHTTP {
+    /// Sends `request` to 127.0.0.1:`port` and returns everything read until the server closes the
+    /// connection or `timeout` passes.
+    static func exchange(port: Int, _ request: String, timeout: TimeAmount = .seconds(10)) async throws -> String {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: request))
+            return try await withThrowingTaskGroup(of: String?.self) { group in
+                group.addTask {
+                    var collected = ByteBuffer()
+                    for try await chunk in inbound {
+                        var c = chunk
+                        collected.writeBuffer(&c)
+                        if Self.isComplete(String(buffer: collected)) { break }
+                    }
+                    return String(buffer: collected)
+                }
+                group.addTask {
+                    try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
+                    return nil
+                }
+                let first = try await group.next() ?? nil
+                group.cancelAll()
+                guard let first else { throw RawHTTPError.timedOut }
+                return first
+            }
+        }
+    }
+
+    /// Opens a connection, sends `partial`, and waits for the server to close it.
+    /// Returns true when the server closed the connection before `timeout`.
+    static func serverCloses(port: Int, after partial: String, timeout: Duration) async throws -> Bool {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: partial))
+            return try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    for try await _ in inbound {}
+                    return true
+                }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return false
+                }
+                let first = try await group.next() ?? false
+                group.cancelAll()
+                return first
+            }
+        }
+    }
+
+    /// A response is complete when its body matches Content-Length (tests use small answers).
+    static func isComplete(_ text: String) -> Bool {
+        guard let headerEnd = text.range(of: "\r\n\r\n") else { return false }
+        let head = text[..<headerEnd.lowerBound].lowercased()
+        guard let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+            let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+        else { return false }
+        return text[headerEnd.upperBound...].utf8.count >= length
+    }
+
+    /// The status code of a raw response, or nil.
+    static func status(_ response: String) -> Int? {
+        let parts = response.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2 else { return nil }
+        return Int(parts[1])
+    }
+}
+
+enum RawHTTPError: Error { case timedOut }
+
+enum ServerBootstrapHelper {
+    /// Binds an ephemeral port, closes it, and returns the number (nothing listens there afterwards).
+    static func bindEphemeral() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress?.port ?? 1
+        try await channel.close()
+        return port
+    }
+}

@@ -1,0 +1,174 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Synchronization
+import Testing
+import TollgateTestSupport
+
+@testable import Tollgate
+
+/// A real gateway on loopback (ports picked by the OS) in front of a real mock Ollama, with its own
+/// SQLite file in a temporary folder and a log capture.
+final class TestGateway: Sendable {
+    let mock: MockOllama
+    let gateway: Gateway
+    let group: ServiceGroup
+    let runTask: Task<Void, any Error>
+    let proxyPort: Int
+    let adminPort: Int
+    let logs: LogCapture
+    let directory: String
+    let http: HTTPClient
+
+    static func start(
+        _ overrides: [String: String] = [:],
+        behavior: MockOllama.Behavior = .init(),
+        startMock: Bool = true
+    ) async throws -> TestGateway {
+        let mock = MockOllama(behavior: behavior)
+        let mockPort = startMock ? try await mock.start() : try await Self.closedPort()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var values = [
+            "OLLAMA_URL": "http://127.0.0.1:\(mockPort)",
+            "DATABASE_URL": "sqlite:///\(directory)/tollgate.db",
+            "PROXY_HOST": "127.0.0.1", "PROXY_PORT": "0", "ADMIN_PORT": "0",
+            "TOLLGATE_DATA_DIR": directory,
+            "TOLLGATE_USAGE_FLUSH_MS": "20",
+        ]
+        values.merge(overrides) { _, new in new }
+        let config = try TollgateConfig.load(from: ConfigSource(values: values))
+        let logs = LogCapture()
+        let gateway = try await Gateway.open(config: config, logger: logs.logger())
+        let group = gateway.makeServiceGroup()
+        let runTask = Task { try await gateway.runGroup(group) }
+        let ports = await gateway.listeningPorts()
+        return TestGateway(
+            mock: mock, gateway: gateway, group: group, runTask: runTask, proxyPort: ports.proxy, adminPort: ports.admin,
+            logs: logs, directory: directory
+        )
+    }
+
+    init(mock: MockOllama, gateway: Gateway, group: ServiceGroup, runTask: Task<Void, any Error>, proxyPort: Int, adminPort: Int, logs: LogCapture, directory: String) {
+        self.mock = mock
+        self.gateway = gateway
+        self.group = group
+        self.runTask = runTask
+        self.proxyPort = proxyPort
+        self.adminPort = adminPort
+        self.logs = logs
+        self.directory = directory
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30)))
+        configuration.decompression = .disabled
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// A port nothing listens on (bound, then closed).
+    static func closedPort() async throws -> Int {
+        let channel = try await ServerBootstrapHelper.bindEphemeral()
+        return channel
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(proxyPort)" }
+    var adminURL: String { "http://127.0.0.1:\(adminPort)" }
+
+    /// Creates a key the way the CLI does and returns its plaintext.
+    func createKey(name: String = "test", expiresAt: Date? = nil) async throws -> String {
+        try await manager().create(name: name, expiresAt: expiresAt).plaintext
+    }
+
+    func manager() throws -> KeyManager {
+        let secret = try ServerSecret.resolve(configured: nil, dataDirectory: directory)
+        return KeyManager(store: gateway.store, serverSecret: secret)
+    }
+
+    /// Sends a request and collects the whole answer.
+    func send(
+        _ path: String, method: HTTPMethod = .POST, body: String? = nil, key: String? = nil,
+        headers: [(String, String)] = []
+    ) async throws -> (status: Int, headers: HTTPHeaders, body: String) {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let key { request.headers.add(name: "authorization", value: "Bearer \(key)") }
+        for (n, v) in headers { request.headers.add(name: n, value: v) }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await http.execute(request, timeout: .seconds(30))
+        let buffer = try await response.body.collect(upTo: 64 << 20)
+        return (Int(response.status.code), response.headers, String(buffer: buffer))
+    }
+
+    /// Waits until every settled request is in the store, then returns the usage records.
+    func usageRecords() async throws -> [UsageRecord] {
+        await gateway.usage.waitUntilIdle()
+        return try await gateway.store.usage(UsageFilter(limit: 10_000))
+    }
+
+    /// Polls until `count` usage records exist (settlement can trail the client's view by a moment).
+    func waitForUsage(count: Int, timeout: Duration = .seconds(10)) async throws -> [UsageRecord] {
+        let end = ContinuousClock.now + timeout
+        while true {
+            let records = try await usageRecords()
+            if records.count >= count || ContinuousClock.now > end { return records }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Graceful shutdown, then cleanup.
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        _ = try? await runTask.value
+        try? await http.shutdown()
+        await mock.stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// Runs `body` against a fresh gateway and always stops it.
+func withGateway<T>(
+    _ overrides: [String: String] = [:],
+    behavior: MockOllama.Behavior = .init(),
+    startMock: Bool = true,
+    _ body: (TestGateway) async throws -> T
+) async throws -> T {
+    let gw = try await TestGateway.start(overrides, behavior: behavior, startMock: startMock)
+    do {
+        let value = try await body(gw)
+        try await gw.stop()
+        return value
+    } catch {
+        try? await gw.stop()
+        throw error
+    }
+}
+
+/// Collects log lines (message and metadata) so tests can search them.
+final class LogCapture: Sendable {
+    let lines = Mutex<[String]>([])
+
+    func logger(level: Logger.Level = .trace) -> Logger {
+        var logger = Logger(label: "tollgate-test") { label in CapturingHandler(capture: self) }
+        logger.logLevel = level
+        return logger
+    }
+
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
+
+    struct CapturingHandler: LogHandler {
+        let capture: LogCapture
+        var logLevel: Logger.Level = .trace
+        var metadata: Logger.Metadata = [:]
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            var all = metadata
+            for (k, v) in event.metadata ?? [:] { all[k] = v }
+            let line = "\(event.level) \(event.message) \(all.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")) \(event.error.map { "\($0)" } ?? "")"
+            capture.lines.withLock { $0.append(line) }
+        }
+    }
+}
