@@ -9,7 +9,21 @@ struct MockOllamaResponder: HTTPResponder {
     let mock: MockOllama
 
     func respond(to request: Request, context: Context) async throws -> Response {
-        let body = try await request.body.collect(upTo: 64 << 20)
+        let delay = mock.behavior.firstByteDelay
+        guard delay > .zero else { return try await answer(request, body: request.body) }
+        // Delayed answers watch for the peer leaving (this closes the mock's connection afterwards).
+        do {
+            return try await request.body.consumeWithCancellationOnInboundClose { body in
+                try await answer(request, body: body, delay: delay)
+            }
+        } catch {
+            mock.markCancelled()
+            throw error
+        }
+    }
+
+    func answer(_ request: Request, body requestBody: RequestBody, delay: Duration = .zero) async throws -> Response {
+        let body = try await requestBody.collect(upTo: 64 << 20)
         let path = request.head.path ?? "/"
         mock.record(
             MockOllama.Received(
@@ -20,14 +34,7 @@ struct MockOllamaResponder: HTTPResponder {
         let behavior = mock.behavior
         let json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
         let model = behavior.model ?? (json["model"] as? String) ?? "mock"
-        if behavior.firstByteDelay > .zero {
-            do {
-                try await Task.sleep(for: behavior.firstByteDelay)
-            } catch {
-                mock.markCancelled()
-                throw error
-            }
-        }
+        if delay > .zero { try await Task.sleep(for: delay) }
         if let status = behavior.failStatus {
             return Self.json(["error": "mock failure \(status)"], status: .init(code: status))
         }
@@ -62,20 +69,11 @@ struct MockOllamaResponder: HTTPResponder {
                 var object = Self.finalChunk(model: model, isChat: isChat, behavior: behavior, sent: behavior.chunks)
                 let text = (0..<behavior.chunks).map { "tok\($0) " }.joined()
                 if isChat { object["message"] = ["role": "assistant", "content": text] } else { object["response"] = text }
-                if let delay = Optional(behavior.chunkDelay), delay > .zero {
-                    do {
-                        try await request.body.consumeWithCancellationOnInboundClose { _ in
-                            try await Task.sleep(for: delay * behavior.chunks)
-                        }
-                    } catch {
-                        mock.markCancelled()
-                        throw error
-                    }
-                }
+                if behavior.chunkDelay > .zero { try await Task.sleep(for: behavior.chunkDelay * behavior.chunks) }
                 mock.markCompleted()
-                let response = Self.json(object)
-                mock.recordSent(ByteBuffer(bytes: (try? JSONSerialization.data(withJSONObject: object)) ?? Data()))
-                return response
+                let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
+                mock.recordSent(ByteBuffer(bytes: data))
+                return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
             }
             return Response(
                 status: .ok, headers: [.contentType: "application/x-ndjson"],

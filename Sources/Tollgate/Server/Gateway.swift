@@ -18,6 +18,7 @@ public final class Gateway: Sendable {
     let client: UpstreamClient
     let logger: Logger
     let boundPorts = BoundPorts()
+    let connections = ClientConnectionRegistry()
 
     /// Opens the store, runs migrations and resolves the server secret.
     public static func open(config: TollgateConfig, logger: Logger) async throws -> Gateway {
@@ -54,13 +55,14 @@ public final class Gateway: Sendable {
     func services() -> [any Service] {
         let front = OllamaFront(
             authenticator: authenticator, router: BackendRouter(ollamaURL: config.ollamaURL), client: client, usage: usage,
-            drain: drain, maxBodyBytes: config.maxBodyBytes, maxJSONDepth: config.maxJSONDepth, logger: logger
+            drain: drain, maxBodyBytes: config.maxBodyBytes, maxJSONDepth: config.maxJSONDepth, connections: connections,
+            logger: logger
         )
         let idle = TimeAmount(config.clientIdleTimeout)
         let ports = boundPorts
         let proxy = Application(
             responder: front,
-            server: .http1(configuration: .init(idleTimeout: idle)),
+            server: .http1(configuration: .init(additionalChannelHandlers: [self.connections.makeHandler()], idleTimeout: idle)),
             configuration: .init(address: .hostname(config.proxy.host, port: config.proxy.port), serverName: nil),
             onServerRunning: { channel in ports.set(.proxy, channel.localAddress?.port) },
             logger: logger

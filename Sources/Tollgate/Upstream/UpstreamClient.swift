@@ -16,6 +16,8 @@ public struct UpstreamClient: Sendable {
         var pool = HTTPClient.Configuration.ConnectionPool()
         pool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1024
         pool.idleTimeout = .seconds(60)
+        // Fail fast on a refused connection (502 at once); retrying is the router's job, before the first byte.
+        pool.retryConnectionEstablishment = false
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: TimeAmount(connectTimeout), read: TimeAmount(readTimeout)),

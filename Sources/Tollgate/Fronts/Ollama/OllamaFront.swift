@@ -24,13 +24,15 @@ public struct OllamaFront: HTTPResponder {
     let inspector: JSONInspector
     let maxBodyBytes: Int
     let logger: Logger
+    let connections: ClientConnectionRegistry
     /// Upper bound on one upstream exchange, streaming included.
     let exchangeDeadline: TimeAmount = .hours(6)
 
     init(
         authenticator: KeyAuthenticator, router: BackendRouter, client: UpstreamClient, usage: UsageWriter,
-        drain: DrainState, maxBodyBytes: Int, maxJSONDepth: Int, logger: Logger
+        drain: DrainState, maxBodyBytes: Int, maxJSONDepth: Int, connections: ClientConnectionRegistry, logger: Logger
     ) {
+        self.connections = connections
         self.authenticator = authenticator
         self.router = router
         self.client = client
@@ -80,7 +82,8 @@ public struct OllamaFront: HTTPResponder {
 
         let exchange = Exchange(
             front: self, endpoint: endpoint, identity: identity, requestID: requestID, started: started,
-            clientAddress: context.clientAddress, accept: request.headers[.accept]
+            clientAddress: context.clientAddress, accept: request.headers[.accept],
+            watch: connections.watch(for: context.channel)
         )
         guard endpoint.methods.contains(.post) else {
             return await exchange.forward(method: request.method, body: nil, document: nil)
@@ -88,37 +91,28 @@ public struct OllamaFront: HTTPResponder {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
             return Self.error(.contentTooLarge, "request body exceeds \(maxBodyBytes) bytes", requestID)
         }
+        let buffer: ByteBuffer
         do {
-            return try await request.body.consumeWithCancellationOnInboundClose { body in
-                let buffer: ByteBuffer
-                do {
-                    buffer = try await body.collect(upTo: maxBodyBytes)
-                } catch let error as HTTPError where error.status == .contentTooLarge {
-                    return Self.error(.contentTooLarge, "request body exceeds \(maxBodyBytes) bytes", requestID)
-                }
-                let bytes = Array(buffer.readableBytesView)
-                let document: JSONInspector.Document
-                do throws(JSONInspector.Failure) {
-                    document = try inspector.inspect(bytes)
-                } catch {
-                    return Self.error(.badRequest, error.description, requestID)
-                }
-                if endpoint.requiresModel {
-                    let model = document.string("model") ?? (endpoint == .show ? document.string("name") : nil)
-                    guard let model, !model.isEmpty else {
-                        return Self.error(.badRequest, "model is required", requestID)
-                    }
-                }
-                if let stream = document.fields["stream"], stream.kind != .bool(true), stream.kind != .bool(false), stream.kind != .null {
-                    return Self.error(.badRequest, "stream must be a boolean", requestID)
-                }
-                return await exchange.forward(method: .post, body: buffer, document: document)
-            }
-        } catch is CancellationError {
-            // The client went away while the request was being read or the upstream had not answered;
-            // the settlement (if any) records it when it is released.
-            return Self.error(.init(code: 499, reasonPhrase: "Client Closed Request"), "client closed request", requestID)
+            buffer = try await request.body.collect(upTo: maxBodyBytes)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            return Self.error(.contentTooLarge, "request body exceeds \(maxBodyBytes) bytes", requestID)
         }
+        let document: JSONInspector.Document
+        do throws(JSONInspector.Failure) {
+            document = try inspector.inspect(Array(buffer.readableBytesView))
+        } catch {
+            return Self.error(.badRequest, error.description, requestID)
+        }
+        if endpoint.requiresModel {
+            let model = document.string("model") ?? (endpoint == .show ? document.string("name") : nil)
+            guard let model, !model.isEmpty else {
+                return Self.error(.badRequest, "model is required", requestID)
+            }
+        }
+        if let stream = document.fields["stream"], stream.kind != .bool(true), stream.kind != .bool(false), stream.kind != .null {
+            return Self.error(.badRequest, "stream must be a boolean", requestID)
+        }
+        return await exchange.forward(method: .post, body: buffer, document: document)
     }
 
     /// The path without its query string, exactly as sent.
@@ -144,6 +138,7 @@ struct Exchange {
     let started: ContinuousClock.Instant
     let clientAddress: String?
     let accept: String?
+    let watch: ClientConnectionWatch?
 
     func forward(method: HTTPRequest.Method, body: ByteBuffer?, document: JSONInspector.Document?) async -> Response {
         let model = document?.string("model") ?? (endpoint == .show ? document?.string("name") : nil)
@@ -172,7 +167,16 @@ struct Exchange {
 
         let response: HTTPClientResponse
         do {
-            response = try await front.client.http.execute(upstreamRequest, timeout: front.exchangeDeadline, logger: front.logger)
+            // Run the wait for the upstream's head in its own task so the client leaving can cancel it.
+            let http = front.client.http, deadline = front.exchangeDeadline, logger = front.logger
+            let pending = Task { try await http.execute(upstreamRequest, timeout: deadline, logger: logger) }
+            watch?.arm { pending.cancel() }
+            defer { watch?.disarm() }
+            response = try await withTaskCancellationHandler {
+                try await pending.value
+            } onCancel: {
+                pending.cancel()
+            }
         } catch {
             let failure = UpstreamFailure(error, aborted: front.drain.isAborted)
             settlement.settle { r in
