@@ -94,7 +94,7 @@ public struct OllamaFront: HTTPResponder {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: maxBodyBytes)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
+        } catch is NIOTooManyBytesError {
             return Self.error(.contentTooLarge, "request body exceeds \(maxBodyBytes) bytes", requestID)
         }
         let document: JSONInspector.Document

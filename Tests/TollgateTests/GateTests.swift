@@ -1,0 +1,196 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Testing
+import TollgateCore
+import TollgateTestSupport
+
+@testable import Tollgate
+
+/// Authentication, the endpoint allowlist and input limits: every refusal happens before the upstream.
+@Suite struct GateTests {
+    static let chatBody = #"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}"#
+
+    @Test func keyProblemsAreRefusedWithoutReachingTheUpstream() async throws {
+        try await withGateway { gw in
+            let key = try await gw.createKey(name: "good")
+            let manager = try gw.manager()
+            let disabled = try await manager.create(name: "d", expiresAt: nil)
+            _ = try await manager.setStatus(disabled.record.publicID, to: .disabled)
+            let revoked = try await manager.create(name: "r", expiresAt: nil)
+            _ = try await manager.setStatus(revoked.record.publicID, to: .revoked)
+            let expiring = try await manager.create(name: "e", expiresAt: Date().addingTimeInterval(0.3))
+            try await Task.sleep(for: .milliseconds(400))
+            gw.gateway.authenticator.invalidate()
+            let parsed = try #require(APIKeyFormat.parse(key[...]))
+            let wrongSecret = "tg-\(parsed.publicID)-" + String(repeating: "A", count: APIKeyFormat.secretLength)
+            let unknownID = "tg-abcdefghjk-" + parsed.secret
+            let cases: [(String, [(String, String)], Int, String)] = [
+                ("missing", [], 401, "missing API key: send Authorization: Bearer <key> or x-api-key"),
+                ("empty bearer", [("authorization", "Bearer ")], 401, "invalid API key"),
+                ("no scheme", [("authorization", key)], 401, "invalid API key"),
+                ("basic scheme", [("authorization", "Basic \(key)")], 401, "invalid API key"),
+                ("sql injection", [("authorization", "Bearer ' OR '1'='1")], 401, "invalid API key"),
+                ("long", [("authorization", "Bearer " + String(repeating: "x", count: 60_000))], 401, "invalid API key"),
+                ("wrong secret", [("authorization", "Bearer \(wrongSecret)")], 401, "invalid API key"),
+                ("unknown id", [("authorization", "Bearer \(unknownID)")], 401, "invalid API key"),
+                ("disabled", [("authorization", "Bearer \(disabled.plaintext)")], 403, "API key is disabled"),
+                ("revoked", [("authorization", "Bearer \(revoked.plaintext)")], 401, "API key has been revoked"),
+                ("expired", [("authorization", "Bearer \(expiring.plaintext)")], 401, "API key has expired"),
+            ]
+            for (label, headers, status, message) in cases {
+                let r = try await gw.send("/api/chat", body: Self.chatBody, headers: headers)
+                #expect(r.status == status, "\(label)")
+                #expect(r.body == "{\"error\":\"\(message)\"}", "\(label)")
+                #expect(r.headers["x-request-id"].first != nil)
+            }
+            #expect(gw.mock.hitCount == 0)
+            // Both header spellings work for a good key, case-insensitive scheme too.
+            #expect(try await gw.send("/api/chat", body: Self.chatBody, headers: [("x-api-key", key)]).status == 200)
+            #expect(try await gw.send("/api/chat", body: Self.chatBody, headers: [("authorization", "bearer \(key)")]).status == 200)
+            #expect(gw.mock.hitCount == 2)
+            // Refused requests leave no usage records.
+            #expect(try await gw.waitForUsage(count: 2).count == 2)
+        }
+    }
+
+    @Test func keyChangesFromAnotherConnectionTakeEffectWhileRunning() async throws {
+        try await withGateway { gw in
+            let key = try await gw.createKey()
+            #expect(try await gw.send("/api/tags", method: .GET, key: key).status == 200)
+            // The CLI works on its own connection to the same file, as a separate process would.
+            let cli = try await SQLStore.openSQLite(path: gw.directory + "/tollgate.db", logger: .init(label: "cli"))
+            let secret = try ServerSecret.resolve(configured: nil, dataDirectory: gw.directory)
+            let manager = KeyManager(store: cli, serverSecret: secret)
+            let id = String(key.dropFirst(3).prefix(10))
+            _ = try await manager.setStatus(id, to: .disabled)
+            let refused = await Self.eventually { try await gw.send("/api/tags", method: .GET, key: key).status == 403 }
+            #expect(refused)
+            _ = try await manager.setStatus(id, to: .active)
+            let restored = await Self.eventually { try await gw.send("/api/tags", method: .GET, key: key).status == 200 }
+            #expect(restored)
+            // A key created elsewhere is found too.
+            let fresh = try await manager.create(name: "new", expiresAt: nil)
+            #expect(try await gw.send("/api/tags", method: .GET, key: fresh.plaintext).status == 200)
+            await cli.close()
+        }
+    }
+
+    @Test func forbiddenPathsAndTheirVariantsNeverReachTheUpstream() async throws {
+        try await withGateway { gw in
+            let key = try await gw.createKey()
+            let paths = [
+                "/api/pull", "/api/push", "/api/create", "/api/copy", "/api/delete", "/api/blobs/sha256:abcd", "/debug/vars",
+                "/api//pull", "/api/pull/", "/API/PULL", "/Api/Pull", "/api/%70ull", "/v1/../api/pull", "/api/pull;x",
+                "/api/chat/", "//api/chat", "/api/./chat", "/api/chat/../pull", "/API/CHAT", "/api/%63hat", "/api/chat%2f..%2fpull",
+                "/api/experimental/web_fetch", "/api/me", "/v1/chat/completions",
+            ]
+            for path in paths {
+                for method in ["POST", "GET", "DELETE", "HEAD"] {
+                    let raw = "\(method) \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                    let response = try await RawHTTP.exchange(port: gw.proxyPort, raw)
+                    #expect(RawHTTP.status(response) == 403, "\(method) \(path)")
+                    if method != "HEAD" { #expect(response.hasSuffix(#"{"error":"endpoint not allowed"}"#), "\(method) \(path)") }
+                }
+            }
+            #expect(gw.mock.hitCount == 0)
+            // Wrong method on an allowed path: 405 with Allow.
+            let r = try await gw.send("/api/chat", method: .GET, key: key)
+            #expect(r.status == 405)
+            #expect(r.headers["allow"].first == "POST")
+            #expect(gw.mock.hitCount == 0)
+        }
+    }
+
+    @Test func inputLimitsAnswer4xxBeforeTheUpstream() async throws {
+        try await withGateway(["TOLLGATE_MAX_BODY_BYTES": "4096", "TOLLGATE_MAX_JSON_DEPTH": "16"]) { gw in
+            let key = try await gw.createKey()
+            let big = "{\"model\":\"m\",\"prompt\":\"" + String(repeating: "a", count: 5000) + "\"}"
+            let cases: [(String, Int, String)] = [
+                (big, 413, "request body exceeds 4096 bytes"),
+                ("{\"model\":\"m\"", 400, "malformed JSON at byte 12: unterminated object"),
+                ("not json", 400, "request body must be a JSON object"),
+                ("", 400, "malformed JSON at byte 0: empty body"),
+                (#"{"messages":[]}"#, 400, "model is required"),
+                (#"{"model":""}"#, 400, "model is required"),
+                (#"{"model":42}"#, 400, "model is required"),
+                (#"{"model":"a","model":"b"}"#, 400, "duplicate key \"model\" in request body"),
+                (#"{"model":"m","stream":"yes"}"#, 400, "stream must be a boolean"),
+                ("{\"model\":\"m\",\"tools\":" + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + "}", 400, "JSON nesting deeper than 16 levels"),
+            ]
+            for (body, status, message) in cases {
+                let r = try await gw.send("/api/chat", body: body, key: key)
+                #expect(r.status == status, "\(body.prefix(40))")
+                #expect(r.body == "{\"error\":\"\(JSONText.escape(message))\"}", "\(body.prefix(40))")
+            }
+            // Invalid UTF-8 inside a string.
+            var request = HTTPClientRequest(url: gw.baseURL + "/api/chat")
+            request.method = .POST
+            request.headers.add(name: "authorization", value: "Bearer \(key)")
+            request.body = .bytes(ByteBuffer(bytes: Array(#"{"model":""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8)))
+            let invalid = try await gw.http.execute(request, timeout: .seconds(10))
+            #expect(invalid.status == .badRequest)
+            // A chunked upload past the limit (no Content-Length) is cut at the limit too.
+            let chunkedHead = "POST /api/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            let chunk = String(repeating: "a", count: 3000)
+            let chunked = chunkedHead + "\(String(chunk.utf8.count, radix: 16))\r\n\(chunk)\r\n" + "\(String(chunk.utf8.count, radix: 16))\r\n\(chunk)\r\n0\r\n\r\n"
+            let response = try await RawHTTP.exchange(port: gw.proxyPort, chunked)
+            #expect(RawHTTP.status(response) == 413)
+            #expect(gw.mock.hitCount == 0)
+            #expect(try await gw.usageRecords().isEmpty)
+        }
+    }
+
+    @Test func incompleteRequestHeadsAreClosedAtTheClientTimeout() async throws {
+        try await withGateway(["TOLLGATE_CLIENT_TIMEOUT": "0.5"]) { gw in
+            // A slowloris client: part of a request head, then nothing.
+            let closed = try await RawHTTP.serverCloses(port: gw.proxyPort, after: "POST /api/chat HTTP/1.1\r\nHost: x\r\nX-Slow", timeout: .seconds(15))
+            #expect(closed)
+            let closedBody = try await RawHTTP.serverCloses(
+                port: gw.proxyPort, after: "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"mo", timeout: .seconds(15)
+            )
+            #expect(closedBody)
+            #expect(gw.mock.hitCount == 0)
+        }
+    }
+
+    @Test func noKeyOrSecretAppearsInLogs() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.dropAfterChunk = 1
+        try await withGateway(["TOLLGATE_LOG_LEVEL": "trace"], behavior: behavior) { gw in
+            let key = try await gw.createKey()
+            let parsed = try #require(APIKeyFormat.parse(key[...]))
+            let wrong = "tg-\(parsed.publicID)-" + String(repeating: "Z", count: APIKeyFormat.secretLength)
+            _ = try await gw.send("/api/chat", body: Self.chatBody, key: key)
+            _ = try await gw.send("/api/chat", body: Self.chatBody, key: wrong)
+            _ = try await gw.send("/api/chat", body: Self.chatBody, headers: [("x-api-key", key)])
+            _ = try await gw.send("/api/pull", body: "{}", key: key)
+            _ = try await gw.send("/api/chat", body: "{bad", key: key)
+            await gw.mock.stop()
+            _ = try await gw.send("/api/chat", body: Self.chatBody, key: key)
+            _ = try await gw.usageRecords()
+            let serverSecret = try ServerSecret.resolve(configured: nil, dataDirectory: gw.directory)
+            let stored = try #require(try await gw.gateway.store.key(publicID: parsed.publicID)).secretHash
+            let logs = gw.logs.text
+            #expect(!logs.isEmpty)
+            for canary in [key, parsed.secret, wrong, serverSecret, stored] {
+                #expect(!logs.contains(canary))
+            }
+            // Nor in usage records.
+            let records = try await gw.usageRecords()
+            let dump = records.map { "\($0)" }.joined()
+            for canary in [key, parsed.secret, serverSecret, stored] { #expect(!dump.contains(canary)) }
+        }
+    }
+
+    static func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async -> Bool {
+        let end = ContinuousClock.now + timeout
+        while ContinuousClock.now < end {
+            if (try? await condition()) == true { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+}
