@@ -1,0 +1,94 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import ServiceLifecycle
+import NIOCore
+import NIOHTTP1
+import Testing
+import TollgateTestSupport
+
+@testable import Tollgate
+
+/// Graceful shutdown: open streams finish (up to the drain deadline), new requests are refused,
+/// and every usage record is written before the gateway stops.
+@Suite struct LifecycleTests {
+    static let chatBody = #"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}"#
+
+    @Test func shutdownLetsOpenStreamsFinishAndFlushesUsage() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.chunks = 4
+        behavior.holdAfterChunk = 1
+        let gw = try await TestGateway.start(behavior: behavior)
+        let key = try await gw.createKey()
+        var request = HTTPClientRequest(url: gw.baseURL + "/api/chat")
+        request.method = .POST
+        request.headers.add(name: "authorization", value: "Bearer \(key)")
+        request.body = .bytes(ByteBuffer(string: Self.chatBody))
+        let response = try await gw.http.execute(request, timeout: .seconds(30))
+        var iterator = response.body.makeAsyncIterator()
+        let first = try #require(try await iterator.next())
+        #expect(String(buffer: first).contains("tok0"))
+
+        let group = gw.group
+        Task { await group.triggerGracefulShutdown() }
+        let draining = await GateTests.eventually { gw.gateway.drain.isDraining }
+        #expect(draining)
+        // A new connection is refused or answered 503; it never reaches the upstream.
+        let fresh = HTTPClient(eventLoopGroupProvider: .singleton)
+        var probe = HTTPClientRequest(url: gw.baseURL + "/api/chat")
+        probe.method = .POST
+        probe.headers.add(name: "authorization", value: "Bearer \(key)")
+        probe.body = .bytes(ByteBuffer(string: Self.chatBody))
+        if let answer = try? await fresh.execute(probe, timeout: .seconds(5)) {
+            #expect(answer.status == .serviceUnavailable)
+        }
+        try await fresh.shutdown()
+        #expect(gw.mock.hitCount == 1)
+
+        gw.mock.release()
+        var rest = String(buffer: first)
+        while let chunk = try await iterator.next() { rest += String(buffer: chunk) }
+        #expect(rest.split(separator: "\n").count == 5)
+        #expect(rest.contains("\"done\":true"))
+        try await gw.runTask.value
+
+        // The gateway has closed its store; the records are in the file.
+        let store = try await SQLStore.openSQLite(path: gw.directory + "/tollgate.db", logger: Logger(label: "check"))
+        let records = try await store.usage(UsageFilter())
+        await store.close()
+        #expect(records.count == 1)
+        #expect(records.first?.outcome == .completed)
+        #expect(records.first?.usageSource == .upstream)
+        try await gw.stop()
+    }
+
+    @Test func streamsStillOpenAtTheDrainDeadlineEndWithATerminalLine() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.endless = true
+        behavior.chunkDelay = .milliseconds(30)
+        let gw = try await TestGateway.start(["TOLLGATE_DRAIN_TIMEOUT": "0.5"], behavior: behavior)
+        let key = try await gw.createKey()
+        var request = HTTPClientRequest(url: gw.baseURL + "/api/chat")
+        request.method = .POST
+        request.headers.add(name: "authorization", value: "Bearer \(key)")
+        request.body = .bytes(ByteBuffer(string: Self.chatBody))
+        let response = try await gw.http.execute(request, timeout: .seconds(30))
+        var iterator = response.body.makeAsyncIterator()
+        var text = String(buffer: try #require(try await iterator.next()))
+        let group = gw.group
+        Task { await group.triggerGracefulShutdown() }
+        while let chunk = try await iterator.next() { text += String(buffer: chunk) }
+        let lines = text.split(separator: "\n")
+        #expect(lines.last == #"{"error":"gateway is shutting down"}"#)
+        #expect(lines.count > 2)
+        try await gw.runTask.value
+        let store = try await SQLStore.openSQLite(path: gw.directory + "/tollgate.db", logger: Logger(label: "check"))
+        let records = try await store.usage(UsageFilter())
+        await store.close()
+        #expect(records.count == 1)
+        #expect(records.first?.outcome == .shutdown)
+        #expect(records.first?.usageSource == .estimated)
+        #expect((records.first?.completionTokens ?? 0) >= lines.count - 2)
+        try await gw.stop()
+    }
+}

@@ -1,0 +1,135 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+import TollgateTestSupport
+
+@testable import Tollgate
+
+/// The real executable: `serve` start-up and SIGTERM, configuration errors, and the key and usage CLI.
+@Suite struct ProcessTests {
+    static func tempDirectory() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-proc-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func keysAndUsageCommands() throws {
+        let dir = try Self.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cli = TollgateProcess(directory: dir)
+        let created = try cli.run(["keys", "create", "--name", "alice laptop", "--expires", "2099-01-31"])
+        #expect(created.status == 0, "\(created.err)")
+        let keyLine = try #require(created.out.split(separator: "\n").first { $0.hasPrefix("key:") })
+        let key = keyLine.split(separator: " ").last.map(String.init) ?? ""
+        #expect(key.hasPrefix("tg-") && key.count == 57)
+        #expect(created.err.contains("shown only now"))
+        let id = String(key.dropFirst(3).prefix(10))
+
+        let list = try cli.run(["keys", "list"])
+        #expect(list.status == 0)
+        #expect(list.out.contains("tg-\(id)-****"))
+        #expect(list.out.contains("alice laptop"))
+        #expect(list.out.contains("active"))
+        #expect(!list.out.contains(String(key.suffix(43))))
+
+        let show = try cli.run(["keys", "show", id])
+        #expect(show.status == 0)
+        #expect(show.out.contains("expires:  2099-01-31"))
+        #expect(!show.out.contains(String(key.suffix(43))))
+
+        #expect(try cli.run(["keys", "disable", id]).out == "\(id): disabled\n")
+        #expect(try cli.run(["keys", "enable", id]).out == "\(id): active\n")
+        #expect(try cli.run(["keys", "revoke", id]).out == "\(id): revoked\n")
+        let reenable = try cli.run(["keys", "enable", id])
+        #expect(reenable.status != 0)
+        #expect(reenable.err.contains("revoked"))
+        let missing = try cli.run(["keys", "show", "zzzzzzzzzz"])
+        #expect(missing.status != 0)
+        #expect(missing.err.contains("no key with id zzzzzzzzzz"))
+        let past = try cli.run(["keys", "create", "--name", "old", "--expires", "2001-01-01"])
+        #expect(past.status != 0)
+        #expect(past.err.contains("expiry must be in the future"))
+
+        let usage = try cli.run(["usage", "list", "--key", id, "--since", "2020-01-01"])
+        #expect(usage.status == 0)
+        #expect(usage.out.hasPrefix("TIME"))
+    }
+
+    @Test func invalidConfigurationStopsStartUpNamingTheVariable() throws {
+        let dir = try Self.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, value) in [("PROXY_PORT", "eighty"), ("OLLAMA_URL", "gopher://x"), ("APP_TZ", "Nowhere/Land")] {
+            let result = try TollgateProcess(directory: dir, environment: [name: value]).run(["serve"])
+            #expect(result.status == 78)
+            #expect(result.err.contains(name), "\(result.err)")
+        }
+        // A .env file in the working directory is read.
+        try "PROXY_PORT=notaport\n".write(toFile: dir + "/.env", atomically: true, encoding: .utf8)
+        let fromDotEnv = try TollgateProcess(directory: dir).run(["serve"])
+        #expect(fromDotEnv.status == 78)
+        #expect(fromDotEnv.err.contains("PROXY_PORT"))
+    }
+
+    @Test func serveDrainsOnSIGTERMAndExitsZero() async throws {
+        let dir = try Self.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var behavior = MockOllama.Behavior()
+        behavior.chunks = 3
+        behavior.holdAfterChunk = 1
+        let mock = MockOllama(behavior: behavior)
+        let mockPort = try await mock.start()
+        let proxyPort = try await ServerBootstrapHelper.bindEphemeral()
+        let adminPort = try await ServerBootstrapHelper.bindEphemeral()
+        let cli = TollgateProcess(
+            directory: dir,
+            environment: [
+                "OLLAMA_URL": "http://127.0.0.1:\(mockPort)", "PROXY_HOST": "127.0.0.1", "PROXY_PORT": "\(proxyPort)",
+                "ADMIN_PORT": "\(adminPort)", "TOLLGATE_USAGE_FLUSH_MS": "5000",
+            ]
+        )
+        let created = try cli.run(["keys", "create", "--name", "sigterm"])
+        let key = try #require(created.out.split(separator: "\n").first { $0.hasPrefix("key:") }?.split(separator: " ").last.map(String.init))
+        let (process, _, errPipe) = try cli.makeProcess(["serve"])
+        try process.run()
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            let ready = await GateTests.eventually {
+                let r = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(adminPort)/readyz"), timeout: .seconds(2))
+                return r.status == .ok
+            }
+            try #require(ready, "the gateway did not become ready")
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(proxyPort)/api/chat")
+            request.method = .POST
+            request.headers.add(name: "authorization", value: "Bearer \(key)")
+            request.body = .bytes(ByteBuffer(string: #"{"model":"llama3.2","messages":[]}"#))
+            let response = try await http.execute(request, timeout: .seconds(30))
+            var iterator = response.body.makeAsyncIterator()
+            var text = String(buffer: try #require(try await iterator.next()))
+            process.terminate()  // SIGTERM
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(process.isRunning)
+            mock.release()
+            while let chunk = try await iterator.next() { text += String(buffer: chunk) }
+            #expect(text.split(separator: "\n").count == 4)
+            let exited = await GateTests.eventually(timeout: .seconds(20)) { !process.isRunning }
+            #expect(exited)
+            #expect(process.terminationStatus == 0)
+            #expect(process.terminationReason == .exit)
+            // The usage writer flushed on the way out (its interval was 5 s).
+            let usage = try cli.run(["usage", "list", "--json"])
+            #expect(usage.out.split(separator: "\n").count == 1)
+            #expect(usage.out.contains("\"outcome\":\"completed\""))
+            #expect(usage.out.contains("\"usage_source\":\"upstream\""))
+            let stderr = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(stderr.contains("tollgate stopped"))
+            #expect(!stderr.contains(key))
+        } catch {
+            process.terminate()
+            throw error
+        }
+        try await http.shutdown()
+        await mock.stop()
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+
+/// Runs the real `tollgate` executable (built next to the test bundle) in a temporary folder.
+struct TollgateProcess {
+    let directory: String
+    var environment: [String: String]
+
+    init(directory: String, environment: [String: String] = [:]) {
+        self.directory = directory
+        var env = [
+            "PATH": "/usr/bin:/bin", "HOME": directory,
+            "DATABASE_URL": "sqlite:///\(directory)/tollgate.db", "TOLLGATE_DATA_DIR": directory,
+        ]
+        env.merge(environment) { _, new in new }
+        self.environment = env
+    }
+
+    static var executable: URL? {
+        let candidates = [
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("tollgate"),
+            Bundle.main.bundleURL.appendingPathComponent("tollgate"),
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tollgate"),
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }
+
+    func makeProcess(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        let executable: URL = try #require(Self.executable, "the tollgate executable was not built next to the tests")
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = environment
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        return (process, out, err)
+    }
+
+    /// Runs to completion and returns exit status, standard output and standard error.
+    func run(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+        let (process, out, err) = try makeProcess(arguments)
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+}
