@@ -34,7 +34,9 @@ import TollgateTestSupport
         let draining = await GateTests.eventually { gw.gateway.drain.isDraining }
         #expect(draining)
         // A new connection is refused or answered 503; it never reaches the upstream.
-        let fresh = HTTPClient(eventLoopGroupProvider: .singleton)
+        var probeConfiguration = HTTPClient.Configuration()
+        probeConfiguration.connectionPool.retryConnectionEstablishment = false
+        let fresh = HTTPClient(eventLoopGroupProvider: .singleton, configuration: probeConfiguration)
         var probe = HTTPClientRequest(url: gw.baseURL + "/api/chat")
         probe.method = .POST
         probe.headers.add(name: "authorization", value: "Bearer \(key)")
@@ -57,6 +59,7 @@ import TollgateTestSupport
         let records = try await store.usage(UsageFilter())
         await store.close()
         #expect(records.count == 1)
+        if records.count != 1 { try? gw.logs.text.write(toFile: "/tmp/drain-failure.log", atomically: true, encoding: .utf8) }
         #expect(records.first?.outcome == .completed)
         #expect(records.first?.usageSource == .upstream)
         try await gw.stop()

@@ -235,14 +235,19 @@ import TollgateTestSupport
             let r = try await gw.send("/api/chat", body: Self.chatBody, key: key)
             #expect(r.status == 200)
             let lines = r.body.split(separator: "\n")
-            #expect(lines.count == 3)
+            // The mock drops its connection right after its second chunk; whether that chunk left
+            // the mock's socket first is up to its kernel. What the gateway must do: relay what
+            // arrived, end with exactly one error line, and record the relayed lines.
+            let contentLines = lines.count - 1
+            #expect((1...2).contains(contentLines))
             let last = try #require(lines.last)
             #expect(last.hasPrefix(#"{"error":"upstream stream failed"#))
             #expect(lines.filter { $0.hasPrefix(#"{"error""#) }.count == 1)
+            #expect(!r.body.contains("\"done\":true"))
             let u = try #require(try await gw.waitForUsage(count: 1).first)
             #expect(u.outcome == .upstreamError)
             #expect(u.usageSource == .estimated)
-            #expect(u.completionTokens == 2)
+            #expect(u.completionTokens == contentLines)
         }
     }
 

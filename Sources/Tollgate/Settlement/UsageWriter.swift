@@ -48,11 +48,10 @@ public final class UsageWriter: Service, Sendable {
     public var writtenCount: Int { state.withLock { $0.written } }
 
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while true {
-                try await Task.sleep(for: self.interval)
-                await self.flush()
-            }
+        // Only the pause is interrupted by shutdown; a flush in progress always completes.
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+            await flush()
         }
         // Final flushes after shutdown began: the servers have stopped, so nothing new arrives
         // except settlements of streams that were just ended.

@@ -45,9 +45,11 @@ public final class SQLStore: TollgateStore {
         try? await connection.close()
     }
 
-    func serial<T: Sendable>(_ operation: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        let db = self.db
-        return try await gate.run { try await operation(db) }
+    /// Runs `operation` in its turn, in a task of its own: a caller that is cancelled (a client
+    /// leaving, shutdown) stops waiting, but never cuts a transaction halfway.
+    func serial<T: Sendable>(_ operation: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        let db = self.db, gate = self.gate
+        return try await Task { try await gate.run { try await operation(db) } }.value
     }
 
     /// Runs statements in one transaction (the caller already holds the serial turn).
@@ -162,9 +164,10 @@ public final class SQLStore: TollgateStore {
                     var insert = db.insert(into: "usage_records").columns(Self.usageColumns)
                     for r in batch {
                         let values: [any Encodable & Sendable] = [
-                            r.requestID, Self.ms(r.createdAt), r.keyID, r.endpoint, r.modelRequested, r.modelServed,
-                            r.stream ? 1 : 0, r.httpStatus, r.outcome.rawValue, r.promptTokens, r.completionTokens,
-                            r.usageSource.rawValue, r.latencyMs, r.ttfbMs, r.clientAddress, r.error,
+                            r.requestID, Self.ms(r.createdAt), r.keyID.map(Self.clean), r.endpoint, r.modelRequested.map(Self.clean),
+                            r.modelServed.map(Self.clean), r.stream ? 1 : 0, r.httpStatus, r.outcome.rawValue, r.promptTokens,
+                            r.completionTokens, r.usageSource.rawValue, r.latencyMs, r.ttfbMs, r.clientAddress.map(Self.clean),
+                            r.error.map(Self.clean),
                         ]
                         insert = insert.values(values)
                     }
@@ -203,6 +206,11 @@ public final class SQLStore: TollgateStore {
             clientAddress: try row.decode(column: "client_address", as: String?.self),
             error: try row.decode(column: "error", as: String?.self)
         )
+    }
+
+    /// Text from clients or upstreams may hold NUL, which SQLite would cut the value at: replace it.
+    static func clean(_ text: String) -> String {
+        text.contains("\u{0}") ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
     }
 
     static func ms(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }

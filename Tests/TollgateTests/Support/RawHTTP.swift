@@ -85,6 +85,30 @@ enum RawHTTP {
 
 enum RawHTTPError: Error { case timedOut }
 
+/// A loopback port that refuses connections for as long as this value lives: a TCP socket bound
+/// to it but never listening, so no other test can take the port meanwhile.
+final class RefusingPort: Sendable {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw RawHTTPError.timedOut }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0 else { close(fd); throw RawHTTPError.timedOut }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        self.fd = fd
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(fd) }
+}
+
 enum ServerBootstrapHelper {
     /// Binds an ephemeral port, closes it, and returns the number (nothing listens there afterwards).
     static func bindEphemeral() async throws -> Int {

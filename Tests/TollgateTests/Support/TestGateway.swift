@@ -29,7 +29,9 @@ final class TestGateway: Sendable {
         startMock: Bool = true
     ) async throws -> TestGateway {
         let mock = MockOllama(behavior: behavior)
-        let mockPort = startMock ? try await mock.start() : try await Self.closedPort()
+        let refusing = startMock ? nil : try RefusingPort()
+        let mockPort: Int
+        if let refusing { mockPort = refusing.port } else { mockPort = try await mock.start() }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var values = [
@@ -48,11 +50,17 @@ final class TestGateway: Sendable {
         let ports = await gateway.listeningPorts()
         return TestGateway(
             mock: mock, gateway: gateway, group: group, runTask: runTask, proxyPort: ports.proxy, adminPort: ports.admin,
-            logs: logs, directory: directory
+            logs: logs, directory: directory, refusing: refusing
         )
     }
 
-    init(mock: MockOllama, gateway: Gateway, group: ServiceGroup, runTask: Task<Void, any Error>, proxyPort: Int, adminPort: Int, logs: LogCapture, directory: String) {
+    let refusing: RefusingPort?
+
+    init(
+        mock: MockOllama, gateway: Gateway, group: ServiceGroup, runTask: Task<Void, any Error>, proxyPort: Int, adminPort: Int,
+        logs: LogCapture, directory: String, refusing: RefusingPort?
+    ) {
+        self.refusing = refusing
         self.mock = mock
         self.gateway = gateway
         self.group = group
@@ -64,12 +72,6 @@ final class TestGateway: Sendable {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30)))
         configuration.decompression = .disabled
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }
-
-    /// A port nothing listens on (bound, then closed).
-    static func closedPort() async throws -> Int {
-        let channel = try await ServerBootstrapHelper.bindEphemeral()
-        return channel
     }
 
     var baseURL: String { "http://127.0.0.1:\(proxyPort)" }

@@ -1,0 +1,108 @@
+import Foundation
+import Logging
+import SQLKit
+import Testing
+
+@testable import Tollgate
+
+/// The SQLite store on real files.
+@Suite struct StoreTests {
+    static func withStore<T>(_ body: (SQLStore, String) async throws -> T) async throws -> T {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/nested/t.db"
+        let store = try await SQLStore.openSQLite(path: path, logger: Logger(label: "store-test"))
+        try await store.migrate()
+        do {
+            let value = try await body(store, path)
+            await store.close()
+            return value
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+
+    static func record(_ id: String, key: String? = "k1", at date: Date = Date()) -> UsageRecord {
+        UsageRecord(
+            requestID: id, createdAt: date, keyID: key, endpoint: "/api/chat", modelRequested: "m", modelServed: "m:latest",
+            stream: true, httpStatus: 200, outcome: .completed, promptTokens: 3, completionTokens: nil, usageSource: .estimated,
+            latencyMs: 1.5, ttfbMs: nil, clientAddress: "127.0.0.1", error: "quote ' and \" and \u{0}nul"
+        )
+    }
+
+    @Test func migrationsAreIdempotentAndWALIsOn() async throws {
+        try await Self.withStore { store, _ in
+            try await store.migrate()
+            try await store.migrate()
+            let mode = try await store.serial { db in try await db.raw("PRAGMA journal_mode").first()?.decode(column: "journal_mode", as: String.self) }
+            #expect(mode == "wal")
+            let versions = try await store.serial { db in try await db.raw("SELECT COUNT(*) AS n FROM schema_migrations").first()?.decode(column: "n", as: Int.self) }
+            #expect(versions == Migrations.steps.count)
+        }
+    }
+
+    @Test func keysRoundTripAndBumpTheGeneration() async throws {
+        try await Self.withStore { store, _ in
+            let g0 = try await store.keyGeneration()
+            let now = Date(timeIntervalSince1970: 1_800_000_000)
+            let key = KeyRecord(publicID: "abcdefghij", name: "n", secretHash: "h", status: .active, createdAt: now, expiresAt: now.addingTimeInterval(60), updatedAt: now)
+            try await store.insertKey(key)
+            #expect(try await store.key(publicID: "abcdefghij") == key)
+            #expect(try await store.key(publicID: "zzzzzzzzzz") == nil)
+            #expect(try await store.keyGeneration() == g0 + 1)
+            #expect(try await store.setKeyStatus(publicID: "abcdefghij", to: .revoked))
+            #expect(try await store.setKeyStatus(publicID: "nope", to: .revoked) == false)
+            #expect(try await store.key(publicID: "abcdefghij")?.status == .revoked)
+            #expect(try await store.keyGeneration() == g0 + 2)
+            #expect(try await store.keys().count == 1)
+        }
+    }
+
+    @Test func usageInsertIsIdempotentAndFiltered() async throws {
+        try await Self.withStore { store, _ in
+            let old = Date(timeIntervalSince1970: 1_700_000_000)
+            try await store.insertUsage([Self.record("r1"), Self.record("r2", key: "k2"), Self.record("r3", at: old)])
+            try await store.insertUsage([Self.record("r1"), Self.record("r4")])  // a retried batch
+            #expect(try await store.usage(UsageFilter()).count == 4)
+            #expect(try await store.usage(UsageFilter(keyID: "k2")).map(\.requestID) == ["r2"])
+            #expect(try await store.usage(UsageFilter(since: old.addingTimeInterval(1))).count == 3)
+            let r1 = try #require(try await store.usage(UsageFilter(limit: 100)).first { $0.requestID == "r1" })
+            var expected = Self.record("r1", at: r1.createdAt)
+            expected.error = "quote ' and \" and \u{FFFD}nul"  // NUL is replaced, nothing after it is lost
+            #expect(r1 == expected)
+            #expect(r1.completionTokens == nil)  // absent stays absent
+            let many = (0..<1000).map { Self.record("bulk-\($0)") }
+            try await store.insertUsage(many)
+            #expect(try await store.usage(UsageFilter(limit: 100_000)).count == 1004)
+        }
+    }
+
+    @Test func cancelledCallersNeverLeaveATransactionOpen() async throws {
+        try await Self.withStore { store, _ in
+            for round in 0..<20 {
+                let tasks = (0..<10).map { i in
+                    Task { try await store.insertUsage([Self.record("c-\(round)-\(i)")]) }
+                }
+                for t in tasks { t.cancel() }
+                for t in tasks { _ = try? await t.value }
+            }
+            // Whatever the cancelled callers did, the store still takes writes and holds every
+            // record whose caller was cancelled (the operations themselves were not).
+            try await store.insertUsage([Self.record("after")])
+            let count = try await store.usage(UsageFilter(limit: 1000)).count
+            #expect(count == 201)
+        }
+    }
+
+    @Test func aSecondConnectionCanWriteWhileTheFirstIsBusy() async throws {
+        try await Self.withStore { store, path in
+            let other = try await SQLStore.openSQLite(path: path, logger: Logger(label: "cli"))
+            async let a: Void = store.insertUsage((0..<2000).map { Self.record("a-\($0)") })
+            async let b: Void = other.insertUsage((0..<2000).map { Self.record("b-\($0)") })
+            _ = try await (a, b)
+            #expect(try await other.usage(UsageFilter(limit: 10_000)).count == 4000)
+            await other.close()
+        }
+    }
+}
