@@ -65,6 +65,12 @@ struct MockOllamaResponder: HTTPResponder {
         case "/api/chat", "/api/generate":
             let stream = (json["stream"] as? Bool) ?? true
             let isChat = path == "/api/chat"
+            // Like Ollama, `options.num_predict` caps the answer (unless the mock is told to ignore caps).
+            var capped = behavior
+            if !capped.endless, let cap = (json["options"] as? [String: Any])?["num_predict"] as? Int, cap >= 0 {
+                capped.chunks = min(capped.chunks, cap)
+            }
+            let behavior = capped
             if !stream {
                 var object = Self.finalChunk(model: model, isChat: isChat, behavior: behavior, sent: behavior.chunks)
                 let text = (0..<behavior.chunks).map { "tok\($0) " }.joined()
@@ -95,7 +101,7 @@ struct MockOllamaResponder: HTTPResponder {
                             if let k = behavior.holdAfterChunk, sent == k {
                                 await mock.waitForRelease(atLeast: 1)
                             }
-                            let chunk = Self.line(Self.contentChunk(model: model, isChat: isChat, index: sent))
+                            let chunk = Self.contentChunk(model: model, isChat: isChat, index: sent)
                             mock.recordSent(chunk)
                             try await writer.write(chunk)
                             sent += 1
@@ -118,10 +124,11 @@ struct MockOllamaResponder: HTTPResponder {
         }
     }
 
-    static func contentChunk(model: String, isChat: Bool, index: Int) -> [String: Any] {
-        var o: [String: Any] = ["model": model, "created_at": "2026-11-23T10:00:00.000000Z", "done": false]
-        if isChat { o["message"] = ["role": "assistant", "content": "tok\(index) "] } else { o["response"] = "tok\(index) " }
-        return o
+    /// One NDJSON content line, in Ollama's field order (built as text: the mock is a benchmark baseline).
+    static func contentChunk(model: String, isChat: Bool, index: Int) -> ByteBuffer {
+        let name = model.contains("\"") || model.contains("\\") ? "mock" : model
+        let body = isChat ? "\"message\":{\"role\":\"assistant\",\"content\":\"tok\(index) \"}" : "\"response\":\"tok\(index) \""
+        return ByteBuffer(string: "{\"model\":\"\(name)\",\"created_at\":\"2026-11-23T10:00:00.000000Z\",\(body),\"done\":false}\n")
     }
 
     static func finalChunk(model: String, isChat: Bool, behavior: MockOllama.Behavior, sent: Int) -> [String: Any] {
