@@ -63,6 +63,17 @@ public struct JSONInspector: Sendable {
     }
 
     static let promptKeys: Set<String> = ["content", "prompt", "system", "input", "text", "suffix"]
+    static let promptKeyBytes: [[UInt8]] = promptKeys.map { Array($0.utf8) }
+
+    /// Whether the raw key bytes (between the quotes) name prompt text; no allocation.
+    static func isPromptKey(_ bytes: [UInt8], _ range: Range<Int>) -> Bool {
+        guard range.count >= 4, range.count <= 7 else { return false }
+        outer: for candidate in promptKeyBytes where candidate.count == range.count {
+            for (k, b) in candidate.enumerated() where bytes[range.lowerBound + k] != b { continue outer }
+            return true
+        }
+        return false
+    }
 
     public let limits: Limits
     public init(limits: Limits = .init()) { self.limits = limits }
@@ -184,7 +195,7 @@ public struct JSONInspector: Sendable {
                 try expect(UInt8(ascii: ":"), "':'")
                 skipWhitespace()
                 let valueStart = pos
-                let kind = try parseValue(key: key)
+                let kind = try parseValue(isPromptKey: JSONInspector.promptKeys.contains(key))
                 if fields[key] != nil { throw .duplicateKey(key) }
                 fields[key] = Value(kind: kind, range: valueStart..<pos)
                 skipWhitespace()
@@ -197,19 +208,19 @@ public struct JSONInspector: Sendable {
             return fields
         }
 
-        mutating func parseValue(key: String?) throws(Failure) -> Value.Kind {
+        mutating func parseValue(isPromptKey: Bool) throws(Failure) -> Value.Kind {
             guard let c = peek() else { throw fail("unexpected end of data") }
             switch c {
             case UInt8(ascii: "\""):
                 let start = pos
                 try parseString()
-                if let key, JSONInspector.promptKeys.contains(key) { promptTextBytes += pos - start - 2 }
+                if isPromptKey { promptTextBytes += pos - start - 2 }
                 return .string
             case UInt8(ascii: "{"):
                 try parseObject()
                 return .object
             case UInt8(ascii: "["):
-                try parseArray(key: key)
+                try parseArray(isPromptKey: isPromptKey)
                 return .array
             case UInt8(ascii: "t"):
                 try literal("true")
@@ -246,13 +257,11 @@ public struct JSONInspector: Sendable {
                 guard peek() == UInt8(ascii: "\"") else { throw fail("expected a string key") }
                 let keyStart = pos
                 try parseString()
-                // Keys are only materialised when they may name prompt text (short keys).
-                let keyLength = pos - keyStart - 2
-                let key: String? = keyLength <= 8 ? String(decoding: bytes[(keyStart + 1)..<(pos - 1)], as: UTF8.self) : nil
+                let isPromptKey = JSONInspector.isPromptKey(bytes, (keyStart + 1)..<(pos - 1))
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"), "':'")
                 skipWhitespace()
-                _ = try parseValue(key: key)
+                _ = try parseValue(isPromptKey: isPromptKey)
                 skipWhitespace()
                 guard let c = peek() else { throw fail("unterminated object") }
                 pos += 1
@@ -262,14 +271,14 @@ public struct JSONInspector: Sendable {
             depth -= 1
         }
 
-        mutating func parseArray(key: String?) throws(Failure) {
+        mutating func parseArray(isPromptKey: Bool) throws(Failure) {
             try enter()
             pos += 1
             skipWhitespace()
             if peek() == UInt8(ascii: "]") { pos += 1; depth -= 1; return }
             while true {
                 skipWhitespace()
-                _ = try parseValue(key: key)
+                _ = try parseValue(isPromptKey: isPromptKey)
                 skipWhitespace()
                 guard let c = peek() else { throw fail("unterminated array") }
                 pos += 1

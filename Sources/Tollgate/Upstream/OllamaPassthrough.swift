@@ -1,0 +1,168 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+
+/// One request's trip to an Ollama backend and back, with no translation: the body goes up
+/// unchanged and the answer is relayed chunk by chunk while the meter reads it, then settled once.
+struct OllamaPassthrough {
+    let front: OllamaFront
+    let endpoint: OllamaEndpoint
+    let identity: KeyIdentity
+    let requestID: String
+    let started: ContinuousClock.Instant
+    let clientAddress: String?
+    let accept: String?
+    let watch: ClientConnectionWatch?
+
+    func forward(method: HTTPRequest.Method, body: ByteBuffer?, document: JSONInspector.Document?) async -> Response {
+        let model = document?.string("model") ?? (endpoint == .show ? document?.string("name") : nil)
+        let stream = endpoint.streamsByDefault ? (document?.bool("stream") ?? true) : false
+        let promptEstimate = endpoint.isInference ? TokenEstimate.fromTextBytes(document?.promptTextBytes ?? 0) : nil
+        let settlement = RequestSettlement(
+            writer: front.usage,
+            template: UsageRecord(
+                requestID: requestID, createdAt: Date(), keyID: identity.publicID, endpoint: endpoint.rawValue,
+                modelRequested: model, modelServed: nil, stream: stream, httpStatus: 0, outcome: .completed,
+                promptTokens: nil, completionTokens: nil, usageSource: endpoint.isInference ? .unknown : .none,
+                latencyMs: 0, ttfbMs: nil, clientAddress: clientAddress, error: nil
+            ),
+            started: started,
+            promptEstimate: promptEstimate
+        )
+        let backend = front.router.backend(forModel: model)
+        var upstreamRequest = HTTPClientRequest(url: backend.baseURL + endpoint.rawValue)
+        upstreamRequest.method = NIOHTTP1.HTTPMethod(rawValue: method.rawValue)
+        upstreamRequest.headers.add(name: "user-agent", value: "tollgate")
+        upstreamRequest.headers.add(name: "accept", value: accept ?? "*/*")
+        if let body {
+            upstreamRequest.headers.add(name: "content-type", value: "application/json")
+            upstreamRequest.body = .bytes(body)
+        }
+
+        let response: HTTPClientResponse
+        do {
+            // Run the wait for the upstream's head in its own task so the client leaving can cancel it.
+            let http = front.client.http, deadline = front.exchangeDeadline, logger = front.logger
+            let pending = Task { try await http.execute(upstreamRequest, timeout: deadline, logger: logger) }
+            watch?.arm { pending.cancel() }
+            defer { watch?.disarm() }
+            response = try await withTaskCancellationHandler {
+                try await pending.value
+            } onCancel: {
+                pending.cancel()
+            }
+        } catch {
+            let failure = UpstreamFailure(error, aborted: front.drain.isAborted)
+            settlement.settle { r in
+                r.httpStatus = Int(failure.status.code)
+                r.outcome = failure.outcome
+                r.error = failure.message
+                if endpoint.isInference, failure.outcome == .clientDisconnect {
+                    r.promptTokens = promptEstimate
+                    r.usageSource = .estimated
+                }
+            }
+            if failure.outcome == .clientDisconnect { return OllamaFront.error(failure.status, failure.message, requestID) }
+            front.logger.warning(
+                "upstream request failed",
+                metadata: ["request_id": "\(requestID)", "backend": "\(backend.name)", "error": "\(failure.message)"]
+            )
+            return OllamaFront.error(failure.status, failure.message, requestID)
+        }
+
+        var headers = UpstreamClient.clientHeaders(from: response.headers)
+        headers[.xRequestID] = requestID
+        let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+        let upstreamBody = response.body
+        let isInference = endpoint.isInference
+        let drain = front.drain
+        let isHead = method == .head
+        let headMs = settlement.elapsedMs()
+        return Response(
+            status: status, headers: headers,
+            body: ResponseBody { writer in
+                var meter = OllamaStreamMeter()
+                var clientGone = false
+                var upstreamFailure: UpstreamFailure?
+                var firstByteMs: Double?
+                var iterator = upstreamBody.makeAsyncIterator()
+                while true {
+                    let next: ByteBuffer?
+                    do {
+                        next = try await iterator.next()
+                    } catch {
+                        upstreamFailure = UpstreamFailure(error, aborted: drain.isAborted)
+                        break
+                    }
+                    guard let chunk = next else { break }
+                    if firstByteMs == nil { firstByteMs = settlement.elapsedMs() }
+                    meter.observe(chunk)
+                    if isHead { continue }
+                    do {
+                        try await writer.write(chunk)
+                    } catch {
+                        clientGone = true
+                        break
+                    }
+                }
+                meter.finish()
+                if let upstreamFailure, !clientGone {
+                    // The status is already sent: end with one error line, as Ollama does.
+                    let line = JSONText.ollamaError(upstreamFailure.streamMessage) + "\n"
+                    do { try await writer.write(ByteBuffer(string: line)) } catch { clientGone = true }
+                }
+                settlement.settle { r in
+                    r.httpStatus = Int(status.code)
+                    r.ttfbMs = firstByteMs ?? headMs
+                    r.modelServed = meter.servedModel
+                    if clientGone {
+                        r.outcome = .clientDisconnect
+                    } else if let upstreamFailure {
+                        r.outcome = upstreamFailure.outcome == .timeout || upstreamFailure.outcome == .shutdown ? upstreamFailure.outcome : .upstreamError
+                        r.error = upstreamFailure.streamMessage
+                    } else if let message = meter.upstreamError {
+                        r.outcome = .upstreamError
+                        r.error = message
+                    } else if status.code >= 500 {
+                        r.outcome = .upstreamError
+                    }
+                    if isInference { Self.fillTokens(&r, meter: meter, endpoint: endpoint, promptEstimate: promptEstimate, stream: stream) }
+                }
+                if !clientGone { try? await writer.finish(nil) }
+            }
+        )
+    }
+
+    /// Tokens with their provenance: the upstream's counts when it reported them, else estimates.
+    static func fillTokens(_ r: inout UsageRecord, meter: OllamaStreamMeter, endpoint: OllamaEndpoint, promptEstimate: Int?, stream: Bool) {
+        let embedding = endpoint == .embed || endpoint == .embeddings
+        if embedding {
+            if let p = meter.promptEvalCount {
+                r.promptTokens = p
+                r.completionTokens = 0
+                r.usageSource = .upstream
+            } else {
+                r.promptTokens = promptEstimate
+                r.completionTokens = 0
+                r.usageSource = .estimated
+            }
+            return
+        }
+        if let p = meter.promptEvalCount, let c = meter.evalCount {
+            r.promptTokens = p
+            r.completionTokens = c
+            r.usageSource = .upstream
+            return
+        }
+        // Cut, or counts missing (Ollama omits a zero prompt_eval_count when the prompt was cached).
+        r.promptTokens = meter.promptEvalCount ?? promptEstimate
+        r.completionTokens = meter.evalCount ?? (stream ? meter.contentLines : nil)
+        r.usageSource = .estimated
+    }
+}
+

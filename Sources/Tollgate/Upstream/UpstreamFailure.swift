@@ -1,0 +1,62 @@
+import AsyncHTTPClient
+import HTTPTypes
+
+/// An upstream exchange that failed, classified for the client and the usage record.
+struct UpstreamFailure {
+    let status: HTTPResponse.Status
+    let outcome: UsageOutcome
+    let message: String
+
+    init(_ error: any Error, aborted: Bool) {
+        if aborted {
+            status = .serviceUnavailable
+            outcome = .shutdown
+            message = "gateway is shutting down"
+            return
+        }
+        if error is CancellationError {
+            status = .init(code: 499, reasonPhrase: "Client Closed Request")
+            outcome = .clientDisconnect
+            message = "client closed request"
+            return
+        }
+        if let e = error as? HTTPClientError {
+            switch e {
+            case .readTimeout, .deadlineExceeded:
+                status = .gatewayTimeout
+                outcome = .timeout
+                message = "upstream did not answer in time"
+                return
+            case .connectTimeout:
+                status = .gatewayTimeout
+                outcome = .timeout
+                message = "upstream connection timed out"
+                return
+            case .cancelled:
+                status = .init(code: 499, reasonPhrase: "Client Closed Request")
+                outcome = .clientDisconnect
+                message = "client closed request"
+                return
+            case .remoteConnectionClosed:
+                status = .badGateway
+                outcome = .upstreamError
+                message = "upstream closed the connection"
+                return
+            default:
+                break
+            }
+        }
+        status = .badGateway
+        outcome = .upstreamUnreachable
+        message = "upstream unreachable"
+    }
+
+    /// The text of the terminal error line once a stream has started.
+    var streamMessage: String {
+        switch outcome {
+        case .timeout: "upstream stalled: no data within the read timeout"
+        case .shutdown: message
+        default: "upstream stream failed: \(message)"
+        }
+    }
+}
