@@ -60,6 +60,8 @@ let package = Package(
             dependencies: [
                 "Tollgate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -75,7 +77,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "tollgate-mock-upstream",
-            dependencies: ["TollgateTestSupport", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                "TollgateTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Sources/MockUpstream",
             swiftSettings: swiftSettings
         ),

@@ -1,5 +1,10 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import TollgateTestSupport
+
+// Same executor set-up as the gateway (see Sources/tollgate/main.swift), so the baseline is cheap.
+_ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 
 // A stand-alone mock Ollama for benchmarks and demos: `tollgate-mock-upstream [port] [chunks]`.
 let arguments = CommandLine.arguments

@@ -3,7 +3,6 @@ import Foundation
 import Logging
 import Tollgate
 
-@main
 struct TollgateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",

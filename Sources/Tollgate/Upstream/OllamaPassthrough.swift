@@ -47,8 +47,8 @@ struct OllamaPassthrough {
         let response: HTTPClientResponse
         do {
             // Run the wait for the upstream's head in its own task so the client leaving can cancel it.
-            let http = front.client.http, deadline = front.exchangeDeadline, logger = front.logger
-            let pending = Task { try await http.execute(upstreamRequest, timeout: deadline, logger: logger) }
+            let http = front.client.http, deadline = front.exchangeDeadline
+            let pending = Task { try await http.execute(upstreamRequest, timeout: deadline, logger: UpstreamClient.quietLogger) }
             watch?.arm { pending.cancel() }
             defer { watch?.disarm() }
             response = try await withTaskCancellationHandler {
@@ -83,21 +83,64 @@ struct OllamaPassthrough {
         let drain = front.drain
         let isHead = method == .head
         let headMs = settlement.elapsedMs()
+        var iterator = upstreamBody.makeAsyncIterator()
+
+        // A small answer (a model list, a non-streamed chat) usually arrives whole in its first
+        // chunk: when that chunk is the complete Content-Length body, send head and body in one
+        // write. Nothing is held back: this is the first chunk, sent as soon as it is here.
+        if let length = response.headers.first(name: "content-length").flatMap(Int.init), length > 0, !isHead {
+            var first: ByteBuffer?
+            var failure: UpstreamFailure?
+            do { first = try await iterator.next() } catch { failure = UpstreamFailure(error, aborted: drain.isAborted) }
+            if let chunk = first, chunk.readableBytes == length {
+                var meter = OllamaStreamMeter()
+                meter.observe(chunk)
+                meter.finish()
+                let firstByteMs = settlement.elapsedMs()
+                settlement.settle { r in
+                    Self.finishRecord(&r, status: status, meter: meter, ttfbMs: firstByteMs, clientGone: false, failure: nil)
+                    if isInference { Self.fillTokens(&r, meter: meter, endpoint: endpoint, promptEstimate: promptEstimate, stream: stream) }
+                }
+                headers[.contentLength] = String(length)
+                return Response(status: status, headers: headers, body: .init(byteBuffer: chunk))
+            }
+            return relay(status: status, headers: headers, first: first, failure: failure, rest: iterator, settlement: settlement,
+                         headMs: headMs, isInference: isInference, isHead: isHead, promptEstimate: promptEstimate, stream: stream)
+        }
+        return relay(status: status, headers: headers, first: nil, failure: nil, rest: iterator, settlement: settlement,
+                     headMs: headMs, isInference: isInference, isHead: isHead, promptEstimate: promptEstimate, stream: stream)
+    }
+
+    /// Streams the answer to the client chunk by chunk, metering it, then settles.
+    func relay(
+        status: HTTPResponse.Status, headers: HTTPFields, first: ByteBuffer?, failure: UpstreamFailure?,
+        rest: HTTPClientResponse.Body.AsyncIterator, settlement: RequestSettlement, headMs: Double, isInference: Bool,
+        isHead: Bool, promptEstimate: Int?, stream: Bool
+    ) -> Response {
+        let drain = front.drain
+        let endpoint = self.endpoint
+        let pending = UnsafeTransfer(rest)
         return Response(
             status: status, headers: headers,
             body: ResponseBody { writer in
                 var meter = OllamaStreamMeter()
                 var clientGone = false
-                var upstreamFailure: UpstreamFailure?
+                var upstreamFailure = failure
                 var firstByteMs: Double?
-                var iterator = upstreamBody.makeAsyncIterator()
-                while true {
+                var iterator = pending.value
+                var carried = first
+                while upstreamFailure == nil {
                     let next: ByteBuffer?
-                    do {
-                        next = try await iterator.next()
-                    } catch {
-                        upstreamFailure = UpstreamFailure(error, aborted: drain.isAborted)
-                        break
+                    if let c = carried {
+                        next = c
+                        carried = nil
+                    } else {
+                        do {
+                            next = try await iterator.next()
+                        } catch {
+                            upstreamFailure = UpstreamFailure(error, aborted: drain.isAborted)
+                            break
+                        }
                     }
                     guard let chunk = next else { break }
                     if firstByteMs == nil { firstByteMs = settlement.elapsedMs() }
@@ -116,26 +159,35 @@ struct OllamaPassthrough {
                     let line = JSONText.ollamaError(upstreamFailure.streamMessage) + "\n"
                     do { try await writer.write(ByteBuffer(string: line)) } catch { clientGone = true }
                 }
+                let ttfb = firstByteMs ?? headMs
                 settlement.settle { r in
-                    r.httpStatus = Int(status.code)
-                    r.ttfbMs = firstByteMs ?? headMs
-                    r.modelServed = meter.servedModel
-                    if clientGone {
-                        r.outcome = .clientDisconnect
-                    } else if let upstreamFailure {
-                        r.outcome = upstreamFailure.outcome == .timeout || upstreamFailure.outcome == .shutdown ? upstreamFailure.outcome : .upstreamError
-                        r.error = upstreamFailure.streamMessage
-                    } else if let message = meter.upstreamError {
-                        r.outcome = .upstreamError
-                        r.error = message
-                    } else if status.code >= 500 {
-                        r.outcome = .upstreamError
-                    }
+                    Self.finishRecord(&r, status: status, meter: meter, ttfbMs: ttfb, clientGone: clientGone, failure: upstreamFailure)
                     if isInference { Self.fillTokens(&r, meter: meter, endpoint: endpoint, promptEstimate: promptEstimate, stream: stream) }
                 }
                 if !clientGone { try? await writer.finish(nil) }
             }
         )
+    }
+
+    /// Status, timing and outcome of a request whose upstream answered.
+    static func finishRecord(
+        _ r: inout UsageRecord, status: HTTPResponse.Status, meter: OllamaStreamMeter, ttfbMs: Double, clientGone: Bool,
+        failure: UpstreamFailure?
+    ) {
+        r.httpStatus = Int(status.code)
+        r.ttfbMs = ttfbMs
+        r.modelServed = meter.servedModel
+        if clientGone {
+            r.outcome = .clientDisconnect
+        } else if let failure {
+            r.outcome = failure.outcome == .timeout || failure.outcome == .shutdown ? failure.outcome : .upstreamError
+            r.error = failure.streamMessage
+        } else if let message = meter.upstreamError {
+            r.outcome = .upstreamError
+            r.error = message
+        } else if status.code >= 500 {
+            r.outcome = .upstreamError
+        }
     }
 
     /// Tokens with their provenance: the upstream's counts when it reported them, else estimates.
@@ -166,3 +218,10 @@ struct OllamaPassthrough {
     }
 }
 
+
+/// Moves a value that is only ever used by one task at a time into a `@Sendable` closure.
+/// Used for the upstream body iterator, which is handed from the handler to the response writer.
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

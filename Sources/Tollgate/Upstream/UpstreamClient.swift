@@ -25,8 +25,15 @@ public struct UpstreamClient: Sendable {
             decompression: .disabled
         )
         configuration.httpVersion = .http1Only
+        // No per-request spans: tracing is not wired up, and an active span costs on every request.
+        configuration.tracing.tracer = nil
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
+
+    /// AsyncHTTPClient adds per-request metadata to the logger it is given, which makes a real log
+    /// handler re-render its metadata on every request; upstream calls get AHC's own default, a
+    /// no-op logger. The gateway logs upstream failures itself.
+    static let quietLogger = Logger(label: "tollgate.upstream", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// Response headers that describe the hop, not the content; never relayed.
     static let hopByHop: Set<String> = [

@@ -79,11 +79,13 @@ public struct KeyHasher: Sendable {
 
     /// Hex digest of `publicID` and `secret` together, so a digest cannot be replayed under another id.
     public func digest(publicID: String, secret: String) -> String {
-        var mac = HMAC<SHA256>(key: key)
-        mac.update(data: Data(publicID.utf8))
-        mac.update(data: [0])
-        mac.update(data: Data(secret.utf8))
-        return Self.hex(Array(mac.finalize()))
+        var message = [UInt8]()
+        message.reserveCapacity(publicID.utf8.count + 1 + secret.utf8.count)
+        message.append(contentsOf: publicID.utf8)
+        message.append(0)
+        message.append(contentsOf: secret.utf8)
+        let code = HMAC<SHA256>.authenticationCode(for: message, using: key)
+        return code.withUnsafeBytes { Self.hex(Array($0)) }
     }
 
     /// Compares two hex digests without an early exit.
