@@ -59,6 +59,21 @@ import TollgateCore
         #expect(meter.servedModel == "nomic")
     }
 
+    @Test func countersBeforeALongBodyAreFoundToo() {
+        let vector = (0..<20_000).map { _ in "0.123456" }.joined(separator: ",")
+        let long = String(repeating: "word ", count: 20_000)
+        for text in [
+            "{\"prompt_eval_count\":8,\"model\":\"nomic\",\"embeddings\":[[\(vector)]],\"total_duration\":5}",
+            "{\"done\":true,\"eval_count\":4,\"prompt_eval_count\":3,\"message\":{\"role\":\"assistant\",\"content\":\"\(long)\"}}",
+        ] {
+            var meter = OllamaStreamMeter()
+            let bytes = Array(text.utf8)
+            for start in stride(from: 0, to: bytes.count, by: 4096) { meter.observe(ByteBuffer(bytes: bytes[start..<min(start + 4096, bytes.count)])) }
+            meter.finish()
+            #expect(meter.promptEvalCount != nil)
+        }
+    }
+
     @Test func nonStreamAnswerWithoutNewline() {
         var meter = OllamaStreamMeter()
         let long = String(repeating: "word ", count: 20_000)

@@ -118,6 +118,24 @@ import TollgateTestSupport
         }
     }
 
+    @Test func largeNonStreamAnswerArrivingInSeveralChunksIsRelayedWhole() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.promptEvalCount = 20_000
+        try await withGateway(behavior: behavior) { gw in
+            let key = try await gw.createKey()
+            let inputs = (0..<20_000).map { _ in "\"a\"" }.joined(separator: ",")
+            let r = try await gw.send("/api/embed", body: "{\"model\":\"nomic-embed-text\",\"input\":[\(inputs)]}", key: key)
+            #expect(r.status == 200)
+            #expect(r.body.utf8.count > 256 * 1024)  // several reads on loopback
+            let json = try JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any]
+            #expect((json?["embeddings"] as? [[Double]])?.count == 20_000)
+            let u = try #require(try await gw.waitForUsage(count: 1).first)
+            #expect(u.promptTokens == 20_000)
+            #expect(u.usageSource == .upstream)
+            #expect(u.outcome == .completed)
+        }
+    }
+
     @Test func metadataEndpointsAreProxiedAndRecordedWithoutTokens() async throws {
         try await withGateway { gw in
             let key = try await gw.createKey()

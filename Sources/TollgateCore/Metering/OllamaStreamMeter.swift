@@ -11,6 +11,7 @@ public struct OllamaStreamMeter: Sendable {
     /// Bytes kept from the end of the current line; Ollama puts its counters last.
     static let tailLimit = 16 * 1024
     static let headLimit = 512
+    static let lineHeadLimit = 1024
 
     public private(set) var bytesSeen = 0
     /// Complete lines that were neither the final chunk nor an error.
@@ -23,6 +24,9 @@ public struct OllamaStreamMeter: Sendable {
     public private(set) var servedModel: String?
 
     var line: [UInt8] = []
+    /// The opening bytes of the current line, kept once the line grows past the tail limit
+    /// (counters may come first when an encoder does not keep Ollama's field order).
+    var lineHead: [UInt8] = []
     var head: [UInt8] = []
     var firstLineDone = false
 
@@ -62,6 +66,7 @@ public struct OllamaStreamMeter: Sendable {
         }
         line.append(contentsOf: raw[range])
         if line.count > 2 * Self.tailLimit {
+            if lineHead.isEmpty { lineHead = Array(line.prefix(Self.lineHeadLimit)) }
             line.removeFirst(line.count - Self.tailLimit)
         }
     }
@@ -69,6 +74,7 @@ public struct OllamaStreamMeter: Sendable {
     mutating func endLine() {
         defer {
             line.removeAll(keepingCapacity: true)
+            lineHead.removeAll()
             if !firstLineDone, !head.isEmpty {
                 firstLineDone = true
                 if servedModel == nil { servedModel = Self.stringValue(of: "\"model\":", in: head[...]) }
@@ -80,24 +86,33 @@ public struct OllamaStreamMeter: Sendable {
             upstreamError = Self.stringValue(of: "\"error\":", in: trimmed) ?? "upstream error"
             return
         }
-        if Self.find("\"done\":true", in: trimmed) != nil {
+        if Self.find("\"done\":true", in: trimmed) != nil || Self.find("\"done\":true", in: lineHead[...]) != nil {
             sawDone = true
             readCounters(trimmed)
             return
         }
-        // A single JSON answer without "done" (embeddings) still carries counters.
-        if Self.find("\"done\":false", in: trimmed) == nil, Self.find("\"prompt_eval_count\":", in: trimmed) != nil {
-            readCounters(trimmed)
-            return
+        // A single JSON answer without "done" (embeddings) still carries counters, at its end
+        // in Ollama's field order, or in the kept opening bytes of a long line otherwise.
+        if Self.find("\"done\":false", in: trimmed) == nil {
+            if Self.find("\"prompt_eval_count\":", in: trimmed) != nil {
+                readCounters(trimmed)
+                return
+            }
+            if Self.find("\"prompt_eval_count\":", in: lineHead[...]) != nil {
+                readCounters(lineHead[...])
+                return
+            }
         }
         contentLines += 1
     }
 
     mutating func readCounters(_ line: ArraySlice<UInt8>) {
-        if let v = Self.intValue(of: "\"prompt_eval_count\":", in: line) { promptEvalCount = v }
-        if let v = Self.intValue(of: "\"eval_count\":", in: line) { evalCount = v }
-        if let r = Self.stringValue(of: "\"done_reason\":", in: line) { doneReason = r }
-        if servedModel == nil, let m = Self.stringValue(of: "\"model\":", in: line) { servedModel = m }
+        for part in [line, lineHead[...]] {
+            if promptEvalCount == nil, let v = Self.intValue(of: "\"prompt_eval_count\":", in: part) { promptEvalCount = v }
+            if evalCount == nil, let v = Self.intValue(of: "\"eval_count\":", in: part) { evalCount = v }
+            if doneReason == nil, let r = Self.stringValue(of: "\"done_reason\":", in: part) { doneReason = r }
+            if servedModel == nil, let m = Self.stringValue(of: "\"model\":", in: part) { servedModel = m }
+        }
     }
 
     static func startsWithErrorKey(_ s: ArraySlice<UInt8>) -> Bool {
