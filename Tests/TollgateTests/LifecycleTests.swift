@@ -20,10 +20,7 @@ import TollgateTestSupport
         behavior.holdAfterChunk = 1
         let gw = try await TestGateway.start(behavior: behavior)
         let key = try await gw.createKey()
-        var request = HTTPClientRequest(url: gw.baseURL + "/api/chat")
-        request.method = .POST
-        request.headers.add(name: "authorization", value: "Bearer \(key)")
-        request.body = .bytes(ByteBuffer(string: Self.chatBody))
+        let request = gw.request("/api/chat", key: key, body: Self.chatBody)
         let response = try await gw.http.execute(request, timeout: .seconds(30))
         var iterator = response.body.makeAsyncIterator()
         let first = try #require(try await iterator.next())
@@ -37,10 +34,7 @@ import TollgateTestSupport
         var probeConfiguration = HTTPClient.Configuration()
         probeConfiguration.connectionPool.retryConnectionEstablishment = false
         let fresh = HTTPClient(eventLoopGroupProvider: .singleton, configuration: probeConfiguration)
-        var probe = HTTPClientRequest(url: gw.baseURL + "/api/chat")
-        probe.method = .POST
-        probe.headers.add(name: "authorization", value: "Bearer \(key)")
-        probe.body = .bytes(ByteBuffer(string: Self.chatBody))
+        let probe = gw.request("/api/chat", key: key, body: Self.chatBody)
         if let answer = try? await fresh.execute(probe, timeout: .seconds(5)) {
             #expect(answer.status == .serviceUnavailable)
         }
@@ -87,10 +81,7 @@ import TollgateTestSupport
         behavior.chunkDelay = .milliseconds(30)
         let gw = try await TestGateway.start(["TOLLGATE_DRAIN_TIMEOUT": "0.5"], behavior: behavior)
         let key = try await gw.createKey()
-        var request = HTTPClientRequest(url: gw.baseURL + "/api/chat")
-        request.method = .POST
-        request.headers.add(name: "authorization", value: "Bearer \(key)")
-        request.body = .bytes(ByteBuffer(string: Self.chatBody))
+        let request = gw.request("/api/chat", key: key, body: Self.chatBody)
         let response = try await gw.http.execute(request, timeout: .seconds(30))
         var iterator = response.body.makeAsyncIterator()
         var text = String(buffer: try #require(try await iterator.next()))

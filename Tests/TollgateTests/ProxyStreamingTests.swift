@@ -50,10 +50,7 @@ import TollgateTestSupport
         behavior.holdAfterChunk = 2
         try await withGateway(behavior: behavior) { gw in
             let key = try await gw.createKey()
-            var request = HTTPClientRequest(url: gw.baseURL + "/api/chat")
-            request.method = .POST
-            request.headers.add(name: "authorization", value: "Bearer \(key)")
-            request.body = .bytes(ByteBuffer(string: Self.chatBody))
+            let request = gw.request("/api/chat", key: key, body: Self.chatBody)
             let response = try await gw.http.execute(request, timeout: .seconds(30))
             var received = ""
             var released = false
@@ -172,12 +169,8 @@ import TollgateTestSupport
         try await withGateway(behavior: behavior) { gw in
             let key = try await gw.createKey()
             let http = gw.http
-            let url = gw.baseURL
+            let request = gw.request("/api/chat", key: key, body: Self.chatBody)
             let reader = Task {
-                var request = HTTPClientRequest(url: url + "/api/chat")
-                request.method = .POST
-                request.headers.add(name: "authorization", value: "Bearer \(key)")
-                request.body = .bytes(ByteBuffer(string: Self.chatBody))
                 let response = try await http.execute(request, timeout: .seconds(30))
                 var lines = 0
                 for try await chunk in response.body {
@@ -206,14 +199,8 @@ import TollgateTestSupport
         try await withGateway(behavior: behavior) { gw in
             let key = try await gw.createKey()
             let http = gw.http
-            let url = gw.baseURL
-            let request = Task {
-                var request = HTTPClientRequest(url: url + "/api/chat")
-                request.method = .POST
-                request.headers.add(name: "authorization", value: "Bearer \(key)")
-                request.body = .bytes(ByteBuffer(string: #"{"model":"llama3.2","stream":false,"messages":[]}"#))
-                _ = try await http.execute(request, timeout: .seconds(60))
-            }
+            let pending = gw.request("/api/chat", key: key, body: #"{"model":"llama3.2","stream":false,"messages":[]}"#)
+            let request = Task { _ = try await http.execute(pending, timeout: .seconds(60)) }
             // Wait until the upstream has the request, then leave.
             let arrived = await Self.poll { gw.mock.hitCount == 1 }
             #expect(arrived)

@@ -8,12 +8,7 @@ enum RawHTTP {
     /// Sends `request` to 127.0.0.1:`port` and returns everything read until the server closes the
     /// connection or `timeout` passes.
     static func exchange(port: Int, _ request: String, timeout: TimeAmount = .seconds(10)) async throws -> String {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
-            }
+        let channel = try await connect(port: port)
         return try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: request))
             return try await withThrowingTaskGroup(of: String?.self) { group in
@@ -41,12 +36,7 @@ enum RawHTTP {
     /// Opens a connection, sends `partial`, and waits for the server to close it.
     /// Returns true when the server closed the connection before `timeout`.
     static func serverCloses(port: Int, after partial: String, timeout: Duration) async throws -> Bool {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
-            }
+        let channel = try await connect(port: port)
         return try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: partial))
             return try await withThrowingTaskGroup(of: Bool.self) { group in
@@ -63,6 +53,15 @@ enum RawHTTP {
                 return first
             }
         }
+    }
+
+    static func connect(port: Int) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
     }
 
     /// A response is complete when its body matches Content-Length (tests use small answers).

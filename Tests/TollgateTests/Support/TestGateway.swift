@@ -87,6 +87,15 @@ final class TestGateway: Sendable {
         return KeyManager(store: gateway.store, serverSecret: secret)
     }
 
+    /// A POST to `path` with the key and body, for tests that read the answer as it streams.
+    func request(_ path: String, key: String, body: String) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .POST
+        request.headers.add(name: "authorization", value: "Bearer \(key)")
+        request.body = .bytes(ByteBuffer(string: body))
+        return request
+    }
+
     /// Sends a request and collects the whole answer.
     func send(
         _ path: String, method: HTTPMethod = .POST, body: String? = nil, key: String? = nil,
