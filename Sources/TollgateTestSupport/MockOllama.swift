@@ -108,7 +108,7 @@ public final class MockOllama: Sendable {
     @discardableResult
     public func start(port: Int = 0, logger: Logger = Logger(label: "mock-ollama")) async throws -> Int {
         var quiet = logger
-        quiet.logLevel = .error
+        quiet.logLevel = .critical  // stopping the mock cancels its server task, which Hummingbird logs as an error
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
         let app = Application(
             responder: MockOllamaResponder(mock: self),

@@ -100,6 +100,19 @@ import TollgateTestSupport
                 return r.status == .ok
             }
             try #require(ready, "the gateway did not become ready")
+            // The CLI works on the same database while the server runs: a key created now is usable.
+            let live = try cli.run(["keys", "create", "--name", "created-while-serving"])
+            #expect(live.status == 0)
+            let liveKey = try #require(live.out.split(separator: "\n").first { $0.hasPrefix("key:") }?.split(separator: " ").last.map(String.init))
+            var tags = HTTPClientRequest(url: "http://127.0.0.1:\(proxyPort)/api/tags")
+            tags.headers.add(name: "authorization", value: "Bearer \(liveKey)")
+            #expect(try await http.execute(tags, timeout: .seconds(10)).status == .ok)
+            let disabled = try cli.run(["keys", "disable", String(liveKey.dropFirst(3).prefix(10))])
+            #expect(disabled.status == 0)
+            let refused = await GateTests.eventually {
+                try await http.execute(tags, timeout: .seconds(10)).status == .forbidden
+            }
+            #expect(refused)
             var request = HTTPClientRequest(url: "http://127.0.0.1:\(proxyPort)/api/chat")
             request.method = .POST
             request.headers.add(name: "authorization", value: "Bearer \(key)")
@@ -118,10 +131,11 @@ import TollgateTestSupport
             #expect(process.terminationStatus == 0)
             #expect(process.terminationReason == .exit)
             // The usage writer flushed on the way out (its interval was 5 s).
-            let usage = try cli.run(["usage", "list", "--json"])
+            let usage = try cli.run(["usage", "list", "--json", "--key", "\(key.dropFirst(3).prefix(10))"])
             #expect(usage.out.split(separator: "\n").count == 1)
             #expect(usage.out.contains("\"outcome\":\"completed\""))
             #expect(usage.out.contains("\"usage_source\":\"upstream\""))
+            #expect(usage.out.contains("\"endpoint\":\"\\/api\\/chat\"") || usage.out.contains("\"endpoint\":\"/api/chat\""))
             let stderr = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             #expect(stderr.contains("tollgate stopped"))
             #expect(!stderr.contains(key))
