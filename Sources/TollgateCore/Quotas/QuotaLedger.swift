@@ -1,0 +1,170 @@
+import Foundation
+
+/// Quota limits of a key or a user; nil means unlimited.
+public struct QuotaLimits: Sendable, Equatable, Codable {
+    public var dailyTokens: Int?
+    public var monthlyTokens: Int?
+    public var dailyRequests: Int?
+    public var monthlyRequests: Int?
+
+    public init(dailyTokens: Int? = nil, monthlyTokens: Int? = nil, dailyRequests: Int? = nil, monthlyRequests: Int? = nil) {
+        self.dailyTokens = dailyTokens
+        self.monthlyTokens = monthlyTokens
+        self.dailyRequests = dailyRequests
+        self.monthlyRequests = monthlyRequests
+    }
+
+    public static let unlimited = QuotaLimits()
+
+    func tokens(_ period: QuotaPeriod) -> Int? { period == .day ? dailyTokens : monthlyTokens }
+    func requests(_ period: QuotaPeriod) -> Int? { period == .day ? dailyRequests : monthlyRequests }
+}
+
+/// The counters of one quota window, stored with the window's start.
+public struct QuotaCounter: Sendable, Equatable, Codable {
+    public var windowStart: Date
+    public var requests: Int
+    public var tokensUsed: Int
+    public var tokensReserved: Int
+
+    public init(windowStart: Date, requests: Int = 0, tokensUsed: Int = 0, tokensReserved: Int = 0) {
+        self.windowStart = windowStart
+        self.requests = requests
+        self.tokensUsed = tokensUsed
+        self.tokensReserved = tokensReserved
+    }
+}
+
+/// The day and month counters of one key or one user.
+public struct QuotaState: Sendable, Equatable, Codable {
+    public var day: QuotaCounter
+    public var month: QuotaCounter
+
+    public init(day: QuotaCounter, month: QuotaCounter) {
+        self.day = day
+        self.month = month
+    }
+
+    subscript(period: QuotaPeriod) -> QuotaCounter {
+        get { period == .day ? day : month }
+        set { if period == .day { day = newValue } else { month = newValue } }
+    }
+}
+
+/// Which limit refused a request, and when its window resets.
+public struct QuotaRejection: Error, Sendable, Equatable {
+    public enum Kind: String, Sendable { case requests, tokens }
+    public let period: QuotaPeriod
+    public let kind: Kind
+    public let limit: Int
+    public let resetsAt: Date
+
+    public init(period: QuotaPeriod, kind: Kind, limit: Int, resetsAt: Date) {
+        self.period = period
+        self.kind = kind
+        self.limit = limit
+        self.resetsAt = resetsAt
+    }
+
+    /// "daily token quota of 10000 exhausted; resets at 2026-11-24T00:00:00+01:00"
+    public func message(in timeZone: TimeZone) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = timeZone
+        let what = (period == .day ? "daily" : "monthly") + (kind == .tokens ? " token" : " request")
+        return "\(what) quota of \(limit) exhausted; resets at \(formatter.string(from: resetsAt))"
+    }
+}
+
+/// What admission reserved, so that settlement can undo exactly that.
+public struct QuotaReservation: Sendable, Equatable, Codable {
+    public let dayStart: Date
+    public let monthStart: Date
+    public let tokens: Int
+
+    public init(dayStart: Date, monthStart: Date, tokens: Int) {
+        self.dayStart = dayStart
+        self.monthStart = monthStart
+        self.tokens = tokens
+    }
+}
+
+/// The arithmetic of admission and settlement on calendar counters, free of storage: the store runs
+/// it inside one transaction (or a conditional update), so check and reserve cannot interleave.
+///
+/// - Windows roll over inside admission: a counter whose start is not the current window's start
+///   is reset first.
+/// - A request must fit every limit: one more request, and `used + reserved + estimate` tokens.
+/// - Settlement removes the reservation and adds the actual tokens to the windows the request was
+///   admitted in, if they are still current; a window that has ended is not touched (its counts are
+///   history, the usage records keep the real times).
+public enum QuotaLedger {
+    /// `state` with every counter moved to the window containing `now`.
+    public static func rolled(_ state: QuotaState, now: Date, calendar: QuotaCalendar) -> QuotaState {
+        var state = state
+        for period in QuotaPeriod.allCases {
+            let current = calendar.window(period, containing: now).start
+            if state[period].windowStart != current { state[period] = QuotaCounter(windowStart: current) }
+        }
+        return state
+    }
+
+    /// A fresh state for `now`.
+    public static func empty(now: Date, calendar: QuotaCalendar) -> QuotaState {
+        QuotaState(
+            day: QuotaCounter(windowStart: calendar.window(.day, containing: now).start),
+            month: QuotaCounter(windowStart: calendar.window(.month, containing: now).start)
+        )
+    }
+
+    /// Checks every limit and, if all fit, reserves one request and `estimate` tokens.
+    public static func admit(
+        _ state: inout QuotaState, limits: QuotaLimits, estimate: Int, now: Date, calendar: QuotaCalendar
+    ) -> Result<QuotaReservation, QuotaRejection> {
+        var next = rolled(state, now: now, calendar: calendar)
+        let estimate = max(0, estimate)
+        // Months first: when both windows are exhausted, the month's later reset is the honest Retry-After.
+        for period in [QuotaPeriod.month, .day] {
+            let counter = next[period]
+            let resetsAt = calendar.window(period, containing: now).end
+            if let limit = limits.requests(period), counter.requests + 1 > limit {
+                return .failure(QuotaRejection(period: period, kind: .requests, limit: limit, resetsAt: resetsAt))
+            }
+            if let limit = limits.tokens(period), counter.tokensUsed + counter.tokensReserved + estimate > limit {
+                return .failure(QuotaRejection(period: period, kind: .tokens, limit: limit, resetsAt: resetsAt))
+            }
+        }
+        for period in QuotaPeriod.allCases {
+            next[period].requests += 1
+            next[period].tokensReserved += estimate
+        }
+        state = next
+        return .success(QuotaReservation(dayStart: next.day.windowStart, monthStart: next.month.windowStart, tokens: estimate))
+    }
+
+    /// Replaces a reservation with the actual tokens (nil actual: keep the estimate as the charge).
+    public static func settle(_ state: inout QuotaState, reservation: QuotaReservation, actualTokens: Int?, now: Date, calendar: QuotaCalendar) {
+        var next = rolled(state, now: now, calendar: calendar)
+        let charge = max(0, actualTokens ?? reservation.tokens)
+        for period in QuotaPeriod.allCases {
+            let admittedIn = period == .day ? reservation.dayStart : reservation.monthStart
+            guard next[period].windowStart == admittedIn else { continue }
+            next[period].tokensReserved = max(0, next[period].tokensReserved - reservation.tokens)
+            next[period].tokensUsed += charge
+        }
+        state = next
+    }
+
+    /// Tokens still available in each window (nil: unlimited), for headers and the quota endpoint.
+    public struct Remaining: Sendable, Equatable {
+        public let day: Int?
+        public let month: Int?
+    }
+
+    public static func remainingTokens(_ state: QuotaState, limits: QuotaLimits, now: Date, calendar: QuotaCalendar) -> Remaining {
+        let current = rolled(state, now: now, calendar: calendar)
+        func left(_ period: QuotaPeriod) -> Int? {
+            limits.tokens(period).map { max(0, $0 - current[period].tokensUsed - current[period].tokensReserved) }
+        }
+        return Remaining(day: left(.day), month: left(.month))
+    }
+}
