@@ -41,6 +41,53 @@ enum Migrations {
                 "CREATE INDEX IF NOT EXISTS usage_records_key_time ON usage_records (key_id, created_at)",
                 "CREATE INDEX IF NOT EXISTS usage_records_time ON usage_records (created_at)",
             ]
-        )
+        ),
+        (
+            2,
+            [
+                """
+                CREATE TABLE IF NOT EXISTS users (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    email TEXT,
+                    note TEXT,
+                    daily_tokens BIGINT,
+                    monthly_tokens BIGINT,
+                    daily_requests BIGINT,
+                    monthly_requests BIGINT,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                "ALTER TABLE api_keys ADD COLUMN user_id TEXT",
+                "ALTER TABLE api_keys ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0",
+                "ALTER TABLE api_keys ADD COLUMN daily_tokens BIGINT",
+                "ALTER TABLE api_keys ADD COLUMN monthly_tokens BIGINT",
+                "ALTER TABLE api_keys ADD COLUMN daily_requests BIGINT",
+                "ALTER TABLE api_keys ADD COLUMN monthly_requests BIGINT",
+                """
+                CREATE TABLE IF NOT EXISTS quota_counters (
+                    subject TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    window_start BIGINT NOT NULL,
+                    requests BIGINT NOT NULL,
+                    tokens_used BIGINT NOT NULL,
+                    tokens_reserved BIGINT NOT NULL,
+                    PRIMARY KEY (subject, period)
+                )
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS quota_reservations (
+                    request_id TEXT PRIMARY KEY,
+                    subjects TEXT NOT NULL,
+                    day_start BIGINT NOT NULL,
+                    month_start BIGINT NOT NULL,
+                    tokens BIGINT NOT NULL,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS quota_reservations_time ON quota_reservations (created_at)",
+            ]
+        ),
     ]
 }
