@@ -78,50 +78,58 @@ struct OllamaPassthrough {
         var headers = UpstreamClient.clientHeaders(from: response.headers)
         headers[.xRequestID] = requestID
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
-        let upstreamBody = response.body
-        let isInference = endpoint.isInference
-        let drain = front.drain
         let isHead = method == .head
         let headMs = settlement.elapsedMs()
-        var iterator = upstreamBody.makeAsyncIterator()
+        let close = Closing(endpoint: endpoint, status: status, promptEstimate: promptEstimate, stream: stream, settlement: settlement)
+        var iterator = response.body.makeAsyncIterator()
 
         // A small answer (a model list, a non-streamed chat) usually arrives whole in its first
         // chunk: when that chunk is the complete Content-Length body, send head and body in one
         // write. Nothing is held back: this is the first chunk, sent as soon as it is here.
+        var first: ByteBuffer?
+        var failure: UpstreamFailure?
         if let length = response.headers.first(name: "content-length").flatMap(Int.init), length > 0, !isHead {
-            var first: ByteBuffer?
-            var failure: UpstreamFailure?
-            do { first = try await iterator.next() } catch { failure = UpstreamFailure(error, aborted: drain.isAborted) }
+            do { first = try await iterator.next() } catch { failure = UpstreamFailure(error, aborted: front.drain.isAborted) }
             if let chunk = first, chunk.readableBytes == length {
                 var meter = OllamaStreamMeter()
                 meter.observe(chunk)
                 meter.finish()
-                let firstByteMs = settlement.elapsedMs()
-                settlement.settle { r in
-                    Self.finishRecord(&r, status: status, meter: meter, ttfbMs: firstByteMs, clientGone: false, failure: nil)
-                    if isInference { Self.fillTokens(&r, meter: meter, endpoint: endpoint, promptEstimate: promptEstimate, stream: stream) }
-                }
+                close.settle(meter: meter, ttfbMs: settlement.elapsedMs(), clientGone: false, failure: nil)
                 headers[.contentLength] = String(length)
                 return Response(status: status, headers: headers, body: .init(byteBuffer: chunk))
             }
-            return relay(status: status, headers: headers, first: first, failure: failure, rest: iterator, settlement: settlement,
-                         headMs: headMs, isInference: isInference, isHead: isHead, promptEstimate: promptEstimate, stream: stream)
         }
-        return relay(status: status, headers: headers, first: nil, failure: nil, rest: iterator, settlement: settlement,
-                     headMs: headMs, isInference: isInference, isHead: isHead, promptEstimate: promptEstimate, stream: stream)
+        return relay(headers: headers, first: first, failure: failure, rest: iterator, close: close, headMs: headMs, isHead: isHead)
     }
 
-    /// Streams the answer to the client chunk by chunk, metering it, then settles.
+    /// What settling a request whose upstream answered needs to know.
+    struct Closing: Sendable {
+        let endpoint: OllamaEndpoint
+        let status: HTTPResponse.Status
+        let promptEstimate: Int?
+        let stream: Bool
+        let settlement: RequestSettlement
+
+        func settle(meter: OllamaStreamMeter, ttfbMs: Double, clientGone: Bool, failure: UpstreamFailure?) {
+            settlement.settle { r in
+                OllamaPassthrough.finishRecord(&r, status: status, meter: meter, ttfbMs: ttfbMs, clientGone: clientGone, failure: failure)
+                if endpoint.isInference {
+                    OllamaPassthrough.fillTokens(&r, meter: meter, endpoint: endpoint, promptEstimate: promptEstimate, stream: stream)
+                }
+            }
+        }
+    }
+
+    /// Streams the answer to the client chunk by chunk (starting with `first` if it was already
+    /// read), metering it, then settles.
     func relay(
-        status: HTTPResponse.Status, headers: HTTPFields, first: ByteBuffer?, failure: UpstreamFailure?,
-        rest: HTTPClientResponse.Body.AsyncIterator, settlement: RequestSettlement, headMs: Double, isInference: Bool,
-        isHead: Bool, promptEstimate: Int?, stream: Bool
+        headers: HTTPFields, first: ByteBuffer?, failure: UpstreamFailure?, rest: HTTPClientResponse.Body.AsyncIterator,
+        close: Closing, headMs: Double, isHead: Bool
     ) -> Response {
         let drain = front.drain
-        let endpoint = self.endpoint
         let pending = UnsafeTransfer(rest)
         return Response(
-            status: status, headers: headers,
+            status: close.status, headers: headers,
             body: ResponseBody { writer in
                 var meter = OllamaStreamMeter()
                 var clientGone = false
@@ -143,7 +151,7 @@ struct OllamaPassthrough {
                         }
                     }
                     guard let chunk = next else { break }
-                    if firstByteMs == nil { firstByteMs = settlement.elapsedMs() }
+                    if firstByteMs == nil { firstByteMs = close.settlement.elapsedMs() }
                     meter.observe(chunk)
                     if isHead { continue }
                     do {
@@ -159,11 +167,7 @@ struct OllamaPassthrough {
                     let line = JSONText.ollamaError(upstreamFailure.streamMessage) + "\n"
                     do { try await writer.write(ByteBuffer(string: line)) } catch { clientGone = true }
                 }
-                let ttfb = firstByteMs ?? headMs
-                settlement.settle { r in
-                    Self.finishRecord(&r, status: status, meter: meter, ttfbMs: ttfb, clientGone: clientGone, failure: upstreamFailure)
-                    if isInference { Self.fillTokens(&r, meter: meter, endpoint: endpoint, promptEstimate: promptEstimate, stream: stream) }
-                }
+                close.settle(meter: meter, ttfbMs: firstByteMs ?? headMs, clientGone: clientGone, failure: upstreamFailure)
                 if !clientGone { try? await writer.finish(nil) }
             }
         )
