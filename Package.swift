@@ -61,6 +61,7 @@ let package = Package(
             name: "tollgate",
             dependencies: [
                 "Tollgate",
+                "TollgateCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

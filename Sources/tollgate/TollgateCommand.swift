@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Tollgate
+import TollgateCore
 
 struct TollgateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -138,7 +139,7 @@ struct Keys: AsyncParsableCommand {
             let keys = try await withKeyManager { _, store in try await store.keys() }
             print("ID          KEY                  STATUS    EXPIRES                NAME")
             for k in keys {
-                let key = "tg-\(k.publicID)-****"
+                let key = APIKeyFormat.masked(publicID: k.publicID)
                 print("\(k.publicID)  \(key.padding(toLength: 19, withPad: " ", startingAt: 0))  \(effectiveStatus(k).padding(toLength: 8, withPad: " ", startingAt: 0))  \(formatDate(k.expiresAt).padding(toLength: 21, withPad: " ", startingAt: 0))  \(k.name)")
             }
         }
@@ -151,7 +152,7 @@ struct Keys: AsyncParsableCommand {
             let k: KeyRecord
             do { k = try await withKeyManager { m, _ in try await m.show(id) } } catch let e as KeyManager.Failure { throw failCLI(e) }
             print("id:       \(k.publicID)")
-            print("key:      tg-\(k.publicID)-****")
+            print("key:      \(APIKeyFormat.masked(publicID: k.publicID))")
             print("name:     \(k.name)")
             print("status:   \(effectiveStatus(k))")
             print("created:  \(formatDate(k.createdAt))")

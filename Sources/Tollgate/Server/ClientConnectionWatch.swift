@@ -15,8 +15,6 @@ final class ClientConnectionWatch: Sendable {
     }
     let state = Mutex(State())
 
-    var isClosed: Bool { state.withLock { $0.closed } }
-
     func markClosed() {
         let callback = state.withLock { s -> (@Sendable () -> Void)? in
             s.closed = true
@@ -56,8 +54,6 @@ final class ClientConnectionRegistry: Sendable {
     func watch(for channel: any Channel) -> ClientConnectionWatch? {
         watches.withLock { $0[ObjectIdentifier(channel)] }
     }
-
-    var count: Int { watches.withLock { $0.count } }
 
     /// A fresh handler for a new connection.
     func makeHandler() -> ClientCloseHandler { ClientCloseHandler(registry: self) }

@@ -12,7 +12,6 @@ public final class UsageWriter: Service, Sendable {
     struct State {
         var pending: [UsageRecord] = []
         var inFlight = 0
-        var written = 0
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -43,9 +42,6 @@ public final class UsageWriter: Service, Sendable {
     public var backlog: Int {
         state.withLock { $0.pending.count + $0.inFlight }
     }
-
-    /// Total records written since start.
-    public var writtenCount: Int { state.withLock { $0.written } }
 
     public func run() async throws {
         // Only the pause is interrupted by shutdown; a flush in progress always completes.
@@ -79,10 +75,7 @@ public final class UsageWriter: Service, Sendable {
         }
         do {
             try await store.insertUsage(batch)
-            state.withLock { s in
-                s.inFlight -= batch.count
-                s.written += batch.count
-            }
+            state.withLock { $0.inFlight -= batch.count }
         } catch {
             logger.warning("usage flush failed; will retry", metadata: ["count": "\(batch.count)", "error": "\(String(describing: type(of: error)))"])
             state.withLock { s in
