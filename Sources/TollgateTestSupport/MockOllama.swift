@@ -92,16 +92,7 @@ public final class MockOllama: Sendable {
 
     /// Waits until `count` responses were abandoned by the peer (bounded by `timeout`).
     public func waitForCancelled(_ count: Int, timeout: Duration = .seconds(10)) async -> Bool {
-        await poll(timeout: timeout) { self.cancelledCount >= count }
-    }
-
-    func poll(timeout: Duration, _ condition: @Sendable () -> Bool) async -> Bool {
-        let end = ContinuousClock.now + timeout
-        while ContinuousClock.now < end {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return condition()
+        await eventually(timeout: timeout) { self.cancelledCount >= count }
     }
 
     /// Starts listening on 127.0.0.1 (port 0 picks a free port) and returns the port.

@@ -66,10 +66,10 @@ import TollgateTestSupport
             let manager = KeyManager(store: cli, serverSecret: secret)
             let id = String(key.dropFirst(3).prefix(10))
             _ = try await manager.setStatus(id, to: .disabled)
-            let refused = await Self.eventually { try await gw.send("/api/tags", method: .GET, key: key).status == 403 }
+            let refused = await eventually { try await gw.send("/api/tags", method: .GET, key: key).status == 403 }
             #expect(refused)
             _ = try await manager.setStatus(id, to: .active)
-            let restored = await Self.eventually { try await gw.send("/api/tags", method: .GET, key: key).status == 200 }
+            let restored = await eventually { try await gw.send("/api/tags", method: .GET, key: key).status == 200 }
             #expect(restored)
             // A key created elsewhere is found too.
             let fresh = try await manager.create(name: "new", expiresAt: nil)
@@ -183,14 +183,5 @@ import TollgateTestSupport
             let dump = records.map { "\($0)" }.joined()
             for canary in [key, parsed.secret, serverSecret, stored] { #expect(!dump.contains(canary)) }
         }
-    }
-
-    static func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async -> Bool {
-        let end = ContinuousClock.now + timeout
-        while ContinuousClock.now < end {
-            if (try? await condition()) == true { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return false
     }
 }

@@ -28,7 +28,7 @@ import TollgateTestSupport
 
         let group = gw.group
         Task { await group.triggerGracefulShutdown() }
-        let draining = await GateTests.eventually { gw.gateway.drain.isDraining }
+        let draining = await eventually { gw.gateway.drain.isDraining }
         #expect(draining)
         // A new connection is refused or answered 503; it never reaches the upstream.
         var probeConfiguration = HTTPClient.Configuration()

@@ -95,7 +95,7 @@ import TollgateTestSupport
         try process.run()
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         do {
-            let ready = await GateTests.eventually {
+            let ready = await eventually {
                 let r = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(adminPort)/readyz"), timeout: .seconds(2))
                 return r.status == .ok
             }
@@ -109,7 +109,7 @@ import TollgateTestSupport
             #expect(try await http.execute(tags, timeout: .seconds(10)).status == .ok)
             let disabled = try cli.run(["keys", "disable", String(liveKey.dropFirst(3).prefix(10))])
             #expect(disabled.status == 0)
-            let refused = await GateTests.eventually {
+            let refused = await eventually {
                 try await http.execute(tags, timeout: .seconds(10)).status == .forbidden
             }
             #expect(refused)
@@ -126,7 +126,7 @@ import TollgateTestSupport
             mock.release()
             while let chunk = try await iterator.next() { text += String(buffer: chunk) }
             #expect(text.split(separator: "\n").count == 4)
-            let exited = await GateTests.eventually(timeout: .seconds(20)) { !process.isRunning }
+            let exited = await eventually(timeout: .seconds(20)) { !process.isRunning }
             #expect(exited)
             #expect(process.terminationStatus == 0)
             #expect(process.terminationReason == .exit)

@@ -202,7 +202,7 @@ import TollgateTestSupport
             let pending = gw.request("/api/chat", key: key, body: #"{"model":"llama3.2","stream":false,"messages":[]}"#)
             let request = Task { _ = try await http.execute(pending, timeout: .seconds(60)) }
             // Wait until the upstream has the request, then leave.
-            let arrived = await Self.poll { gw.mock.hitCount == 1 }
+            let arrived = await eventually { gw.mock.hitCount == 1 }
             #expect(arrived)
             request.cancel()
             _ = try? await request.value
@@ -326,14 +326,5 @@ import TollgateTestSupport
             }
             #expect(!received.headers.contains { $0.1.contains(key) })
         }
-    }
-
-    static func poll(timeout: Duration = .seconds(10), _ condition: @Sendable () -> Bool) async -> Bool {
-        let end = ContinuousClock.now + timeout
-        while ContinuousClock.now < end {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return condition()
     }
 }
