@@ -2,11 +2,13 @@ import Foundation
 import Logging
 import SQLKit
 import Testing
+import TollgateCore
 
 @testable import Tollgate
 
 /// The SQLite store on real files.
 @Suite struct StoreTests {
+    static let utc = QuotaCalendar(timeZone: TimeZone(identifier: "UTC")!)
     static func withStore<T>(_ body: (SQLStore, String) async throws -> T) async throws -> T {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -62,8 +64,8 @@ import Testing
     @Test func usageInsertIsIdempotentAndFiltered() async throws {
         try await Self.withStore { store, _ in
             let old = Date(timeIntervalSince1970: 1_700_000_000)
-            try await store.insertUsage([Self.record("r1"), Self.record("r2", key: "k2"), Self.record("r3", at: old)])
-            try await store.insertUsage([Self.record("r1"), Self.record("r4")])  // a retried batch
+            try await store.insertUsage([Self.record("r1"), Self.record("r2", key: "k2"), Self.record("r3", at: old)], calendar: Self.utc)
+            try await store.insertUsage([Self.record("r1"), Self.record("r4")], calendar: Self.utc)  // a retried batch
             #expect(try await store.usage(UsageFilter()).count == 4)
             #expect(try await store.usage(UsageFilter(keyID: "k2")).map(\.requestID) == ["r2"])
             #expect(try await store.usage(UsageFilter(since: old.addingTimeInterval(1))).count == 3)
@@ -73,7 +75,7 @@ import Testing
             #expect(r1 == expected)
             #expect(r1.completionTokens == nil)  // absent stays absent
             let many = (0..<1000).map { Self.record("bulk-\($0)") }
-            try await store.insertUsage(many)
+            try await store.insertUsage(many, calendar: Self.utc)
             #expect(try await store.usage(UsageFilter(limit: 100_000)).count == 1004)
         }
     }
@@ -82,14 +84,14 @@ import Testing
         try await Self.withStore { store, _ in
             for round in 0..<20 {
                 let tasks = (0..<10).map { i in
-                    Task { try await store.insertUsage([Self.record("c-\(round)-\(i)")]) }
+                    Task { try await store.insertUsage([Self.record("c-\(round)-\(i)")], calendar: Self.utc) }
                 }
                 for t in tasks { t.cancel() }
                 for t in tasks { _ = try? await t.value }
             }
             // Whatever the cancelled callers did, the store still takes writes and holds every
             // record whose caller was cancelled (the operations themselves were not).
-            try await store.insertUsage([Self.record("after")])
+            try await store.insertUsage([Self.record("after")], calendar: Self.utc)
             let count = try await store.usage(UsageFilter(limit: 1000)).count
             #expect(count == 201)
         }
@@ -98,8 +100,8 @@ import Testing
     @Test func aSecondConnectionCanWriteWhileTheFirstIsBusy() async throws {
         try await Self.withStore { store, path in
             let other = try await SQLStore.openSQLite(path: path, logger: Logger(label: "cli"))
-            async let a: Void = store.insertUsage((0..<2000).map { Self.record("a-\($0)") })
-            async let b: Void = other.insertUsage((0..<2000).map { Self.record("b-\($0)") })
+            async let a: Void = store.insertUsage((0..<2000).map { Self.record("a-\($0)") }, calendar: Self.utc)
+            async let b: Void = other.insertUsage((0..<2000).map { Self.record("b-\($0)") }, calendar: Self.utc)
             _ = try await (a, b)
             #expect(try await other.usage(UsageFilter(limit: 10_000)).count == 4000)
             await other.close()

@@ -5,8 +5,12 @@ import TollgateCore
 
 /// Who a request belongs to, once authenticated.
 public struct KeyIdentity: Sendable {
-    public let publicID: String
-    public let name: String
+    public let key: KeyRecord
+    /// The key's user, when it has one.
+    public let user: UserRecord?
+
+    public var publicID: String { key.publicID }
+    public var name: String { key.name }
 }
 
 /// Why a request was not authenticated.
@@ -40,7 +44,7 @@ public enum AuthFailure: Error, Sendable, Equatable {
 /// in another process take effect within the refresh interval, and at once for in-process changes.
 public final class KeyAuthenticator: Sendable {
     enum Entry: Sendable {
-        case key(KeyRecord)
+        case key(KeyRecord, UserRecord?)
         case absent
     }
 
@@ -77,8 +81,11 @@ public final class KeyAuthenticator: Sendable {
             entry = cached
         } else {
             do {
-                let found = try await store.key(publicID: parsed.publicID)
-                entry = found.map(Entry.key) ?? .absent
+                if let found = try await store.key(publicID: parsed.publicID) {
+                    entry = .key(found, try await found.userID.asyncMap { try await store.user(id: $0) } ?? nil)
+                } else {
+                    entry = .absent
+                }
                 cache.withLock { cache in
                     if case .absent = entry, cache.count >= Self.negativeLimit { cache.removeAll() }
                     cache[parsed.publicID] = entry
@@ -88,7 +95,7 @@ public final class KeyAuthenticator: Sendable {
             }
         }
         let digest = hasher.digest(publicID: parsed.publicID, secret: parsed.secret)
-        guard case .key(let record) = entry else {
+        guard case .key(let record, let user) = entry else {
             _ = KeyHasher.constantTimeEquals(digest, decoyHash)
             return .failure(.invalid)
         }
@@ -99,7 +106,7 @@ public final class KeyAuthenticator: Sendable {
         case .active: break
         }
         if let expiry = record.expiresAt, expiry <= now { return .failure(.expired) }
-        return .success(KeyIdentity(publicID: record.publicID, name: record.name))
+        return .success(KeyIdentity(key: record, user: user))
     }
 
     /// Drops every cached key (after a change made in this process).
@@ -107,18 +114,34 @@ public final class KeyAuthenticator: Sendable {
         cache.withLock { $0.removeAll() }
     }
 
-    /// Reads the store's key generation and clears the cache when it moved.
-    public func refreshIfChanged() async throws {
+    /// Makes the next refresh count as a change (after a reload that failed).
+    public func forgetGeneration() {
+        generation.withLock { $0 = nil }
+    }
+
+    /// Reads the store's generation and clears the cache when it moved; returns whether it moved
+    /// (true on the first call, so callers load what depends on it).
+    @discardableResult
+    public func refreshIfChanged() async throws -> Bool {
         let current = try await store.keyGeneration()
         let changed = generation.withLock { known in
             defer { known = current }
-            return known != nil && known != current
+            return known != current
         }
         if changed { invalidate() }
+        return changed
     }
 }
 
 extension HTTPField.Name {
     static let xAPIKey = HTTPField.Name("x-api-key")!
     static let xRequestID = HTTPField.Name("x-request-id")!
+    static let xTollgateModel = HTTPField.Name("x-tollgate-model")!
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
+    }
 }

@@ -17,16 +17,27 @@ public final class Gateway: Sendable {
     public let drain: DrainState
     let client: UpstreamClient
     let logger: Logger
+    public let gate: RequestGate
+    public let settings = SettingsCache()
+    public let clock: any GatewayClock
+    public let calendar: QuotaCalendar
     let boundPorts = BoundPorts()
     let connections = ClientConnectionRegistry()
 
     /// Opens the store, runs migrations and resolves the server secret.
-    public static func open(config: TollgateConfig, logger: Logger) async throws -> Gateway {
+    /// Reservations left by a previous process are settled here, before any request is served.
+    public static func open(config: TollgateConfig, logger: Logger, clock: any GatewayClock = SystemClock()) async throws -> Gateway {
         let store = try await openStore(config: config, logger: logger)
         do {
             try await store.migrate()
             let secret = try ServerSecret.resolve(configured: config.serverSecret, dataDirectory: config.dataDirectory)
-            return Gateway(config: config, store: store, secret: secret, logger: logger)
+            let gateway = Gateway(config: config, store: store, secret: secret, logger: logger, clock: clock)
+            try await gateway.settings.reload(from: store)
+            let reaped = try await gateway.gate.reap(olderThan: -1)
+            if reaped > 0 {
+                logger.warning("settled reservations left by a previous run", metadata: ["count": "\(reaped)"])
+            }
+            return gateway
         } catch {
             await store.close()
             throw error
@@ -41,12 +52,20 @@ public final class Gateway: Sendable {
         }
     }
 
-    init(config: TollgateConfig, store: any TollgateStore, secret: String, logger: Logger) {
+    init(config: TollgateConfig, store: any TollgateStore, secret: String, logger: Logger, clock: any GatewayClock) {
         self.config = config
         self.store = store
         self.logger = logger
+        self.clock = clock
+        let calendar = QuotaCalendar(timeZone: config.timeZone)
+        self.calendar = calendar
+        let gate = RequestGate(store: store, calendar: calendar, clock: clock)
+        self.gate = gate
         self.authenticator = KeyAuthenticator(hasher: KeyHasher(serverSecret: secret), store: store)
-        self.usage = UsageWriter(store: store, interval: config.usageFlushInterval, limit: config.usageQueueLimit, logger: logger)
+        self.usage = UsageWriter(
+            store: store, interval: config.usageFlushInterval, limit: config.usageQueueLimit, logger: logger, calendar: calendar,
+            onWritten: { gate.written($0) }
+        )
         self.drain = DrainState()
         self.client = UpstreamClient(connectTimeout: config.upstreamConnectTimeout, readTimeout: config.upstreamReadTimeout)
     }
@@ -56,7 +75,7 @@ public final class Gateway: Sendable {
         let front = OllamaFront(
             authenticator: authenticator, router: BackendRouter(ollamaURL: config.ollamaURL), client: client, usage: usage,
             drain: drain, maxBodyBytes: config.maxBodyBytes, maxJSONDepth: config.maxJSONDepth, connections: connections,
-            logger: logger
+            gate: gate, settings: settings, clock: clock, logger: logger
         )
         let idle = TimeAmount(config.clientIdleTimeout)
         let ports = boundPorts
@@ -77,11 +96,18 @@ public final class Gateway: Sendable {
         return [
             usage,
             UpstreamClientService(client: client),
-            KeyCacheRefresher(authenticator: authenticator, interval: .seconds(1), logger: logger),
+            KeyCacheRefresher(authenticator: authenticator, settings: settings, store: store, interval: .seconds(1), logger: logger),
+            ReservationReaper(gate: gate, interval: .seconds(60), minimumAge: 120, logger: logger),
             admin,
             proxy,
             DrainCoordinator(drain: drain, client: client, deadline: config.drainTimeout, logger: logger),
         ]
+    }
+
+    /// Reloads keys and settings now (after a change made in this process).
+    public func reloadPolicy() async throws {
+        authenticator.invalidate()
+        try await settings.reload(from: store)
     }
 
     /// Runs until a signal (or `group.triggerGracefulShutdown()`), then drains and closes the store.

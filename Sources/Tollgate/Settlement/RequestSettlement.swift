@@ -9,8 +9,14 @@ final class RequestSettlement: Sendable {
     let template: Mutex<UsageRecord?>
     let started: ContinuousClock.Instant
     let promptEstimate: Int?
+    /// What admission handed out (rate-limit slots), given back at settlement.
+    let admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
 
-    init(writer: UsageWriter, template: UsageRecord, started: ContinuousClock.Instant, promptEstimate: Int?) {
+    init(
+        writer: UsageWriter, template: UsageRecord, started: ContinuousClock.Instant, promptEstimate: Int?,
+        admission: (gate: RequestGate, ticket: RequestGate.Ticket)? = nil
+    ) {
+        self.admission = admission
         self.writer = writer
         self.template = Mutex(template)
         self.started = started
@@ -34,6 +40,7 @@ final class RequestSettlement: Sendable {
         fill(&record)
         record.latencyMs = elapsedMs()
         writer.record(record)
+        admission?.gate.release(admission!.ticket, actualTokens: (record.promptTokens ?? 0) + (record.completionTokens ?? 0))
         return true
     }
 

@@ -1,6 +1,7 @@
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TollgateCore
 
 /// Collects usage records from the request path and writes them to the store in batches.
 ///
@@ -19,9 +20,17 @@ public final class UsageWriter: Service, Sendable {
     let interval: Duration
     let limit: Int
     let logger: Logger
+    let calendar: QuotaCalendar
+    /// Told which requests' records (and quota settlements) are now stored.
+    let onWritten: @Sendable ([String]) -> Void
     let state = Mutex(State())
 
-    public init(store: any TollgateStore, interval: Duration, limit: Int, logger: Logger) {
+    public init(
+        store: any TollgateStore, interval: Duration, limit: Int, logger: Logger, calendar: QuotaCalendar,
+        onWritten: @escaping @Sendable ([String]) -> Void = { _ in }
+    ) {
+        self.calendar = calendar
+        self.onWritten = onWritten
         self.store = store
         self.interval = interval
         self.limit = limit
@@ -74,8 +83,9 @@ public final class UsageWriter: Service, Sendable {
             return
         }
         do {
-            try await store.insertUsage(batch)
+            try await store.insertUsage(batch, calendar: calendar)
             state.withLock { $0.inFlight -= batch.count }
+            onWritten(batch.map(\.requestID))
         } catch {
             logger.warning("usage flush failed; will retry", metadata: ["count": "\(batch.count)", "error": "\(String(describing: type(of: error)))"])
             state.withLock { s in

@@ -89,5 +89,29 @@ enum Migrations {
                 "CREATE INDEX IF NOT EXISTS quota_reservations_time ON quota_reservations (created_at)",
             ]
         ),
+        (
+            3,
+            [
+                "ALTER TABLE api_keys ADD COLUMN requests_per_minute BIGINT",
+                "ALTER TABLE api_keys ADD COLUMN tokens_per_minute BIGINT",
+                "ALTER TABLE api_keys ADD COLUMN max_concurrent BIGINT",
+                "ALTER TABLE api_keys ADD COLUMN allowed_models TEXT",
+                "ALTER TABLE api_keys ADD COLUMN output_cap_default BIGINT",
+                "ALTER TABLE api_keys ADD COLUMN output_cap_max BIGINT",
+                "ALTER TABLE users ADD COLUMN requests_per_minute BIGINT",
+                "ALTER TABLE users ADD COLUMN tokens_per_minute BIGINT",
+                "ALTER TABLE users ADD COLUMN max_concurrent BIGINT",
+                "CREATE UNIQUE INDEX IF NOT EXISTS users_name ON users (name)",
+                "CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys (user_id)",
+                "ALTER TABLE usage_records ADD COLUMN user_id TEXT",
+                "CREATE INDEX IF NOT EXISTS usage_records_user_time ON usage_records (user_id, created_at)",
+                "ALTER TABLE quota_reservations ADD COLUMN key_id TEXT",
+                "ALTER TABLE quota_reservations ADD COLUMN user_id TEXT",
+                "ALTER TABLE quota_reservations ADD COLUMN endpoint TEXT",
+                "ALTER TABLE quota_reservations ADD COLUMN model TEXT",
+                "ALTER TABLE quota_reservations ADD COLUMN prompt_estimate BIGINT",
+                "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL)",
+            ]
+        ),
     ]
 }

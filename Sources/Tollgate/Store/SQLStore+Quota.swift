@@ -1,5 +1,6 @@
 import Foundation
 import SQLKit
+import SQLiteNIO
 import TollgateCore
 
 /// Who a quota applies to: a key or a user, each with its own limits. A request must fit all of them.
@@ -7,93 +8,194 @@ public struct QuotaSubject: Sendable, Equatable {
     public let id: String
     public let limits: QuotaLimits
 
-    public static func key(_ publicID: String, _ limits: QuotaLimits) -> QuotaSubject { QuotaSubject(id: "key:\(publicID)", limits: limits) }
-    public static func user(_ userID: String, _ limits: QuotaLimits) -> QuotaSubject { QuotaSubject(id: "user:\(userID)", limits: limits) }
+    public static func key(_ publicID: String, _ limits: QuotaLimits) -> QuotaSubject { QuotaSubject(id: keyID(publicID), limits: limits) }
+    public static func user(_ userID: String, _ limits: QuotaLimits) -> QuotaSubject { QuotaSubject(id: Self.userID(userID), limits: limits) }
+    public static func keyID(_ publicID: String) -> String { "key:\(publicID)" }
+    public static func userID(_ id: String) -> String { "user:\(id)" }
 }
 
 /// Atomic admission and settlement (ARCHITECTURE invariant 2): check and reserve happen in one
 /// transaction on the writer's serial turn, so concurrent requests cannot interleave; the arithmetic
-/// is ``QuotaLedger``'s.
+/// is ``QuotaLedger``'s. Settlement happens where the usage record is written, in the same
+/// transaction, so the counters always equal the sum of the recorded usage.
 extension SQLStore {
-    /// Admits `requestID` against every subject, or changes nothing and returns the first limit that refused it.
-    public func admit(
-        requestID: String, subjects: [QuotaSubject], estimate: Int, now: Date, calendar: QuotaCalendar
-    ) async throws -> Result<QuotaReservation, QuotaRejection> {
+    public func admit(_ request: AdmissionRequest, now: Date, calendar: QuotaCalendar) async throws -> Result<Admission, QuotaRejection> {
         try await serial { db in
             try await Self.transaction(db) { db in
-                var updated: [(String, QuotaState)] = []
+                var updated: [String: QuotaState] = [:]
                 var reservation: QuotaReservation?
-                for subject in subjects {
+                for subject in request.subjects {
                     var state = try await Self.quotaState(db, subject: subject.id) ?? QuotaLedger.empty(now: now, calendar: calendar)
-                    switch QuotaLedger.admit(&state, limits: subject.limits, estimate: estimate, now: now, calendar: calendar) {
-                    case .failure(let rejection): return .failure(rejection)
+                    switch QuotaLedger.admit(&state, limits: subject.limits, estimate: request.estimate, now: now, calendar: calendar) {
+                    case .failure(var rejection):
+                        rejection.subject = subject.id
+                        return .failure(rejection)
                     case .success(let r): reservation = r
                     }
-                    updated.append((subject.id, state))
+                    updated[subject.id] = state
                 }
                 let r = reservation ?? QuotaReservation(
                     dayStart: calendar.window(.day, containing: now).start, monthStart: calendar.window(.month, containing: now).start,
-                    tokens: max(0, estimate)
+                    tokens: max(0, request.estimate)
                 )
                 for (subject, state) in updated { try await Self.write(db, subject: subject, state: state) }
                 try await db.raw(
                     """
-                    INSERT INTO quota_reservations (request_id, subjects, day_start, month_start, tokens, created_at)
-                    VALUES (\(bind: requestID), \(bind: subjects.map(\.id).joined(separator: "\n")), \(bind: Self.ms(r.dayStart)),
-                            \(bind: Self.ms(r.monthStart)), \(bind: r.tokens), \(bind: Self.ms(now)))
+                    INSERT INTO quota_reservations (request_id, subjects, day_start, month_start, tokens, created_at,
+                                                    key_id, user_id, endpoint, model, prompt_estimate)
+                    VALUES (\(bind: request.requestID), \(bind: request.subjects.map(\.id).joined(separator: "\n")), \(bind: Self.ms(r.dayStart)),
+                            \(bind: Self.ms(r.monthStart)), \(bind: r.tokens), \(bind: Self.ms(now)), \(bind: request.keyID),
+                            \(bind: request.userID), \(bind: request.endpoint), \(bind: request.model), \(bind: request.promptEstimate))
                     """
                 ).run()
-                return .success(r)
+                return .success(Admission(reservation: r, states: updated))
             }
         }
     }
 
-    /// Replaces the reservation of `requestID` with the actual tokens (nil: charge the estimate).
-    /// Settling twice, or a request that was never admitted, changes nothing.
-    public func settle(requestID: String, actualTokens: Int?, now: Date, calendar: QuotaCalendar) async throws {
-        try await serial { db in
-            try await Self.transaction(db) { db in try await Self.settle(db, requestID: requestID, actualTokens: actualTokens, now: now, calendar: calendar) }
-        }
-    }
-
-    /// Settles reservations older than `cutoff` (left by a crash) at their estimate; returns how many.
-    public func reapReservations(olderThan cutoff: Date, now: Date, calendar: QuotaCalendar) async throws -> Int {
-        try await serial { db in
+    public func reapReservations(olderThan cutoff: Date, keep: Set<String>, now: Date, calendar: QuotaCalendar) async throws -> Int {
+        let connection = self.connection
+        return try await serial { db in
             try await Self.transaction(db) { db in
-                let stale = try await db.raw("SELECT request_id FROM quota_reservations WHERE created_at < \(bind: Self.ms(cutoff))").all()
+                let stale = try await db.raw("SELECT * FROM quota_reservations WHERE created_at < \(bind: Self.ms(cutoff))").all()
+                var records: [UsageRecord] = []
                 for row in stale {
-                    try await Self.settle(db, requestID: try row.decode(column: "request_id", as: String.self), actualTokens: nil, now: now, calendar: calendar)
+                    let id = try row.decode(column: "request_id", as: String.self)
+                    if keep.contains(id) { continue }
+                    // The request died with the process: record it, charging what it surely consumed (its prompt).
+                    let promptEstimate = try row.decode(column: "prompt_estimate", as: Int?.self)
+                    records.append(
+                        UsageRecord(
+                            requestID: id, createdAt: Self.date(try row.decode(column: "created_at", as: Int64.self)),
+                            keyID: try row.decode(column: "key_id", as: String?.self), userID: try row.decode(column: "user_id", as: String?.self),
+                            endpoint: try row.decode(column: "endpoint", as: String?.self) ?? "unknown",
+                            modelRequested: try row.decode(column: "model", as: String?.self), modelServed: nil, stream: false, httpStatus: 0,
+                            outcome: .interrupted, promptTokens: promptEstimate, completionTokens: nil,
+                            usageSource: promptEstimate == nil ? .unknown : .estimated, latencyMs: 0, ttfbMs: nil, clientAddress: nil,
+                            error: "gateway stopped while the request was in flight"
+                        )
+                    )
                 }
-                return stale.count
+                try await Self.insertAndSettle(db, connection: connection, records: records, calendar: calendar, now: now)
+                // Reservations whose request was recorded already (or has no key) only need removing.
+                for row in stale {
+                    let id = try row.decode(column: "request_id", as: String.self)
+                    if !keep.contains(id) { try await db.raw("DELETE FROM quota_reservations WHERE request_id = \(bind: id)").run() }
+                }
+                return records.count
             }
         }
     }
 
-    /// The stored counters of a subject (nil when it never had a request).
     public func quotaState(subject: String) async throws -> QuotaState? {
         try await serial { db in try await Self.quotaState(db, subject: subject) }
     }
 
-    /// Reservations not yet settled.
     public func openReservations() async throws -> Int {
         try await serial { db in
             try await db.raw("SELECT COUNT(*) AS n FROM quota_reservations").first()?.decode(column: "n", as: Int.self) ?? 0
         }
     }
 
-    static func settle(_ db: any SQLDatabase, requestID: String, actualTokens: Int?, now: Date, calendar: QuotaCalendar) async throws {
-        guard let row = try await db.raw("SELECT * FROM quota_reservations WHERE request_id = \(bind: requestID)").first() else { return }
-        let reservation = QuotaReservation(
-            dayStart: date(try row.decode(column: "day_start", as: Int64.self)),
-            monthStart: date(try row.decode(column: "month_start", as: Int64.self)),
-            tokens: try row.decode(column: "tokens", as: Int.self)
-        )
-        for subject in try row.decode(column: "subjects", as: String.self).split(separator: "\n").map(String.init) {
-            guard var state = try await quotaState(db, subject: subject) else { continue }
-            QuotaLedger.settle(&state, reservation: reservation, actualTokens: actualTokens, now: now, calendar: calendar)
+    public func insertUsage(_ records: [UsageRecord], calendar: QuotaCalendar) async throws {
+        guard !records.isEmpty else { return }
+        let connection = self.connection
+        try await serial { db in
+            try await Self.transaction(db) { db in
+                try await Self.insertAndSettle(db, connection: connection, records: records, calendar: calendar, now: nil)
+            }
+        }
+    }
+
+    /// Inserts the records not stored yet and settles each one's counters: a reserved subject has
+    /// its reservation replaced by the recorded tokens; a subject without a reservation (no quota
+    /// to check) is counted. Runs inside the caller's transaction.
+    static func insertAndSettle(_ db: any SQLDatabase, connection: SQLiteConnection, records: [UsageRecord], calendar: QuotaCalendar, now: Date?) async throws {
+        guard !records.isEmpty else { return }
+        // Only records not stored yet count: a retried flush must not charge twice.
+        var seen = Set<String>()
+        var existing = Set<String>()
+        for chunk in chunks(records.map(\.requestID), 400) {
+            let sql = "SELECT request_id FROM usage_records WHERE request_id IN (" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")"
+            for row in try await connection.query(sql, chunk.map { .text($0) }) {
+                if let id = row.column("request_id")?.string { existing.insert(id) }
+            }
+        }
+        let fresh = records.filter { !existing.contains($0.requestID) && seen.insert($0.requestID).inserted }
+        guard !fresh.isEmpty else { return }
+        // Bound as SQLiteData directly: SQLKit's Encodable binding costs a Codable round trip per
+        // optional value, measurable per request at the proxy's request rates.
+        for chunk in chunks(fresh, 400) {
+            let row = "(" + Array(repeating: "?", count: usageColumns.count).joined(separator: ",") + ")"
+            let sql = "INSERT INTO usage_records (\(usageColumns.joined(separator: ", "))) VALUES "
+                + Array(repeating: row, count: chunk.count).joined(separator: ",") + " ON CONFLICT (request_id) DO NOTHING"
+            var binds: [SQLiteData] = []
+            binds.reserveCapacity(chunk.count * usageColumns.count)
+            for r in chunk { appendBinds(r, to: &binds) }
+            _ = try await connection.query(sql, binds)
+        }
+
+        let keyed = fresh.filter { $0.keyID != nil }
+        guard !keyed.isEmpty else { return }
+        var reservations: [String: (subjects: [String], reservation: QuotaReservation)] = [:]
+        for chunk in chunks(keyed.map(\.requestID), 400) {
+            let sql = "SELECT * FROM quota_reservations WHERE request_id IN (" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")"
+            for row in try await connection.query(sql, chunk.map { .text($0) }) {
+                guard let id = row.column("request_id")?.string, let subjects = row.column("subjects")?.string,
+                    let day = row.column("day_start")?.integer, let month = row.column("month_start")?.integer,
+                    let tokens = row.column("tokens")?.integer
+                else { continue }
+                reservations[id] = (
+                    subjects.split(separator: "\n").map(String.init),
+                    QuotaReservation(dayStart: date(Int64(day)), monthStart: date(Int64(month)), tokens: tokens)
+                )
+            }
+        }
+        enum Op {
+            case settle(QuotaReservation, Int, Date)
+            case charge(Int, Date)
+        }
+        var ops: [String: [Op]] = [:]
+        var order: [String] = []
+        for r in keyed {
+            let tokens = (r.promptTokens ?? 0) + (r.completionTokens ?? 0)
+            let ended = now ?? r.createdAt.addingTimeInterval(r.latencyMs / 1000)
+            let reserved = reservations[r.requestID]
+            var subjects = [QuotaSubject.keyID(r.keyID!)]
+            if let user = r.userID { subjects.append(QuotaSubject.userID(user)) }
+            for subject in Set(subjects + (reserved?.subjects ?? [])).sorted() {
+                if ops[subject] == nil { order.append(subject) }
+                if let reserved, reserved.subjects.contains(subject) {
+                    ops[subject, default: []].append(.settle(reserved.reservation, tokens, ended))
+                } else {
+                    ops[subject, default: []].append(.charge(tokens, now ?? r.createdAt))
+                }
+            }
+        }
+        for subject in order {
+            let first: Date
+            switch ops[subject]![0] {
+            case .settle(_, _, let at), .charge(_, let at): first = at
+            }
+            var state = try await quotaState(db, subject: subject) ?? QuotaLedger.empty(now: first, calendar: calendar)
+            for op in ops[subject]! {
+                switch op {
+                case .settle(let reservation, let tokens, let at):
+                    QuotaLedger.settle(&state, reservation: reservation, actualTokens: tokens, now: at, calendar: calendar)
+                case .charge(let tokens, let at):
+                    QuotaLedger.charge(&state, tokens: tokens, now: at, calendar: calendar)
+                }
+            }
             try await write(db, subject: subject, state: state)
         }
-        try await db.raw("DELETE FROM quota_reservations WHERE request_id = \(bind: requestID)").run()
+        for chunk in chunks(Array(reservations.keys), 400) {
+            let sql = "DELETE FROM quota_reservations WHERE request_id IN (" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")"
+            _ = try await connection.query(sql, chunk.map { .text($0) })
+        }
+    }
+
+    static func chunks<T>(_ items: [T], _ size: Int) -> [ArraySlice<T>] {
+        stride(from: 0, to: items.count, by: size).map { items[$0..<min($0 + size, items.count)] }
     }
 
     static func quotaState(_ db: any SQLDatabase, subject: String) async throws -> QuotaState? {

@@ -5,6 +5,7 @@ import NIOPosix
 import SQLKit
 import SQLiteKit
 import SQLiteNIO
+import TollgateCore
 
 /// The store on SQLite (WAL, `busy_timeout`), written with SQLKit so the same statements serve
 /// PostgreSQL later. One connection; every operation takes its turn through a serial gate so
@@ -93,11 +94,13 @@ public final class SQLStore: TollgateStore {
             try await Self.transaction(db) { db in
                 try await db.raw(
                     """
-                    INSERT INTO api_keys (id, name, secret_hash, status, created_at, expires_at, updated_at)
+                    INSERT INTO api_keys (id, name, secret_hash, status, created_at, expires_at, updated_at, user_id, is_admin)
                     VALUES (\(bind: key.publicID), \(bind: key.name), \(bind: key.secretHash), \(bind: key.status.rawValue),
-                            \(bind: Self.ms(key.createdAt)), \(bind: key.expiresAt.map(Self.ms)), \(bind: Self.ms(key.updatedAt)))
+                            \(bind: Self.ms(key.createdAt)), \(bind: key.expiresAt.map(Self.ms)), \(bind: Self.ms(key.updatedAt)),
+                            \(bind: key.userID), \(bind: key.isAdmin ? 1 : 0))
                     """
                 ).run()
+                try await Self.writeKeyPolicy(db, publicID: key.publicID, policy: key.policy, now: key.updatedAt)
                 try await Self.bumpKeyGeneration(db)
             }
         }
@@ -128,6 +131,32 @@ public final class SQLStore: TollgateStore {
         }
     }
 
+    public func setKeyPolicy(publicID: String, to policy: SubjectPolicy) async throws -> Bool {
+        try await serial { db in
+            try await Self.transaction(db) { db in
+                guard try await db.raw("SELECT id FROM api_keys WHERE id = \(bind: publicID)").first() != nil else { return false }
+                try await Self.writeKeyPolicy(db, publicID: publicID, policy: policy, now: Date())
+                try await Self.bumpKeyGeneration(db)
+                return true
+            }
+        }
+    }
+
+    static func writeKeyPolicy(_ db: any SQLDatabase, publicID: String, policy: SubjectPolicy, now: Date) async throws {
+        let q = policy.quotas, r = policy.rates
+        try await db.raw(
+            """
+            UPDATE api_keys SET daily_tokens = \(bind: q.dailyTokens), monthly_tokens = \(bind: q.monthlyTokens),
+                daily_requests = \(bind: q.dailyRequests), monthly_requests = \(bind: q.monthlyRequests),
+                requests_per_minute = \(bind: r.requestsPerMinute), tokens_per_minute = \(bind: r.tokensPerMinute),
+                max_concurrent = \(bind: r.concurrent), allowed_models = \(bind: policy.allowedModels.map { $0.map(\.text).joined(separator: ",") }),
+                output_cap_default = \(bind: policy.outputCaps.defaultCap), output_cap_max = \(bind: policy.outputCaps.maximum),
+                updated_at = \(bind: ms(now))
+            WHERE id = \(bind: publicID)
+            """
+        ).run()
+    }
+
     public func keyGeneration() async throws -> Int {
         try await serial { db in
             try await db.raw("SELECT value FROM tollgate_meta WHERE name = 'key_generation'").first()?.decode(column: "value", as: Int.self) ?? 0
@@ -146,37 +175,139 @@ public final class SQLStore: TollgateStore {
             status: KeyStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .disabled,
             createdAt: date(try row.decode(column: "created_at", as: Int64.self)),
             expiresAt: try row.decode(column: "expires_at", as: Int64?.self).map(date),
+            updatedAt: date(try row.decode(column: "updated_at", as: Int64.self)),
+            userID: try row.decode(column: "user_id", as: String?.self),
+            isAdmin: try row.decode(column: "is_admin", as: Int.self) != 0,
+            policy: SubjectPolicy(
+                quotas: try quotaLimits(row), rates: try rateLimits(row),
+                allowedModels: try row.decode(column: "allowed_models", as: String?.self).map(ModelPattern.list),
+                outputCaps: OutputCaps(
+                    defaultCap: try row.decode(column: "output_cap_default", as: Int?.self),
+                    maximum: try row.decode(column: "output_cap_max", as: Int?.self)
+                )
+            )
+        )
+    }
+
+    static func quotaLimits(_ row: any SQLRow) throws -> QuotaLimits {
+        QuotaLimits(
+            dailyTokens: try row.decode(column: "daily_tokens", as: Int?.self),
+            monthlyTokens: try row.decode(column: "monthly_tokens", as: Int?.self),
+            dailyRequests: try row.decode(column: "daily_requests", as: Int?.self),
+            monthlyRequests: try row.decode(column: "monthly_requests", as: Int?.self)
+        )
+    }
+
+    static func rateLimits(_ row: any SQLRow) throws -> RateLimits {
+        RateLimits(
+            requestsPerMinute: try row.decode(column: "requests_per_minute", as: Int?.self),
+            tokensPerMinute: try row.decode(column: "tokens_per_minute", as: Int?.self),
+            concurrent: try row.decode(column: "max_concurrent", as: Int?.self)
+        )
+    }
+
+    // MARK: Users
+
+    public func insertUser(_ user: UserRecord) async throws {
+        try await serial { db in
+            try await Self.transaction(db) { db in
+                try await db.raw(
+                    """
+                    INSERT INTO users (id, name, email, note, created_at, updated_at)
+                    VALUES (\(bind: user.id), \(bind: user.name), \(bind: user.email), \(bind: user.note),
+                            \(bind: Self.ms(user.createdAt)), \(bind: Self.ms(user.updatedAt)))
+                    """
+                ).run()
+                try await Self.writeUserPolicy(db, id: user.id, policy: user.policy, now: user.updatedAt)
+                try await Self.bumpKeyGeneration(db)
+            }
+        }
+    }
+
+    public func user(id: String) async throws -> UserRecord? {
+        try await serial { db in try await db.raw("SELECT * FROM users WHERE id = \(bind: id)").first().map(Self.userRecord) }
+    }
+
+    public func user(named name: String) async throws -> UserRecord? {
+        try await serial { db in try await db.raw("SELECT * FROM users WHERE name = \(bind: name)").first().map(Self.userRecord) }
+    }
+
+    public func users() async throws -> [UserRecord] {
+        try await serial { db in try await db.raw("SELECT * FROM users ORDER BY created_at, id").all().map(Self.userRecord) }
+    }
+
+    public func setUserPolicy(id: String, to policy: SubjectPolicy) async throws -> Bool {
+        try await serial { db in
+            try await Self.transaction(db) { db in
+                guard try await db.raw("SELECT id FROM users WHERE id = \(bind: id)").first() != nil else { return false }
+                try await Self.writeUserPolicy(db, id: id, policy: policy, now: Date())
+                try await Self.bumpKeyGeneration(db)
+                return true
+            }
+        }
+    }
+
+    static func writeUserPolicy(_ db: any SQLDatabase, id: String, policy: SubjectPolicy, now: Date) async throws {
+        let q = policy.quotas, r = policy.rates
+        try await db.raw(
+            """
+            UPDATE users SET daily_tokens = \(bind: q.dailyTokens), monthly_tokens = \(bind: q.monthlyTokens),
+                daily_requests = \(bind: q.dailyRequests), monthly_requests = \(bind: q.monthlyRequests),
+                requests_per_minute = \(bind: r.requestsPerMinute), tokens_per_minute = \(bind: r.tokensPerMinute),
+                max_concurrent = \(bind: r.concurrent), updated_at = \(bind: ms(now))
+            WHERE id = \(bind: id)
+            """
+        ).run()
+    }
+
+    static func userRecord(_ row: any SQLRow) throws -> UserRecord {
+        UserRecord(
+            id: try row.decode(column: "id", as: String.self),
+            name: try row.decode(column: "name", as: String.self),
+            email: try row.decode(column: "email", as: String?.self),
+            note: try row.decode(column: "note", as: String?.self),
+            policy: SubjectPolicy(quotas: try quotaLimits(row), rates: try rateLimits(row)),
+            createdAt: date(try row.decode(column: "created_at", as: Int64.self)),
             updatedAt: date(try row.decode(column: "updated_at", as: Int64.self))
         )
+    }
+
+    // MARK: Settings
+
+    public func settings() async throws -> [String: String] {
+        try await serial { db in
+            var out: [String: String] = [:]
+            for row in try await db.raw("SELECT name, value FROM settings").all() {
+                out[try row.decode(column: "name", as: String.self)] = try row.decode(column: "value", as: String.self)
+            }
+            return out
+        }
+    }
+
+    public func setSetting(_ name: String, to value: String?) async throws {
+        try await serial { db in
+            try await Self.transaction(db) { db in
+                if let value {
+                    try await db.raw(
+                        """
+                        INSERT INTO settings (name, value, updated_at) VALUES (\(bind: name), \(bind: value), \(bind: Self.ms(Date())))
+                        ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                        """
+                    ).run()
+                } else {
+                    try await db.raw("DELETE FROM settings WHERE name = \(bind: name)").run()
+                }
+                try await Self.bumpKeyGeneration(db)
+            }
+        }
     }
 
     // MARK: Usage
 
     static let usageColumns = [
-        "request_id", "created_at", "key_id", "endpoint", "model_requested", "model_served", "stream", "http_status",
+        "request_id", "created_at", "key_id", "user_id", "endpoint", "model_requested", "model_served", "stream", "http_status",
         "outcome", "prompt_tokens", "completion_tokens", "usage_source", "latency_ms", "ttfb_ms", "client_address", "error",
     ]
-
-    public func insertUsage(_ records: [UsageRecord]) async throws {
-        guard !records.isEmpty else { return }
-        let connection = self.connection
-        try await serial { db in
-            try await Self.transaction(db) { _ in
-                // Bound as SQLiteData directly: SQLKit's Encodable binding costs a Codable round trip per
-                // optional value, measurable per request at the proxy's request rates.
-                for start in stride(from: 0, to: records.count, by: 400) {
-                    let batch = records[start..<min(start + 400, records.count)]
-                    let row = "(" + Array(repeating: "?", count: Self.usageColumns.count).joined(separator: ",") + ")"
-                    let sql = "INSERT INTO usage_records (\(Self.usageColumns.joined(separator: ", "))) VALUES "
-                        + Array(repeating: row, count: batch.count).joined(separator: ",") + " ON CONFLICT (request_id) DO NOTHING"
-                    var binds: [SQLiteData] = []
-                    binds.reserveCapacity(batch.count * Self.usageColumns.count)
-                    for r in batch { Self.appendBinds(r, to: &binds) }
-                    _ = try await connection.query(sql, binds)
-                }
-            }
-        }
-    }
 
     static func appendBinds(_ r: UsageRecord, to binds: inout [SQLiteData]) {
         func text(_ s: String?) -> SQLiteData { s.map { .text(clean($0)) } ?? .null }
@@ -184,6 +315,7 @@ public final class SQLStore: TollgateStore {
         binds.append(.text(r.requestID))
         binds.append(.integer(SQLiteInt64(ms(r.createdAt))))
         binds.append(text(r.keyID))
+        binds.append(text(r.userID))
         binds.append(.text(r.endpoint))
         binds.append(text(r.modelRequested))
         binds.append(text(r.modelServed))
@@ -214,6 +346,7 @@ public final class SQLStore: TollgateStore {
             requestID: try row.decode(column: "request_id", as: String.self),
             createdAt: date(try row.decode(column: "created_at", as: Int64.self)),
             keyID: try row.decode(column: "key_id", as: String?.self),
+            userID: try row.decode(column: "user_id", as: String?.self),
             endpoint: try row.decode(column: "endpoint", as: String.self),
             modelRequested: try row.decode(column: "model_requested", as: String?.self),
             modelServed: try row.decode(column: "model_served", as: String?.self),

@@ -1,7 +1,11 @@
+import Foundation
+import TollgateCore
+
 /// The one storage interface the gateway, the CLI and the admin side use.
 ///
 /// Implementations keep blocking work off the cooperative thread pool (SQLite runs on its own
-/// thread pool). Usage inserts are idempotent: a request id is stored at most once.
+/// thread pool). Usage inserts are idempotent: a request id is stored at most once, and the quota
+/// counters of a record are settled in the same transaction as its insert.
 public protocol TollgateStore: Sendable {
     /// Brings the schema up to date.
     func migrate() async throws
@@ -13,12 +17,68 @@ public protocol TollgateStore: Sendable {
     func keys() async throws -> [KeyRecord]
     /// Changes a key's status; returns false when there is no such key.
     func setKeyStatus(publicID: String, to status: KeyStatus) async throws -> Bool
-    /// A counter bumped by every key change, so running servers notice changes made by the CLI.
+    /// Replaces a key's limits and model policy; returns false when there is no such key.
+    func setKeyPolicy(publicID: String, to policy: SubjectPolicy) async throws -> Bool
+    /// A counter bumped by every key, user or settings change, so running servers notice changes made elsewhere.
     func keyGeneration() async throws -> Int
 
-    /// Inserts records, ignoring request ids that are already stored.
-    func insertUsage(_ records: [UsageRecord]) async throws
+    func insertUser(_ user: UserRecord) async throws
+    func user(id: String) async throws -> UserRecord?
+    func user(named name: String) async throws -> UserRecord?
+    func users() async throws -> [UserRecord]
+    /// Replaces a user's limits; returns false when there is no such user.
+    func setUserPolicy(id: String, to policy: SubjectPolicy) async throws -> Bool
+
+    /// Stored settings by name.
+    func settings() async throws -> [String: String]
+    /// Sets (or, with nil, removes) one setting.
+    func setSetting(_ name: String, to value: String?) async throws
+
+    /// Admits a request against every subject atomically, or changes nothing and says which limit refused it.
+    func admit(_ request: AdmissionRequest, now: Date, calendar: QuotaCalendar) async throws -> Result<Admission, QuotaRejection>
+    /// Settles reservations left by requests that are no longer running (a crash), writing a usage
+    /// record for each; `keep` are request ids still in flight in this process.
+    func reapReservations(olderThan cutoff: Date, keep: Set<String>, now: Date, calendar: QuotaCalendar) async throws -> Int
+    func quotaState(subject: String) async throws -> QuotaState?
+    func openReservations() async throws -> Int
+
+    /// Inserts records, ignoring request ids that are already stored, and settles their quota counters.
+    func insertUsage(_ records: [UsageRecord], calendar: QuotaCalendar) async throws
     func usage(_ filter: UsageFilter) async throws -> [UsageRecord]
 
     func close() async
+}
+
+/// What admission needs to know about a request.
+public struct AdmissionRequest: Sendable {
+    public var requestID: String
+    public var keyID: String
+    public var userID: String?
+    public var endpoint: String
+    public var model: String?
+    public var promptEstimate: Int
+    /// Tokens reserved: the prompt estimate plus the output cap in force.
+    public var estimate: Int
+    /// The subjects with quotas to check (subjects without quotas are only counted at settlement).
+    public var subjects: [QuotaSubject]
+
+    public init(
+        requestID: String, keyID: String, userID: String?, endpoint: String, model: String?, promptEstimate: Int, estimate: Int,
+        subjects: [QuotaSubject]
+    ) {
+        self.requestID = requestID
+        self.keyID = keyID
+        self.userID = userID
+        self.endpoint = endpoint
+        self.model = model
+        self.promptEstimate = promptEstimate
+        self.estimate = estimate
+        self.subjects = subjects
+    }
+}
+
+/// An admitted request: its reservation and each subject's counters after it.
+public struct Admission: Sendable {
+    public let reservation: QuotaReservation
+    public let states: [String: QuotaState]
 }

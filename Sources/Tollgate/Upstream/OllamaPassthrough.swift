@@ -18,21 +18,40 @@ struct OllamaPassthrough {
     let clientAddress: String?
     let accept: String?
     let watch: ClientConnectionWatch?
+    /// The model the request runs on after policy (alias, lock, default); shown in `x-tollgate-model`.
+    let model: String?
+    var admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
+    var rateHeaders = RateLimitHeaders()
+    var outputCap: Int?
+
+    /// Headers every answer to this request carries: the request id, the model in force, the rate-limit state.
+    func gatewayHeaders(_ headers: inout HTTPFields) {
+        headers[.xRequestID] = requestID
+        if let model { headers[.xTollgateModel] = model }
+        OllamaFront.add(rateHeaders, to: &headers)
+    }
+
+    func failure(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        var r = OllamaFront.error(status, message, requestID)
+        gatewayHeaders(&r.headers)
+        return r
+    }
 
     func forward(method: HTTPRequest.Method, body: ByteBuffer?, document: JSONInspector.Document?) async -> Response {
-        let model = document?.string("model") ?? (endpoint == .show ? document?.string("name") : nil)
+        let requested = document?.string("model") ?? (endpoint == .show ? document?.string("name") : nil)
         let stream = endpoint.streamsByDefault ? (document?.bool("stream") ?? true) : false
         let promptEstimate = endpoint.isInference ? TokenEstimate.fromTextBytes(document?.promptTextBytes ?? 0) : nil
         let settlement = RequestSettlement(
             writer: front.usage,
             template: UsageRecord(
-                requestID: requestID, createdAt: Date(), keyID: identity.publicID, endpoint: endpoint.rawValue,
-                modelRequested: model, modelServed: nil, stream: stream, httpStatus: 0, outcome: .completed,
+                requestID: requestID, createdAt: front.clock.now(), keyID: identity.publicID, userID: identity.user?.id,
+                endpoint: endpoint.rawValue, modelRequested: requested ?? model, modelServed: nil, stream: stream, httpStatus: 0, outcome: .completed,
                 promptTokens: nil, completionTokens: nil, usageSource: endpoint.isInference ? .unknown : .none,
                 latencyMs: 0, ttfbMs: nil, clientAddress: clientAddress, error: nil
             ),
             started: started,
-            promptEstimate: promptEstimate
+            promptEstimate: promptEstimate,
+            admission: admission
         )
         let backend = front.router.backend(forModel: model)
         var upstreamRequest = HTTPClientRequest(url: backend.baseURL + endpoint.rawValue)
@@ -67,20 +86,23 @@ struct OllamaPassthrough {
                     r.usageSource = .estimated
                 }
             }
-            if failure.outcome == .clientDisconnect { return OllamaFront.error(failure.status, failure.message, requestID) }
+            if failure.outcome == .clientDisconnect { return self.failure(failure.status, failure.message) }
             front.logger.warning(
                 "upstream request failed",
                 metadata: ["request_id": "\(requestID)", "backend": "\(backend.name)", "error": "\(failure.message)"]
             )
-            return OllamaFront.error(failure.status, failure.message, requestID)
+            return self.failure(failure.status, failure.message)
         }
 
         var headers = UpstreamClient.clientHeaders(from: response.headers)
-        headers[.xRequestID] = requestID
+        gatewayHeaders(&headers)
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
         let isHead = method == .head
         let headMs = settlement.elapsedMs()
-        let close = Closing(endpoint: endpoint, status: status, promptEstimate: promptEstimate, stream: stream, settlement: settlement)
+        let close = Closing(
+            endpoint: endpoint, status: status, promptEstimate: promptEstimate, stream: stream, settlement: settlement,
+            cap: stream && endpoint.generates && (200..<300).contains(status.code) ? outputCap : nil
+        )
         var iterator = response.body.makeAsyncIterator()
 
         // A small answer (a model list, a non-streamed chat) usually arrives whole in its first
@@ -109,12 +131,20 @@ struct OllamaPassthrough {
         let promptEstimate: Int?
         let stream: Bool
         let settlement: RequestSettlement
+        /// The output cap to enforce on this stream (nil: none).
+        let cap: Int?
 
-        func settle(meter: OllamaStreamMeter, ttfbMs: Double, clientGone: Bool, failure: UpstreamFailure?) {
+        func settle(meter: OllamaStreamMeter, ttfbMs: Double, clientGone: Bool, failure: UpstreamFailure?, capCut: Bool = false) {
             settlement.settle { r in
                 OllamaPassthrough.finishRecord(&r, status: status, meter: meter, ttfbMs: ttfbMs, clientGone: clientGone, failure: failure)
                 if endpoint.isInference {
                     OllamaPassthrough.fillTokens(&r, meter: meter, endpoint: endpoint, promptEstimate: promptEstimate, stream: stream)
+                }
+                if capCut, !clientGone {
+                    r.outcome = .capReached
+                    r.completionTokens = meter.contentLines
+                    r.promptTokens = meter.promptEvalCount ?? promptEstimate
+                    r.usageSource = .estimated
                 }
             }
         }
@@ -137,6 +167,7 @@ struct OllamaPassthrough {
                 var firstByteMs: Double?
                 var iterator = pending.value
                 var carried = first
+                var cutter = close.cap.map(StreamCapCutter.init)
                 while upstreamFailure == nil {
                     let next: ByteBuffer?
                     if let c = carried {
@@ -150,8 +181,20 @@ struct OllamaPassthrough {
                             break
                         }
                     }
-                    guard let chunk = next else { break }
+                    guard var chunk = next else { break }
                     if firstByteMs == nil { firstByteMs = close.settlement.elapsedMs() }
+                    if cutter != nil {
+                        guard let passed = cutter!.admit(chunk) else { break }
+                        chunk = passed
+                        if cutter!.isCut {
+                            meter.observe(chunk)
+                            if !isHead, chunk.readableBytes > 0 {
+                                do { try await writer.write(chunk) } catch { clientGone = true }
+                            }
+                            break
+                        }
+                        if chunk.readableBytes == 0 { continue }
+                    }
                     meter.observe(chunk)
                     if isHead { continue }
                     do {
@@ -162,12 +205,21 @@ struct OllamaPassthrough {
                     }
                 }
                 meter.finish()
+                let capCut = cutter?.isCut == true
+                if capCut, !clientGone {
+                    // Cut at the output cap: end like Ollama does when num_predict is reached.
+                    let line = StreamCapCutter.terminalLine(
+                        model: meter.servedModel, isChat: close.endpoint == .chat, promptTokens: meter.promptEvalCount ?? close.promptEstimate,
+                        completionTokens: meter.contentLines
+                    )
+                    do { try await writer.write(ByteBuffer(string: line)) } catch { clientGone = true }
+                }
                 if let upstreamFailure, !clientGone {
                     // The status is already sent: end with one error line, as Ollama does.
                     let line = JSONText.ollamaError(upstreamFailure.streamMessage) + "\n"
                     do { try await writer.write(ByteBuffer(string: line)) } catch { clientGone = true }
                 }
-                close.settle(meter: meter, ttfbMs: firstByteMs ?? headMs, clientGone: clientGone, failure: upstreamFailure)
+                close.settle(meter: meter, ttfbMs: firstByteMs ?? headMs, clientGone: clientGone, failure: upstreamFailure, capCut: capCut)
                 if !clientGone { try? await writer.finish(nil) }
             }
         )

@@ -34,7 +34,7 @@ public struct RequestRewriter: Sendable {
         }
         let before = options as NSDictionary
         edit(&options)
-        if document.fields["options"]?.kind == .object, before.isEqual(to: options) { return }
+        if before.isEqual(to: options) { return }
         let data = try JSONSerialization.data(withJSONObject: options, options: [.sortedKeys])
         replacements["options"] = Array(data)
     }

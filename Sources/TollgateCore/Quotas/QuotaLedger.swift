@@ -58,6 +58,8 @@ public struct QuotaRejection: Error, Sendable, Equatable {
     public let kind: Kind
     public let limit: Int
     public let resetsAt: Date
+    /// Whose limit it was (`key:…` or `user:…`), filled in by the store.
+    public var subject: String?
 
     public init(period: QuotaPeriod, kind: Kind, limit: Int, resetsAt: Date) {
         self.period = period
@@ -102,8 +104,10 @@ public enum QuotaLedger {
     public static func rolled(_ state: QuotaState, now: Date, calendar: QuotaCalendar) -> QuotaState {
         var state = state
         for period in QuotaPeriod.allCases {
+            // Only forward: a `now` older than the stored window (a record settled late, a clock
+            // stepped back) never wipes the current window's counts.
             let current = calendar.window(period, containing: now).start
-            if state[period].windowStart != current { state[period] = QuotaCounter(windowStart: current) }
+            if state[period].windowStart < current { state[period] = QuotaCounter(windowStart: current) }
         }
         return state
     }
@@ -152,6 +156,24 @@ public enum QuotaLedger {
             next[period].tokensUsed += charge
         }
         state = next
+    }
+
+    /// Counts a request that held no reservation (its subject has no quota to check): one request
+    /// and its tokens, in the windows containing `now`.
+    public static func charge(_ state: inout QuotaState, tokens: Int, now: Date, calendar: QuotaCalendar) {
+        var next = rolled(state, now: now, calendar: calendar)
+        for period in QuotaPeriod.allCases where next[period].windowStart == calendar.window(period, containing: now).start {
+            next[period].requests += 1
+            next[period].tokensUsed += max(0, tokens)
+        }
+        state = next
+    }
+
+    /// Requests still available in each window (nil: unlimited).
+    public static func remainingRequests(_ state: QuotaState, limits: QuotaLimits, now: Date, calendar: QuotaCalendar) -> Remaining {
+        let current = rolled(state, now: now, calendar: calendar)
+        func left(_ period: QuotaPeriod) -> Int? { limits.requests(period).map { max(0, $0 - current[period].requests) } }
+        return Remaining(day: left(.day), month: left(.month))
     }
 
     /// Tokens still available in each window (nil: unlimited), for headers and the quota endpoint.

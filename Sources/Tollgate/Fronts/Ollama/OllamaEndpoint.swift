@@ -31,6 +31,9 @@ public enum OllamaEndpoint: String, Sendable, CaseIterable {
         }
     }
 
+    /// Endpoints that generate text (an output cap applies).
+    public var generates: Bool { self == .chat || self == .generate }
+
     /// Endpoints whose body names a model that must be present.
     public var requiresModel: Bool { methods == [.post] }
 

@@ -25,13 +25,22 @@ public struct OllamaFront: HTTPResponder {
     let maxBodyBytes: Int
     let logger: Logger
     let connections: ClientConnectionRegistry
+    let gate: RequestGate
+    let settings: SettingsCache
+    let clock: any GatewayClock
+    /// Output tokens reserved for a generating request that runs with no output cap.
+    static let uncappedOutputReserve = 1024
     /// Upper bound on one upstream exchange, streaming included.
     let exchangeDeadline: TimeAmount = .hours(6)
 
     init(
         authenticator: KeyAuthenticator, router: BackendRouter, client: UpstreamClient, usage: UsageWriter,
-        drain: DrainState, maxBodyBytes: Int, maxJSONDepth: Int, connections: ClientConnectionRegistry, logger: Logger
+        drain: DrainState, maxBodyBytes: Int, maxJSONDepth: Int, connections: ClientConnectionRegistry, gate: RequestGate,
+        settings: SettingsCache, clock: any GatewayClock, logger: Logger
     ) {
+        self.gate = gate
+        self.settings = settings
+        self.clock = clock
         self.connections = connections
         self.authenticator = authenticator
         self.router = router
@@ -52,6 +61,9 @@ public struct OllamaFront: HTTPResponder {
             return r
         }
         let rawPath = Self.rawPath(request.head.path)
+        if rawPath == QuotaEndpoint.path {
+            return await QuotaEndpoint(front: self).respond(to: request, requestID: requestID)
+        }
         let endpoint: OllamaEndpoint
         switch OllamaEndpoint.match(method: request.method, rawPath: rawPath) {
         case .forbidden:
@@ -80,13 +92,15 @@ public struct OllamaFront: HTTPResponder {
             return Self.error(.serviceUnavailable, "usage recording is backed up; try again shortly", requestID, retryAfter: 1)
         }
 
-        let exchange = OllamaPassthrough(
-            front: self, endpoint: endpoint, identity: identity, requestID: requestID, started: started,
-            clientAddress: context.clientAddress, accept: request.headers[.accept],
-            watch: connections.watch(for: context.channel)
-        )
+        let exchange = { (model: String?) in
+            OllamaPassthrough(
+                front: self, endpoint: endpoint, identity: identity, requestID: requestID, started: started,
+                clientAddress: context.clientAddress, accept: request.headers[.accept],
+                watch: connections.watch(for: context.channel), model: model
+            )
+        }
         guard endpoint.methods.contains(.post) else {
-            return await exchange.forward(method: request.method, body: nil, document: nil)
+            return await exchange(nil).forward(method: request.method, body: nil, document: nil)
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
             return Self.error(.contentTooLarge, "request body exceeds \(maxBodyBytes) bytes", requestID)
@@ -103,16 +117,71 @@ public struct OllamaFront: HTTPResponder {
         } catch {
             return Self.error(.badRequest, error.description, requestID)
         }
-        if endpoint.requiresModel {
-            let model = document.string("model") ?? (endpoint == .show ? document.string("name") : nil)
-            guard let model, !model.isEmpty else {
-                return Self.error(.badRequest, "model is required", requestID)
-            }
-        }
         if let stream = document.fields["stream"], stream.kind != .bool(true), stream.kind != .bool(false), stream.kind != .null {
             return Self.error(.badRequest, "stream must be a boolean", requestID)
         }
-        return await exchange.forward(method: .post, body: buffer, document: document)
+        if let options = document.fields["options"], options.kind != .object, options.kind != .null {
+            return Self.error(.badRequest, "options must be an object", requestID)
+        }
+
+        // Gate: model policy (default, alias, lock, allow-list), output cap and option clamps.
+        let current = settings.current
+        var rewriter = RequestRewriter(document)
+        var model: String?
+        if endpoint.requiresModel {
+            let field = endpoint == .show && document.fields["model"] == nil ? "name" : "model"
+            switch current.modelPolicy(allowed: identity.key.policy.allowedModels).resolve(requested: document.string(field)) {
+            case .missing:
+                return Self.error(.badRequest, "model is required", requestID)
+            case .denied(let denied, let allowed):
+                let list = allowed.isEmpty ? "none" : allowed.joined(separator: ", ")
+                return Self.error(.forbidden, "model '\(denied)' is not allowed for this key; allowed models: \(list)", requestID)
+            case .use(let use, let rewritten):
+                model = use
+                if rewritten { rewriter.setString(field, use) }
+            }
+        }
+        var cap: Int?
+        if endpoint.isInference {
+            let optionPolicy = OllamaOptionPolicy(
+                caps: identity.key.policy.outputCaps.over(current.outputCaps), numCtxMax: current.numCtxMax,
+                keepAliveMin: current.keepAliveMin, keepAliveMax: current.keepAliveMax
+            )
+            do {
+                cap = try optionPolicy.apply(to: &rewriter, document: document, generates: endpoint.generates)
+            } catch {
+                return Self.error(.badRequest, "options could not be read", requestID)
+            }
+        }
+        let body = rewriter.isEmpty ? buffer : ByteBuffer(bytes: rewriter.body())
+        guard endpoint.isInference else {
+            return await exchange(model).forward(method: .post, body: body, document: document)
+        }
+
+        // Admission: rate limits and quotas, with the prompt estimate plus the output cap in force.
+        let promptEstimate = TokenEstimate.fromTextBytes(document.promptTextBytes)
+        let estimate = promptEstimate + (endpoint.generates ? (cap ?? Self.uncappedOutputReserve) : 0)
+        switch await gate.admit(
+            identity: identity, requestID: requestID, endpoint: endpoint.rawValue, model: model, promptEstimate: promptEstimate,
+            estimate: estimate
+        ) {
+        case .rejected(let rejection):
+            var r = Self.error(.init(code: rejection.status), rejection.message, requestID, retryAfter: rejection.retryAfter)
+            Self.add(rejection.headers, to: &r.headers)
+            return r
+        case .admitted(let ticket, let headers):
+            var exchange = exchange(model)
+            exchange.admission = (gate, ticket)
+            exchange.rateHeaders = headers
+            exchange.outputCap = cap
+            return await exchange.forward(method: .post, body: body, document: document)
+        }
+    }
+
+    static func add(_ rate: RateLimitHeaders, to headers: inout HTTPFields) {
+        for (name, value) in rate.fields {
+            if let n = HTTPField.Name(name) { headers[n] = value }
+        }
     }
 
     /// The path without its query string, exactly as sent.

@@ -1,0 +1,104 @@
+/// Operator settings that apply to every request, stored as name/value text (the `settings`
+/// table) and changed from the CLI or, later, the admin API.
+public struct GatewaySettings: Sendable, Equatable {
+    /// Every request's model is replaced by this one (the model lock).
+    public var forceModel: String?
+    /// The model for requests that name none.
+    public var defaultModel: String?
+    /// `alias → model`.
+    public var aliases: [String: String] = [:]
+    public var outputCaps = OutputCaps()
+    /// Largest `options.num_ctx` a request may ask for.
+    public var numCtxMax: Int?
+    /// Bounds on `keep_alive`, in seconds.
+    public var keepAliveMin: Double?
+    public var keepAliveMax: Double?
+
+    public init() {}
+
+    public enum Name: String, Sendable, CaseIterable {
+        case forceModel = "force_model"
+        case defaultModel = "default_model"
+        case aliases
+        case outputCapDefault = "output_cap_default"
+        case outputCapMax = "output_cap_max"
+        case numCtxMax = "num_ctx_max"
+        case keepAliveMin = "keep_alive_min"
+        case keepAliveMax = "keep_alive_max"
+
+        public var help: String {
+            switch self {
+            case .forceModel: "model lock: every request uses this model"
+            case .defaultModel: "model for requests that name none"
+            case .aliases: "comma-separated alias=model pairs, e.g. llama=llama3.2:3b"
+            case .outputCapDefault: "output tokens injected when a request sets no cap"
+            case .outputCapMax: "largest output cap a request may ask for"
+            case .numCtxMax: "largest options.num_ctx a request may ask for"
+            case .keepAliveMin: "shortest keep_alive (seconds or Go duration such as 5m)"
+            case .keepAliveMax: "longest keep_alive (seconds or Go duration such as 1h)"
+            }
+        }
+    }
+
+    public struct Invalid: Error, Sendable, CustomStringConvertible {
+        public let name: String
+        public let message: String
+        public var description: String { "\(name): \(message)" }
+    }
+
+    /// Checks one value and returns it in canonical form (what is stored).
+    public static func validate(_ name: String, _ value: String) throws(Invalid) -> String {
+        guard let which = Name(rawValue: name) else {
+            throw Invalid(name: name, message: "unknown setting; known: \(Name.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let v = value.trimmingSpaces()
+        switch which {
+        case .forceModel, .defaultModel:
+            guard !v.isEmpty, v.count <= 300, !v.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
+                throw Invalid(name: name, message: "must be a model name")
+            }
+            return v
+        case .aliases:
+            guard let map = parseAliases(v) else { throw Invalid(name: name, message: "must be alias=model pairs separated by commas") }
+            return map.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        case .outputCapDefault, .outputCapMax, .numCtxMax:
+            guard let n = Int(v), n > 0, n <= 10_000_000 else { throw Invalid(name: name, message: "must be a positive integer") }
+            return String(n)
+        case .keepAliveMin, .keepAliveMax:
+            guard let s = GoDuration.seconds(v), s >= 0 else { throw Invalid(name: name, message: "must be a duration ≥ 0 (seconds, or 5m, 1h)") }
+            return String(Int(s.rounded()))
+        }
+    }
+
+    /// Settings from stored name/value pairs; unknown names and bad values are ignored (they were validated on the way in).
+    public init(stored: [String: String]) {
+        for (name, value) in stored {
+            guard let which = Name(rawValue: name) else { continue }
+            switch which {
+            case .forceModel: forceModel = value.isEmpty ? nil : value
+            case .defaultModel: defaultModel = value.isEmpty ? nil : value
+            case .aliases: aliases = Self.parseAliases(value) ?? [:]
+            case .outputCapDefault: outputCaps.defaultCap = Int(value)
+            case .outputCapMax: outputCaps.maximum = Int(value)
+            case .numCtxMax: numCtxMax = Int(value)
+            case .keepAliveMin: keepAliveMin = GoDuration.seconds(value)
+            case .keepAliveMax: keepAliveMax = GoDuration.seconds(value)
+            }
+        }
+    }
+
+    static func parseAliases(_ text: String) -> [String: String]? {
+        var map: [String: String] = [:]
+        for pair in text.split(separator: ",") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).trimmingSpaces() }
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
+            map[parts[0]] = parts[1]
+        }
+        return map
+    }
+
+    /// The model policy for a key with `allowed` models (nil: all).
+    public func modelPolicy(allowed: [ModelPattern]?) -> ModelPolicy {
+        ModelPolicy(forceModel: forceModel, defaultModel: defaultModel, aliases: aliases, allowed: allowed)
+    }
+}
