@@ -8,7 +8,7 @@ struct TollgateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "A self-hosted LLM gateway: keys, quotas and usage records in front of Ollama.",
-        subcommands: [Serve.self, Migrate.self, Keys.self, Usage.self],
+        subcommands: [Serve.self, Migrate.self, Users.self, Keys.self, Settings.self, Usage.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -107,13 +107,17 @@ func parseDate(_ text: String) -> Date? {
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage client keys (works while the server runs).",
-        subcommands: [Create.self, List.self, Show.self, Disable.self, Enable.self, Revoke.self]
+        subcommands: [Create.self, List.self, Show.self, SetQuota.self, Disable.self, Enable.self, Revoke.self]
     )
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key and print it once.")
         @Option(help: "A name for the key (who or what uses it).") var name: String
         @Option(help: "Expiry: YYYY-MM-DD (midnight, local time) or an ISO 8601 date-time.") var expires: String?
+        @Option(help: "The user (id or name) the key belongs to; the user's quotas apply too.") var user: String?
+        @Flag(help: "An admin-scope key (for scripts against the admin API).") var admin = false
+        @OptionGroup var limits: LimitOptions
+        @OptionGroup var keyOptions: KeyPolicyOptions
 
         func run() async throws {
             var expiry: Date?
@@ -121,12 +125,16 @@ struct Keys: AsyncParsableCommand {
                 guard let d = parseDate(expires) else { throw failCLI(ValidationError("--expires: cannot read '\(expires)'")) }
                 expiry = d
             }
-            let created: KeyManager.Created
-            do {
-                created = try await withKeyManager { manager, _ in try await manager.create(name: name, expiresAt: expiry) }
-            } catch let e as KeyManager.Failure { throw failCLI(e) }
+            let created = try await runCLI { manager, _ in
+                var policy = SubjectPolicy()
+                try limits.apply(to: &policy)
+                try keyOptions.apply(to: &policy)
+                let owner = try await user.asyncMap { try await manager.user($0).id }
+                return try await manager.create(name: name, expiresAt: expiry, userID: owner, isAdmin: admin, policy: policy)
+            }
             print("id:      \(created.record.publicID)")
             print("name:    \(created.record.name)")
+            print("user:    \(created.record.userID ?? "-")")
             print("expires: \(formatDate(created.record.expiresAt))")
             print("key:     \(created.plaintext)")
             FileHandle.standardError.write(Data("The key is shown only now; store it safely. Tollgate keeps only its hash.\n".utf8))
@@ -158,6 +166,10 @@ struct Keys: AsyncParsableCommand {
             print("created:  \(formatDate(k.createdAt))")
             print("updated:  \(formatDate(k.updatedAt))")
             print("expires:  \(formatDate(k.expiresAt))")
+            print("user:     \(k.userID ?? "-")")
+            print("admin:    \(k.isAdmin ? "yes" : "no")")
+            for line in limitsText(k.policy) + keyPolicyText(k.policy) { print(line) }
+            printUsage(try await runCLI { _, store in try await store.quotaState(subject: QuotaSubject.keyID(k.publicID)) })
         }
     }
 
@@ -257,5 +269,12 @@ enum UsageLine {
         o["error"] = r.error
         let data = (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
     }
 }

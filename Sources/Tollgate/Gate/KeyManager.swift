@@ -21,26 +21,40 @@ public struct KeyManager: Sendable {
         case invalidName
         case expiryInPast
         case notFound(String)
+        case userNotFound(String)
+        case userExists(String)
+        case invalidEmail
 
         public var description: String {
             switch self {
             case .invalidName: "the name must be 1 to 200 printable characters"
             case .expiryInPast: "the expiry must be in the future"
             case .notFound(let id): "no key with id \(id)"
+            case .userNotFound(let u): "no user with id or name \(u)"
+            case .userExists(let u): "a user named \(u) exists already"
+            case .invalidEmail: "the email address is not valid"
             }
         }
     }
 
-    public func create(name: String, expiresAt: Date?, now: Date = Date()) async throws -> Created {
+    static func cleanName(_ name: String) throws(Failure) -> String {
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty, trimmed.count <= 200, !trimmed.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
             throw Failure.invalidName
         }
+        return trimmed
+    }
+
+    public func create(
+        name: String, expiresAt: Date?, userID: String? = nil, isAdmin: Bool = false, policy: SubjectPolicy = .init(), now: Date = Date()
+    ) async throws -> Created {
+        let trimmed = try Self.cleanName(name)
         if let expiresAt, expiresAt <= now { throw Failure.expiryInPast }
+        if let userID, try await store.user(id: userID) == nil { throw Failure.userNotFound(userID) }
         let key = APIKeyFormat.generate()
         let record = KeyRecord(
             publicID: key.publicID, name: trimmed, secretHash: hasher.digest(publicID: key.publicID, secret: key.secret),
-            status: .active, createdAt: now, expiresAt: expiresAt, updatedAt: now
+            status: .active, createdAt: now, expiresAt: expiresAt, updatedAt: now, userID: userID, isAdmin: isAdmin, policy: policy
         )
         try await store.insertKey(record)
         return Created(plaintext: key.plaintext, record: record)
@@ -62,6 +76,39 @@ public struct KeyManager: Sendable {
             throw Failure.notFound(id)
         }
         return record
+    }
+
+    public func setPolicy(_ idOrKey: String, _ change: (inout SubjectPolicy) throws -> Void) async throws -> KeyRecord {
+        var record = try await show(idOrKey)
+        try change(&record.policy)
+        guard try await store.setKeyPolicy(publicID: record.publicID, to: record.policy) else { throw Failure.notFound(record.publicID) }
+        return record
+    }
+
+    // MARK: Users
+
+    public func createUser(name: String, email: String?, note: String?, policy: SubjectPolicy = .init(), now: Date = Date()) async throws -> UserRecord {
+        let trimmed = try Self.cleanName(name)
+        if let email, !(email.contains("@") && email.count <= 320 && !email.contains(" ")) { throw Failure.invalidEmail }
+        if try await store.user(named: trimmed) != nil { throw Failure.userExists(trimmed) }
+        let id = "usr_" + String(APIKeyFormat.generate().publicID.lowercased())
+        let user = UserRecord(id: id, name: trimmed, email: email, note: note, policy: SubjectPolicy(quotas: policy.quotas, rates: policy.rates), createdAt: now, updatedAt: now)
+        try await store.insertUser(user)
+        return user
+    }
+
+    /// A user by id or by name.
+    public func user(_ idOrName: String) async throws -> UserRecord {
+        if let u = try await store.user(id: idOrName) { return u }
+        if let u = try await store.user(named: idOrName) { return u }
+        throw Failure.userNotFound(idOrName)
+    }
+
+    public func setUserPolicy(_ idOrName: String, _ change: (inout SubjectPolicy) throws -> Void) async throws -> UserRecord {
+        var user = try await user(idOrName)
+        try change(&user.policy)
+        guard try await store.setUserPolicy(id: user.id, to: user.policy) else { throw Failure.userNotFound(idOrName) }
+        return user
     }
 
     public func show(_ idOrKey: String) async throws -> KeyRecord {

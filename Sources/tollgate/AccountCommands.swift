@@ -1,0 +1,216 @@
+import ArgumentParser
+import Foundation
+import Tollgate
+import TollgateCore
+
+/// Quota and rate-limit options shared by `users` and `keys`; `none` removes a limit.
+struct LimitOptions: ParsableArguments {
+    @Option(help: "Tokens per calendar day (or 'none').") var dailyTokens: String?
+    @Option(help: "Tokens per calendar month (or 'none').") var monthlyTokens: String?
+    @Option(help: "Requests per calendar day (or 'none').") var dailyRequests: String?
+    @Option(help: "Requests per calendar month (or 'none').") var monthlyRequests: String?
+    @Option(help: "Requests per rolling minute (or 'none').") var rpm: String?
+    @Option(help: "Tokens per rolling minute (or 'none').") var tpm: String?
+    @Option(help: "Requests in flight at once (or 'none').") var concurrency: String?
+
+    static func number(_ text: String?, _ flag: String) throws -> Int?? {
+        guard let text else { return .none }
+        if ["none", "unlimited", "null", "-"].contains(text.lowercased()) { return .some(nil) }
+        guard let n = Int(text), n >= 0, n <= 1_000_000_000_000 else { throw ValidationError("--\(flag): expected a whole number ≥ 0 or 'none', got '\(text)'") }
+        return .some(n)
+    }
+
+    func apply(to policy: inout SubjectPolicy) throws {
+        if let v = try Self.number(dailyTokens, "daily-tokens") { policy.quotas.dailyTokens = v }
+        if let v = try Self.number(monthlyTokens, "monthly-tokens") { policy.quotas.monthlyTokens = v }
+        if let v = try Self.number(dailyRequests, "daily-requests") { policy.quotas.dailyRequests = v }
+        if let v = try Self.number(monthlyRequests, "monthly-requests") { policy.quotas.monthlyRequests = v }
+        if let v = try Self.number(rpm, "rpm") { policy.rates.requestsPerMinute = v.map { max(1, $0) } }
+        if let v = try Self.number(tpm, "tpm") { policy.rates.tokensPerMinute = v.map { max(1, $0) } }
+        if let v = try Self.number(concurrency, "concurrency") { policy.rates.concurrent = v }
+    }
+}
+
+/// Options only keys have: allowed models and output caps.
+struct KeyPolicyOptions: ParsableArguments {
+    @Option(help: "Allowed models, comma-separated; 'prefix*' patterns; 'all' for every model.") var models: String?
+    @Option(help: "Output tokens injected when a request sets no cap (or 'none').") var outputCap: String?
+    @Option(help: "Largest output cap a request may ask for (or 'none').") var maxOutputCap: String?
+
+    func apply(to policy: inout SubjectPolicy) throws {
+        if let models {
+            let list = ModelPattern.list(models)
+            policy.allowedModels = models.lowercased() == "all" ? nil : list
+        }
+        if let v = try LimitOptions.number(outputCap, "output-cap") { policy.outputCaps.defaultCap = v }
+        if let v = try LimitOptions.number(maxOutputCap, "max-output-cap") { policy.outputCaps.maximum = v }
+    }
+}
+
+func limitsText(_ p: SubjectPolicy) -> [String] {
+    func n(_ v: Int?) -> String { v.map(String.init) ?? "unlimited" }
+    return [
+        "daily tokens:     \(n(p.quotas.dailyTokens))",
+        "monthly tokens:   \(n(p.quotas.monthlyTokens))",
+        "daily requests:   \(n(p.quotas.dailyRequests))",
+        "monthly requests: \(n(p.quotas.monthlyRequests))",
+        "requests/minute:  \(n(p.rates.requestsPerMinute))",
+        "tokens/minute:    \(n(p.rates.tokensPerMinute))",
+        "concurrency:      \(n(p.rates.concurrent))",
+    ]
+}
+
+func runCLI<T>(_ body: (KeyManager, any TollgateStore) async throws -> T) async throws -> T {
+    do {
+        return try await withKeyManager(body)
+    } catch let e as KeyManager.Failure {
+        throw failCLI(e)
+    } catch let e as ValidationError {
+        throw failCLI(e)
+    }
+}
+
+struct Users: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage users: people or teams that hold keys and share quotas.",
+        subcommands: [Create.self, List.self, Show.self, SetQuota.self]
+    )
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a user.")
+        @Option(help: "A unique name.") var name: String
+        @Option(help: "Email address.") var email: String?
+        @Option(help: "A note.") var note: String?
+        @OptionGroup var limits: LimitOptions
+
+        func run() async throws {
+            let user = try await runCLI { m, _ in
+                var policy = SubjectPolicy()
+                try limits.apply(to: &policy)
+                return try await m.createUser(name: name, email: email, note: note, policy: policy)
+            }
+            print("id:   \(user.id)")
+            print("name: \(user.name)")
+            for line in limitsText(user.policy) { print(line) }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List users.")
+        func run() async throws {
+            let (users, keys) = try await runCLI { _, store in (try await store.users(), try await store.keys()) }
+            print("ID              KEYS  DAILY_TOKENS  MONTHLY_TOKENS  DAILY_REQ  NAME")
+            for u in users {
+                let count = keys.filter { $0.userID == u.id }.count
+                let q = u.policy.quotas
+                func c(_ v: Int?, _ w: Int) -> String { UsageLine.pad(v.map(String.init) ?? "-", w) }
+                print("\(UsageLine.pad(u.id, 14))  \(UsageLine.pad(String(count), 4))  \(c(q.dailyTokens, 12))  \(c(q.monthlyTokens, 14))  \(c(q.dailyRequests, 9))  \(u.name)")
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a user, its limits, usage in the current windows and keys.")
+        @Argument(help: "The user's id or name.") var user: String
+        func run() async throws {
+            let (u, keys, state) = try await runCLI { m, store in
+                let u = try await m.user(user)
+                return (u, try await store.keys().filter { $0.userID == u.id }, try await store.quotaState(subject: QuotaSubject.userID(u.id)))
+            }
+            print("id:    \(u.id)")
+            print("name:  \(u.name)")
+            print("email: \(u.email ?? "-")")
+            print("note:  \(u.note ?? "-")")
+            for line in limitsText(u.policy) { print(line) }
+            printUsage(state)
+            print("keys:  \(keys.isEmpty ? "-" : keys.map { "\($0.publicID) (\($0.name), \(effectiveStatus($0)))" }.joined(separator: ", "))")
+        }
+    }
+
+    struct SetQuota: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set-quota", abstract: "Change a user's quotas and rate limits.")
+        @Argument(help: "The user's id or name.") var user: String
+        @OptionGroup var limits: LimitOptions
+        func run() async throws {
+            let u = try await runCLI { m, _ in try await m.setUserPolicy(user) { try limits.apply(to: &$0) } }
+            print("\(u.id) (\(u.name)):")
+            for line in limitsText(u.policy) { print("  " + line) }
+        }
+    }
+}
+
+/// The stored counters of the current windows (as of the last request; a window that has ended shows its old values).
+func printUsage(_ state: QuotaState?) {
+    guard let state else {
+        print("usage: none yet")
+        return
+    }
+    print("usage: day from \(formatDate(state.day.windowStart)): \(state.day.requests) requests, \(state.day.tokensUsed) tokens (+\(state.day.tokensReserved) reserved)")
+    print("       month from \(formatDate(state.month.windowStart)): \(state.month.requests) requests, \(state.month.tokensUsed) tokens (+\(state.month.tokensReserved) reserved)")
+}
+
+extension Keys {
+    struct SetQuota: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set-quota", abstract: "Change a key's quotas, rate limits, allowed models and output caps.")
+        @Argument(help: "The key's id.") var id: String
+        @OptionGroup var limits: LimitOptions
+        @OptionGroup var keyOptions: KeyPolicyOptions
+        func run() async throws {
+            let k = try await runCLI { m, _ in
+                try await m.setPolicy(id) { policy in
+                    try limits.apply(to: &policy)
+                    try keyOptions.apply(to: &policy)
+                }
+            }
+            print("\(k.publicID) (\(k.name)):")
+            for line in limitsText(k.policy) + keyPolicyText(k.policy) { print("  " + line) }
+        }
+    }
+}
+
+func keyPolicyText(_ p: SubjectPolicy) -> [String] {
+    [
+        "allowed models:   \(p.allowedModels.map { $0.map(\.text).joined(separator: ", ") } ?? "all")",
+        "output cap:       \(p.outputCaps.defaultCap.map(String.init) ?? "global default")",
+        "max output cap:   \(p.outputCaps.maximum.map(String.init) ?? "global maximum")",
+    ]
+}
+
+struct Settings: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Gateway-wide settings: model lock, default model, aliases, output caps, option clamps.",
+        subcommands: [List.self, Set.self, Unset.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show every setting.")
+        func run() async throws {
+            let stored = try await runCLI { _, store in try await store.settings() }
+            for name in GatewaySettings.Name.allCases {
+                print("\(UsageLine.pad(name.rawValue, 19)) \(UsageLine.pad(stored[name.rawValue] ?? "-", 24)) \(name.help)")
+            }
+        }
+    }
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a setting (running servers pick it up within a second).")
+        @Argument(help: "The setting's name (see 'settings list').") var name: String
+        @Argument(help: "The value.") var value: String
+        func run() async throws {
+            let canonical: String
+            do { canonical = try GatewaySettings.validate(name, value) } catch { throw failCLI(error) }
+            try await runCLI { _, store in try await store.setSetting(name, to: canonical) }
+            print("\(name) = \(canonical)")
+        }
+    }
+
+    struct Unset: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a setting (back to its default).")
+        @Argument(help: "The setting's name.") var name: String
+        func run() async throws {
+            guard GatewaySettings.Name(rawValue: name) != nil else { throw failCLI(ValidationError("unknown setting \(name)")) }
+            try await runCLI { _, store in try await store.setSetting(name, to: nil) }
+            print("\(name) unset")
+        }
+    }
+}
