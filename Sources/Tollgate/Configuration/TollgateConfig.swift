@@ -39,6 +39,8 @@ public struct TollgateConfig: Sendable {
     public var drainTimeout: Duration
     public var usageFlushInterval: Duration
     public var usageQueueLimit: Int
+    /// How long an SQLite statement waits for a lock held by another process before failing.
+    public var databaseBusyTimeoutMs: Int = 5000
     public var logLevel: String
     public var logFormat: LogFormat
 
@@ -49,7 +51,7 @@ public struct TollgateConfig: Sendable {
         "TOLLGATE_SECRET", "TOLLGATE_DATA_DIR", "TOLLGATE_MAX_BODY_BYTES", "TOLLGATE_MAX_JSON_DEPTH",
         "TOLLGATE_CLIENT_TIMEOUT", "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", "TOLLGATE_UPSTREAM_READ_TIMEOUT",
         "TOLLGATE_DRAIN_TIMEOUT", "TOLLGATE_USAGE_FLUSH_MS", "TOLLGATE_USAGE_QUEUE_LIMIT", "TOLLGATE_LOG_LEVEL",
-        "TOLLGATE_LOG_FORMAT",
+        "TOLLGATE_LOG_FORMAT", "TOLLGATE_DB_BUSY_TIMEOUT_MS",
     ]
 
     /// Loads and validates the configuration. Every problem names its variable.
@@ -111,6 +113,7 @@ public struct TollgateConfig: Sendable {
             drainTimeout: try parseSeconds(source.value("TOLLGATE_DRAIN_TIMEOUT"), default: 30, variable: "TOLLGATE_DRAIN_TIMEOUT"),
             usageFlushInterval: .milliseconds(try parseInt(source.value("TOLLGATE_USAGE_FLUSH_MS"), default: 200, range: 1...60_000, variable: "TOLLGATE_USAGE_FLUSH_MS")),
             usageQueueLimit: try parseInt(source.value("TOLLGATE_USAGE_QUEUE_LIMIT"), default: 50_000, range: 10...10_000_000, variable: "TOLLGATE_USAGE_QUEUE_LIMIT"),
+            databaseBusyTimeoutMs: try parseInt(source.value("TOLLGATE_DB_BUSY_TIMEOUT_MS"), default: 5000, range: 1...600_000, variable: "TOLLGATE_DB_BUSY_TIMEOUT_MS"),
             logLevel: logLevel,
             logFormat: logFormat
         )

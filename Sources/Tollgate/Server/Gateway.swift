@@ -48,7 +48,7 @@ public final class Gateway: Sendable {
     public static func openStore(config: TollgateConfig, logger: Logger) async throws -> any TollgateStore {
         switch config.database {
         case .sqlite(let path):
-            return try await SQLStore.openSQLite(path: path, logger: logger)
+            return try await SQLStore.openSQLite(path: path, busyTimeoutMs: config.databaseBusyTimeoutMs, logger: logger)
         }
     }
 
@@ -82,7 +82,8 @@ public final class Gateway: Sendable {
         let proxy = Application(
             responder: front,
             server: .http1(configuration: .init(additionalChannelHandlers: [self.connections.makeHandler()], idleTimeout: idle)),
-            configuration: .init(address: .hostname(config.proxy.host, port: config.proxy.port), serverName: nil),
+            // A deep accept queue: bursts of new connections (a class starting at once) are queued, not reset.
+            configuration: .init(address: .hostname(config.proxy.host, port: config.proxy.port), serverName: nil, backlog: 2048),
             onServerRunning: { channel in ports.set(.proxy, channel.localAddress?.port) },
             logger: logger
         )

@@ -159,7 +159,9 @@ extension SQLStore {
         var order: [String] = []
         for r in keyed {
             let tokens = (r.promptTokens ?? 0) + (r.completionTokens ?? 0)
-            let ended = now ?? r.createdAt.addingTimeInterval(r.latencyMs / 1000)
+            // Windows are judged by when the request started (as admission did), so a settlement
+            // never depends on how long the request took.
+            let ended = now ?? r.createdAt
             let reserved = reservations[r.requestID]
             var subjects = [QuotaSubject.keyID(r.keyID!)]
             if let user = r.userID { subjects.append(QuotaSubject.userID(user)) }

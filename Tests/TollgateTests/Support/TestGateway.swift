@@ -6,6 +6,7 @@ import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
 import Testing
+import TollgateCore
 import TollgateTestSupport
 
 @testable import Tollgate
@@ -26,13 +27,16 @@ final class TestGateway: Sendable {
     static func start(
         _ overrides: [String: String] = [:],
         behavior: MockOllama.Behavior = .init(),
-        startMock: Bool = true
+        startMock: Bool = true,
+        clock: any GatewayClock = SystemClock(),
+        directory reuse: String? = nil,
+        mock existing: MockOllama? = nil
     ) async throws -> TestGateway {
-        let mock = MockOllama(behavior: behavior)
+        let mock = existing ?? MockOllama(behavior: behavior)
         let refusing = startMock ? nil : try RefusingPort()
         let mockPort: Int
-        if let refusing { mockPort = refusing.port } else { mockPort = try await mock.start() }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-test-\(UUID().uuidString)").path
+        if let refusing { mockPort = refusing.port } else if existing != nil { mockPort = mock.port } else { mockPort = try await mock.start() }
+        let directory = reuse ?? FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var values = [
             "OLLAMA_URL": "http://127.0.0.1:\(mockPort)",
@@ -44,7 +48,7 @@ final class TestGateway: Sendable {
         values.merge(overrides) { _, new in new }
         let config = try TollgateConfig.load(from: ConfigSource(values: values))
         let logs = LogCapture()
-        let gateway = try await Gateway.open(config: config, logger: logs.logger())
+        let gateway = try await Gateway.open(config: config, logger: logs.logger(), clock: clock)
         let group = gateway.makeServiceGroup()
         let runTask = Task { try await gateway.runGroup(group) }
         let ports = await gateway.listeningPorts()
@@ -127,13 +131,31 @@ final class TestGateway: Sendable {
         }
     }
 
-    /// Graceful shutdown, then cleanup.
-    func stop() async throws {
+    /// Graceful shutdown, then cleanup (`keepFiles`: leave the database and the mock for a restart).
+    func stop(keepFiles: Bool = false) async throws {
         await group.triggerGracefulShutdown()
         _ = try? await runTask.value
         try? await http.shutdown()
+        if keepFiles { return }
         await mock.stop()
         try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Creates a key with limits (and optionally a user) and returns its plaintext; the gateway sees it at once.
+    func createKey(name: String = "test", user: String? = nil, policy: SubjectPolicy) async throws -> String {
+        let created = try await manager().create(name: name, expiresAt: nil, userID: user, policy: policy)
+        gateway.authenticator.invalidate()
+        return created.plaintext
+    }
+
+    func createUser(name: String, policy: SubjectPolicy) async throws -> UserRecord {
+        try await manager().createUser(name: name, email: nil, note: nil, policy: policy)
+    }
+
+    /// Sets a gateway setting and reloads it now.
+    func setSetting(_ name: String, _ value: String?) async throws {
+        try await gateway.store.setSetting(name, to: value.map { try GatewaySettings.validate(name, $0) })
+        try await gateway.reloadPolicy()
     }
 }
 
@@ -142,9 +164,10 @@ func withGateway<T>(
     _ overrides: [String: String] = [:],
     behavior: MockOllama.Behavior = .init(),
     startMock: Bool = true,
+    clock: any GatewayClock = SystemClock(),
     _ body: (TestGateway) async throws -> T
 ) async throws -> T {
-    let gw = try await TestGateway.start(overrides, behavior: behavior, startMock: startMock)
+    let gw = try await TestGateway.start(overrides, behavior: behavior, startMock: startMock, clock: clock)
     do {
         let value = try await body(gw)
         try await gw.stop()
