@@ -103,7 +103,7 @@ public final class MockOllama: Sendable {
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
         let app = Application(
             responder: MockOllamaResponder(mock: self),
-            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: nil),
+            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: nil, backlog: 2048),
             onServerRunning: { channel in
                 portContinuation.yield(channel.localAddress?.port ?? 0)
                 portContinuation.finish()

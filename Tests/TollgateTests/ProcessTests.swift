@@ -146,4 +146,102 @@ import TollgateTestSupport
         try await http.shutdown()
         await mock.stop()
     }
+
+    @Test func usersKeysSettingsAndACrashWithRequestsInFlight() async throws {
+        let dir = try Self.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var behavior = MockOllama.Behavior()
+        behavior.chunks = 3
+        behavior.holdAfterChunk = 1
+        let mock = MockOllama(behavior: behavior)
+        let mockPort = try await mock.start()
+        let proxyPort = try await ServerBootstrapHelper.bindEphemeral()
+        let adminPort = try await ServerBootstrapHelper.bindEphemeral()
+        let cli = TollgateProcess(
+            directory: dir,
+            environment: [
+                "OLLAMA_URL": "http://127.0.0.1:\(mockPort)", "PROXY_HOST": "127.0.0.1", "PROXY_PORT": "\(proxyPort)",
+                "ADMIN_PORT": "\(adminPort)", "APP_TZ": "UTC",
+            ]
+        )
+        let user = try cli.run(["users", "create", "--name", "lab", "--daily-tokens", "100000", "--rpm", "600"])
+        #expect(user.status == 0, "\(user.err)")
+        #expect(user.out.contains("daily tokens:     100000"))
+        let created = try cli.run(["keys", "create", "--name", "student", "--user", "lab", "--daily-requests", "1000", "--models", "llama3.2,qwen*"])
+        #expect(created.status == 0, "\(created.err)")
+        let key = try #require(created.out.split(separator: "\n").first { $0.hasPrefix("key:") }?.split(separator: " ").last.map(String.init))
+        let id = String(key.dropFirst(3).prefix(10))
+        let quota = try cli.run(["keys", "set-quota", id, "--daily-tokens", "50000", "--max-output-cap", "64"])
+        #expect(quota.out.contains("daily tokens:     50000") && quota.out.contains("max output cap:   64"))
+        #expect(try cli.run(["keys", "set-quota", id, "--rpm", "lots"]).status != 0)
+        #expect(try cli.run(["settings", "set", "force_model", ""]).status != 0)
+        #expect(try cli.run(["users", "list"]).out.contains("lab"))
+
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        func serve() async throws -> Process {
+            let (process, _, _) = try cli.makeProcess(["serve"])
+            try process.run()
+            let ready = await eventually {
+                try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(adminPort)/readyz"), timeout: .seconds(2)).status == .ok
+            }
+            try #require(ready, "the gateway did not become ready")
+            return process
+        }
+        var process: Process?
+        do {
+            process = try await serve()
+            // Twenty streams in flight, each holding a reservation, then kill -9.
+            var open: [HTTPClientResponse] = []
+            for _ in 0..<20 {
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(proxyPort)/api/chat")
+                request.method = .POST
+                request.headers.add(name: "authorization", value: "Bearer \(key)")
+                request.body = .bytes(ByteBuffer(string: #"{"model":"llama3.2","messages":[{"role":"user","content":"twelve bytes"}]}"#))
+                let response = try await http.execute(request, timeout: .seconds(30))
+                #expect(response.status == .ok)
+                #expect(response.headers.first(name: "x-ratelimit-limit-requests") != nil)
+                open.append(response)
+            }
+            kill(process!.processIdentifier, SIGKILL)
+            process!.waitUntilExit()
+            mock.release()
+            open.removeAll()
+            #expect(try cli.run(["keys", "show", id]).out.contains("(+"))
+            process = try await serve()
+            let show = try cli.run(["keys", "show", id])
+            #expect(show.out.contains("day from 20"), "\(show.out)")
+            #expect(show.out.contains("20 requests, 60 tokens (+0 reserved)"), "\(show.out)")  // 20 × the 3-token prompt estimate
+            let usage = try cli.run(["usage", "list", "--json", "--key", id])
+            #expect(usage.out.split(separator: "\n").count == 20)
+            #expect(usage.out.split(separator: "\n").allSatisfy { $0.contains(#""outcome":"interrupted""#) })
+
+            // A model lock set from the CLI reaches the running server.
+            #expect(try cli.run(["settings", "set", "force_model", "qwen2:0.5b"]).status == 0)
+            mock.updateBehavior { $0.holdAfterChunk = nil }
+            let locked = await eventually {
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(proxyPort)/api/chat")
+                request.method = .POST
+                request.headers.add(name: "authorization", value: "Bearer \(key)")
+                request.body = .bytes(ByteBuffer(string: #"{"model":"llama3.2","stream":false,"messages":[]}"#))
+                let r = try await http.execute(request, timeout: .seconds(10))
+                _ = try await r.body.collect(upTo: 1 << 20)
+                return r.headers.first(name: "x-tollgate-model") == "qwen2:0.5b"
+            }
+            #expect(locked)
+            #expect(mock.received.last?.bodyJSON?["model"] as? String == "qwen2:0.5b")
+            #expect(try cli.run(["settings", "list"]).out.contains("qwen2:0.5b"))
+            process?.terminate()
+            process?.waitUntilExit()
+        } catch {
+            process?.terminate()
+            mock.release()
+            try? await http.shutdown()
+            await mock.stop()
+            throw error
+        }
+        try await http.shutdown()
+        await mock.stop()
+    }
 }

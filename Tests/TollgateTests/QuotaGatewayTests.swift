@@ -15,7 +15,7 @@ import TollgateTestSupport
 @Suite(.timeLimit(.minutes(3))) struct QuotaGatewayTests {
     /// A client that really opens `connections` connections at once (AsyncHTTPClient queues past its pool size).
     static func wideClient(_ connections: Int) -> HTTPClient {
-        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: .seconds(60)))
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(30), read: .seconds(60)))
         configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
         configuration.decompression = .disabled
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
@@ -58,12 +58,13 @@ import TollgateTestSupport
         return results.map { (status: $0.0, retryAfter: $0.1) }
     }
 
-    @Test(arguments: ["/api/chat", "/api/embed", "/api/generate"])
+    /// One route family at a time: three bursts of 1,000 new connections at once would measure the machine, not the gateway.
+    @Test(.serialized, arguments: ["/api/chat", "/api/embed", "/api/generate"])
     func aThousandConcurrentRequestsOnAHundredRequestQuota(path: String) async throws {
         try await withGateway { gw in
             let key = try await gw.createKey(policy: SubjectPolicy(quotas: QuotaLimits(dailyRequests: 100)))
             let results = try await Self.burst(gw, count: 1000, keys: [key], path: path)
-            #expect(results.filter { $0.status == 200 }.count == 100)
+            #expect(results.filter { $0.status == 200 }.count == 100, "\(Dictionary(grouping: results, by: \.status).mapValues(\.count))")
             let refused = results.filter { $0.status == 429 }
             #expect(refused.count == 900, "\(Set(results.filter { $0.status < 0 }.compactMap(\.retryAfter)).prefix(3))")
             #expect(refused.allSatisfy { ($0.retryAfter.flatMap(Int.init) ?? 0) >= 1 })

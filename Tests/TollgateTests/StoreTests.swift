@@ -100,10 +100,15 @@ import TollgateCore
     @Test func aSecondConnectionCanWriteWhileTheFirstIsBusy() async throws {
         try await Self.withStore { store, path in
             let other = try await SQLStore.openSQLite(path: path, logger: Logger(label: "cli"))
-            async let a: Void = store.insertUsage((0..<2000).map { Self.record("a-\($0)") }, calendar: Self.utc)
-            async let b: Void = other.insertUsage((0..<2000).map { Self.record("b-\($0)") }, calendar: Self.utc)
-            _ = try await (a, b)
-            #expect(try await other.usage(UsageFilter(limit: 10_000)).count == 4000)
+            do {
+                async let a: Void = store.insertUsage((0..<2000).map { Self.record("a-\($0)") }, calendar: Self.utc)
+                async let b: Void = other.insertUsage((0..<2000).map { Self.record("b-\($0)") }, calendar: Self.utc)
+                _ = try await (a, b)
+                #expect(try await other.usage(UsageFilter(limit: 10_000)).count == 4000)
+            } catch {
+                await other.close()
+                throw error
+            }
             await other.close()
         }
     }
