@@ -29,8 +29,10 @@ public final class RequestGate: Sendable {
     let limiters = Mutex<[String: Limiters]>([:])
     /// Requests holding a store reservation whose usage record is not written yet (the reaper skips them).
     let live = Mutex<Set<String>>([])
+    let batcher: AdmissionBatcher
 
     public init(store: any TollgateStore, calendar: QuotaCalendar, clock: any GatewayClock) {
+        self.batcher = AdmissionBatcher(store: store, calendar: calendar, clock: clock)
         self.store = store
         self.calendar = calendar
         self.clock = clock
@@ -140,7 +142,7 @@ public final class RequestGate: Sendable {
         )
         let result: Result<Admission, QuotaRejection>
         do {
-            result = try await store.admit(request, now: now, calendar: calendar)
+            result = try await batcher.admit(request)
         } catch {
             live.withLock { _ = $0.remove(requestID) }
             release(ticket(false), actualTokens: 0)

@@ -19,37 +19,118 @@ public struct QuotaSubject: Sendable, Equatable {
 /// is ``QuotaLedger``'s. Settlement happens where the usage record is written, in the same
 /// transaction, so the counters always equal the sum of the recorded usage.
 extension SQLStore {
-    public func admit(_ request: AdmissionRequest, now: Date, calendar: QuotaCalendar) async throws -> Result<Admission, QuotaRejection> {
-        try await serial { db in
-            try await Self.transaction(db) { db in
-                var updated: [String: QuotaState] = [:]
-                var reservation: QuotaReservation?
-                for subject in request.subjects {
-                    var state = try await Self.quotaState(db, subject: subject.id) ?? QuotaLedger.empty(now: now, calendar: calendar)
-                    switch QuotaLedger.admit(&state, limits: subject.limits, estimate: request.estimate, now: now, calendar: calendar) {
-                    case .failure(var rejection):
-                        rejection.subject = subject.id
-                        return .failure(rejection)
-                    case .success(let r): reservation = r
+    public func admit(_ batch: [AdmissionRequest], now: Date, calendar: QuotaCalendar) async throws -> [Result<Admission, QuotaRejection>] {
+        guard !batch.isEmpty else { return [] }
+        let connection = self.connection
+        return try await serial { db in
+            try await Self.transaction(db) { _ in
+                // Bound as SQLiteData and with one statement per step: admission is on the request path.
+                var states = try await Self.quotaStates(connection, subjects: Array(Set(batch.flatMap { $0.subjects.map(\.id) })))
+                var changed = Set<String>()
+                var results: [Result<Admission, QuotaRejection>] = []
+                var reserved: [(AdmissionRequest, QuotaReservation)] = []
+                results.reserveCapacity(batch.count)
+                for request in batch {
+                    var trial: [String: QuotaState] = [:]
+                    var outcome: Result<QuotaReservation, QuotaRejection>?
+                    for subject in request.subjects {
+                        var state = states[subject.id] ?? QuotaLedger.empty(now: now, calendar: calendar)
+                        let result = QuotaLedger.admit(&state, limits: subject.limits, estimate: request.estimate, now: now, calendar: calendar)
+                        if case .failure(var rejection) = result {
+                            rejection.subject = subject.id
+                            outcome = .failure(rejection)
+                            break
+                        }
+                        outcome = result
+                        trial[subject.id] = state
                     }
-                    updated[subject.id] = state
+                    if case .failure(let rejection) = outcome {
+                        results.append(.failure(rejection))
+                        continue
+                    }
+                    let r = (try? outcome?.get()) ?? QuotaReservation(
+                        dayStart: calendar.window(.day, containing: now).start, monthStart: calendar.window(.month, containing: now).start,
+                        tokens: max(0, request.estimate)
+                    )
+                    for (id, state) in trial {
+                        states[id] = state
+                        changed.insert(id)
+                    }
+                    reserved.append((request, r))
+                    results.append(.success(Admission(reservation: r, states: trial)))
                 }
-                let r = reservation ?? QuotaReservation(
-                    dayStart: calendar.window(.day, containing: now).start, monthStart: calendar.window(.month, containing: now).start,
-                    tokens: max(0, request.estimate)
-                )
-                for (subject, state) in updated { try await Self.write(db, subject: subject, state: state) }
-                try await db.raw(
-                    """
-                    INSERT INTO quota_reservations (request_id, subjects, day_start, month_start, tokens, created_at,
-                                                    key_id, user_id, endpoint, model, prompt_estimate)
-                    VALUES (\(bind: request.requestID), \(bind: request.subjects.map(\.id).joined(separator: "\n")), \(bind: Self.ms(r.dayStart)),
-                            \(bind: Self.ms(r.monthStart)), \(bind: r.tokens), \(bind: Self.ms(now)), \(bind: request.keyID),
-                            \(bind: request.userID), \(bind: request.endpoint), \(bind: request.model), \(bind: request.promptEstimate))
-                    """
-                ).run()
-                return .success(Admission(reservation: r, states: updated))
+                try await Self.writeStates(connection, changed.sorted().map { ($0, states[$0]!) })
+                for chunk in Self.chunks(reserved, 200) {
+                    let sql = """
+                        INSERT INTO quota_reservations (request_id, subjects, day_start, month_start, tokens, created_at,
+                                                        key_id, user_id, endpoint, model, prompt_estimate) VALUES
+                        """ + Array(repeating: "(?,?,?,?,?,?,?,?,?,?,?)", count: chunk.count).joined(separator: ",")
+                    var binds: [SQLiteData] = []
+                    binds.reserveCapacity(chunk.count * 11)
+                    for (request, r) in chunk {
+                        binds.append(.text(request.requestID))
+                        binds.append(.text(request.subjects.map(\.id).joined(separator: "\n")))
+                        binds.append(.integer(Int(Self.ms(r.dayStart))))
+                        binds.append(.integer(Int(Self.ms(r.monthStart))))
+                        binds.append(.integer(r.tokens))
+                        binds.append(.integer(Int(Self.ms(now))))
+                        binds.append(.text(request.keyID))
+                        binds.append(request.userID.map { .text($0) } ?? .null)
+                        binds.append(.text(request.endpoint))
+                        binds.append(request.model.map { .text(Self.clean($0)) } ?? .null)
+                        binds.append(.integer(request.promptEstimate))
+                    }
+                    _ = try await connection.query(sql, binds)
+                }
+                return results
             }
+        }
+    }
+
+    /// The stored counters of several subjects in one query (subjects without counters are absent).
+    static func quotaStates(_ connection: SQLiteConnection, subjects: [String]) async throws -> [String: QuotaState] {
+        var counters: [String: (day: QuotaCounter?, month: QuotaCounter?)] = [:]
+        for chunk in chunks(subjects, 400) {
+            let sql = "SELECT subject, period, window_start, requests, tokens_used, tokens_reserved FROM quota_counters WHERE subject IN ("
+                + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")"
+            for row in try await connection.query(sql, chunk.map { .text($0) }) {
+                guard let subject = row.column("subject")?.string, let period = row.column("period")?.string,
+                    let start = row.column("window_start")?.integer, let requests = row.column("requests")?.integer,
+                    let used = row.column("tokens_used")?.integer, let reserved = row.column("tokens_reserved")?.integer
+                else { continue }
+                let counter = QuotaCounter(windowStart: date(Int64(start)), requests: requests, tokensUsed: used, tokensReserved: reserved)
+                if period == "day" { counters[subject, default: (nil, nil)].day = counter } else { counters[subject, default: (nil, nil)].month = counter }
+            }
+        }
+        var out: [String: QuotaState] = [:]
+        for (subject, c) in counters {
+            if let day = c.day, let month = c.month { out[subject] = QuotaState(day: day, month: month) }
+        }
+        return out
+    }
+
+    /// Writes the counters of several subjects in one statement per 200 subjects.
+    static func writeStates(_ connection: SQLiteConnection, _ states: [(String, QuotaState)]) async throws {
+        for chunk in chunks(states, 200) {
+            let sql = "INSERT INTO quota_counters (subject, period, window_start, requests, tokens_used, tokens_reserved) VALUES "
+                + Array(repeating: "(?,?,?,?,?,?)", count: chunk.count * 2).joined(separator: ",")
+                + """
+                 ON CONFLICT (subject, period) DO UPDATE SET window_start = excluded.window_start, requests = excluded.requests,
+                    tokens_used = excluded.tokens_used, tokens_reserved = excluded.tokens_reserved
+                """
+            var binds: [SQLiteData] = []
+            binds.reserveCapacity(chunk.count * 12)
+            for (subject, state) in chunk {
+                for (period, c) in [("day", state.day), ("month", state.month)] {
+                    binds.append(.text(subject))
+                    binds.append(.text(period))
+                    binds.append(.integer(Int(ms(c.windowStart))))
+                    binds.append(.integer(c.requests))
+                    binds.append(.integer(c.tokensUsed))
+                    binds.append(.integer(c.tokensReserved))
+                }
+            }
+            _ = try await connection.query(sql, binds)
         }
     }
 
@@ -174,12 +255,13 @@ extension SQLStore {
                 }
             }
         }
+        var states = try await quotaStates(connection, subjects: order)
         for subject in order {
             let first: Date
             switch ops[subject]![0] {
             case .settle(_, _, let at), .charge(_, let at): first = at
             }
-            var state = try await quotaState(db, subject: subject) ?? QuotaLedger.empty(now: first, calendar: calendar)
+            var state = states[subject] ?? QuotaLedger.empty(now: first, calendar: calendar)
             for op in ops[subject]! {
                 switch op {
                 case .settle(let reservation, let tokens, let at):
@@ -188,8 +270,9 @@ extension SQLStore {
                     QuotaLedger.charge(&state, tokens: tokens, now: at, calendar: calendar)
                 }
             }
-            try await write(db, subject: subject, state: state)
+            states[subject] = state
         }
+        try await writeStates(connection, order.map { ($0, states[$0]!) })
         for chunk in chunks(Array(reservations.keys), 400) {
             let sql = "DELETE FROM quota_reservations WHERE request_id IN (" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")"
             _ = try await connection.query(sql, chunk.map { .text($0) })
@@ -213,18 +296,5 @@ extension SQLStore {
         }
         guard let day = counters["day"], let month = counters["month"] else { return nil }
         return QuotaState(day: day, month: month)
-    }
-
-    static func write(_ db: any SQLDatabase, subject: String, state: QuotaState) async throws {
-        for (period, c) in [("day", state.day), ("month", state.month)] {
-            try await db.raw(
-                """
-                INSERT INTO quota_counters (subject, period, window_start, requests, tokens_used, tokens_reserved)
-                VALUES (\(bind: subject), \(bind: period), \(bind: ms(c.windowStart)), \(bind: c.requests), \(bind: c.tokensUsed), \(bind: c.tokensReserved))
-                ON CONFLICT (subject, period) DO UPDATE SET window_start = excluded.window_start, requests = excluded.requests,
-                    tokens_used = excluded.tokens_used, tokens_reserved = excluded.tokens_reserved
-                """
-            ).run()
-        }
     }
 }

@@ -34,8 +34,9 @@ public protocol TollgateStore: Sendable {
     /// Sets (or, with nil, removes) one setting.
     func setSetting(_ name: String, to value: String?) async throws
 
-    /// Admits a request against every subject atomically, or changes nothing and says which limit refused it.
-    func admit(_ request: AdmissionRequest, now: Date, calendar: QuotaCalendar) async throws -> Result<Admission, QuotaRejection>
+    /// Admits requests in one transaction, in order, each against every one of its subjects
+    /// atomically: a request is admitted whole or changes nothing and says which limit refused it.
+    func admit(_ batch: [AdmissionRequest], now: Date, calendar: QuotaCalendar) async throws -> [Result<Admission, QuotaRejection>]
     /// Settles reservations left by requests that are no longer running (a crash), writing a usage
     /// record for each; `keep` are request ids still in flight in this process.
     func reapReservations(olderThan cutoff: Date, keep: Set<String>, now: Date, calendar: QuotaCalendar) async throws -> Int
@@ -81,4 +82,11 @@ public struct AdmissionRequest: Sendable {
 public struct Admission: Sendable {
     public let reservation: QuotaReservation
     public let states: [String: QuotaState]
+}
+
+extension TollgateStore {
+    /// Admits one request (see ``admit(_:now:calendar:)``).
+    public func admit(_ request: AdmissionRequest, now: Date, calendar: QuotaCalendar) async throws -> Result<Admission, QuotaRejection> {
+        try await admit([request], now: now, calendar: calendar)[0]
+    }
 }
