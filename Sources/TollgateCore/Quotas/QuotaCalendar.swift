@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A quota period: quotas count per calendar day or calendar month.
 public enum QuotaPeriod: String, Sendable, CaseIterable, Codable {
@@ -22,6 +23,13 @@ public struct QuotaWindow: Sendable, Equatable, Hashable {
 /// clock-free, so tests inject any instant.
 public struct QuotaCalendar: Sendable {
     let calendar: Calendar
+    /// The last window computed for each period: almost every lookup falls in it, and Foundation's
+    /// calendar arithmetic costs microseconds per call on the request path.
+    let recent = RecentWindows()
+
+    final class RecentWindows: Sendable {
+        let windows = Mutex<(day: QuotaWindow?, month: QuotaWindow?)>((nil, nil))
+    }
 
     public init(timeZone: TimeZone) {
         var calendar = Calendar(identifier: .gregorian)
@@ -33,6 +41,14 @@ public struct QuotaCalendar: Sendable {
 
     /// The window of `period` that contains `date`.
     public func window(_ period: QuotaPeriod, containing date: Date) -> QuotaWindow {
+        let cached = recent.windows.withLock { period == .day ? $0.day : $0.month }
+        if let cached, cached.contains(date) { return cached }
+        let computed = compute(period, containing: date)
+        recent.windows.withLock { if period == .day { $0.day = computed } else { $0.month = computed } }
+        return computed
+    }
+
+    func compute(_ period: QuotaPeriod, containing date: Date) -> QuotaWindow {
         let component: Calendar.Component = period == .day ? .day : .month
         guard let interval = calendar.dateInterval(of: component, for: date) else {
             // Foundation finds an interval for every Gregorian date; keep a safe fallback anyway.
