@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SQLKit
+import SQLiteNIO
 import Testing
 import TollgateCore
 
@@ -99,7 +100,9 @@ import TollgateCore
 
     @Test func aSecondConnectionCanWriteWhileTheFirstIsBusy() async throws {
         try await Self.withStore { store, path in
-            let other = try await SQLStore.openSQLite(path: path, logger: Logger(label: "cli"))
+            // Generous lock waits: under a loaded test run the other writer's transaction can take seconds.
+            let other = try await SQLStore.openSQLite(path: path, busyTimeoutMs: 60_000, logger: Logger(label: "cli"))
+            _ = try await store.connection.query("PRAGMA busy_timeout = 60000")
             do {
                 async let a: Void = store.insertUsage((0..<2000).map { Self.record("a-\($0)") }, calendar: Self.utc)
                 async let b: Void = other.insertUsage((0..<2000).map { Self.record("b-\($0)") }, calendar: Self.utc)
