@@ -11,7 +11,14 @@ final class AdmissionBatcher: Sendable {
     struct State {
         var queue: [(AdmissionRequest, Waiter)] = []
         var running = false
+        /// After a failed transaction, admissions fail at once until then (a store that is down
+        /// answers fast instead of making every request wait out the lock timeout); then one tries again.
+        var failingUntil: ContinuousClock.Instant?
     }
+
+    struct StoreUnavailable: Error {}
+    /// How long admissions fail fast after the store failed.
+    static let failFastFor: Duration = .seconds(1)
 
     let store: any TollgateStore
     let calendar: QuotaCalendar
@@ -27,7 +34,9 @@ final class AdmissionBatcher: Sendable {
     }
 
     func admit(_ request: AdmissionRequest) async throws -> Result<Admission, QuotaRejection> {
-        try await withCheckedThrowingContinuation { (waiter: Waiter) in
+        let failing = state.withLock { s in s.failingUntil.map { ContinuousClock.now < $0 } ?? false }
+        if failing { throw StoreUnavailable() }
+        return try await withCheckedThrowingContinuation { (waiter: Waiter) in
             let start = state.withLock { s -> Bool in
                 s.queue.append((request, waiter))
                 if s.running { return false }
@@ -53,9 +62,16 @@ final class AdmissionBatcher: Sendable {
             guard !batch.isEmpty else { return }
             do {
                 let results = try await store.admit(batch.map(\.0), now: clock.now(), calendar: calendar)
+                state.withLock { $0.failingUntil = nil }
                 for (i, (_, waiter)) in batch.enumerated() { waiter.resume(returning: results[i]) }
             } catch {
-                for (_, waiter) in batch { waiter.resume(throwing: error) }
+                // Everything queued behind a failed transaction fails too, at once.
+                let queued = state.withLock { s in
+                    s.failingUntil = ContinuousClock.now + Self.failFastFor
+                    defer { s.queue.removeAll() }
+                    return s.queue
+                }
+                for (_, waiter) in batch + queued { waiter.resume(throwing: error) }
             }
         }
     }
