@@ -15,11 +15,11 @@ import TollgateTestSupport
         return dir
     }
 
-    @Test func keysAndUsageCommands() throws {
+    @Test func keysAndUsageCommands() async throws {
         let dir = try Self.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let cli = TollgateProcess(directory: dir)
-        let created = try cli.run(["keys", "create", "--name", "alice laptop", "--expires", "2099-01-31"])
+        let created = try await cli.run(["keys", "create", "--name", "alice laptop", "--expires", "2099-01-31"])
         #expect(created.status == 0, "\(created.err)")
         let keyLine = try #require(created.out.split(separator: "\n").first { $0.hasPrefix("key:") })
         let key = keyLine.split(separator: " ").last.map(String.init) ?? ""
@@ -27,47 +27,47 @@ import TollgateTestSupport
         #expect(created.err.contains("shown only now"))
         let id = String(key.dropFirst(3).prefix(10))
 
-        let list = try cli.run(["keys", "list"])
+        let list = try await cli.run(["keys", "list"])
         #expect(list.status == 0)
         #expect(list.out.contains("tg-\(id)-****"))
         #expect(list.out.contains("alice laptop"))
         #expect(list.out.contains("active"))
         #expect(!list.out.contains(String(key.suffix(43))))
 
-        let show = try cli.run(["keys", "show", id])
+        let show = try await cli.run(["keys", "show", id])
         #expect(show.status == 0)
         #expect(show.out.contains("expires:  2099-01-31"))
         #expect(!show.out.contains(String(key.suffix(43))))
 
-        #expect(try cli.run(["keys", "disable", id]).out == "\(id): disabled\n")
-        #expect(try cli.run(["keys", "enable", id]).out == "\(id): active\n")
-        #expect(try cli.run(["keys", "revoke", id]).out == "\(id): revoked\n")
-        let reenable = try cli.run(["keys", "enable", id])
+        #expect(try await cli.run(["keys", "disable", id]).out == "\(id): disabled\n")
+        #expect(try await cli.run(["keys", "enable", id]).out == "\(id): active\n")
+        #expect(try await cli.run(["keys", "revoke", id]).out == "\(id): revoked\n")
+        let reenable = try await cli.run(["keys", "enable", id])
         #expect(reenable.status != 0)
         #expect(reenable.err.contains("revoked"))
-        let missing = try cli.run(["keys", "show", "zzzzzzzzzz"])
+        let missing = try await cli.run(["keys", "show", "zzzzzzzzzz"])
         #expect(missing.status != 0)
         #expect(missing.err.contains("no key with id zzzzzzzzzz"))
-        let past = try cli.run(["keys", "create", "--name", "old", "--expires", "2001-01-01"])
+        let past = try await cli.run(["keys", "create", "--name", "old", "--expires", "2001-01-01"])
         #expect(past.status != 0)
         #expect(past.err.contains("expiry must be in the future"))
 
-        let usage = try cli.run(["usage", "list", "--key", id, "--since", "2020-01-01"])
+        let usage = try await cli.run(["usage", "list", "--key", id, "--since", "2020-01-01"])
         #expect(usage.status == 0)
         #expect(usage.out.hasPrefix("TIME"))
     }
 
-    @Test func invalidConfigurationStopsStartUpNamingTheVariable() throws {
+    @Test func invalidConfigurationStopsStartUpNamingTheVariable() async throws {
         let dir = try Self.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for (name, value) in [("PROXY_PORT", "eighty"), ("OLLAMA_URL", "gopher://x"), ("APP_TZ", "Nowhere/Land")] {
-            let result = try TollgateProcess(directory: dir, environment: [name: value]).run(["serve"])
+            let result = try await TollgateProcess(directory: dir, environment: [name: value]).run(["serve"])
             #expect(result.status == 78)
             #expect(result.err.contains(name), "\(result.err)")
         }
         // A .env file in the working directory is read.
         try "PROXY_PORT=notaport\n".write(toFile: dir + "/.env", atomically: true, encoding: .utf8)
-        let fromDotEnv = try TollgateProcess(directory: dir).run(["serve"])
+        let fromDotEnv = try await TollgateProcess(directory: dir).run(["serve"])
         #expect(fromDotEnv.status == 78)
         #expect(fromDotEnv.err.contains("PROXY_PORT"))
     }
@@ -89,7 +89,7 @@ import TollgateTestSupport
                 "ADMIN_PORT": "\(adminPort)", "TOLLGATE_USAGE_FLUSH_MS": "5000",
             ]
         )
-        let created = try cli.run(["keys", "create", "--name", "sigterm"])
+        let created = try await cli.run(["keys", "create", "--name", "sigterm"])
         let key = try #require(created.out.split(separator: "\n").first { $0.hasPrefix("key:") }?.split(separator: " ").last.map(String.init))
         let (process, _, errPipe) = try cli.makeProcess(["serve"])
         try process.run()
@@ -101,13 +101,13 @@ import TollgateTestSupport
             }
             try #require(ready, "the gateway did not become ready")
             // The CLI works on the same database while the server runs: a key created now is usable.
-            let live = try cli.run(["keys", "create", "--name", "created-while-serving"])
+            let live = try await cli.run(["keys", "create", "--name", "created-while-serving"])
             #expect(live.status == 0)
             let liveKey = try #require(live.out.split(separator: "\n").first { $0.hasPrefix("key:") }?.split(separator: " ").last.map(String.init))
             var tags = HTTPClientRequest(url: "http://127.0.0.1:\(proxyPort)/api/tags")
             tags.headers.add(name: "authorization", value: "Bearer \(liveKey)")
             #expect(try await http.execute(tags, timeout: .seconds(10)).status == .ok)
-            let disabled = try cli.run(["keys", "disable", String(liveKey.dropFirst(3).prefix(10))])
+            let disabled = try await cli.run(["keys", "disable", String(liveKey.dropFirst(3).prefix(10))])
             #expect(disabled.status == 0)
             let refused = await eventually {
                 try await http.execute(tags, timeout: .seconds(10)).status == .forbidden
@@ -131,7 +131,7 @@ import TollgateTestSupport
             #expect(process.terminationStatus == 0)
             #expect(process.terminationReason == .exit)
             // The usage writer flushed on the way out (its interval was 5 s).
-            let usage = try cli.run(["usage", "list", "--json", "--key", "\(key.dropFirst(3).prefix(10))"])
+            let usage = try await cli.run(["usage", "list", "--json", "--key", "\(key.dropFirst(3).prefix(10))"])
             #expect(usage.out.split(separator: "\n").count == 1)
             #expect(usage.out.contains("\"outcome\":\"completed\""))
             #expect(usage.out.contains("\"usage_source\":\"upstream\""))
@@ -164,18 +164,18 @@ import TollgateTestSupport
                 "ADMIN_PORT": "\(adminPort)", "APP_TZ": "UTC",
             ]
         )
-        let user = try cli.run(["users", "create", "--name", "lab", "--daily-tokens", "100000", "--rpm", "600"])
+        let user = try await cli.run(["users", "create", "--name", "lab", "--daily-tokens", "100000", "--rpm", "600"])
         #expect(user.status == 0, "\(user.err)")
         #expect(user.out.contains("daily tokens:     100000"))
-        let created = try cli.run(["keys", "create", "--name", "student", "--user", "lab", "--daily-requests", "1000", "--models", "llama3.2,qwen*"])
+        let created = try await cli.run(["keys", "create", "--name", "student", "--user", "lab", "--daily-requests", "1000", "--models", "llama3.2,qwen*"])
         #expect(created.status == 0, "\(created.err)")
         let key = try #require(created.out.split(separator: "\n").first { $0.hasPrefix("key:") }?.split(separator: " ").last.map(String.init))
         let id = String(key.dropFirst(3).prefix(10))
-        let quota = try cli.run(["keys", "set-quota", id, "--daily-tokens", "50000", "--max-output-cap", "64"])
+        let quota = try await cli.run(["keys", "set-quota", id, "--daily-tokens", "50000", "--max-output-cap", "64"])
         #expect(quota.out.contains("daily tokens:     50000") && quota.out.contains("max output cap:   64"))
-        #expect(try cli.run(["keys", "set-quota", id, "--rpm", "lots"]).status != 0)
-        #expect(try cli.run(["settings", "set", "force_model", ""]).status != 0)
-        #expect(try cli.run(["users", "list"]).out.contains("lab"))
+        #expect(try await cli.run(["keys", "set-quota", id, "--rpm", "lots"]).status != 0)
+        #expect(try await cli.run(["settings", "set", "force_model", ""]).status != 0)
+        #expect(try await cli.run(["users", "list"]).out.contains("lab"))
 
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
@@ -205,20 +205,20 @@ import TollgateTestSupport
                 open.append(response)
             }
             kill(process!.processIdentifier, SIGKILL)
-            process!.waitUntilExit()
+            await process!.exited()
             mock.release()
             open.removeAll()
-            #expect(try cli.run(["keys", "show", id]).out.contains("(+"))
+            #expect(try await cli.run(["keys", "show", id]).out.contains("(+"))
             process = try await serve()
-            let show = try cli.run(["keys", "show", id])
+            let show = try await cli.run(["keys", "show", id])
             #expect(show.out.contains("day from 20"), "\(show.out)")
             #expect(show.out.contains("20 requests, 60 tokens (+0 reserved)"), "\(show.out)")  // 20 × the 3-token prompt estimate
-            let usage = try cli.run(["usage", "list", "--json", "--key", id])
+            let usage = try await cli.run(["usage", "list", "--json", "--key", id])
             #expect(usage.out.split(separator: "\n").count == 20)
             #expect(usage.out.split(separator: "\n").allSatisfy { $0.contains(#""outcome":"interrupted""#) })
 
             // A model lock set from the CLI reaches the running server.
-            #expect(try cli.run(["settings", "set", "force_model", "qwen2:0.5b"]).status == 0)
+            #expect(try await cli.run(["settings", "set", "force_model", "qwen2:0.5b"]).status == 0)
             mock.updateBehavior { $0.holdAfterChunk = nil }
             let locked = await eventually {
                 var request = HTTPClientRequest(url: "http://127.0.0.1:\(proxyPort)/api/chat")
@@ -231,9 +231,9 @@ import TollgateTestSupport
             }
             #expect(locked)
             #expect(mock.received.last?.bodyJSON?["model"] as? String == "qwen2:0.5b")
-            #expect(try cli.run(["settings", "list"]).out.contains("qwen2:0.5b"))
+            #expect(try await cli.run(["settings", "list"]).out.contains("qwen2:0.5b"))
             process?.terminate()
-            process?.waitUntilExit()
+            await process?.exited()
         } catch {
             process?.terminate()
             mock.release()

@@ -87,7 +87,7 @@ public final class UsageWriter: Service, Sendable {
             state.withLock { $0.inFlight -= batch.count }
             onWritten(batch.map(\.requestID))
         } catch {
-            logger.warning("usage flush failed; will retry", metadata: ["count": "\(batch.count)", "error": "\(String(describing: type(of: error)))"])
+            logger.warning("usage flush failed; will retry", metadata: ["count": "\(batch.count)", "error": "\(String(describing: error).prefix(300))"])
             state.withLock { s in
                 s.inFlight -= batch.count
                 s.pending.insert(contentsOf: batch, at: 0)

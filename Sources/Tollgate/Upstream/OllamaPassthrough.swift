@@ -205,7 +205,9 @@ struct OllamaPassthrough {
                     }
                 }
                 meter.finish()
-                let capCut = cutter?.isCut == true
+                // Cut here, or the upstream stopped right at the cap without its final line: end at the cap either way.
+                let capCut = cutter?.reachedCap == true
+                if capCut { upstreamFailure = nil }
                 if capCut, !clientGone {
                     // Cut at the output cap: end like Ollama does when num_predict is reached.
                     let line = StreamCapCutter.terminalLine(

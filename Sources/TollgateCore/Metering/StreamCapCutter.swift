@@ -18,6 +18,10 @@ public struct StreamCapCutter: Sendable {
 
     public init(cap: Int) { self.cap = max(0, cap) }
 
+    /// True once `cap` content lines have passed and no final line followed: the stream is to end
+    /// with ``terminalLine(model:isChat:promptTokens:completionTokens:)``, however the upstream stopped.
+    public var reachedCap: Bool { isCut || (linesPassed >= cap && !passAll) }
+
     /// The part of `chunk` to forward; after a cut, nothing more passes.
     public mutating func admit(_ chunk: ByteBuffer) -> ByteBuffer? {
         guard !isCut else { return nil }

@@ -117,7 +117,14 @@ final class TestGateway: Sendable {
 
     /// Waits until every settled request is in the store, then returns the usage records.
     func usageRecords() async throws -> [UsageRecord] {
-        await gateway.usage.waitUntilIdle()
+        // Polls instead of waiting on the writer, so a writer that cannot write fails the test instead of hanging it.
+        let end = ContinuousClock.now + .seconds(30)
+        while gateway.usage.backlog > 0, ContinuousClock.now < end {
+            await gateway.usage.flush()
+            if gateway.usage.backlog > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        let backlog = gateway.usage.backlog
+        #expect(backlog == 0, "usage records not written after 30 s; log: \(logs.text.suffix(2000))")
         return try await gateway.store.usage(UsageFilter(limit: 10_000))
     }
 
@@ -165,15 +172,23 @@ func withGateway<T>(
     behavior: MockOllama.Behavior = .init(),
     startMock: Bool = true,
     clock: any GatewayClock = SystemClock(),
+    loadTest: Bool = false,
     _ body: (TestGateway) async throws -> T
 ) async throws -> T {
-    let gw = try await TestGateway.start(overrides, behavior: behavior, startMock: startMock, clock: clock)
+    await LoadLock.shared.acquire(exclusive: loadTest)
     do {
-        let value = try await body(gw)
-        try await gw.stop()
-        return value
+        let gw = try await TestGateway.start(overrides, behavior: behavior, startMock: startMock, clock: clock)
+        do {
+            let value = try await body(gw)
+            try await gw.stop()
+            await LoadLock.shared.release(exclusive: loadTest)
+            return value
+        } catch {
+            try? await gw.stop()
+            throw error
+        }
     } catch {
-        try? await gw.stop()
+        await LoadLock.shared.release(exclusive: loadTest)
         throw error
     }
 }

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Testing
 
@@ -38,13 +39,35 @@ struct TollgateProcess {
         return (process, out, err)
     }
 
-    /// Runs to completion and returns exit status, standard output and standard error.
-    func run(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+    /// Runs to completion and returns exit status, standard output and standard error. The waiting
+    /// happens on a dispatch thread: blocking one of the two cooperative threads would stall every
+    /// other test in the process.
+    func run(_ arguments: [String]) async throws -> (status: Int32, out: String, err: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try runBlocking(arguments) })
+            }
+        }
+    }
+
+    func runBlocking(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
         let (process, out, err) = try makeProcess(arguments)
         try process.run()
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+}
+
+extension Process {
+    /// Waits for exit on a dispatch thread (see ``TollgateProcess/run(_:)``).
+    func exited() async {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                self.waitUntilExit()
+                continuation.resume()
+            }
+        }
     }
 }
