@@ -27,6 +27,8 @@ import TollgateCore
     }
 
     @Test func exactlyTheRequestQuotaIsAdmittedUnderConcurrency() async throws {
+        await LoadLock.shared.acquire(exclusive: true)
+        defer { Task { await LoadLock.shared.release(exclusive: true) } }
         try await StoreTests.withStore { store, _ in
             let key = QuotaSubject.key("k1", QuotaLimits(dailyRequests: 100))
             let admittedIDs = await withTaskGroup(of: String?.self) { group in

@@ -174,6 +174,7 @@ import TollgateTestSupport
         // A crash with requests in flight leaves reservations behind (made here as the crashed process did).
         let calendar = QuotaCalendar(timeZone: gw.gateway.config.timeZone)
         let store = try await SQLStore.openSQLite(path: gw.directory + "/tollgate.db", logger: .init(label: "crashed"))
+        defer { Task { await store.close() } }  // also when something below throws (closing twice is harmless)
         for i in 0..<50 {
             let r = AdmissionRequest(
                 requestID: "crashed-\(i)", keyID: id, userID: nil, endpoint: "/api/chat", model: "llama3.2", promptEstimate: 7, estimate: 1_007,
@@ -360,6 +361,7 @@ import TollgateTestSupport
             let hits = gw.mock.hitCount
             // Another process holds the database's write lock past busy_timeout.
             let locker = try await SQLStore.openSQLite(path: gw.directory + "/tollgate.db", busyTimeoutMs: 100, logger: .init(label: "locker"))
+            defer { Task { await locker.close() } }
             _ = try await locker.connection.query("BEGIN EXCLUSIVE")
             for _ in 0..<3 {
                 let r = try await gw.send("/api/chat", body: body, key: key)

@@ -73,7 +73,7 @@ final class TestGateway: Sendable {
         self.adminPort = adminPort
         self.logs = logs
         self.directory = directory
-        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30)))
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(30), read: .seconds(30)))
         configuration.decompression = .disabled
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
