@@ -43,8 +43,11 @@ public final class SQLStore: TollgateStore {
         return store
     }
 
+    /// Closes the connection in its turn: operations already queued (a usage flush, a reaper pass
+    /// that outlived its service) finish first, so the close never meets a running query.
     public func close() async {
-        try? await connection.close()
+        let connection = self.connection
+        _ = try? await gate.run { try await connection.close() }
     }
 
     /// Runs `operation` in its turn, in a task of its own: a caller that is cancelled (a client
