@@ -61,7 +61,7 @@ import TollgateTestSupport
             let key = try await gw.createKey()
             #expect(try await gw.send("/api/tags", method: .GET, key: key).status == 200)
             // The CLI works on its own connection to the same file, as a separate process would.
-            let cli = try await SQLStore.openSQLite(path: gw.directory + "/tollgate.db", logger: .init(label: "cli"))
+            let cli = try await SQLStore.openSQLite(path: gw.directory + "/tollgate.db", busyTimeoutMs: 60_000, logger: .init(label: "cli"))
             let secret = try ServerSecret.resolve(configured: nil, dataDirectory: gw.directory)
             let manager = KeyManager(store: cli, serverSecret: secret)
             let id = String(key.dropFirst(3).prefix(10))

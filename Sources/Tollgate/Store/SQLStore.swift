@@ -43,6 +43,12 @@ public final class SQLStore: TollgateStore {
         return store
     }
 
+    /// A store dropped without `close()` (a caller that failed half-way) still closes its connection.
+    deinit {
+        let connection = self.connection
+        Task { try? await connection.close() }
+    }
+
     /// Closes the connection in its turn: operations already queued (a usage flush, a reaper pass
     /// that outlived its service) finish first, so the close never meets a running query.
     public func close() async {

@@ -78,6 +78,11 @@ final class TestGateway: Sendable {
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
+    deinit {
+        // A test that failed before `stop()` (or a shutdown that failed) must not take the process down.
+        try? http.syncShutdown()
+    }
+
     var baseURL: String { "http://127.0.0.1:\(proxyPort)" }
     var adminURL: String { "http://127.0.0.1:\(adminPort)" }
 
