@@ -210,7 +210,7 @@ public final class RequestGate: Sendable {
     func rateState(_ subject: String, rates: RateLimits) -> (rpmUsed: Int?, tpmUsed: Int?, inFlight: Int) {
         let t = clock.now().timeIntervalSince1970
         return limiters.withLock { all in
-            guard var l = all[subject], l.rates == rates else { return (rates.requestsPerMinute.map { _ in 0 }, rates.tokensPerMinute.map { _ in 0 }, 0) }
+            guard let l = all[subject], l.rates == rates else { return (rates.requestsPerMinute.map { _ in 0 }, rates.tokensPerMinute.map { _ in 0 }, 0) }
             let rpm = l.rpm.map { r -> Int in
                 var r = r
                 return r.limit - r.peek(now: t).remaining
@@ -219,7 +219,6 @@ public final class RequestGate: Sendable {
                 var r = r
                 return r.used(now: t)
             }
-            l.inFlight = max(0, l.inFlight)
             return (rpm, tpm, l.inFlight)
         }
     }
