@@ -61,16 +61,16 @@ import TollgateTestSupport
 
     @Test func adminListenerServesHealthAndReadiness() async throws {
         try await withGateway { gw in
-            let health = try await gw.http.execute(HTTPClientRequest(url: gw.adminURL + "/healthz"), timeout: .seconds(5))
+            let health = try await gw.http.execute(HTTPClientRequest(url: gw.adminURL + "/healthz"), timeout: .seconds(30))
             #expect(health.status == .ok)
-            let ready = try await gw.http.execute(HTTPClientRequest(url: gw.adminURL + "/readyz"), timeout: .seconds(5))
+            let ready = try await gw.http.execute(HTTPClientRequest(url: gw.adminURL + "/readyz"), timeout: .seconds(30))
             #expect(ready.status == .ok)
             #expect(String(buffer: try await ready.body.collect(upTo: 1024)) == #"{"status":"ready"}"#)
             // Health checks live only on the admin listener; the proxy refuses the path.
             #expect(try await gw.send("/healthz", method: .GET).status == 403)
             // Readiness turns 503 when draining.
             gw.gateway.drain.startDraining()
-            let draining = try await gw.http.execute(HTTPClientRequest(url: gw.adminURL + "/readyz"), timeout: .seconds(5))
+            let draining = try await gw.http.execute(HTTPClientRequest(url: gw.adminURL + "/readyz"), timeout: .seconds(30))
             #expect(draining.status == .serviceUnavailable)
         }
     }

@@ -9,15 +9,20 @@ import TollgateCore
 
 /// The store on SQLite (WAL, `busy_timeout`), written with SQLKit so the same statements serve
 /// PostgreSQL later. One connection; every operation takes its turn through a serial gate so
-/// multi-statement transactions never interleave. SQLite work runs on NIO's thread pool, never on
-/// the cooperative pool.
+/// multi-statement transactions never interleave. SQLite work runs on a thread of the store's
+/// own, never on the cooperative pool, and never on a pool shared with another store: a
+/// connection waiting out `busy_timeout` blocks its thread, and on a shared pool that wait could
+/// starve the very connection holding the lock (one process, two stores on one file: the CLI's
+/// tests, a store opened beside a running gateway).
 public final class SQLStore: TollgateStore {
     let connection: SQLiteConnection
     let db: any SQLDatabase
     let gate = AsyncSerialGate()
+    let thread: NIOThreadPool
 
-    init(connection: SQLiteConnection) {
+    init(connection: SQLiteConnection, thread: NIOThreadPool) {
         self.connection = connection
+        self.thread = thread
         self.db = connection.sql()
     }
 
@@ -30,14 +35,24 @@ public final class SQLStore: TollgateStore {
         let storage: SQLiteConnection.Storage = path == ":memory:" ? .memory : .file(path: path)
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .notice)
-        let connection = try await SQLiteConnection.open(storage: storage, logger: quiet)
-        let store = SQLStore(connection: connection)
+        let thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(
+                storage: storage, threadPool: thread, logger: quiet, on: MultiThreadedEventLoopGroup.singleton.any()
+            )
+        } catch {
+            try? await thread.shutdownGracefully()
+            throw error
+        }
+        let store = SQLStore(connection: connection, thread: thread)
         do {
             _ = try await connection.query("PRAGMA busy_timeout = \(busyTimeoutMs)")
             _ = try await connection.query("PRAGMA journal_mode = WAL")
             _ = try await connection.query("PRAGMA synchronous = NORMAL")
         } catch {
-            try? await connection.close()
+            await store.close()
             throw error
         }
         return store
@@ -45,15 +60,21 @@ public final class SQLStore: TollgateStore {
 
     /// A store dropped without `close()` (a caller that failed half-way) still closes its connection.
     deinit {
-        let connection = self.connection
-        Task { try? await connection.close() }
+        let connection = self.connection, thread = self.thread
+        Task {
+            try? await connection.close()
+            try? await thread.shutdownGracefully()
+        }
     }
 
     /// Closes the connection in its turn: operations already queued (a usage flush, a reaper pass
     /// that outlived its service) finish first, so the close never meets a running query.
     public func close() async {
-        let connection = self.connection
-        _ = try? await gate.run { try await connection.close() }
+        let connection = self.connection, thread = self.thread
+        _ = try? await gate.run {
+            try await connection.close()
+            try await thread.shutdownGracefully()
+        }
     }
 
     /// Runs `operation` in its turn, in a task of its own: a caller that is cancelled (a client
