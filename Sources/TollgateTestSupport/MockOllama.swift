@@ -33,6 +33,11 @@ public final class MockOllama: Sendable {
         /// Defaults to the number of content chunks sent.
         public var evalCount: Int?
         public var model: String?
+        /// Arguments of the tool call made when a chat request offers tools (the first one is
+        /// called) and its last message is not a tool result.
+        public var toolArguments = #"{"city":"Tokyo"}"#
+        /// Set by the mock when `num_predict` ended the answer (done_reason `length`).
+        var cutByCap = false
         public init() {}
     }
 

@@ -69,12 +69,44 @@ struct MockOllamaResponder: HTTPResponder {
             var capped = behavior
             if !capped.endless, let cap = (json["options"] as? [String: Any])?["num_predict"] as? Int, cap >= 0 {
                 capped.chunks = min(capped.chunks, cap)
+                capped.cutByCap = cap < behavior.chunks
             }
             let behavior = capped
+            let messages = json["messages"] as? [[String: Any]] ?? []
+            let tools = json["tools"] as? [[String: Any]] ?? []
+            let toolName = ((tools.first?["function"] as? [String: Any])?["name"] as? String)
+            // Like a model with tools: call the first tool, then answer once its result is in.
+            if isChat, let toolName, (messages.last?["role"] as? String) != "tool" {
+                let call = #"{"role":"assistant","content":"","tool_calls":[{"function":{"name":"\#(toolName)","arguments":\#(behavior.toolArguments)}}]}"#
+                var final = Self.finalChunk(model: model, isChat: true, behavior: behavior, sent: 1)
+                final["message"] = nil
+                let finalText = String(decoding: (try? JSONSerialization.data(withJSONObject: final)) ?? Data(), as: UTF8.self)
+                let text = stream
+                    ? #"{"model":"\#(model)","created_at":"2026-11-23T10:00:00Z","message":\#(call),"done":false}"# + "\n"
+                        + finalText.replacingOccurrences(of: "}", with: #","message":{"role":"assistant","content":""}}"#, options: .backwards, range: finalText.range(of: "}", options: .backwards)) + "\n"
+                    : finalText.replacingOccurrences(of: "}", with: #","message":\#(call)}"#, options: .backwards, range: finalText.range(of: "}", options: .backwards))
+                mock.markCompleted()
+                mock.recordSent(ByteBuffer(string: text))
+                return Response(
+                    status: .ok, headers: [.contentType: stream ? "application/x-ndjson" : "application/json; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(string: text))
+                )
+            }
+            // Thinking first when asked for (`think` true or an effort level).
+            let thinks = (json["think"] as? Bool) == true || json["think"] is String
+            // A tool result is echoed so a round trip can be checked end to end.
+            let toolResult = (messages.last?["role"] as? String) == "tool" ? messages.last?["content"] as? String : nil
             if !stream {
                 var object = Self.finalChunk(model: model, isChat: isChat, behavior: behavior, sent: behavior.chunks)
-                let text = (0..<behavior.chunks).map { "tok\($0) " }.joined()
-                if isChat { object["message"] = ["role": "assistant", "content": text] } else { object["response"] = text }
+                var text = (0..<behavior.chunks).map { "tok\($0) " }.joined()
+                if let toolResult { text = "tool said: \(toolResult) " + text }
+                if isChat {
+                    var message: [String: Any] = ["role": "assistant", "content": text]
+                    if thinks { message["thinking"] = "thinking it over" }
+                    object["message"] = message
+                } else {
+                    object["response"] = text
+                }
                 if behavior.chunkDelay > .zero { try await Task.sleep(for: behavior.chunkDelay * behavior.chunks) }
                 mock.markCompleted()
                 let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
@@ -87,6 +119,17 @@ struct MockOllamaResponder: HTTPResponder {
                     let mock = self.mock
                     var sent = 0
                     do {
+                        if isChat, thinks {
+                            let line = ByteBuffer(string: #"{"model":"\#(model)","created_at":"2026-11-23T10:00:00Z","message":{"role":"assistant","content":"","thinking":"thinking it over"},"done":false}"# + "\n")
+                            mock.recordSent(line)
+                            try await writer.write(line)
+                        }
+                        if isChat, let toolResult {
+                            let said = String(decoding: (try? JSONSerialization.data(withJSONObject: ["tool said: \(toolResult) "], options: .fragmentsAllowed)) ?? Data(), as: UTF8.self)
+                            let line = ByteBuffer(string: #"{"model":"\#(model)","created_at":"2026-11-23T10:00:00Z","message":{"role":"assistant","content":\#(said.dropFirst().dropLast())},"done":false}"# + "\n")
+                            mock.recordSent(line)
+                            try await writer.write(line)
+                        }
                         while behavior.endless || sent < behavior.chunks {
                             if behavior.chunkDelay > .zero { try await Task.sleep(for: behavior.chunkDelay) }
                             if let k = behavior.errorLineAfterChunk, sent == k {
@@ -133,7 +176,7 @@ struct MockOllamaResponder: HTTPResponder {
 
     static func finalChunk(model: String, isChat: Bool, behavior: MockOllama.Behavior, sent: Int) -> [String: Any] {
         var o: [String: Any] = [
-            "model": model, "created_at": "2026-11-23T10:00:01.000000Z", "done": true, "done_reason": "stop",
+            "model": model, "created_at": "2026-11-23T10:00:01.000000Z", "done": true, "done_reason": behavior.cutByCap ? "length" : "stop",
             "total_duration": 182_242_375, "load_duration": 41_295_167, "prompt_eval_duration": 24_573_166,
             "eval_duration": 115_959_084, "eval_count": behavior.evalCount ?? sent,
         ]

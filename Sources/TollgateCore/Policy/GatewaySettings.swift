@@ -13,8 +13,64 @@ public struct GatewaySettings: Sendable, Equatable {
     /// Bounds on `keep_alive`, in seconds.
     public var keepAliveMin: Double?
     public var keepAliveMax: Double?
+    /// Ollama options applied when a translated (OpenAI/Anthropic) request goes to `/api/chat`,
+    /// by model (`*` for every model without an entry of its own).
+    public var modelDefaults: [String: ModelDefaults] = [:]
 
     public init() {}
+
+    /// Defaults for one model on translated requests.
+    public struct ModelDefaults: Sendable, Equatable {
+        public var numCtx: Int?
+        /// Seconds.
+        public var keepAlive: Double?
+        public var think: ThinkSetting?
+        public init(numCtx: Int? = nil, keepAlive: Double? = nil, think: ThinkSetting? = nil) {
+            self.numCtx = numCtx
+            self.keepAlive = keepAlive
+            self.think = think
+        }
+    }
+
+    /// The defaults for a model: its own entry, else `*`.
+    public func defaults(forModel model: String) -> ModelDefaults? {
+        let key = ModelPolicy.normalized(model)
+        return modelDefaults.first { ModelPolicy.normalized($0.key) == key }?.value ?? modelDefaults["*"]
+    }
+
+    /// `{"model":{"num_ctx":8192,"keep_alive":"10m","think":false},"*":{...}}`.
+    static func parseModelDefaults(_ text: String) -> [String: ModelDefaults]? {
+        guard let value = try? JSONValue.parse(text, maxDepth: 4), let pairs = value.objectValue else { return nil }
+        var out: [String: ModelDefaults] = [:]
+        for (model, entry) in pairs {
+            guard !model.isEmpty, let fields = entry.objectValue else { return nil }
+            var d = ModelDefaults()
+            for (name, v) in fields {
+                switch name {
+                case "num_ctx":
+                    guard let n = v.intValue, n > 0 else { return nil }
+                    d.numCtx = n
+                case "keep_alive":
+                    if let s = v.stringValue, let seconds = GoDuration.seconds(s) {
+                        d.keepAlive = seconds
+                    } else if let n = v.doubleValue {
+                        d.keepAlive = n
+                    } else {
+                        return nil
+                    }
+                case "think":
+                    switch v {
+                    case .bool(let b): d.think = b ? .on : .off
+                    case .string(let e) where ["low", "medium", "high", "max"].contains(e): d.think = .effort(e)
+                    default: return nil
+                    }
+                default: return nil
+                }
+            }
+            out[model] = d
+        }
+        return out
+    }
 
     public enum Name: String, Sendable, CaseIterable {
         case forceModel = "force_model"
@@ -25,6 +81,7 @@ public struct GatewaySettings: Sendable, Equatable {
         case numCtxMax = "num_ctx_max"
         case keepAliveMin = "keep_alive_min"
         case keepAliveMax = "keep_alive_max"
+        case modelDefaults = "model_defaults"
 
         public var help: String {
             switch self {
@@ -36,6 +93,7 @@ public struct GatewaySettings: Sendable, Equatable {
             case .numCtxMax: "largest options.num_ctx a request may ask for"
             case .keepAliveMin: "shortest keep_alive (seconds or Go duration such as 5m)"
             case .keepAliveMax: "longest keep_alive (seconds or Go duration such as 1h)"
+            case .modelDefaults: #"Ollama defaults for OpenAI/Anthropic requests, JSON: {"llama3.2":{"num_ctx":8192,"keep_alive":"10m","think":false},"*":{...}}"#
             }
         }
     }
@@ -67,6 +125,11 @@ public struct GatewaySettings: Sendable, Equatable {
         case .keepAliveMin, .keepAliveMax:
             guard let s = GoDuration.seconds(v), s >= 0 else { throw Invalid(name: name, message: "must be a duration ≥ 0 (seconds, or 5m, 1h)") }
             return String(Int(s.rounded()))
+        case .modelDefaults:
+            guard parseModelDefaults(v) != nil else {
+                throw Invalid(name: name, message: #"must be a JSON object of model → {"num_ctx": n, "keep_alive": "5m", "think": true|false|"low"|"medium"|"high"}"#)
+            }
+            return v
         }
     }
 
@@ -83,6 +146,7 @@ public struct GatewaySettings: Sendable, Equatable {
             case .numCtxMax: numCtxMax = Int(value)
             case .keepAliveMin: keepAliveMin = GoDuration.seconds(value)
             case .keepAliveMax: keepAliveMax = GoDuration.seconds(value)
+            case .modelDefaults: modelDefaults = Self.parseModelDefaults(value) ?? [:]
             }
         }
     }

@@ -32,8 +32,7 @@ public struct OllamaOptionPolicy: Sendable, Equatable {
             try rewriter.editOptions { options in
                 if generates {
                     let asked = Self.integer(options["num_predict"])
-                    var value = asked.flatMap { $0 >= 0 ? $0 : nil } ?? caps.defaultCap ?? caps.maximum
-                    if let maximum = caps.maximum, let v = value, v > maximum { value = maximum }
+                    let value = self.cap(asked: asked.flatMap { $0 >= 0 ? $0 : nil })
                     if let value, value != asked { options["num_predict"] = value }
                     cap = value
                 }
@@ -51,14 +50,28 @@ public struct OllamaOptionPolicy: Sendable, Equatable {
                     seconds = n
                 }
             }
-            var bounded = seconds < 0 ? (keepAliveMax ?? seconds) : seconds
-            if let maximum = keepAliveMax, bounded > maximum { bounded = maximum }
-            if let minimum = keepAliveMin, bounded >= 0, bounded < minimum { bounded = minimum }
+            let bounded = bound(keepAlive: seconds)
             if bounded != seconds || (!present && bounded != Self.ollamaDefaultKeepAlive) {
                 rewriter.setRaw("keep_alive", json: String(Int(bounded.rounded())))
             }
         }
         return cap
+    }
+
+    /// A keep_alive (seconds; negative: forever) within the configured bounds.
+    public func bound(keepAlive seconds: Double) -> Double {
+        var bounded = seconds < 0 ? (keepAliveMax ?? seconds) : seconds
+        if let maximum = keepAliveMax, bounded > maximum { bounded = maximum }
+        if let minimum = keepAliveMin, bounded >= 0, bounded < minimum { bounded = minimum }
+        return bounded
+    }
+
+    /// The output cap for a request that asks for `asked` tokens (nil: none): the default when it
+    /// asks for none, never above the maximum.
+    public func cap(asked: Int?) -> Int? {
+        var value = asked ?? caps.defaultCap ?? caps.maximum
+        if let maximum = caps.maximum, let v = value, v > maximum { value = maximum }
+        return value
     }
 
     static func integer(_ value: Any?) -> Int? {

@@ -55,12 +55,26 @@ public struct OllamaFront: HTTPResponder {
     public func respond(to request: Request, context: Context) async throws -> Response {
         let requestID = RequestIDGenerator.next()
         let started = ContinuousClock.now
+        let rawPath = Self.rawPath(request.head.path)
+        let translated = TranslatedRoute.match(method: request.method, rawPath: rawPath)
         if drain.isDraining {
-            var r = Self.error(.serviceUnavailable, "gateway is shutting down", requestID)
+            var r: Response
+            switch translated {
+            case .route(let route)?, .wrongMethod(let route, _)?: r = route.dialect.error(.serviceUnavailable, "gateway is shutting down", requestID)
+            case nil: r = Self.error(.serviceUnavailable, "gateway is shutting down", requestID)
+            }
             r.headers[.connection] = "close"
             return r
         }
-        let rawPath = Self.rawPath(request.head.path)
+        switch translated {
+        case .route(let route)?:
+            return await TranslatingFront(front: self, route: route, requestID: requestID, started: started).respond(to: request, context: context)
+        case .wrongMethod(let route, let allowed)?:
+            var r = route.dialect.error(.methodNotAllowed, "method \(request.method.rawValue) not allowed on \(rawPath)", requestID)
+            r.headers[.allow] = allowed.rawValue
+            return r
+        case nil: break
+        }
         if rawPath == QuotaEndpoint.path {
             return await QuotaEndpoint(front: self).respond(to: request, requestID: requestID)
         }

@@ -1,0 +1,333 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+
+/// One translated request's trip to the Ollama backend: the canonical request is written as
+/// `/api/chat`, `/api/generate` or `/api/embed`, and the answer comes back in the client's
+/// dialect — whole, or event by event while the upstream streams. Settled exactly once.
+struct TranslatedExchange {
+    let front: OllamaFront
+    let route: TranslatedRoute
+    let identity: KeyIdentity
+    let requestID: String
+    let started: ContinuousClock.Instant
+    let clientAddress: String?
+    let watch: ClientConnectionWatch?
+    let model: String
+    var requestedModel: String?
+    var admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
+    var rateHeaders = RateLimitHeaders()
+    /// Largest whole answer read from the upstream for a non-streamed translation.
+    static let maxAnswerBytes = 256 << 20
+
+    var dialect: ClientDialect { route.dialect }
+
+    func headers(contentType: String) -> HTTPFields {
+        var h: HTTPFields = [.contentType: contentType, .xRequestID: requestID, .xTollgateModel: model]
+        if dialect == .anthropic { h[.requestID] = requestID }
+        OllamaFront.add(rateHeaders, to: &h)
+        return h
+    }
+
+    func failure(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        var r = dialect.error(status, message, requestID)
+        OllamaFront.add(rateHeaders, to: &r.headers)
+        r.headers[.xTollgateModel] = model
+        return r
+    }
+
+    func settlement(stream: Bool, promptEstimate: Int) -> RequestSettlement {
+        RequestSettlement(
+            writer: front.usage,
+            template: UsageRecord(
+                requestID: requestID, createdAt: front.clock.now(), keyID: identity.publicID, userID: identity.user?.id,
+                endpoint: route.endpoint, modelRequested: requestedModel ?? model, modelServed: nil, stream: stream, httpStatus: 0,
+                outcome: .completed, promptTokens: nil, completionTokens: nil, usageSource: .unknown, latencyMs: 0, ttfbMs: nil,
+                clientAddress: clientAddress, error: nil
+            ),
+            started: started, promptEstimate: promptEstimate, admission: admission
+        )
+    }
+
+    /// Sends the body upstream; a client that leaves while waiting for the head cancels the call.
+    func send(path: String, body: String) async throws -> HTTPClientResponse {
+        let backend = front.router.backend(forModel: model)
+        var upstream = HTTPClientRequest(url: backend.baseURL + path)
+        upstream.method = .POST
+        upstream.headers.add(name: "user-agent", value: "tollgate")
+        upstream.headers.add(name: "content-type", value: "application/json")
+        upstream.body = .bytes(ByteBuffer(string: body))
+        let http = front.client.http, deadline = front.exchangeDeadline
+        let pending = Task { try await http.execute(upstream, timeout: deadline, logger: UpstreamClient.quietLogger) }
+        watch?.arm { pending.cancel() }
+        defer { watch?.disarm() }
+        return try await withTaskCancellationHandler {
+            try await pending.value
+        } onCancel: {
+            pending.cancel()
+        }
+    }
+
+    /// A failed call or an upstream error status, in the client's dialect; the request is settled.
+    func upstreamFailed(_ error: any Error, settlement: RequestSettlement, promptEstimate: Int) -> Response {
+        let failure = UpstreamFailure(error, aborted: front.drain.isAborted)
+        settlement.settle { r in
+            r.httpStatus = Int(failure.status.code)
+            r.outcome = failure.outcome
+            r.error = failure.message
+            if failure.outcome == .clientDisconnect {
+                r.promptTokens = promptEstimate
+                r.usageSource = .estimated
+            }
+        }
+        if failure.outcome != .clientDisconnect {
+            front.logger.warning("upstream request failed", metadata: ["request_id": "\(requestID)", "error": "\(failure.message)"])
+        }
+        return self.failure(failure.status, failure.message)
+    }
+
+    func upstreamStatus(_ response: HTTPClientResponse, settlement: RequestSettlement) async -> Response {
+        let bytes = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
+        let message = (try? JSONValue.parse(bytes))?["error"]?.stringValue ?? "upstream answered \(response.status.code)"
+        let status = HTTPResponse.Status(code: Int(response.status.code))
+        settlement.settle { r in
+            r.httpStatus = Int(response.status.code)
+            r.outcome = .upstreamError
+            r.error = message
+        }
+        return failure(status, message)
+    }
+
+    // MARK: Chat and completions
+
+    func chat(_ request: ChatRequest, promptEstimate: Int) async -> Response {
+        let settlement = settlement(stream: request.stream, promptEstimate: promptEstimate)
+        let response: HTTPClientResponse
+        do {
+            response = try await send(path: OllamaNative.path(for: request), body: OllamaNative.body(for: request))
+        } catch {
+            return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
+        }
+        guard response.status == .ok else { return await upstreamStatus(response, settlement: settlement) }
+        let ids = OllamaNative.ToolCallIDs(prefix: String(requestID.suffix(12)))
+        let created = Int(front.clock.now().timeIntervalSince1970)
+        if !request.stream {
+            return await whole(response, request: request, ids: ids, created: created, settlement: settlement, promptEstimate: promptEstimate)
+        }
+        let cap = request.maxTokens
+        let headMs = settlement.elapsedMs()
+        let pending = UnsafeTransfer(response.body.makeAsyncIterator())
+        let drain = front.drain
+        let route = self.route
+        let model = self.model
+        let streamID = Self.responseID(route: route, requestID: requestID)
+        return Response(
+            status: .ok,
+            headers: {
+                var h = headers(contentType: "text/event-stream; charset=utf-8")
+                h[.cacheControl] = "no-cache"
+                return h
+            }(),
+            body: ResponseBody { writer in
+                var iterator = pending.value
+                var decoder = OllamaNative.EventDecoder(ids: ids)
+                var encoder = StreamWriter(route: route, id: streamID, created: created, model: model, request: request, inputEstimate: promptEstimate)
+                var generated = 0
+                var clientGone = false
+                var firstByteMs: Double?
+                var reported: TokenUsage?
+                var outcome = UsageOutcome.completed
+                var failureMessage: String?
+                var capCut = false
+                var ended = false
+                while !ended {
+                    var events: [ChatEvent]
+                    do {
+                        if let chunk = try await iterator.next() {
+                            if firstByteMs == nil { firstByteMs = settlement.elapsedMs() }
+                            events = decoder.feed(chunk.readableBytesView)
+                        } else {
+                            events = decoder.finish()
+                            if !decoder.isFinished { events.append(.failure("upstream ended the stream early")) }
+                            ended = true
+                        }
+                    } catch {
+                        let failure = UpstreamFailure(error, aborted: drain.isAborted)
+                        events = [.failure(failure.streamMessage)]
+                        outcome = failure.outcome == .timeout || failure.outcome == .shutdown ? failure.outcome : .upstreamError
+                        ended = true
+                    }
+                    var out = ""
+                    for event in events {
+                        switch event {
+                        case .text, .thinking:
+                            generated += 1
+                            if let cap, generated > cap {
+                                // The upstream ignored the cap: end as if it had stopped there.
+                                capCut = true
+                                out += encoder.encode(.finish(.length, usage: nil), usage: TokenUsage(promptTokens: decoder.promptEvalCount ?? promptEstimate, completionTokens: cap))
+                                ended = true
+                            } else {
+                                out += encoder.encode(event)
+                            }
+                        case .finish(_, let usage):
+                            reported = usage
+                            let told = usage ?? TokenUsage(promptTokens: decoder.promptEvalCount ?? promptEstimate, completionTokens: decoder.evalCount ?? generated)
+                            out += encoder.encode(event, usage: told)
+                            ended = true
+                        case .failure(let message):
+                            if outcome == .completed { outcome = .upstreamError }
+                            failureMessage = message
+                            out += encoder.encode(event)
+                            ended = true
+                        default:
+                            out += encoder.encode(event)
+                        }
+                        if ended { break }
+                    }
+                    if !out.isEmpty {
+                        do { try await writer.write(ByteBuffer(string: out)) } catch {
+                            clientGone = true
+                            ended = true
+                        }
+                    }
+                }
+                settlement.settle { r in
+                    r.httpStatus = 200
+                    r.ttfbMs = firstByteMs ?? headMs
+                    r.modelServed = decoder.servedModel
+                    if let reported, !capCut {
+                        r.promptTokens = reported.promptTokens
+                        r.completionTokens = reported.completionTokens
+                        r.usageSource = .upstream
+                    } else {
+                        r.promptTokens = decoder.promptEvalCount ?? promptEstimate
+                        r.completionTokens = capCut ? cap : (decoder.evalCount ?? generated)
+                        r.usageSource = .estimated
+                    }
+                    if clientGone {
+                        r.outcome = .clientDisconnect
+                    } else if capCut {
+                        r.outcome = .capReached
+                    } else {
+                        r.outcome = outcome
+                        r.error = failureMessage
+                    }
+                }
+                if !clientGone { try? await writer.finish(nil) }
+            }
+        )
+    }
+
+    static func responseID(route: TranslatedRoute, requestID: String) -> String {
+        switch route {
+        case .messages: "msg_\(requestID)"
+        case .completion: "cmpl-\(requestID)"
+        default: "chatcmpl-\(requestID)"
+        }
+    }
+
+    func whole(
+        _ response: HTTPClientResponse, request: ChatRequest, ids: OllamaNative.ToolCallIDs, created: Int, settlement: RequestSettlement,
+        promptEstimate: Int
+    ) async -> Response {
+        let bytes: ByteBuffer
+        do {
+            bytes = try await response.body.collect(upTo: Self.maxAnswerBytes)
+        } catch {
+            return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
+        }
+        let ttfb = settlement.elapsedMs()
+        let answer: ChatResponse
+        do {
+            answer = try OllamaNative.response(bytes.readableBytesView, ids: ids)
+        } catch {
+            settlement.settle { r in
+                r.httpStatus = 502
+                r.outcome = .upstreamError
+                r.error = error.description
+                r.ttfbMs = ttfb
+            }
+            return failure(.badGateway, error.description)
+        }
+        let told = answer.usage ?? TokenUsage(promptTokens: promptEstimate, completionTokens: TokenEstimate.fromTextBytes(answer.text.utf8.count))
+        settlement.settle { r in
+            r.httpStatus = 200
+            r.ttfbMs = ttfb
+            r.modelServed = answer.model
+            r.promptTokens = told.promptTokens
+            r.completionTokens = told.completionTokens
+            r.usageSource = answer.usage == nil ? .estimated : .upstream
+        }
+        let id = Self.responseID(route: route, requestID: requestID)
+        let text: String
+        switch route {
+        case .messages: text = AnthropicDialect.response(answer, id: id, usage: told)
+        case .completion: text = OpenAIDialect.completionResponse(answer, id: id, created: created, usage: told)
+        default: text = OpenAIDialect.chatResponse(answer, id: id, created: created, usage: told)
+        }
+        return Response(status: .ok, headers: headers(contentType: "application/json"), body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    // MARK: Embeddings
+
+    func embeddings(_ e: OpenAIDialect.EmbeddingsRequest, promptEstimate: Int) async -> Response {
+        let settlement = settlement(stream: false, promptEstimate: promptEstimate)
+        let response: HTTPClientResponse
+        do {
+            response = try await send(path: "/api/embed", body: OllamaNative.embedBody(model: e.model, inputs: e.inputs, dimensions: e.dimensions, keepAlive: nil))
+        } catch {
+            return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
+        }
+        guard response.status == .ok else { return await upstreamStatus(response, settlement: settlement) }
+        let decoded: OllamaNative.Embeddings
+        do {
+            let bytes = try await response.body.collect(upTo: Self.maxAnswerBytes)
+            decoded = try OllamaNative.embeddings(bytes.readableBytesView)
+        } catch {
+            let message = (error as? OllamaNative.DecodeError)?.description ?? UpstreamFailure(error, aborted: front.drain.isAborted).message
+            settlement.settle { r in
+                r.httpStatus = 502
+                r.outcome = .upstreamError
+                r.error = message
+            }
+            return failure(.badGateway, message)
+        }
+        let ttfb = settlement.elapsedMs()
+        let prompt = decoded.promptTokens ?? promptEstimate
+        settlement.settle { r in
+            r.httpStatus = 200
+            r.ttfbMs = ttfb
+            r.modelServed = decoded.model
+            r.promptTokens = prompt
+            r.completionTokens = 0
+            r.usageSource = decoded.promptTokens == nil ? .estimated : .upstream
+        }
+        let text = OpenAIDialect.embeddingsResponse(decoded, model: model, base64: e.base64, promptTokens: prompt)
+        return Response(status: .ok, headers: headers(contentType: "application/json"), body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+/// The client dialect's stream encoder for a route.
+struct StreamWriter {
+    var openAI: OpenAIDialect.StreamEncoder?
+    var anthropic: AnthropicDialect.StreamEncoder?
+
+    init(route: TranslatedRoute, id: String, created: Int, model: String, request: ChatRequest, inputEstimate: Int) {
+        if route == .messages {
+            anthropic = AnthropicDialect.StreamEncoder(id: id, model: model, inputEstimate: inputEstimate)
+        } else {
+            openAI = OpenAIDialect.StreamEncoder(id: id, created: created, model: model, includeUsage: request.includeUsage, completion: route == .completion)
+        }
+    }
+
+    mutating func encode(_ event: ChatEvent, usage: TokenUsage? = nil) -> String {
+        if anthropic != nil { return anthropic!.encode(event, usage: usage) }
+        return openAI!.encode(event, usage: usage)
+    }
+}

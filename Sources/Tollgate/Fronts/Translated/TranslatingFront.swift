@@ -1,0 +1,284 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+
+/// The client dialects other than Ollama's: OpenAI (`/v1/chat/completions`, `/v1/completions`,
+/// `/v1/embeddings`, `/v1/models`) and Anthropic (`/v1/messages`, `/v1/messages/count_tokens`).
+/// Requests are decoded into the canonical model, go through the same gate as the Ollama front
+/// (keys, model policy, caps, rate limits, quotas), and are translated to the Ollama backend.
+public enum ClientDialect: Sendable {
+    case openAI, anthropic
+
+    func error(_ status: HTTPResponse.Status, _ message: String, _ requestID: String, param: String? = nil, retryAfter: Int? = nil) -> Response {
+        let body: String
+        switch self {
+        case .openAI: body = ErrorBody.openAI(status: status.code, message: message, param: param)
+        case .anthropic: body = ErrorBody.anthropic(status: status.code, message: message)
+        }
+        var headers: HTTPFields = [.contentType: "application/json", .xRequestID: requestID]
+        if self == .anthropic { headers[.requestID] = requestID }
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+/// The translated routes.
+enum TranslatedRoute: Sendable, Equatable {
+    case chat, completion, embeddings, models, model(String), messages, countTokens
+
+    var dialect: ClientDialect {
+        switch self {
+        case .messages, .countTokens: .anthropic
+        default: .openAI
+        }
+    }
+
+    /// The endpoint name in usage records and admission.
+    var endpoint: String {
+        switch self {
+        case .chat: "/v1/chat/completions"
+        case .completion: "/v1/completions"
+        case .embeddings: "/v1/embeddings"
+        case .models, .model: "/v1/models"
+        case .messages: "/v1/messages"
+        case .countTokens: "/v1/messages/count_tokens"
+        }
+    }
+
+    enum Match { case route(TranslatedRoute), wrongMethod(TranslatedRoute, allowed: HTTPRequest.Method) }
+
+    /// Exact raw paths only, like the Ollama table: spelling variants are not these routes.
+    static func match(method: HTTPRequest.Method, rawPath: Substring) -> Match? {
+        let route: TranslatedRoute
+        let allowed: HTTPRequest.Method
+        switch rawPath {
+        case "/v1/chat/completions": (route, allowed) = (.chat, .post)
+        case "/v1/completions": (route, allowed) = (.completion, .post)
+        case "/v1/embeddings": (route, allowed) = (.embeddings, .post)
+        case "/v1/models": (route, allowed) = (.models, .get)
+        case "/v1/messages": (route, allowed) = (.messages, .post)
+        case "/v1/messages/count_tokens": (route, allowed) = (.countTokens, .post)
+        default:
+            let prefix = "/v1/models/"
+            guard rawPath.hasPrefix(prefix), rawPath.count > prefix.count else { return nil }
+            let id = rawPath.dropFirst(prefix.count)
+            guard let decoded = String(id).removingPercentEncoding, !decoded.isEmpty, !decoded.contains(".."),
+                !decoded.unicodeScalars.contains(where: { $0.value < 0x20 })
+            else { return nil }
+            (route, allowed) = (.model(decoded), .get)
+        }
+        return method == allowed || (allowed == .get && method == .head) ? .route(route) : .wrongMethod(route, allowed: allowed)
+    }
+}
+
+struct TranslatingFront {
+    let front: OllamaFront
+    let route: TranslatedRoute
+    let requestID: String
+    let started: ContinuousClock.Instant
+
+    var dialect: ClientDialect { route.dialect }
+
+    func error(_ status: HTTPResponse.Status, _ message: String, param: String? = nil, retryAfter: Int? = nil) -> Response {
+        dialect.error(status, message, requestID, param: param, retryAfter: retryAfter)
+    }
+
+    func respond(to request: Request, context: GatewayRequestContext) async -> Response {
+        let identity: KeyIdentity
+        switch await front.authenticator.authenticate(request.headers) {
+        case .success(let id): identity = id
+        case .failure(let failure):
+            var r = error(failure.status, failure.message)
+            if failure.status == .unauthorized { r.headers[.wwwAuthenticate] = "Bearer" }
+            return r
+        }
+        let current = front.settings.current
+        let modelPolicy = current.modelPolicy(allowed: identity.key.policy.allowedModels)
+        switch route {
+        case .models, .model:
+            return await models(policy: modelPolicy)
+        default: break
+        }
+        if front.usage.isSaturated {
+            return error(.serviceUnavailable, "usage recording is backed up; try again shortly", retryAfter: 1)
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > front.maxBodyBytes {
+            return error(.contentTooLarge, "request body exceeds \(front.maxBodyBytes) bytes")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: front.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            return error(.contentTooLarge, "request body exceeds \(front.maxBodyBytes) bytes")
+        } catch {
+            return self.error(.badRequest, "request body could not be read")
+        }
+        let bytes = Array(buffer.readableBytesView)
+        // The same checks as the Ollama front (depth, duplicate keys, UTF-8), then a full parse.
+        do throws(JSONInspector.Failure) {
+            _ = try front.inspector.inspect(bytes)
+        } catch {
+            return self.error(.badRequest, error.description)
+        }
+        let body: JSONValue
+        do {
+            body = try JSONValue.parse(bytes, maxDepth: front.inspector.limits.maxDepth + 1)
+        } catch {
+            return self.error(.badRequest, "\(error)")
+        }
+        do throws(RequestError) {
+            switch route {
+            case .chat: return await chat(try OpenAIDialect.chatRequest(body), identity: identity, context: context, request: request)
+            case .completion: return await chat(try OpenAIDialect.completionRequest(body), identity: identity, context: context, request: request)
+            case .messages: return await chat(try AnthropicDialect.request(body), identity: identity, context: context, request: request)
+            case .countTokens:
+                var r = try AnthropicDialect.request(body, countOnly: true)
+                if let denied = applyModelPolicy(&r.model, modelPolicy) { return denied }
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json", .xRequestID: requestID, .requestID: requestID],
+                    body: .init(byteBuffer: ByteBuffer(string: AnthropicDialect.countTokens(TokenEstimate.fromTextBytes(r.promptTextBytes))))
+                )
+            case .embeddings:
+                return await embeddings(try OpenAIDialect.embeddingsRequest(body), identity: identity, context: context, request: request)
+            case .models, .model: return error(.notFound, "not found")
+            }
+        } catch {
+            return self.error(.init(code: error.status), error.message, param: error.param)
+        }
+    }
+
+    /// Resolves the model through default, alias, lock and allow-list; returns a refusal or nil.
+    func applyModelPolicy(_ model: inout String, _ policy: ModelPolicy) -> Response? {
+        switch policy.resolve(requested: model.isEmpty ? nil : model) {
+        case .missing:
+            return error(.badRequest, "model is required", param: "model")
+        case .denied(let denied, let allowed):
+            let list = allowed.isEmpty ? "none" : allowed.joined(separator: ", ")
+            return error(.forbidden, "model '\(denied)' is not allowed for this key; allowed models: \(list)", param: "model")
+        case .use(let use, _):
+            model = use
+            return nil
+        }
+    }
+
+    func exchange(identity: KeyIdentity, context: GatewayRequestContext, model: String) -> TranslatedExchange {
+        TranslatedExchange(
+            front: front, route: route, identity: identity, requestID: requestID, started: started, clientAddress: context.clientAddress,
+            watch: front.connections.watch(for: context.channel), model: model
+        )
+    }
+
+    func chat(_ decoded: ChatRequest, identity: KeyIdentity, context: GatewayRequestContext, request: Request) async -> Response {
+        var r = decoded
+        let requested = r.model
+        let current = front.settings.current
+        if let denied = applyModelPolicy(&r.model, current.modelPolicy(allowed: identity.key.policy.allowedModels)) { return denied }
+        let options = OllamaOptionPolicy(
+            caps: identity.key.policy.outputCaps.over(current.outputCaps), numCtxMax: current.numCtxMax,
+            keepAliveMin: current.keepAliveMin, keepAliveMax: current.keepAliveMax
+        )
+        r.maxTokens = options.cap(asked: r.maxTokens)
+        // Ollama extras the OpenAI and Anthropic dialects cannot express, from the model's defaults.
+        let defaults = current.defaults(forModel: r.model)
+        r.numCtx = defaults?.numCtx
+        if let maximum = current.numCtxMax, let n = r.numCtx, n > maximum { r.numCtx = maximum }
+        if r.think == nil { r.think = defaults?.think }
+        let keepAlive = defaults?.keepAlive ?? OllamaOptionPolicy.ollamaDefaultKeepAlive
+        let bounded = options.bound(keepAlive: keepAlive)
+        if defaults?.keepAlive != nil || bounded != keepAlive { r.keepAlive = .number(Int(bounded.rounded())) }
+
+        let promptEstimate = TokenEstimate.fromTextBytes(r.promptTextBytes)
+        let estimate = promptEstimate + (r.maxTokens ?? OllamaFront.uncappedOutputReserve)
+        var exchange = exchange(identity: identity, context: context, model: r.model)
+        exchange.requestedModel = requested
+        switch await front.gate.admit(
+            identity: identity, requestID: requestID, endpoint: route.endpoint, model: r.model, promptEstimate: promptEstimate, estimate: estimate
+        ) {
+        case .rejected(let rejection):
+            var response = error(.init(code: rejection.status), rejection.message, retryAfter: rejection.retryAfter)
+            OllamaFront.add(rejection.headers, to: &response.headers)
+            return response
+        case .admitted(let ticket, let headers):
+            exchange.admission = (front.gate, ticket)
+            exchange.rateHeaders = headers
+            return await exchange.chat(r, promptEstimate: promptEstimate)
+        }
+    }
+
+    func embeddings(_ decoded: OpenAIDialect.EmbeddingsRequest, identity: KeyIdentity, context: GatewayRequestContext, request: Request) async -> Response {
+        var e = decoded
+        let requested = e.model
+        let current = front.settings.current
+        if let denied = applyModelPolicy(&e.model, current.modelPolicy(allowed: identity.key.policy.allowedModels)) { return denied }
+        let promptEstimate = TokenEstimate.fromTextBytes(e.inputs.reduce(0) { $0 + $1.utf8.count })
+        var exchange = exchange(identity: identity, context: context, model: e.model)
+        exchange.requestedModel = requested
+        switch await front.gate.admit(
+            identity: identity, requestID: requestID, endpoint: route.endpoint, model: e.model, promptEstimate: promptEstimate, estimate: promptEstimate
+        ) {
+        case .rejected(let rejection):
+            var response = error(.init(code: rejection.status), rejection.message, retryAfter: rejection.retryAfter)
+            OllamaFront.add(rejection.headers, to: &response.headers)
+            return response
+        case .admitted(let ticket, let headers):
+            exchange.admission = (front.gate, ticket)
+            exchange.rateHeaders = headers
+            return await exchange.embeddings(e, promptEstimate: promptEstimate)
+        }
+    }
+
+    /// `/v1/models` and `/v1/models/{id}`: the backend's models this key may use (only the locked one under a model lock).
+    func models(policy: ModelPolicy) async -> Response {
+        let backend = front.router.backend(forModel: nil)
+        var listed: [OpenAIDialect.Model] = []
+        if let lock = policy.forceModel {
+            listed = [OpenAIDialect.Model(id: lock, created: 0, ownedBy: "tollgate")]
+        } else {
+            var upstream = HTTPClientRequest(url: backend.baseURL + "/api/tags")
+            upstream.headers.add(name: "user-agent", value: "tollgate")
+            do {
+                let response = try await front.client.http.execute(upstream, timeout: .seconds(30), logger: UpstreamClient.quietLogger)
+                let bytes = try await response.body.collect(upTo: 16 << 20)
+                guard response.status == .ok, let value = try? JSONValue.parse(Array(bytes.readableBytesView)) else {
+                    return error(.badGateway, "upstream model list could not be read")
+                }
+                for m in value["models"]?.arrayValue ?? [] {
+                    guard let name = m["name"]?.stringValue ?? m["model"]?.stringValue else { continue }
+                    if let allowed = policy.allowed, !allowed.contains(where: { $0.matches(name) }) { continue }
+                    let created = m["modified_at"]?.stringValue.flatMap { Self.timestamp($0) } ?? 0
+                    listed.append(OpenAIDialect.Model(id: name, created: created, ownedBy: "library"))
+                }
+                for (alias, target) in policy.aliases.sorted(by: { $0.key < $1.key }) {
+                    if let allowed = policy.allowed, !allowed.contains(where: { $0.matches(target) }) { continue }
+                    listed.append(OpenAIDialect.Model(id: alias, created: 0, ownedBy: "tollgate"))
+                }
+            } catch {
+                return self.error(.badGateway, "upstream model list could not be read")
+            }
+        }
+        let headers: HTTPFields = [.contentType: "application/json", .xRequestID: requestID]
+        if case .model(let id) = route {
+            guard let m = listed.first(where: { $0.id == id || ModelPolicy.sameModel($0.id, id) }) else {
+                return error(.notFound, "The model '\(id)' does not exist or is not available to this key", param: "model")
+            }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAIDialect.model(m))))
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAIDialect.modelList(listed))))
+    }
+
+    static func timestamp(_ text: String) -> Int? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let d = f.date(from: text) { return Int(d.timeIntervalSince1970) }
+        f.formatOptions = [.withInternetDateTime]
+        return f.date(from: text).map { Int($0.timeIntervalSince1970) }
+    }
+}
+
+extension HTTPField.Name {
+    static let requestID = HTTPField.Name("request-id")!
+}

@@ -1,0 +1,187 @@
+/// The canonical chat model every dialect translates to and from: a front decodes its request
+/// into a ``ChatRequest`` and encodes ``ChatResponse`` / ``ChatEvent`` back; a backend adapter
+/// encodes the request for its upstream and decodes the upstream's answer into the same types.
+/// Each dialect is written once; any front reaches any backend through these types.
+
+public enum ChatRole: String, Sendable, Equatable {
+    case system, user, assistant, tool
+}
+
+/// One piece of message content.
+public enum ContentPart: Sendable, Equatable {
+    case text(String)
+    /// Base64 image data and its media type (`image/png`).
+    case image(mediaType: String, base64: String)
+}
+
+/// A call of a tool by the model; `arguments` is JSON text (an object).
+public struct ToolCall: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var arguments: String
+    public init(id: String, name: String, arguments: String) {
+        self.id = id
+        self.name = name
+        self.arguments = arguments
+    }
+}
+
+public struct ChatMessage: Sendable, Equatable {
+    public var role: ChatRole
+    public var content: [ContentPart]
+    public var thinking: String?
+    /// Opaque signature of the thinking (Anthropic), kept so it can go back where it came from.
+    public var thinkingSignature: String?
+    public var toolCalls: [ToolCall]
+    /// For a tool result: the call it answers, and the tool's name when known.
+    public var toolCallID: String?
+    public var toolName: String?
+    /// A tool result that reports a failure (Anthropic `is_error`).
+    public var isError: Bool
+
+    public init(
+        role: ChatRole, content: [ContentPart] = [], thinking: String? = nil, thinkingSignature: String? = nil, toolCalls: [ToolCall] = [],
+        toolCallID: String? = nil, toolName: String? = nil, isError: Bool = false
+    ) {
+        self.role = role
+        self.content = content
+        self.thinking = thinking
+        self.thinkingSignature = thinkingSignature
+        self.toolCalls = toolCalls
+        self.toolCallID = toolCallID
+        self.toolName = toolName
+        self.isError = isError
+    }
+
+    /// All text parts joined.
+    public var text: String {
+        content.reduce(into: "") { out, part in if case .text(let t) = part { out += t } }
+    }
+
+    public var images: [String] {
+        content.compactMap { if case .image(_, let data) = $0 { data } else { nil } }
+    }
+}
+
+public struct ToolDefinition: Sendable, Equatable {
+    public var name: String
+    public var description: String?
+    /// JSON schema of the arguments.
+    public var parameters: JSONValue
+    public init(name: String, description: String?, parameters: JSONValue) {
+        self.name = name
+        self.description = description
+        self.parameters = parameters
+    }
+}
+
+public enum ToolChoice: Sendable, Equatable {
+    case auto, none, required
+    case tool(String)
+}
+
+public enum ResponseFormat: Sendable, Equatable {
+    case text
+    case json
+    case schema(JSONValue)
+}
+
+/// Reasoning requested by the client.
+public enum ThinkSetting: Sendable, Equatable {
+    case off
+    case on
+    /// `low`, `medium`, `high` (or `max`).
+    case effort(String)
+}
+
+/// What kind of generation a request asks for.
+public enum ChatKind: Sendable, Equatable {
+    /// A conversation (`/api/chat`, `/v1/chat/completions`, `/v1/messages`).
+    case chat
+    /// A plain completion of `prompt` (`/api/generate`, `/v1/completions`).
+    case completion(prompt: String, suffix: String?)
+}
+
+public struct ChatRequest: Sendable, Equatable {
+    public var kind: ChatKind = .chat
+    public var model: String
+    public var messages: [ChatMessage] = []
+    public var tools: [ToolDefinition] = []
+    public var toolChoice: ToolChoice?
+    public var stream: Bool = false
+    public var maxTokens: Int?
+    public var temperature: JSONValue?
+    public var topP: JSONValue?
+    public var topK: JSONValue?
+    public var seed: JSONValue?
+    public var presencePenalty: JSONValue?
+    public var frequencyPenalty: JSONValue?
+    public var stop: [String] = []
+    public var responseFormat: ResponseFormat?
+    public var think: ThinkSetting?
+    /// OpenAI `stream_options.include_usage`: the client wants a usage chunk at the end.
+    public var includeUsage = false
+    /// Backend-specific extras decided by policy (Ollama: `num_ctx`, `keep_alive`).
+    public var numCtx: Int?
+    public var keepAlive: JSONValue?
+
+    public init(model: String) { self.model = model }
+
+    /// Bytes of prompt-like text, for a token estimate when the upstream reports none.
+    public var promptTextBytes: Int {
+        var n = 0
+        for m in messages {
+            n += m.text.utf8.count
+            for call in m.toolCalls { n += call.arguments.utf8.count + call.name.utf8.count }
+        }
+        for t in tools { n += t.name.utf8.count + (t.description?.utf8.count ?? 0) + t.parameters.text.utf8.count }
+        if case .completion(let prompt, let suffix) = kind { n += prompt.utf8.count + (suffix?.utf8.count ?? 0) }
+        return n
+    }
+}
+
+public enum FinishReason: String, Sendable, Equatable {
+    case stop, length, toolCalls, stopSequence, contentFilter
+}
+
+public struct TokenUsage: Sendable, Equatable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public init(promptTokens: Int, completionTokens: Int) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+    }
+}
+
+/// A whole (non-streamed) answer.
+public struct ChatResponse: Sendable, Equatable {
+    public var model: String
+    public var text: String
+    public var thinking: String?
+    public var toolCalls: [ToolCall]
+    public var finishReason: FinishReason
+    /// Usage as the upstream reported it; nil when it reported none.
+    public var usage: TokenUsage?
+    public init(model: String, text: String, thinking: String? = nil, toolCalls: [ToolCall] = [], finishReason: FinishReason, usage: TokenUsage?) {
+        self.model = model
+        self.text = text
+        self.thinking = thinking
+        self.toolCalls = toolCalls
+        self.finishReason = finishReason
+        self.usage = usage
+    }
+}
+
+/// One step of a streamed answer.
+public enum ChatEvent: Sendable, Equatable {
+    /// The answer begins (the upstream named the model serving it).
+    case start(model: String)
+    case text(String)
+    case thinking(String)
+    /// A complete tool call (Ollama sends calls whole; fragmenting sources are assembled first).
+    case toolCall(ToolCall)
+    /// The answer ends normally; usage nil when the upstream reported none.
+    case finish(FinishReason, usage: TokenUsage?)
+    /// The upstream failed after the answer began.
+    case failure(String)
+}
