@@ -38,6 +38,10 @@ struct MockOllamaResponder: HTTPResponder {
         if let status = behavior.failStatus {
             return Self.json(["error": "mock failure \(status)"], status: .init(code: status))
         }
+        // Like Ollama for a model it does not have.
+        if model.hasPrefix("missing"), ["/api/chat", "/api/generate", "/api/embed", "/api/show"].contains(path) {
+            return Self.json(["error": "model '\(model)' not found"], status: .notFound)
+        }
         switch path {
         case "/":
             return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "Ollama is running")))

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 import Testing
 
 /// Runs the real `tollgate` executable (built next to the test bundle) in a temporary folder.
@@ -39,24 +40,46 @@ struct TollgateProcess {
         return (process, out, err)
     }
 
-    /// Runs to completion and returns exit status, standard output and standard error. The waiting
-    /// happens on a dispatch thread: blocking one of the two cooperative threads would stall every
-    /// other test in the process.
+    /// Runs to completion and returns exit status, standard output and standard error.
     func run(_ arguments: [String]) async throws -> (status: Int32, out: String, err: String) {
+        let (process, out, err) = try makeProcess(arguments)
+        return try await Subprocess.run(process, out: out, err: err)
+    }
+}
+
+/// Runs programs from tests.
+enum Subprocess {
+    /// Runs `process` to completion. The waiting happens on dispatch threads: blocking one of the
+    /// two cooperative threads would stall every other test in the process. Both pipes are drained
+    /// at once, so a chatty child never blocks on a full pipe.
+    static func run(_ process: Process, out: Pipe, err: Pipe) async throws -> (status: Int32, out: String, err: String) {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try runBlocking(arguments) })
+                continuation.resume(with: Result {
+                    try process.run()
+                    let errData = Mutex(Data())
+                    let group = DispatchGroup()
+                    DispatchQueue.global().async(group: group) { errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() } }
+                    let o = out.fileHandleForReading.readDataToEndOfFile()
+                    group.wait()
+                    process.waitUntilExit()
+                    return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: errData.withLock { $0 }, as: UTF8.self))
+                })
             }
         }
     }
 
-    func runBlocking(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-        let (process, out, err) = try makeProcess(arguments)
-        try process.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    /// Runs a program with arguments and environment in a folder.
+    static func run(_ path: String, _ arguments: [String], environment: [String: String], directory: String) async throws -> (status: Int32, out: String, err: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.environment = environment
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        return try await run(process, out: out, err: err)
     }
 }
 

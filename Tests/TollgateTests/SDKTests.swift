@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+import Tollgate
+import TollgateCore
+import TollgateTestSupport
+
+/// The official Python SDKs (`openai`, `anthropic`, `ollama`, pinned in Tests/sdk/requirements.txt)
+/// against a real gateway in front of the mock Ollama: Tests/sdk/sdk_check.py asserts what each
+/// SDK parsed; this test then checks the usage records against what the mock reported.
+@Suite struct SDKTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    @Test func theOfficialSDKsWorkUnchangedAndUsageMatchesTheUpstream() async throws {
+        let env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
+        let setup = try await Subprocess.run("/bin/bash", [Self.root + "/Tests/sdk/ensure-venv.sh"], environment: env, directory: Self.root)
+        try #require(setup.status == 0, "could not set up the SDKs' virtual environment: \(setup.err)")
+        try await withGateway { gw in
+            let key = try await gw.createKey()
+            let quotaKey = try await gw.createKey(name: "quota", policy: SubjectPolicy(quotas: QuotaLimits(dailyRequests: 1)))
+            let limitedKey = try await gw.createKey(name: "limited", policy: SubjectPolicy(allowedModels: [ModelPattern("llama3.2")]))
+            var run = env
+            run["TG_URL"] = gw.baseURL
+            run["TG_KEY"] = key
+            run["TG_QUOTA_KEY"] = quotaKey
+            run["TG_LIMITED_KEY"] = limitedKey
+            let result = try await Subprocess.run(
+                Self.root + "/.build/sdk-venv/bin/python", [Self.root + "/Tests/sdk/sdk_check.py"], environment: run, directory: Self.root
+            )
+            #expect(result.status == 0, "\(result.out)\n\(result.err)")
+            let checks = result.out.split(separator: "\n").filter { $0.hasPrefix("ok ") }
+            #expect(checks.count >= 49, "\(result.out)")
+            let inference = try #require(result.out.split(separator: "\n").last.flatMap { Int($0.split(separator: " ").last ?? "") })
+
+            // One record per request that reached the gateway's upstream step, and the counts are the mock's.
+            let all = try await gw.waitForUsage(count: inference + 2)  // + the SDK's /api/tags and /api/show
+            let records = all.filter { !["/api/tags", "/api/show"].contains($0.endpoint) }
+            #expect(all.count == inference + 2)
+            #expect(records.count == inference)
+            let answered = records.filter { $0.httpStatus == 200 }
+            #expect(answered.count == inference - 2)  // the two unknown-model calls were 404s from the upstream
+            #expect(answered.allSatisfy { $0.usageSource == .upstream })
+            #expect(answered.allSatisfy { $0.promptTokens == 26 })
+            let sent = String(decoding: gw.mock.sentBytes, as: UTF8.self)
+            let evalCounts = sent.matches(of: /"eval_count"\s*:\s*(\d+)/).compactMap { Int($0.1) }.reduce(0, +)
+            #expect(answered.reduce(0) { $0 + ($1.completionTokens ?? 0) } == evalCounts)
+            // Every front is recorded under its own endpoint.
+            let endpoints = Set(records.map(\.endpoint))
+            for e in ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/messages", "/api/chat", "/api/generate", "/api/embed"] {
+                #expect(endpoints.contains(e), "no record for \(e)")
+            }
+            // Images arrived in Ollama's form.
+            let images = gw.mock.received.compactMap { r -> [Any]? in
+                ((r.bodyJSON?["messages"] as? [[String: Any]])?.last?["images"]) as? [Any]
+            }
+            #expect(images.count == 2)
+        }
+    }
+}
