@@ -232,6 +232,11 @@ public enum OllamaNative {
         public var model: String
         public var vectors: [[JSONValue]]
         public var promptTokens: Int?
+        public init(model: String, vectors: [[JSONValue]], promptTokens: Int?) {
+            self.model = model
+            self.vectors = vectors
+            self.promptTokens = promptTokens
+        }
     }
 
     public static func embeddings(_ bytes: some Collection<UInt8>) throws(DecodeError) -> Embeddings {
