@@ -85,7 +85,7 @@ import TollgateTestSupport
                 "/api/pull", "/api/push", "/api/create", "/api/copy", "/api/delete", "/api/blobs/sha256:abcd", "/debug/vars",
                 "/api//pull", "/api/pull/", "/API/PULL", "/Api/Pull", "/api/%70ull", "/v1/../api/pull", "/api/pull;x",
                 "/api/chat/", "//api/chat", "/api/./chat", "/api/chat/../pull", "/API/CHAT", "/api/%63hat", "/api/chat%2f..%2fpull",
-                "/api/experimental/web_fetch", "/api/me", "/v1/chat/completions",
+                "/api/experimental/web_fetch", "/api/me", "/v1/responses", "/v1/audio/transcriptions", "/v1/chat/completions/",
             ]
             for path in paths {
                 for method in ["POST", "GET", "DELETE", "HEAD"] {

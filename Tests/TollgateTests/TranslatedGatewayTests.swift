@@ -197,7 +197,8 @@ import TollgateTestSupport
         try await withGateway(behavior: behavior) { gw in
             let key = try await gw.createKey()
             let client = HTTPClient(eventLoopGroupProvider: .singleton)
-            let response = try await client.execute(gw.request("/v1/messages", key: key, body: Self.messagesStream), timeout: .seconds(30))
+            let endless = #"{"model":"llama3.2","max_tokens":100000,"stream":true,"messages":[{"role":"user","content":"hello"}]}"#
+            let response = try await client.execute(gw.request("/v1/messages", key: key, body: endless), timeout: .seconds(30))
             var iterator = response.body.makeAsyncIterator()
             var seen = ""
             while !seen.contains("tok2"), let chunk = try await iterator.next() { seen += String(buffer: chunk) }

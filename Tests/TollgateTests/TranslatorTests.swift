@@ -273,6 +273,48 @@ import TollgateCore
         #expect(plain["data"]?.arrayValue?.first?["embedding"] == JSONValue.array([.number("0.5"), .number("-2")]))
     }
 
+    /// An OpenAI-compatible backend's stream: argument fragments, a parallel call on a second index,
+    /// and index 0 reused with a new id (as Ollama-compatible servers do), usage after the finish.
+    static let openAIFragments = [
+        #"data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"Let me check. "},"finish_reason":null}]}"#,
+        "",
+        #"data: {"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":null}]}"#,
+        #"data: {"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"ci"}}]},"finish_reason":null}]}"#,
+        #"data: {"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"ty\":\"Tokyo\"}"}}]},"finish_reason":null}]}"#,
+        #"data: {"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"get_time","arguments":"{}"}}]},"finish_reason":null}]}"#,
+        #"data: {"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_c","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Oslo\"}"}}]},"finish_reason":null}]}"#,
+        #"data: {"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+        #"data: {"id":"c","model":"gpt-4o","choices":[],"usage":{"prompt_tokens":82,"completion_tokens":17,"total_tokens":99}}"#,
+        "data: [DONE]", "",
+    ].joined(separator: "\n")
+
+    @Test func openAIToolCallFragmentsAreAssembledAndBecomeAnthropicBlocks() throws {
+        var decoder = OpenAIStreamDecoder(ids: .init(prefix: "r"))
+        var events: [ChatEvent] = []
+        // Byte by byte: every possible split point.
+        for b in Array(Self.openAIFragments.utf8) { events += decoder.feed([b]) }
+        events += decoder.finish()
+        #expect(
+            events == [
+                .start(model: "gpt-4o"), .text("Let me check. "),
+                .toolCall(ToolCall(id: "call_a", name: "get_weather", arguments: #"{"city":"Tokyo"}"#)),
+                .toolCall(ToolCall(id: "call_b", name: "get_time", arguments: "{}")),
+                .toolCall(ToolCall(id: "call_c", name: "get_weather", arguments: #"{"city":"Oslo"}"#)),
+                .finish(.toolCalls, usage: TokenUsage(promptTokens: 82, completionTokens: 17)),
+            ]
+        )
+        var encoder = AnthropicDialect.StreamEncoder(id: "msg_1", model: "gpt-4o", inputEstimate: 80)
+        let text = events.map { event -> String in
+            if case .finish(_, let usage) = event { return encoder.encode(event, usage: usage) }
+            return encoder.encode(event)
+        }.joined()
+        let partials = text.matches(of: /"partial_json":"((?:[^"\\]|\\.)*)"/).map { String($0.1) }
+        #expect(partials == [#"{\"city\":\"Tokyo\"}"#, "{}", #"{\"city\":\"Oslo\"}"#])
+        #expect(text.contains(#""stop_reason":"tool_use""#))
+        #expect(text.contains(#""usage":{"input_tokens":82,"output_tokens":17}"#))
+        #expect(text.hasSuffix("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"))
+    }
+
     @Test func jsonValuesKeepOrderAndNumbersAndRefuseBadInput() throws {
         let text = #"{"b":1.50,"a":[true,null,"\u00fc\ud83d\ude00"],"c":{"z":-0,"y":1e3}}"#
         #expect(try JSONValue.parse(text).text == #"{"b":1.50,"a":[true,null,"ü😀"],"c":{"z":-0,"y":1e3}}"#)

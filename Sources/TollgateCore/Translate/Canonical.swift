@@ -185,3 +185,41 @@ public enum ChatEvent: Sendable, Equatable {
     /// The upstream failed after the answer began.
     case failure(String)
 }
+
+/// Reads one backend dialect's stream into canonical events, chunk by chunk.
+public protocol ChatStreamDecoder: Sendable {
+    mutating func feed(_ bytes: some Collection<UInt8>) -> [ChatEvent]
+    /// The end of the upstream's bytes.
+    mutating func finish() -> [ChatEvent]
+    /// Whether the stream reached its end (a finish or a failure).
+    var isFinished: Bool { get }
+    var servedModel: String? { get }
+    /// Counts the upstream reported so far (for records when the stream ends early).
+    var promptTokens: Int? { get }
+    var completionTokens: Int? { get }
+}
+
+/// A backend dialect: how a canonical request is written for it and how its answers are read.
+/// Ollama native is the one in use; OpenAI-compatible and Anthropic backends slot in here.
+public protocol ChatBackendAdapter: Sendable {
+    func path(for request: ChatRequest) -> String
+    func body(for request: ChatRequest) -> String
+    func response(_ bytes: [UInt8], ids: OllamaNative.ToolCallIDs) throws -> ChatResponse
+    func streamDecoder(ids: OllamaNative.ToolCallIDs) -> any ChatStreamDecoder
+}
+
+/// Ollama's `/api/chat` and `/api/generate`.
+public struct OllamaChatBackend: ChatBackendAdapter {
+    public init() {}
+    public func path(for request: ChatRequest) -> String { OllamaNative.path(for: request) }
+    public func body(for request: ChatRequest) -> String { OllamaNative.body(for: request) }
+    public func response(_ bytes: [UInt8], ids: OllamaNative.ToolCallIDs) throws -> ChatResponse { try OllamaNative.response(bytes, ids: ids) }
+    public func streamDecoder(ids: OllamaNative.ToolCallIDs) -> any ChatStreamDecoder { OllamaNative.EventDecoder(ids: ids) }
+}
+
+extension OllamaNative.EventDecoder: ChatStreamDecoder {
+    public var promptTokens: Int? { promptEvalCount }
+    public var completionTokens: Int? { evalCount }
+}
+
+extension OpenAIStreamDecoder: ChatStreamDecoder {}

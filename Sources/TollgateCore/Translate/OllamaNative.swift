@@ -126,13 +126,11 @@ public enum OllamaNative {
     /// Turns an NDJSON stream into events, chunk by chunk; a line split across chunks (and a
     /// character split inside it) waits for its end.
     public struct EventDecoder: Sendable {
-        var pending: [UInt8] = []
+        var lines = LineBuffer()
         var started = false
         var sawToolCall = false
         var finished = false
         var ids: ToolCallIDs
-        /// Longest line kept while waiting for its newline.
-        let maxLine = 64 << 20
         /// Counters the meter needs when the stream never reports usage.
         public private(set) var promptEvalCount: Int?
         public private(set) var evalCount: Int?
@@ -144,29 +142,21 @@ public enum OllamaNative {
 
         public mutating func feed(_ bytes: some Collection<UInt8>) -> [ChatEvent] {
             var events: [ChatEvent] = []
-            for b in bytes {
-                if b == 0x0A {
-                    events += line(pending)
-                    pending.removeAll(keepingCapacity: true)
-                } else {
-                    pending.append(b)
-                    if pending.count > maxLine {
-                        pending.removeAll()
-                        events.append(.failure("upstream sent a line longer than \(maxLine) bytes"))
-                        finished = true
-                    }
-                }
+            do {
+                for l in try lines.feed(bytes) { events += line(l) }
+            } catch {
+                events.append(.failure("upstream sent a line longer than \(lines.maxLine) bytes"))
+                finished = true
             }
             return events
         }
 
         /// The end of the upstream's bytes: a last line without newline is read.
         public mutating func finish() -> [ChatEvent] {
-            defer { pending.removeAll() }
-            return line(pending)
+            line(lines.rest())
         }
 
-        mutating func line(_ bytes: [UInt8]) -> [ChatEvent] {
+        mutating func line(_ bytes: ArraySlice<UInt8>) -> [ChatEvent] {
             guard !finished, bytes.contains(where: { $0 != 0x20 && $0 != 0x0D && $0 != 0x09 }) else { return [] }
             guard let value = try? JSONValue.parse(bytes, maxDepth: 512) else {
                 finished = true

@@ -107,9 +107,10 @@ struct TranslatedExchange {
 
     func chat(_ request: ChatRequest, promptEstimate: Int) async -> Response {
         let settlement = settlement(stream: request.stream, promptEstimate: promptEstimate)
+        let adapter = Self.adapter(for: front.router.backend(forModel: model))
         let response: HTTPClientResponse
         do {
-            response = try await send(path: OllamaNative.path(for: request), body: OllamaNative.body(for: request))
+            response = try await send(path: adapter.path(for: request), body: adapter.body(for: request))
         } catch {
             return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
         }
@@ -117,7 +118,7 @@ struct TranslatedExchange {
         let ids = OllamaNative.ToolCallIDs(prefix: String(requestID.suffix(12)))
         let created = Int(front.clock.now().timeIntervalSince1970)
         if !request.stream {
-            return await whole(response, request: request, ids: ids, created: created, settlement: settlement, promptEstimate: promptEstimate)
+            return await whole(response, adapter: adapter, ids: ids, created: created, settlement: settlement, promptEstimate: promptEstimate)
         }
         let cap = request.maxTokens
         let headMs = settlement.elapsedMs()
@@ -135,7 +136,7 @@ struct TranslatedExchange {
             }(),
             body: ResponseBody { writer in
                 var iterator = pending.value
-                var decoder = OllamaNative.EventDecoder(ids: ids)
+                var decoder = adapter.streamDecoder(ids: ids)
                 var encoder = StreamWriter(route: route, id: streamID, created: created, model: model, request: request, inputEstimate: promptEstimate)
                 var generated = 0
                 var clientGone = false
@@ -170,14 +171,14 @@ struct TranslatedExchange {
                             if let cap, generated > cap {
                                 // The upstream ignored the cap: end as if it had stopped there.
                                 capCut = true
-                                out += encoder.encode(.finish(.length, usage: nil), usage: TokenUsage(promptTokens: decoder.promptEvalCount ?? promptEstimate, completionTokens: cap))
+                                out += encoder.encode(.finish(.length, usage: nil), usage: TokenUsage(promptTokens: decoder.promptTokens ?? promptEstimate, completionTokens: cap))
                                 ended = true
                             } else {
                                 out += encoder.encode(event)
                             }
                         case .finish(_, let usage):
                             reported = usage
-                            let told = usage ?? TokenUsage(promptTokens: decoder.promptEvalCount ?? promptEstimate, completionTokens: decoder.evalCount ?? generated)
+                            let told = usage ?? TokenUsage(promptTokens: decoder.promptTokens ?? promptEstimate, completionTokens: decoder.completionTokens ?? generated)
                             out += encoder.encode(event, usage: told)
                             ended = true
                         case .failure(let message):
@@ -206,8 +207,8 @@ struct TranslatedExchange {
                         r.completionTokens = reported.completionTokens
                         r.usageSource = .upstream
                     } else {
-                        r.promptTokens = decoder.promptEvalCount ?? promptEstimate
-                        r.completionTokens = capCut ? cap : (decoder.evalCount ?? generated)
+                        r.promptTokens = decoder.promptTokens ?? promptEstimate
+                        r.completionTokens = capCut ? cap : (decoder.completionTokens ?? generated)
                         r.usageSource = .estimated
                     }
                     if clientGone {
@@ -224,6 +225,13 @@ struct TranslatedExchange {
         )
     }
 
+    /// The adapter for a backend's dialect (only Ollama native so far).
+    static func adapter(for backend: Backend) -> any ChatBackendAdapter {
+        switch backend.dialect {
+        case .ollama: OllamaChatBackend()
+        }
+    }
+
     static func responseID(route: TranslatedRoute, requestID: String) -> String {
         switch route {
         case .messages: "msg_\(requestID)"
@@ -233,7 +241,7 @@ struct TranslatedExchange {
     }
 
     func whole(
-        _ response: HTTPClientResponse, request: ChatRequest, ids: OllamaNative.ToolCallIDs, created: Int, settlement: RequestSettlement,
+        _ response: HTTPClientResponse, adapter: any ChatBackendAdapter, ids: OllamaNative.ToolCallIDs, created: Int, settlement: RequestSettlement,
         promptEstimate: Int
     ) async -> Response {
         let bytes: ByteBuffer
@@ -245,15 +253,16 @@ struct TranslatedExchange {
         let ttfb = settlement.elapsedMs()
         let answer: ChatResponse
         do {
-            answer = try OllamaNative.response(bytes.readableBytesView, ids: ids)
+            answer = try adapter.response(Array(bytes.readableBytesView), ids: ids)
         } catch {
+            let message = "\(error)"
             settlement.settle { r in
                 r.httpStatus = 502
                 r.outcome = .upstreamError
-                r.error = error.description
+                r.error = message
                 r.ttfbMs = ttfb
             }
-            return failure(.badGateway, error.description)
+            return failure(.badGateway, message)
         }
         let told = answer.usage ?? TokenUsage(promptTokens: promptEstimate, completionTokens: TokenEstimate.fromTextBytes(answer.text.utf8.count))
         settlement.settle { r in

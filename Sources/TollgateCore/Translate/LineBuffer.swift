@@ -1,0 +1,35 @@
+/// Splits a byte stream into lines at `\n`, holding a partial line (and any character split in
+/// it) until its end arrives. A line longer than `maxLine` is an error: the stream is not one the
+/// decoders can read.
+public struct LineBuffer: Sendable {
+    var pending: [UInt8] = []
+    public let maxLine: Int
+
+    public init(maxLine: Int = 64 << 20) { self.maxLine = maxLine }
+
+    public struct Overflow: Error, Sendable {}
+
+    /// The complete lines in `bytes` (without their `\n`).
+    public mutating func feed(_ bytes: some Collection<UInt8>) throws(Overflow) -> [ArraySlice<UInt8>] {
+        var lines: [ArraySlice<UInt8>] = []
+        for b in bytes {
+            if b == 0x0A {
+                lines.append(pending[...])
+                pending.removeAll(keepingCapacity: true)
+            } else {
+                pending.append(b)
+                if pending.count > maxLine {
+                    pending.removeAll()
+                    throw Overflow()
+                }
+            }
+        }
+        return lines
+    }
+
+    /// What is left after the stream's end (a last line without `\n`).
+    public mutating func rest() -> ArraySlice<UInt8> {
+        defer { pending.removeAll() }
+        return pending[...]
+    }
+}
