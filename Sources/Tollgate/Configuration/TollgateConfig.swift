@@ -17,7 +17,16 @@ public struct TollgateConfig: Sendable {
         case sqlite(path: String)
     }
 
+    /// The first Ollama server (of `OLLAMA_URL`).
     public var ollamaURL: URL
+    /// Every upstream provider, in configuration order (the Ollama servers first).
+    public var providers: [ProviderConfig] = []
+    /// Model metadata declared in the providers file.
+    public var declaredModels: [DeclaredModel] = []
+    /// How often model lists are fetched from the providers again.
+    public var catalogRefreshInterval: Duration = .seconds(60)
+    /// How often each provider is checked for health.
+    public var healthCheckInterval: Duration = .seconds(10)
     public var database: Database
     public var proxy: Listener
     public var admin: Listener
@@ -51,7 +60,8 @@ public struct TollgateConfig: Sendable {
         "TOLLGATE_SECRET", "TOLLGATE_DATA_DIR", "TOLLGATE_MAX_BODY_BYTES", "TOLLGATE_MAX_JSON_DEPTH",
         "TOLLGATE_CLIENT_TIMEOUT", "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", "TOLLGATE_UPSTREAM_READ_TIMEOUT",
         "TOLLGATE_DRAIN_TIMEOUT", "TOLLGATE_USAGE_FLUSH_MS", "TOLLGATE_USAGE_QUEUE_LIMIT", "TOLLGATE_LOG_LEVEL",
-        "TOLLGATE_LOG_FORMAT", "TOLLGATE_DB_BUSY_TIMEOUT_MS",
+        "TOLLGATE_LOG_FORMAT", "TOLLGATE_DB_BUSY_TIMEOUT_MS", "TOLLGATE_PROVIDERS_FILE", "TOLLGATE_CATALOG_REFRESH",
+        "TOLLGATE_HEALTH_INTERVAL",
     ]
 
     /// Loads and validates the configuration. Every problem names its variable.
@@ -63,7 +73,10 @@ public struct TollgateConfig: Sendable {
             }
         }
         let dataDirectory = try source.value("TOLLGATE_DATA_DIR") ?? "./data"
-        let ollama = try parseUpstreamURL(source.value("OLLAMA_URL") ?? "http://localhost:11434", variable: "OLLAMA_URL")
+        let (providers, declaredModels) = try loadProviders(from: source)
+        let ollama = try parseUpstreamURL(
+            (source.value("OLLAMA_URL") ?? "http://localhost:11434").split(separator: ",").first.map(String.init) ?? "", variable: "OLLAMA_URL"
+        )
         let database = try parseDatabaseURL(source.value("DATABASE_URL") ?? "sqlite:///\(dataDirectory)/tollgate.db")
         let proxy = Listener(
             host: try parseHost(source.value("PROXY_HOST") ?? "0.0.0.0", variable: "PROXY_HOST"),
@@ -95,7 +108,7 @@ public struct TollgateConfig: Sendable {
         guard let logFormat = LogFormat(rawValue: formatName) else {
             throw ConfigError(variable: "TOLLGATE_LOG_FORMAT", message: "must be text or json")
         }
-        return TollgateConfig(
+        var config = TollgateConfig(
             ollamaURL: ollama,
             database: database,
             proxy: proxy,
@@ -117,6 +130,11 @@ public struct TollgateConfig: Sendable {
             logLevel: logLevel,
             logFormat: logFormat
         )
+        config.providers = providers
+        config.declaredModels = declaredModels
+        config.catalogRefreshInterval = try parseSeconds(source.value("TOLLGATE_CATALOG_REFRESH"), default: 60, variable: "TOLLGATE_CATALOG_REFRESH")
+        config.healthCheckInterval = try parseSeconds(source.value("TOLLGATE_HEALTH_INTERVAL"), default: 10, variable: "TOLLGATE_HEALTH_INTERVAL")
+        return config
     }
 
     static func parseUpstreamURL(_ text: String, variable: String) throws(ConfigError) -> URL {

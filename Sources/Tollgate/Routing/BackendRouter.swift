@@ -1,31 +1,162 @@
 import Foundation
+import NIOHTTP1
+import Synchronization
+import TollgateCore
 
-/// One upstream server and the dialect it speaks.
-public struct Backend: Sendable, Equatable {
-    public enum Dialect: String, Sendable { case ollama }
-    public let name: String
-    public let dialect: Dialect
-    /// Base URL without a trailing slash, e.g. `http://localhost:11434`.
-    public let baseURL: String
+/// One upstream provider at run time: its configuration, the requests it has in flight, and its health.
+public final class Backend: Sendable {
+    public let config: ProviderConfig
+    let outstanding = Atomic<Int>(0)
+    let health = Mutex(Health())
 
-    public init(name: String, dialect: Dialect, baseURL: URL) {
-        self.name = name
-        self.dialect = dialect
-        var text = baseURL.absoluteString
-        while text.hasSuffix("/") { text.removeLast() }
-        self.baseURL = text
+    struct Health {
+        var consecutiveFailures = 0
+        var ejectedUntil: ContinuousClock.Instant?
+        var lastCheckFailed = false
+    }
+
+    /// Consecutive failures (connect errors, 5xx, 429) that eject a backend.
+    static let failuresToEject = 3
+    /// How long a passively ejected backend is skipped (an active check that succeeds readmits it sooner).
+    static let cooldown: Duration = .seconds(30)
+
+    public init(_ config: ProviderConfig) { self.config = config }
+
+    public var name: String { config.name }
+    public var kind: ProviderConfig.Kind { config.kind }
+    public var baseURL: String { config.baseURL }
+    public var inFlight: Int { outstanding.load(ordering: .relaxed) }
+
+    public var isHealthy: Bool {
+        health.withLock { h in
+            if h.lastCheckFailed { return false }
+            if let until = h.ejectedUntil { return ContinuousClock.now >= until }
+            return true
+        }
+    }
+
+    func recordSuccess() {
+        health.withLock { h in
+            h.consecutiveFailures = 0
+            h.ejectedUntil = nil
+        }
+    }
+
+    func recordFailure() {
+        health.withLock { h in
+            h.consecutiveFailures += 1
+            if h.consecutiveFailures >= Self.failuresToEject { h.ejectedUntil = ContinuousClock.now + Self.cooldown }
+        }
+    }
+
+    /// Keeps the backend out of routing for a while (a 429 with `Retry-After`).
+    func hold(for duration: Duration) {
+        health.withLock { h in
+            let until = ContinuousClock.now + duration
+            if h.ejectedUntil.map({ $0 < until }) ?? true { h.ejectedUntil = until }
+        }
+    }
+
+    /// The result of an active health check.
+    func recordCheck(ok: Bool) {
+        health.withLock { h in
+            h.lastCheckFailed = !ok
+            if ok {
+                h.consecutiveFailures = 0
+                h.ejectedUntil = nil
+            }
+        }
+    }
+
+    /// The provider's credential and version headers; the client's never reach an upstream.
+    func authorize(_ headers: inout HTTPHeaders) {
+        switch config.kind {
+        case .ollama:
+            if let key = config.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
+        case .openai:
+            if let key = config.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
+        case .anthropic:
+            if let key = config.apiKey { headers.add(name: "x-api-key", value: key) }
+            headers.add(name: "anthropic-version", value: "2023-06-01")
+        }
+    }
+
+    /// Counts a request in flight until the lease is released (at settlement).
+    func lease() -> BackendLease {
+        outstanding.add(1, ordering: .relaxed)
+        return BackendLease(backend: self)
     }
 }
 
-/// Picks the backend for a request. The target comes only from configuration: nothing in the
-/// request (body, headers, model name) can name a host or a credential.
-public struct BackendRouter: Sendable {
-    let ollama: Backend
+/// A request in flight on a backend; released exactly once.
+final class BackendLease: Sendable {
+    let backend: Backend
+    let released = Atomic<Bool>(false)
+    init(backend: Backend) { self.backend = backend }
+    func release() {
+        if !released.exchange(true, ordering: .relaxed) { backend.outstanding.subtract(1, ordering: .relaxed) }
+    }
+    deinit { release() }
+}
 
-    public init(ollamaURL: URL) {
-        self.ollama = Backend(name: "ollama", dialect: .ollama, baseURL: ollamaURL)
+/// Where a request goes: a backend and the model name as that backend knows it.
+public struct Route: Sendable {
+    public let backend: Backend
+    public let model: String
+}
+
+/// Resolves model names to backends and picks one. The target comes only from configuration:
+/// nothing in a request (body, headers, model name) can name a host or a credential; a model name
+/// can only choose among configured providers.
+public struct BackendRouter: Sendable {
+    public let backends: [Backend]
+    public let catalog: ModelCatalog
+    let retryBudget = RetryBudget()
+
+    public init(providers: [ProviderConfig], catalog: ModelCatalog) {
+        self.backends = providers.map(Backend.init)
+        self.catalog = catalog
     }
 
-    /// The backend for an Ollama-dialect request. One backend for now; several arrive with providers.
-    public func backend(forModel model: String?) -> Backend { ollama }
+    /// The router of a single Ollama server (tests and tools).
+    public init(ollamaURL: URL) {
+        self.init(providers: [ProviderConfig(name: "ollama", kind: .ollama, baseURL: ollamaURL.absoluteString)], catalog: ModelCatalog())
+    }
+
+    public enum Resolution: Sendable {
+        case routes([Route])
+        case notFound(String)
+        case ambiguous(String, providers: [String])
+    }
+
+    /// `provider/model` names one provider; a bare name goes to every provider whose catalog lists it
+    /// (ambiguous across kinds of provider); a name no catalog lists goes to the Ollama servers, which
+    /// may have it even before the next refresh.
+    public func resolve(_ model: String) -> Resolution {
+        if let slash = model.firstIndex(of: "/"), let backend = backends.first(where: { $0.name == model[..<slash] }) {
+            let rest = String(model[model.index(after: slash)...])
+            return rest.isEmpty ? .notFound(model) : .routes([Route(backend: backend, model: rest)])
+        }
+        let listed = catalog.providers(serving: model)
+        let matches = backends.compactMap { b in listed[b.name].map { Route(backend: b, model: $0) } }
+        if !matches.isEmpty {
+            let kinds = Set(matches.map { $0.backend.kind })
+            if kinds.count > 1 { return .ambiguous(model, providers: matches.map { $0.backend.name }) }
+            return .routes(matches)
+        }
+        let ollama = backends.filter { $0.kind == .ollama }
+        return ollama.isEmpty ? .notFound(model) : .routes(ollama.map { Route(backend: $0, model: model) })
+    }
+
+    /// The least busy healthy route not yet tried; if every untried one is unhealthy, the least busy of them.
+    public func pick(_ routes: [Route], excluding tried: Set<String> = []) -> Route? {
+        let untried = routes.filter { !tried.contains($0.backend.name) }
+        let healthy = untried.filter { $0.backend.isHealthy }
+        return (healthy.isEmpty ? untried : healthy).min { $0.backend.inFlight < $1.backend.inFlight }
+    }
+
+    /// The first Ollama server (requests that name no model: `/api/tags`, `/api/version`).
+    public var primaryOllama: Backend? { backends.first { $0.kind == .ollama } }
+
+    public func backend(named name: String) -> Backend? { backends.first { $0.name == name } }
 }

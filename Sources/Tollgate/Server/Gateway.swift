@@ -21,6 +21,7 @@ public final class Gateway: Sendable {
     public let settings = SettingsCache()
     public let clock: any GatewayClock
     public let calendar: QuotaCalendar
+    public let router: BackendRouter
     let boundPorts = BoundPorts()
     let connections = ClientConnectionRegistry()
 
@@ -68,12 +69,25 @@ public final class Gateway: Sendable {
         )
         self.drain = DrainState()
         self.client = UpstreamClient(connectTimeout: config.upstreamConnectTimeout, readTimeout: config.upstreamReadTimeout)
+        let providers = config.providers.isEmpty
+            ? [ProviderConfig(name: "ollama", kind: .ollama, baseURL: config.ollamaURL.absoluteString)] : config.providers
+        self.router = BackendRouter(providers: providers, catalog: ModelCatalog(providers: providers, declared: config.declaredModels))
+    }
+
+    /// Reads every provider's model list now (also done at start and periodically).
+    public func refreshCatalog() async {
+        await CatalogRefresher.refresh(router: router, probe: ProviderProbe(client: client), logger: logger)
+    }
+
+    /// Runs the active health checks now (also done periodically).
+    public func checkHealth() async {
+        await HealthChecker.check(router: router, probe: ProviderProbe(client: client), logger: logger)
     }
 
     /// The services in start order; graceful shutdown runs in reverse (drain first, usage writer last).
     func services() -> [any Service] {
         let front = OllamaFront(
-            authenticator: authenticator, router: BackendRouter(ollamaURL: config.ollamaURL), client: client, usage: usage,
+            authenticator: authenticator, router: router, client: client, usage: usage,
             drain: drain, maxBodyBytes: config.maxBodyBytes, maxJSONDepth: config.maxJSONDepth, connections: connections,
             gate: gate, settings: settings, clock: clock, logger: logger
         )
@@ -99,6 +113,8 @@ public final class Gateway: Sendable {
             UpstreamClientService(client: client),
             KeyCacheRefresher(authenticator: authenticator, settings: settings, store: store, interval: .seconds(1), logger: logger),
             ReservationReaper(gate: gate, interval: .seconds(60), minimumAge: 120, logger: logger),
+            CatalogRefresher(router: router, probe: ProviderProbe(client: client), interval: config.catalogRefreshInterval, logger: logger),
+            HealthChecker(router: router, probe: ProviderProbe(client: client), interval: config.healthCheckInterval, logger: logger),
             admin,
             proxy,
             DrainCoordinator(drain: drain, client: client, deadline: config.drainTimeout, logger: logger),

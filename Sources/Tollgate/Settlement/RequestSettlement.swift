@@ -11,6 +11,8 @@ final class RequestSettlement: Sendable {
     let promptEstimate: Int?
     /// What admission handed out (rate-limit slots), given back at settlement.
     let admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
+    /// The backend request in flight, counted for least-outstanding routing until settlement.
+    let lease = Mutex<BackendLease?>(nil)
 
     init(
         writer: UsageWriter, template: UsageRecord, started: ContinuousClock.Instant, promptEstimate: Int?,
@@ -21,6 +23,15 @@ final class RequestSettlement: Sendable {
         self.template = Mutex(template)
         self.started = started
         self.promptEstimate = promptEstimate
+    }
+
+    /// Counts the request on a backend until settlement (replacing an earlier attempt's lease).
+    func attach(_ new: BackendLease) {
+        let old = lease.withLock { l in
+            defer { l = new }
+            return l
+        }
+        if old !== new { old?.release() }
     }
 
     /// Milliseconds since the request started.
@@ -40,6 +51,7 @@ final class RequestSettlement: Sendable {
         fill(&record)
         record.latencyMs = elapsedMs()
         writer.record(record)
+        lease.withLock { $0 }?.release()
         admission?.gate.release(admission!.ticket, actualTokens: (record.promptTokens ?? 0) + (record.completionTokens ?? 0))
         return true
     }

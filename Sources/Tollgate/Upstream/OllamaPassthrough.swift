@@ -20,6 +20,8 @@ struct OllamaPassthrough {
     let watch: ClientConnectionWatch?
     /// The model the request runs on after policy (alias, lock, default); shown in `x-tollgate-model`.
     let model: String?
+    /// The Ollama servers that may serve it (failover among them before the first byte).
+    let routes: [Route]
     var admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
     var rateHeaders = RateLimitHeaders()
     var outputCap: Int?
@@ -53,28 +55,23 @@ struct OllamaPassthrough {
             promptEstimate: promptEstimate,
             admission: admission
         )
-        let backend = front.router.backend(forModel: model)
-        var upstreamRequest = HTTPClientRequest(url: backend.baseURL + endpoint.rawValue)
-        upstreamRequest.method = NIOHTTP1.HTTPMethod(rawValue: method.rawValue)
-        upstreamRequest.headers.add(name: "user-agent", value: "tollgate")
-        upstreamRequest.headers.add(name: "accept", value: accept ?? "*/*")
-        if let body {
-            upstreamRequest.headers.add(name: "content-type", value: "application/json")
-            upstreamRequest.body = .bytes(body)
-        }
-
         let response: HTTPClientResponse
         do {
-            // Run the wait for the upstream's head in its own task so the client leaving can cancel it.
-            let http = front.client.http, deadline = front.exchangeDeadline
-            let pending = Task { try await http.execute(upstreamRequest, timeout: deadline, logger: UpstreamClient.quietLogger) }
-            watch?.arm { pending.cancel() }
-            defer { watch?.disarm() }
-            response = try await withTaskCancellationHandler {
-                try await pending.value
-            } onCancel: {
-                pending.cancel()
-            }
+            let accept = self.accept
+            response = try await UpstreamCall.send(
+                routes: routes, router: front.router, client: front.client, deadline: front.exchangeDeadline, watch: watch, settlement: settlement
+            ) { route in
+                var upstreamRequest = HTTPClientRequest(url: route.backend.baseURL + endpoint.rawValue)
+                upstreamRequest.method = NIOHTTP1.HTTPMethod(rawValue: method.rawValue)
+                upstreamRequest.headers.add(name: "user-agent", value: "tollgate")
+                upstreamRequest.headers.add(name: "accept", value: accept ?? "*/*")
+                route.backend.authorize(&upstreamRequest.headers)
+                if let body {
+                    upstreamRequest.headers.add(name: "content-type", value: "application/json")
+                    upstreamRequest.body = .bytes(body)
+                }
+                return upstreamRequest
+            }.response
         } catch {
             let failure = UpstreamFailure(error, aborted: front.drain.isAborted)
             settlement.settle { r in
@@ -89,7 +86,7 @@ struct OllamaPassthrough {
             if failure.outcome == .clientDisconnect { return self.failure(failure.status, failure.message) }
             front.logger.warning(
                 "upstream request failed",
-                metadata: ["request_id": "\(requestID)", "backend": "\(backend.name)", "error": "\(failure.message)"]
+                metadata: ["request_id": "\(requestID)", "backends": "\(routes.map(\.backend.name))", "error": "\(failure.message)"]
             )
             return self.failure(failure.status, failure.message)
         }

@@ -14,6 +14,12 @@ struct UpstreamFailure {
             message = "gateway is shutting down"
             return
         }
+        if error is UpstreamCall.UpstreamUnavailable {
+            status = .badGateway
+            outcome = .upstreamUnreachable
+            message = "no upstream is available for this model"
+            return
+        }
         if error is CancellationError {
             status = .init(code: 499, reasonPhrase: "Client Closed Request")
             outcome = .clientDisconnect

@@ -317,6 +317,12 @@ public enum OpenAIDialect {
         public var inputs: [String]
         public var base64: Bool
         public var dimensions: Int?
+        public init(model: String, inputs: [String], base64: Bool, dimensions: Int?) {
+            self.model = model
+            self.inputs = inputs
+            self.base64 = base64
+            self.dimensions = dimensions
+        }
     }
 
     public static func embeddingsRequest(_ body: JSONValue) throws(RequestError) -> EmbeddingsRequest {

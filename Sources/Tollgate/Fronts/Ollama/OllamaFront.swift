@@ -106,15 +106,21 @@ public struct OllamaFront: HTTPResponder {
             return Self.error(.serviceUnavailable, "usage recording is backed up; try again shortly", requestID, retryAfter: 1)
         }
 
-        let exchange = { (model: String?) in
+        let exchange = { (model: String?, routes: [Route]) in
             OllamaPassthrough(
                 front: self, endpoint: endpoint, identity: identity, requestID: requestID, started: started,
                 clientAddress: context.clientAddress, accept: request.headers[.accept],
-                watch: connections.watch(for: context.channel), model: model
+                watch: connections.watch(for: context.channel), model: model, routes: routes
             )
         }
         guard endpoint.methods.contains(.post) else {
-            return await exchange(nil).forward(method: request.method, body: nil, document: nil)
+            // Model lists are federated across providers (and filtered by the key's allow-list).
+            let allowed = identity.key.policy.allowedModels
+            if endpoint == .tags, router.backends.count > 1 || allowed != nil || router.primaryOllama == nil {
+                return await FederatedModels(front: self, requestID: requestID).ollamaTags(allowed: allowed, head: request.method == .head)
+            }
+            guard let primary = router.primaryOllama else { return FederatedModels.ollamaWithout(endpoint, requestID: requestID) }
+            return await exchange(nil, [Route(backend: primary, model: "")]).forward(method: request.method, body: nil, document: nil)
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
             return Self.error(.contentTooLarge, "request body exceeds \(maxBodyBytes) bytes", requestID)
@@ -167,9 +173,31 @@ public struct OllamaFront: HTTPResponder {
                 return Self.error(.badRequest, "options could not be read", requestID)
             }
         }
+        // Router: the providers that serve the model.
+        let routes: [Route]
+        switch router.resolve(model ?? "") {
+        case .notFound(let name):
+            return Self.error(.notFound, "model '\(name)' not found", requestID)
+        case .ambiguous(let name, let providers):
+            return Self.error(.badRequest, "model '\(name)' is served by several providers (\(providers.joined(separator: ", "))); name one as provider/model", requestID)
+        case .routes(let found):
+            routes = found
+        }
+        let target = routes[0]
+        if target.backend.kind == .ollama, routes.count == 1, let model, target.model != model {
+            rewriter.setString(endpoint == .show && document.fields["model"] == nil ? "name" : "model", target.model)  // provider/model → model
+        }
         let body = rewriter.isEmpty ? buffer : ByteBuffer(bytes: rewriter.body())
         guard endpoint.isInference else {
-            return await exchange(model).forward(method: .post, body: body, document: document)
+            if target.backend.kind != .ollama {
+                return FederatedModels(front: self, requestID: requestID).ollamaShow(route: target)
+            }
+            return await exchange(model, routes).forward(method: .post, body: body, document: document)
+        }
+        if target.backend.kind != .ollama {
+            // Another dialect serves this model: translate the (policy-rewritten) request.
+            return await TranslatingFront(front: self, route: .ollama(endpoint), requestID: requestID, started: started)
+                .ollamaRequest(body: body, model: model ?? "", routes: routes, cap: cap, identity: identity, context: context)
         }
 
         // Admission: rate limits and quotas, with the prompt estimate plus the output cap in force.
@@ -184,7 +212,7 @@ public struct OllamaFront: HTTPResponder {
             Self.add(rejection.headers, to: &r.headers)
             return r
         case .admitted(let ticket, let headers):
-            var exchange = exchange(model)
+            var exchange = exchange(model, routes)
             exchange.admission = (gate, ticket)
             exchange.rateHeaders = headers
             exchange.outputCap = cap

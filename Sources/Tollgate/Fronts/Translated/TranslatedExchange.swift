@@ -19,6 +19,8 @@ struct TranslatedExchange {
     let clientAddress: String?
     let watch: ClientConnectionWatch?
     let model: String
+    /// The providers that serve the model (failover among them before the first byte).
+    let routes: [Route]
     var requestedModel: String?
     var admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
     var rateHeaders = RateLimitHeaders()
@@ -54,22 +56,19 @@ struct TranslatedExchange {
         )
     }
 
-    /// Sends the body upstream; a client that leaves while waiting for the head cancels the call.
-    func send(path: String, body: String) async throws -> HTTPClientResponse {
-        let backend = front.router.backend(forModel: model)
-        var upstream = HTTPClientRequest(url: backend.baseURL + path)
-        upstream.method = .POST
-        upstream.headers.add(name: "user-agent", value: "tollgate")
-        upstream.headers.add(name: "content-type", value: "application/json")
-        upstream.body = .bytes(ByteBuffer(string: body))
-        let http = front.client.http, deadline = front.exchangeDeadline
-        let pending = Task { try await http.execute(upstream, timeout: deadline, logger: UpstreamClient.quietLogger) }
-        watch?.arm { pending.cancel() }
-        defer { watch?.disarm() }
-        return try await withTaskCancellationHandler {
-            try await pending.value
-        } onCancel: {
-            pending.cancel()
+    /// Sends the request to one of the routes, written for that route's dialect by `body`; a client
+    /// that leaves while waiting for the head cancels the call.
+    func send(settlement: RequestSettlement, path: (Route) -> String, body: (Route) -> String) async throws -> UpstreamCall.Outcome {
+        try await UpstreamCall.send(
+            routes: routes, router: front.router, client: front.client, deadline: front.exchangeDeadline, watch: watch, settlement: settlement
+        ) { route in
+            var upstream = HTTPClientRequest(url: route.backend.baseURL + path(route))
+            upstream.method = .POST
+            upstream.headers.add(name: "user-agent", value: "tollgate")
+            upstream.headers.add(name: "content-type", value: "application/json")
+            route.backend.authorize(&upstream.headers)
+            upstream.body = .bytes(ByteBuffer(string: body(route)))
+            return upstream
         }
     }
 
@@ -107,10 +106,18 @@ struct TranslatedExchange {
 
     func chat(_ request: ChatRequest, promptEstimate: Int) async -> Response {
         let settlement = settlement(stream: request.stream, promptEstimate: promptEstimate)
-        let adapter = Self.adapter(for: front.router.backend(forModel: model))
         let response: HTTPClientResponse
+        let adapter: any ChatBackendAdapter
         do {
-            response = try await send(path: adapter.path(for: request), body: adapter.body(for: request))
+            let sent = try await send(settlement: settlement) { route in
+                Self.adapter(for: route.backend).path(for: request)
+            } body: { route in
+                var forBackend = request
+                forBackend.model = route.model
+                return Self.adapter(for: route.backend).body(for: forBackend)
+            }
+            response = sent.response
+            adapter = Self.adapter(for: sent.route.backend)
         } catch {
             return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
         }
@@ -130,7 +137,7 @@ struct TranslatedExchange {
         return Response(
             status: .ok,
             headers: {
-                var h = headers(contentType: "text/event-stream; charset=utf-8")
+                var h = headers(contentType: route.dialect == .ollama ? "application/x-ndjson" : "text/event-stream; charset=utf-8")
                 h[.cacheControl] = "no-cache"
                 return h
             }(),
@@ -225,11 +232,20 @@ struct TranslatedExchange {
         )
     }
 
-    /// The adapter for a backend's dialect (only Ollama native so far).
+    /// The adapter for a backend's dialect.
     static func adapter(for backend: Backend) -> any ChatBackendAdapter {
-        switch backend.dialect {
+        switch backend.kind {
         case .ollama: OllamaChatBackend()
+        case .openai: OpenAIBackend(maxCompletionTokens: backend.config.maxCompletionTokens)
+        case .anthropic: AnthropicBackend()
         }
+    }
+
+    /// RFC 3339 time of a Unix timestamp, as Ollama writes `created_at`.
+    static func timestamp(_ seconds: Int) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
     }
 
     static func responseID(route: TranslatedRoute, requestID: String) -> String {
@@ -278,6 +294,8 @@ struct TranslatedExchange {
         switch route {
         case .messages: text = AnthropicDialect.response(answer, id: id, usage: told)
         case .completion: text = OpenAIDialect.completionResponse(answer, id: id, created: created, usage: told)
+        case .ollama(let endpoint):
+            text = OllamaDialect.response(answer, createdAt: Self.timestamp(created), generate: endpoint == .generate, usage: answer.usage ?? told)
         default: text = OpenAIDialect.chatResponse(answer, id: id, created: created, usage: told)
         }
         return Response(status: .ok, headers: headers(contentType: "application/json"), body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -288,8 +306,17 @@ struct TranslatedExchange {
     func embeddings(_ e: OpenAIDialect.EmbeddingsRequest, promptEstimate: Int) async -> Response {
         let settlement = settlement(stream: false, promptEstimate: promptEstimate)
         let response: HTTPClientResponse
+        let kind: ProviderConfig.Kind
         do {
-            response = try await send(path: "/api/embed", body: OllamaNative.embedBody(model: e.model, inputs: e.inputs, dimensions: e.dimensions, keepAlive: nil))
+            let sent = try await send(settlement: settlement) { route in
+                route.backend.kind == .ollama ? "/api/embed" : "/embeddings"
+            } body: { route in
+                route.backend.kind == .ollama
+                    ? OllamaNative.embedBody(model: route.model, inputs: e.inputs, dimensions: e.dimensions, keepAlive: nil)
+                    : OpenAIBackend.embeddingsBody(model: route.model, inputs: e.inputs, dimensions: e.dimensions)
+            }
+            response = sent.response
+            kind = sent.route.backend.kind
         } catch {
             return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
         }
@@ -297,7 +324,7 @@ struct TranslatedExchange {
         let decoded: OllamaNative.Embeddings
         do {
             let bytes = try await response.body.collect(upTo: Self.maxAnswerBytes)
-            decoded = try OllamaNative.embeddings(bytes.readableBytesView)
+            decoded = kind == .ollama ? try OllamaNative.embeddings(bytes.readableBytesView) : try OpenAIBackend.embeddings(bytes.readableBytesView)
         } catch {
             let message = (error as? OllamaNative.DecodeError)?.description ?? UpstreamFailure(error, aborted: front.drain.isAborted).message
             settlement.settle { r in
@@ -317,7 +344,9 @@ struct TranslatedExchange {
             r.completionTokens = 0
             r.usageSource = decoded.promptTokens == nil ? .estimated : .upstream
         }
-        let text = OpenAIDialect.embeddingsResponse(decoded, model: model, base64: e.base64, promptTokens: prompt)
+        let text = dialect == .ollama
+            ? OllamaDialect.embedResponse(decoded, model: model, promptTokens: prompt)
+            : OpenAIDialect.embeddingsResponse(decoded, model: model, base64: e.base64, promptTokens: prompt)
         return Response(status: .ok, headers: headers(contentType: "application/json"), body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }
@@ -326,10 +355,13 @@ struct TranslatedExchange {
 struct StreamWriter {
     var openAI: OpenAIDialect.StreamEncoder?
     var anthropic: AnthropicDialect.StreamEncoder?
+    var ollama: OllamaDialect.StreamEncoder?
 
     init(route: TranslatedRoute, id: String, created: Int, model: String, request: ChatRequest, inputEstimate: Int) {
         if route == .messages {
             anthropic = AnthropicDialect.StreamEncoder(id: id, model: model, inputEstimate: inputEstimate)
+        } else if case .ollama(let endpoint) = route {
+            ollama = OllamaDialect.StreamEncoder(model: model, createdAt: TranslatedExchange.timestamp(created), generate: endpoint == .generate)
         } else {
             openAI = OpenAIDialect.StreamEncoder(id: id, created: created, model: model, includeUsage: request.includeUsage, completion: route == .completion)
         }
@@ -337,6 +369,7 @@ struct StreamWriter {
 
     mutating func encode(_ event: ChatEvent, usage: TokenUsage? = nil) -> String {
         if anthropic != nil { return anthropic!.encode(event, usage: usage) }
+        if ollama != nil { return ollama!.encode(event, usage: usage) }
         return openAI!.encode(event, usage: usage)
     }
 }

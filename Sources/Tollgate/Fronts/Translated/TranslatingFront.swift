@@ -11,13 +11,14 @@ import TollgateCore
 /// Requests are decoded into the canonical model, go through the same gate as the Ollama front
 /// (keys, model policy, caps, rate limits, quotas), and are translated to the Ollama backend.
 public enum ClientDialect: Sendable {
-    case openAI, anthropic
+    case openAI, anthropic, ollama
 
     func error(_ status: HTTPResponse.Status, _ message: String, _ requestID: String, param: String? = nil, retryAfter: Int? = nil) -> Response {
         let body: String
         switch self {
         case .openAI: body = ErrorBody.openAI(status: status.code, message: message, param: param)
         case .anthropic: body = ErrorBody.anthropic(status: status.code, message: message)
+        case .ollama: body = JSONText.ollamaError(message)
         }
         var headers: HTTPFields = [.contentType: "application/json", .xRequestID: requestID]
         if self == .anthropic { headers[.requestID] = requestID }
@@ -29,10 +30,13 @@ public enum ClientDialect: Sendable {
 /// The translated routes.
 enum TranslatedRoute: Sendable, Equatable {
     case chat, completion, embeddings, models, model(String), messages, countTokens
+    /// An Ollama request served by a provider of another dialect.
+    case ollama(OllamaEndpoint)
 
     var dialect: ClientDialect {
         switch self {
         case .messages, .countTokens: .anthropic
+        case .ollama: .ollama
         default: .openAI
         }
     }
@@ -46,6 +50,7 @@ enum TranslatedRoute: Sendable, Equatable {
         case .models, .model: "/v1/models"
         case .messages: "/v1/messages"
         case .countTokens: "/v1/messages/count_tokens"
+        case .ollama(let e): e.rawValue
         }
     }
 
@@ -99,8 +104,10 @@ struct TranslatingFront {
         let current = front.settings.current
         let modelPolicy = current.modelPolicy(allowed: identity.key.policy.allowedModels)
         switch route {
-        case .models, .model:
-            return await models(policy: modelPolicy)
+        case .models:
+            return await FederatedModels(front: front, requestID: requestID).openAIModels(policy: modelPolicy, id: nil)
+        case .model(let id):
+            return await FederatedModels(front: front, requestID: requestID).openAIModels(policy: modelPolicy, id: id)
         default: break
         }
         if front.usage.isSaturated {
@@ -144,7 +151,7 @@ struct TranslatingFront {
                 )
             case .embeddings:
                 return await embeddings(try OpenAIDialect.embeddingsRequest(body), identity: identity, context: context, request: request)
-            case .models, .model: return error(.notFound, "not found")
+            case .models, .model, .ollama: return error(.notFound, "not found")
             }
         } catch {
             return self.error(.init(code: error.status), error.message, param: error.param)
@@ -165,11 +172,38 @@ struct TranslatingFront {
         }
     }
 
-    func exchange(identity: KeyIdentity, context: GatewayRequestContext, model: String) -> TranslatedExchange {
-        TranslatedExchange(
+    /// The providers that serve a model, or the refusal in the client's dialect.
+    func routes(for model: String) -> Result<[Route], ResponseBox> {
+        switch front.router.resolve(model) {
+        case .routes(let routes): return .success(routes)
+        case .notFound(let name): return .failure(ResponseBox(error(.notFound, "model '\(name)' not found", param: "model")))
+        case .ambiguous(let name, let providers):
+            return .failure(ResponseBox(error(.badRequest, "model '\(name)' is served by several providers (\(providers.joined(separator: ", "))); name one as provider/model", param: "model")))
+        }
+    }
+
+    /// Admission (rate limits, quotas) and then the exchange, for every translated request.
+    func admitAndRun(
+        identity: KeyIdentity, context: GatewayRequestContext, model: String, requested: String, routes: [Route], promptEstimate: Int, estimate: Int,
+        run: (TranslatedExchange) async -> Response
+    ) async -> Response {
+        var exchange = TranslatedExchange(
             front: front, route: route, identity: identity, requestID: requestID, started: started, clientAddress: context.clientAddress,
-            watch: front.connections.watch(for: context.channel), model: model
+            watch: front.connections.watch(for: context.channel), model: model, routes: routes
         )
+        exchange.requestedModel = requested
+        switch await front.gate.admit(
+            identity: identity, requestID: requestID, endpoint: route.endpoint, model: model, promptEstimate: promptEstimate, estimate: estimate
+        ) {
+        case .rejected(let rejection):
+            var response = error(.init(code: rejection.status), rejection.message, retryAfter: rejection.retryAfter)
+            OllamaFront.add(rejection.headers, to: &response.headers)
+            return response
+        case .admitted(let ticket, let headers):
+            exchange.admission = (front.gate, ticket)
+            exchange.rateHeaders = headers
+            return await run(exchange)
+        }
     }
 
     func chat(_ decoded: ChatRequest, identity: KeyIdentity, context: GatewayRequestContext, request: Request) async -> Response {
@@ -190,23 +224,17 @@ struct TranslatingFront {
         let keepAlive = defaults?.keepAlive ?? OllamaOptionPolicy.ollamaDefaultKeepAlive
         let bounded = options.bound(keepAlive: keepAlive)
         if defaults?.keepAlive != nil || bounded != keepAlive { r.keepAlive = .number(Int(bounded.rounded())) }
-
+        let routes: [Route]
+        switch self.routes(for: r.model) {
+        case .success(let found): routes = found
+        case .failure(let refusal): return refusal.response
+        }
         let promptEstimate = TokenEstimate.fromTextBytes(r.promptTextBytes)
         let estimate = promptEstimate + (r.maxTokens ?? OllamaFront.uncappedOutputReserve)
-        var exchange = exchange(identity: identity, context: context, model: r.model)
-        exchange.requestedModel = requested
-        switch await front.gate.admit(
-            identity: identity, requestID: requestID, endpoint: route.endpoint, model: r.model, promptEstimate: promptEstimate, estimate: estimate
-        ) {
-        case .rejected(let rejection):
-            var response = error(.init(code: rejection.status), rejection.message, retryAfter: rejection.retryAfter)
-            OllamaFront.add(rejection.headers, to: &response.headers)
-            return response
-        case .admitted(let ticket, let headers):
-            exchange.admission = (front.gate, ticket)
-            exchange.rateHeaders = headers
-            return await exchange.chat(r, promptEstimate: promptEstimate)
-        }
+        let model = r.model
+        return await admitAndRun(
+            identity: identity, context: context, model: model, requested: requested, routes: routes, promptEstimate: promptEstimate, estimate: estimate
+        ) { await $0.chat(r, promptEstimate: promptEstimate) }
     }
 
     func embeddings(_ decoded: OpenAIDialect.EmbeddingsRequest, identity: KeyIdentity, context: GatewayRequestContext, request: Request) async -> Response {
@@ -214,60 +242,57 @@ struct TranslatingFront {
         let requested = e.model
         let current = front.settings.current
         if let denied = applyModelPolicy(&e.model, current.modelPolicy(allowed: identity.key.policy.allowedModels)) { return denied }
-        let promptEstimate = TokenEstimate.fromTextBytes(e.inputs.reduce(0) { $0 + $1.utf8.count })
-        var exchange = exchange(identity: identity, context: context, model: e.model)
-        exchange.requestedModel = requested
-        switch await front.gate.admit(
-            identity: identity, requestID: requestID, endpoint: route.endpoint, model: e.model, promptEstimate: promptEstimate, estimate: promptEstimate
-        ) {
-        case .rejected(let rejection):
-            var response = error(.init(code: rejection.status), rejection.message, retryAfter: rejection.retryAfter)
-            OllamaFront.add(rejection.headers, to: &response.headers)
-            return response
-        case .admitted(let ticket, let headers):
-            exchange.admission = (front.gate, ticket)
-            exchange.rateHeaders = headers
-            return await exchange.embeddings(e, promptEstimate: promptEstimate)
-        }
+        return await embed(e, requested: requested, identity: identity, context: context)
     }
 
-    /// `/v1/models` and `/v1/models/{id}`: the backend's models this key may use (only the locked one under a model lock).
-    func models(policy: ModelPolicy) async -> Response {
-        let backend = front.router.backend(forModel: nil)
-        var listed: [OpenAIDialect.Model] = []
-        if let lock = policy.forceModel {
-            listed = [OpenAIDialect.Model(id: lock, created: 0, ownedBy: "tollgate")]
-        } else {
-            var upstream = HTTPClientRequest(url: backend.baseURL + "/api/tags")
-            upstream.headers.add(name: "user-agent", value: "tollgate")
-            do {
-                let response = try await front.client.http.execute(upstream, timeout: .seconds(30), logger: UpstreamClient.quietLogger)
-                let bytes = try await response.body.collect(upTo: 16 << 20)
-                guard response.status == .ok, let value = try? JSONValue.parse(Array(bytes.readableBytesView)) else {
-                    return error(.badGateway, "upstream model list could not be read")
-                }
-                for m in value["models"]?.arrayValue ?? [] {
-                    guard let name = m["name"]?.stringValue ?? m["model"]?.stringValue else { continue }
-                    if let allowed = policy.allowed, !allowed.contains(where: { $0.matches(name) }) { continue }
-                    let created = m["modified_at"]?.stringValue.flatMap { Self.timestamp($0) } ?? 0
-                    listed.append(OpenAIDialect.Model(id: name, created: created, ownedBy: "library"))
-                }
-                for (alias, target) in policy.aliases.sorted(by: { $0.key < $1.key }) {
-                    if let allowed = policy.allowed, !allowed.contains(where: { $0.matches(target) }) { continue }
-                    listed.append(OpenAIDialect.Model(id: alias, created: 0, ownedBy: "tollgate"))
-                }
-            } catch {
-                return self.error(.badGateway, "upstream model list could not be read")
-            }
+    func embed(_ e: OpenAIDialect.EmbeddingsRequest, requested: String, identity: KeyIdentity, context: GatewayRequestContext) async -> Response {
+        let routes: [Route]
+        switch self.routes(for: e.model) {
+        case .success(let found): routes = found
+        case .failure(let refusal): return refusal.response
         }
-        let headers: HTTPFields = [.contentType: "application/json", .xRequestID: requestID]
-        if case .model(let id) = route {
-            guard let m = listed.first(where: { $0.id == id || ModelPolicy.sameModel($0.id, id) }) else {
-                return error(.notFound, "The model '\(id)' does not exist or is not available to this key", param: "model")
-            }
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAIDialect.model(m))))
+        if routes[0].backend.kind == .anthropic {
+            return error(.badRequest, "model '\(e.model)' is served by Anthropic, which has no embeddings API", param: "model")
         }
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAIDialect.modelList(listed))))
+        let promptEstimate = TokenEstimate.fromTextBytes(e.inputs.reduce(0) { $0 + $1.utf8.count })
+        return await admitAndRun(
+            identity: identity, context: context, model: e.model, requested: requested, routes: routes, promptEstimate: promptEstimate, estimate: promptEstimate
+        ) { await $0.embeddings(e, promptEstimate: promptEstimate) }
+    }
+
+    /// An Ollama request (already through model policy, caps and clamps) whose model another dialect serves.
+    func ollamaRequest(body: ByteBuffer, model: String, routes: [Route], cap: Int?, identity: KeyIdentity, context: GatewayRequestContext) async -> Response {
+        guard case .ollama(let endpoint) = route else { return error(.notFound, "not found") }
+        let value: JSONValue
+        do { value = try JSONValue.parse(Array(body.readableBytesView), maxDepth: front.inspector.limits.maxDepth + 1) } catch {
+            return self.error(.badRequest, "\(error)")
+        }
+        switch endpoint {
+        case .chat, .generate:
+            var r: ChatRequest
+            do throws(RequestError) { r = try OllamaDialect.request(value, generate: endpoint == .generate) } catch {
+                return self.error(.init(code: error.status), error.message)
+            }
+            r.model = model
+            r.maxTokens = cap ?? r.maxTokens
+            let promptEstimate = TokenEstimate.fromTextBytes(r.promptTextBytes)
+            let estimate = promptEstimate + (r.maxTokens ?? OllamaFront.uncappedOutputReserve)
+            let request = r
+            return await admitAndRun(
+                identity: identity, context: context, model: model, requested: model, routes: routes, promptEstimate: promptEstimate, estimate: estimate
+            ) { await $0.chat(request, promptEstimate: promptEstimate) }
+        case .embed:
+            let inputs: [String]
+            switch value["input"] {
+            case .string(let s)?: inputs = [s]
+            case .array(let items)?: inputs = items.compactMap(\.stringValue)
+            default: return error(.badRequest, "input must be a string or an array of strings")
+            }
+            let e = OpenAIDialect.EmbeddingsRequest(model: model, inputs: inputs, base64: false, dimensions: value["dimensions"]?.intValue)
+            return await embed(e, requested: model, identity: identity, context: context)
+        default:
+            return error(.badRequest, "\(endpoint.rawValue) is only available for models served by Ollama")
+        }
     }
 
     static func timestamp(_ text: String) -> Int? {
@@ -277,6 +302,12 @@ struct TranslatingFront {
         f.formatOptions = [.withInternetDateTime]
         return f.date(from: text).map { Int($0.timeIntervalSince1970) }
     }
+}
+
+/// A response carried through a `Result`.
+struct ResponseBox: Error {
+    let response: Response
+    init(_ response: Response) { self.response = response }
 }
 
 extension HTTPField.Name {

@@ -1,0 +1,191 @@
+import Foundation
+import TollgateCore
+
+/// One upstream provider: what it speaks, where it is, and the credential the gateway attaches.
+/// Comes only from configuration; nothing in a request can name a provider's URL or key.
+public struct ProviderConfig: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable { case ollama, openai, anthropic }
+    public var name: String
+    public var kind: Kind
+    /// Without a trailing slash. OpenAI-compatible URLs carry their version prefix (`…/v1`).
+    public var baseURL: String
+    /// The provider's key. Never logged, never echoed, never taken from a request.
+    public var apiKey: String?
+    /// Discover models from the provider (`/api/tags`, `/models`).
+    public var discover = true
+    /// Requests in flight to this provider at most (nil: unbounded); more wait in a bounded queue.
+    public var maxConcurrent: Int?
+    /// Whether the URL may point at a private, loopback or link-local address (set in configuration only).
+    public var allowPrivate = true
+    /// Models declared for this provider, with metadata.
+    public var models: [ModelMetadata] = []
+    /// OpenAI itself wants `max_completion_tokens`.
+    public var maxCompletionTokens = false
+
+    public init(name: String, kind: Kind, baseURL: String, apiKey: String? = nil) {
+        self.name = name
+        self.kind = kind
+        var url = baseURL
+        while url.hasSuffix("/") { url.removeLast() }
+        self.baseURL = url
+        self.apiKey = apiKey
+    }
+
+    /// Presets: provider name, the env variable of its key, kind and base URL.
+    public static let presets: [(name: String, keyVariable: String, kind: Kind, baseURL: String)] = [
+        ("openai", "OPENAI_API_KEY", .openai, "https://api.openai.com/v1"),
+        ("anthropic", "ANTHROPIC_API_KEY", .anthropic, "https://api.anthropic.com"),
+        ("groq", "GROQ_API_KEY", .openai, "https://api.groq.com/openai/v1"),
+        ("mistral", "MISTRAL_API_KEY", .openai, "https://api.mistral.ai/v1"),
+        ("deepseek", "DEEPSEEK_API_KEY", .openai, "https://api.deepseek.com/v1"),
+        ("xai", "XAI_API_KEY", .openai, "https://api.x.ai/v1"),
+        ("openrouter", "OPENROUTER_API_KEY", .openai, "https://openrouter.ai/api/v1"),
+        ("perplexity", "PERPLEXITY_API_KEY", .openai, "https://api.perplexity.ai"),
+        ("gemini", "GOOGLE_API_KEY", .openai, "https://generativelanguage.googleapis.com/v1beta/openai"),
+    ]
+
+    /// The `<NAME>_BASE_URL` variables that move a preset (a proxy, a test server).
+    static var baseURLVariables: [String] { presets.map { $0.name.uppercased() + "_BASE_URL" } }
+}
+
+/// A model declared at the top level of the providers file (`provider` nil: wherever it is served).
+public struct DeclaredModel: Sendable, Equatable {
+    public var provider: String?
+    public var metadata: ModelMetadata
+}
+
+/// What is known about a model: from discovery, from configuration, or both (configuration wins).
+public struct ModelMetadata: Sendable, Equatable {
+    public var name: String
+    public var contextLength: Int?
+    public var capabilities: [String] = []
+    /// Price per million tokens in micro-dollars (2.50 USD/M → 2_500_000), nil when unknown.
+    public var inputPricePerMillion: Int?
+    public var outputPricePerMillion: Int?
+
+    public init(name: String, contextLength: Int? = nil, capabilities: [String] = [], inputPricePerMillion: Int? = nil, outputPricePerMillion: Int? = nil) {
+        self.name = name
+        self.contextLength = contextLength
+        self.capabilities = capabilities
+        self.inputPricePerMillion = inputPricePerMillion
+        self.outputPricePerMillion = outputPricePerMillion
+    }
+
+    /// Cost in nano-dollars (integer arithmetic; nil without prices).
+    public func costNanos(promptTokens: Int, completionTokens: Int) -> Int? {
+        guard inputPricePerMillion != nil || outputPricePerMillion != nil else { return nil }
+        return (promptTokens * (inputPricePerMillion ?? 0) + completionTokens * (outputPricePerMillion ?? 0)) / 1000
+    }
+
+    /// `"2.50"` (USD) → 2_500_000 micro-dollars; at most six decimals.
+    public static func micros(_ text: String) -> Int? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let whole = Int(parts[0]), whole >= 0, whole < 1_000_000 else { return nil }
+        var fraction = parts.count == 2 ? String(parts[1]) : ""
+        guard fraction.count <= 6, fraction.allSatisfy(\.isASCII), fraction.allSatisfy(\.isNumber) else { return nil }
+        fraction += String(repeating: "0", count: 6 - fraction.count)
+        return whole * 1_000_000 + (Int(fraction) ?? 0)
+    }
+}
+
+extension TollgateConfig {
+    /// Providers from `OLLAMA_URL` (comma-separated: several Ollama servers), the key variables of
+    /// the presets (each with `_FILE`), and the JSON file named by `TOLLGATE_PROVIDERS_FILE`.
+    static func loadProviders(from source: ConfigSource) throws(ConfigError) -> (providers: [ProviderConfig], models: [DeclaredModel]) {
+        var providers: [ProviderConfig] = []
+        let urls = (try source.value("OLLAMA_URL") ?? "http://localhost:11434").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        for (i, text) in urls.enumerated() where !text.isEmpty {
+            let url = try parseUpstreamURL(text, variable: "OLLAMA_URL")
+            providers.append(ProviderConfig(name: i == 0 ? "ollama" : "ollama-\(i + 1)", kind: .ollama, baseURL: url.absoluteString))
+        }
+        for preset in ProviderConfig.presets {
+            guard let key = try source.value(preset.keyVariable), !key.isEmpty else { continue }
+            let variable = preset.name.uppercased() + "_BASE_URL"
+            let base = try source.value(variable).map { text throws(ConfigError) in try parseUpstreamURL(text, variable: variable).absoluteString } ?? preset.baseURL
+            var p = ProviderConfig(name: preset.name, kind: preset.kind, baseURL: base, apiKey: key)
+            p.maxCompletionTokens = preset.name == "openai"
+            providers.append(p)
+        }
+        var models: [DeclaredModel] = []
+        if let path = try source.value("TOLLGATE_PROVIDERS_FILE") {
+            let (more, declared) = try parseProvidersFile(path: path, source: source)
+            providers += more
+            models += declared
+        }
+        var seen = Set<String>()
+        for p in providers {
+            guard seen.insert(p.name).inserted else {
+                throw ConfigError(variable: "TOLLGATE_PROVIDERS_FILE", message: "provider name '\(p.name)' is used twice")
+            }
+        }
+        return (providers, models)
+    }
+
+    static func parseProvidersFile(path: String, source: ConfigSource) throws(ConfigError) -> ([ProviderConfig], [DeclaredModel]) {
+        let variable = "TOLLGATE_PROVIDERS_FILE"
+        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError(variable: variable, message: "cannot read \(path)") }
+        let root: JSONValue
+        do { root = try JSONValue.parse(Array(data)) } catch { throw ConfigError(variable: variable, message: "\(path): \(error)") }
+        var providers: [ProviderConfig] = []
+        var models: [DeclaredModel] = []
+        for (i, entry) in (root["providers"]?.arrayValue ?? []).enumerated() {
+            let at = "\(path): providers[\(i)]"
+            guard let name = entry["name"]?.stringValue, !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                throw ConfigError(variable: variable, message: "\(at).name must be letters, digits, - or _")
+            }
+            guard let kind = entry["kind"]?.stringValue.flatMap(ProviderConfig.Kind.init(rawValue:)) else {
+                throw ConfigError(variable: variable, message: "\(at).kind must be ollama, openai or anthropic")
+            }
+            let preset = ProviderConfig.presets.first { $0.name == name }
+            guard let urlText = entry["url"]?.stringValue ?? preset?.baseURL else { throw ConfigError(variable: variable, message: "\(at).url is required") }
+            let url = try parseUpstreamURL(urlText, variable: "\(variable) \(at).url")
+            var key = entry["api_key"]?.stringValue
+            if let file = entry["api_key_file"]?.stringValue {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ConfigError(variable: variable, message: "\(at).api_key_file cannot be read") }
+                key = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            if let env = entry["api_key_env"]?.stringValue { key = try source.value(env) }
+            var p = ProviderConfig(name: name, kind: kind, baseURL: url.absoluteString, apiKey: key)
+            p.discover = entry["discover"]?.boolValue ?? true
+            p.maxConcurrent = entry["max_concurrent"]?.intValue
+            p.allowPrivate = entry["allow_private"]?.boolValue ?? true
+            p.maxCompletionTokens = entry["max_completion_tokens"]?.boolValue ?? (name == "openai")
+            for (j, m) in (entry["models"]?.arrayValue ?? []).enumerated() {
+                p.models.append(try parseModel(m, at: "\(at).models[\(j)]"))
+            }
+            providers.append(p)
+        }
+        for (j, m) in (root["models"]?.arrayValue ?? []).enumerated() {
+            var meta = try parseModel(m, at: "\(path): models[\(j)]")
+            // "provider/model" names a provider's model; a bare name applies wherever the model is served.
+            var provider: String?
+            if let slash = meta.name.firstIndex(of: "/") {
+                provider = String(meta.name[..<slash])
+                meta.name = String(meta.name[meta.name.index(after: slash)...])
+            }
+            models.append(DeclaredModel(provider: provider, metadata: meta))
+        }
+        return (providers, models)
+    }
+
+    static func parseModel(_ m: JSONValue, at: String) throws(ConfigError) -> ModelMetadata {
+        guard let name = m["name"]?.stringValue, !name.isEmpty else { throw ConfigError(variable: "TOLLGATE_PROVIDERS_FILE", message: "\(at).name is required") }
+        func price(_ key: String) throws(ConfigError) -> Int? {
+            guard let v = m[key] else { return nil }
+            let text: String
+            switch v {
+            case .string(let s): text = s
+            case .number(let n): text = n
+            default: text = ""
+            }
+            guard let micros = ModelMetadata.micros(text) else {
+                throw ConfigError(variable: "TOLLGATE_PROVIDERS_FILE", message: "\(at).\(key) must be a price in USD per million tokens, e.g. \"2.50\"")
+            }
+            return micros
+        }
+        return ModelMetadata(
+            name: name, contextLength: m["context_length"]?.intValue, capabilities: m["capabilities"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+            inputPricePerMillion: try price("input_price"), outputPricePerMillion: try price("output_price")
+        )
+    }
+}

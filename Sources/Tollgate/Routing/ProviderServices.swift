@@ -1,0 +1,135 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import TollgateCore
+
+/// Talks to providers about themselves: their model lists and whether they answer.
+struct ProviderProbe: Sendable {
+    let client: UpstreamClient
+    let timeout: TimeAmount = .seconds(10)
+
+    /// The provider's model list, or nil when it could not be read.
+    func models(of backend: Backend) async -> [ModelMetadata]? {
+        let path: String
+        switch backend.kind {
+        case .ollama: path = "/api/tags"
+        case .openai: path = "/models"
+        case .anthropic: path = "/v1/models?limit=1000"
+        }
+        guard let value = await get(backend, path) else { return nil }
+        switch backend.kind {
+        case .ollama:
+            return (value["models"]?.arrayValue ?? []).compactMap { m in
+                guard let name = m["name"]?.stringValue ?? m["model"]?.stringValue else { return nil }
+                return ModelMetadata(
+                    name: name, contextLength: m["details"]?["context_length"]?.intValue ?? m["context_length"]?.intValue,
+                    capabilities: m["capabilities"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                )
+            }
+        case .openai, .anthropic:
+            return (value["data"]?.arrayValue ?? []).compactMap { m in
+                guard let id = m["id"]?.stringValue else { return nil }
+                return ModelMetadata(name: id, contextLength: m["context_length"]?.intValue ?? m["context_window"]?.intValue)
+            }
+        }
+    }
+
+    /// Whether the provider answers a cheap request.
+    func isUp(_ backend: Backend) async -> Bool {
+        let path = backend.kind == .ollama ? "/api/version" : backend.kind == .openai ? "/models" : "/v1/models?limit=1"
+        return await get(backend, path) != nil
+    }
+
+    func get(_ backend: Backend, _ path: String) async -> JSONValue? {
+        var request = HTTPClientRequest(url: backend.baseURL + path)
+        request.headers.add(name: "user-agent", value: "tollgate")
+        backend.authorize(&request.headers)
+        do {
+            let response = try await client.http.execute(request, timeout: timeout, logger: UpstreamClient.quietLogger)
+            let body = try await response.body.collect(upTo: 32 << 20)
+            guard response.status == .ok else { return nil }
+            return try JSONValue.parse(Array(body.readableBytesView), maxDepth: 64)
+        } catch {
+            return nil
+        }
+    }
+}
+
+/// Refreshes the model catalog from every provider that allows discovery, at start and periodically.
+struct CatalogRefresher: Service {
+    let router: BackendRouter
+    let probe: ProviderProbe
+    let interval: Duration
+    let logger: Logger
+
+    /// A single Ollama server needs no catalog: every model goes to it, and its own lists pass through.
+    static func needed(_ router: BackendRouter) -> Bool { router.backends.count > 1 || router.backends.first?.kind != .ollama }
+
+    func run() async throws {
+        guard Self.needed(router) else {
+            try? await gracefulShutdown()
+            return
+        }
+        try? await cancelWhenGracefulShutdown {
+            while true {
+                await Self.refresh(router: router, probe: probe, logger: logger)
+                try await Task.sleep(for: interval)
+            }
+        }
+    }
+
+    /// One refresh of every provider, concurrently. A provider that cannot be read keeps its last list.
+    static func refresh(router: BackendRouter, probe: ProviderProbe, logger: Logger) async {
+        await withTaskGroup(of: Void.self) { group in
+            for backend in router.backends where backend.config.discover {
+                group.addTask {
+                    if let models = await probe.models(of: backend) {
+                        router.catalog.replace(provider: backend.name, with: models)
+                    } else {
+                        logger.warning("could not read the provider's model list", metadata: ["provider": "\(backend.name)"])
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Active health checks: a provider that does not answer is skipped by routing until it does.
+struct HealthChecker: Service {
+    let router: BackendRouter
+    let probe: ProviderProbe
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        // With one provider there is nothing to route around.
+        guard router.backends.count > 1 else {
+            try? await gracefulShutdown()
+            return
+        }
+        try? await cancelWhenGracefulShutdown {
+            while true {
+                try await Task.sleep(for: interval)
+                await Self.check(router: router, probe: probe, logger: logger)
+            }
+        }
+    }
+
+    static func check(router: BackendRouter, probe: ProviderProbe, logger: Logger) async {
+        await withTaskGroup(of: Void.self) { group in
+            for backend in router.backends {
+                group.addTask {
+                    let up = await probe.isUp(backend)
+                    let was = backend.isHealthy
+                    backend.recordCheck(ok: up)
+                    if was != up {
+                        logger.notice(up ? "provider is healthy again" : "provider failed its health check", metadata: ["provider": "\(backend.name)"])
+                    }
+                }
+            }
+        }
+    }
+}

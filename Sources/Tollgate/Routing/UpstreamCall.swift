@@ -1,0 +1,97 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Retries are paid from a budget: every request adds a fifth of a retry, and a few per second
+/// are always allowed, so a failing provider cannot multiply the load (retries stay near 20 % of requests).
+final class RetryBudget: Sendable {
+    struct State {
+        var tokens: Double = 10
+        var last = ContinuousClock.now
+    }
+    let state = Mutex(State())
+    static let perRequest = 0.2
+    static let perSecond = 2.0
+    static let cap = 20.0
+
+    func deposit() {
+        state.withLock { s in s.tokens = min(Self.cap, s.tokens + Self.perRequest) }
+    }
+
+    func spend() -> Bool {
+        state.withLock { s in
+            let now = ContinuousClock.now
+            let elapsed = now - s.last
+            s.last = now
+            s.tokens = min(Self.cap, s.tokens + Double(elapsed.components.seconds) * Self.perSecond + Double(elapsed.components.attoseconds) / 1e18 * Self.perSecond)
+            guard s.tokens >= 1 else { return false }
+            s.tokens -= 1
+            return true
+        }
+    }
+}
+
+/// Sends a request to one of a model's routes, failing over to another backend on a connect
+/// error, a 5xx or a 429 — only before anything was relayed to the client (nothing has been, here:
+/// this returns at the upstream's response head). A 429's `Retry-After` keeps that backend out of
+/// routing for that long.
+enum UpstreamCall {
+    struct Outcome {
+        let response: HTTPClientResponse
+        let route: Route
+    }
+
+    static func send(
+        routes: [Route], router: BackendRouter, client: UpstreamClient, deadline: TimeAmount, watch: ClientConnectionWatch?,
+        settlement: RequestSettlement, build: (Route) -> HTTPClientRequest
+    ) async throws -> Outcome {
+        router.retryBudget.deposit()
+        var tried = Set<String>()
+        while true {
+            guard let route = router.pick(routes, excluding: tried) else { throw UpstreamUnavailable() }
+            tried.insert(route.backend.name)
+            let lease = route.backend.lease()
+            settlement.attach(lease)
+            let request = build(route)
+            let canRetry = { routes.contains { !tried.contains($0.backend.name) } && router.retryBudget.spend() }
+            let response: HTTPClientResponse
+            do {
+                let http = client.http
+                let pending = Task { try await http.execute(request, timeout: deadline, logger: UpstreamClient.quietLogger) }
+                watch?.arm { pending.cancel() }
+                defer { watch?.disarm() }
+                response = try await withTaskCancellationHandler {
+                    try await pending.value
+                } onCancel: {
+                    pending.cancel()
+                }
+            } catch {
+                let failure = UpstreamFailure(error, aborted: false)
+                guard failure.outcome == .upstreamUnreachable || failure.outcome == .timeout, !Task.isCancelled else { throw error }
+                route.backend.recordFailure()
+                lease.release()
+                if canRetry() { continue }
+                throw error
+            }
+            let code = Int(response.status.code)
+            if code >= 500 || code == 429 {
+                route.backend.recordFailure()
+                if code == 429, let seconds = response.headers.first(name: "retry-after").flatMap(Int.init), seconds > 0 {
+                    route.backend.hold(for: .seconds(min(seconds, 3600)))
+                }
+                if canRetry() {
+                    lease.release()
+                    continue  // the unread body is dropped with the response
+                }
+            } else {
+                route.backend.recordSuccess()
+            }
+            return Outcome(response: response, route: route)
+        }
+    }
+
+    /// Every route was tried (or none was available).
+    struct UpstreamUnavailable: Error {}
+}

@@ -1,0 +1,216 @@
+/// Anthropic's Messages API as a backend (`POST /v1/messages`, relative to `https://api.anthropic.com`).
+public struct AnthropicBackend: ChatBackendAdapter {
+    /// `max_tokens` is required by Anthropic; used when neither the client nor policy set a cap.
+    public static let defaultMaxTokens = 4096
+
+    public init() {}
+
+    public func path(for request: ChatRequest) -> String { "/v1/messages" }
+
+    public func body(for request: ChatRequest) -> String {
+        var o: [(String, JSONValue)] = [("model", .string(request.model))]
+        let maxTokens = request.maxTokens ?? Self.defaultMaxTokens
+        o.append(("max_tokens", .number(maxTokens)))
+        var messages = request.messages
+        if case .completion(let prompt, _) = request.kind { messages.append(ChatMessage(role: .user, content: [.text(prompt)])) }
+        let system = messages.filter { $0.role == .system }.map(\.text).joined(separator: "\n")
+        if !system.isEmpty { o.append(("system", .string(system))) }
+        o.append(("messages", .array(Self.messages(messages.filter { $0.role != .system }))))
+        if !request.tools.isEmpty, request.toolChoice != .some(ToolChoice.none) {
+            o.append((
+                "tools",
+                .array(request.tools.map { t in
+                    var f: [(String, JSONValue)] = [("name", .string(t.name))]
+                    if let d = t.description { f.append(("description", .string(d))) }
+                    f.append(("input_schema", t.parameters.objectValue != nil ? t.parameters : .object([("type", .string("object"))])))
+                    return .object(f)
+                })
+            ))
+            switch request.toolChoice {
+            case .required?: o.append(("tool_choice", .object([("type", .string("any"))])))
+            case .tool(let name)?: o.append(("tool_choice", .object([("type", .string("tool")), ("name", .string(name))])))
+            default: break
+            }
+        }
+        if !request.stop.isEmpty { o.append(("stop_sequences", .array(request.stop.map { .string($0) }))) }
+        if let v = request.temperature { o.append(("temperature", v)) }
+        if let v = request.topP { o.append(("top_p", v)) }
+        if let v = request.topK { o.append(("top_k", v)) }
+        let budget: Int?
+        switch request.think {
+        case .on?: budget = 4096
+        case .effort("low")?: budget = 1024
+        case .effort("medium")?: budget = 4096
+        case .effort?: budget = 16384
+        case .off?, nil: budget = nil
+        }
+        // Anthropic wants 1024 ≤ budget < max_tokens; no room means no thinking.
+        if let b = budget, maxTokens > 1024 {
+            o.append(("thinking", .object([("type", .string("enabled")), ("budget_tokens", .number(min(b, maxTokens - 1)))])))
+        }
+        o.append(("stream", .bool(request.stream)))
+        return JSONValue.object(o).text
+    }
+
+    /// Anthropic alternates user and assistant; tool results travel as `tool_result` blocks in a user
+    /// message, and consecutive messages of one role are merged.
+    static func messages(_ list: [ChatMessage]) -> [JSONValue] {
+        var out: [(role: String, blocks: [JSONValue])] = []
+        for m in list {
+            var blocks: [JSONValue] = []
+            let role: String
+            switch m.role {
+            case .tool:
+                role = "user"
+                var b: [(String, JSONValue)] = [("type", .string("tool_result")), ("tool_use_id", .string(m.toolCallID ?? "")), ("content", .string(m.text))]
+                if m.isError { b.append(("is_error", .bool(true))) }
+                blocks.append(.object(b))
+            case .assistant, .user, .system:
+                role = m.role == .assistant ? "assistant" : "user"
+                if let t = m.thinking, !t.isEmpty, let signature = m.thinkingSignature {
+                    blocks.append(.object([("type", .string("thinking")), ("thinking", .string(t)), ("signature", .string(signature))]))
+                }
+                for part in m.content {
+                    switch part {
+                    case .text(let t) where !t.isEmpty: blocks.append(.object([("type", .string("text")), ("text", .string(t))]))
+                    case .text: break
+                    case .image(let media, let data):
+                        blocks.append(.object([
+                            ("type", .string("image")),
+                            ("source", .object([("type", .string("base64")), ("media_type", .string(media)), ("data", .string(data))])),
+                        ]))
+                    }
+                }
+                for c in m.toolCalls {
+                    blocks.append(.object([("type", .string("tool_use")), ("id", .string(c.id)), ("name", .string(c.name)), ("input", AnthropicDialect.input(c.arguments))]))
+                }
+            }
+            if blocks.isEmpty { continue }
+            if let last = out.last, last.role == role {
+                out[out.count - 1].blocks += blocks
+            } else {
+                out.append((role, blocks))
+            }
+        }
+        return out.map { .object([("role", .string($0.role)), ("content", .array($0.blocks))]) }
+    }
+
+    static func finishReason(_ stop: String?) -> FinishReason {
+        switch stop {
+        case "max_tokens"?: .length
+        case "tool_use"?: .toolCalls
+        case "stop_sequence"?: .stopSequence
+        case "refusal"?: .contentFilter
+        default: .stop
+        }
+    }
+
+    public func response(_ bytes: [UInt8], ids: OllamaNative.ToolCallIDs) throws -> ChatResponse {
+        let value: JSONValue
+        do { value = try JSONValue.parse(bytes, maxDepth: 512) } catch { throw OllamaNative.DecodeError(description: "upstream answer is not JSON: \(error)") }
+        if value["type"]?.stringValue == "error" { throw OllamaNative.DecodeError(description: value["error"]?["message"]?.stringValue ?? "upstream error") }
+        var r = ChatResponse(model: value["model"]?.stringValue ?? "", text: "", finishReason: Self.finishReason(value["stop_reason"]?.stringValue), usage: nil)
+        for block in value["content"]?.arrayValue ?? [] {
+            switch block["type"]?.stringValue {
+            case "text"?: r.text += block["text"]?.stringValue ?? ""
+            case "thinking"?: r.thinking = (r.thinking ?? "") + (block["thinking"]?.stringValue ?? "")
+            case "tool_use"?:
+                r.toolCalls.append(
+                    ToolCall(id: block["id"]?.stringValue ?? "", name: block["name"]?.stringValue ?? "", arguments: (block["input"] ?? .object([])).text)
+                )
+            default: break
+            }
+        }
+        if let i = value["usage"]?["input_tokens"]?.intValue, let o = value["usage"]?["output_tokens"]?.intValue {
+            let cached = (value["usage"]?["cache_read_input_tokens"]?.intValue ?? 0) + (value["usage"]?["cache_creation_input_tokens"]?.intValue ?? 0)
+            r.usage = TokenUsage(promptTokens: i + cached, completionTokens: o)
+        }
+        return r
+    }
+
+    public func streamDecoder(ids: OllamaNative.ToolCallIDs) -> any ChatStreamDecoder { AnthropicStreamDecoder() }
+}
+
+/// Reads Anthropic's SSE event sequence into canonical events: text and thinking deltas pass on as
+/// they come, a `tool_use` block is assembled from its `input_json_delta` pieces and emitted whole at
+/// its `content_block_stop`, and the finish waits for `message_stop` (usage is cumulative in `message_delta`).
+public struct AnthropicStreamDecoder: ChatStreamDecoder {
+    var lines = LineBuffer()
+    var call: (id: String, name: String, json: String)?
+    var inputTokens: Int?
+    var outputTokens: Int?
+    var stop: FinishReason = .stop
+    public private(set) var isFinished = false
+    public private(set) var servedModel: String?
+    public var promptTokens: Int? { inputTokens }
+    public var completionTokens: Int? { outputTokens }
+
+    public init() {}
+
+    public mutating func feed(_ bytes: some Collection<UInt8>) -> [ChatEvent] {
+        var events: [ChatEvent] = []
+        do {
+            for l in try lines.feed(bytes) { events += line(l) }
+        } catch {
+            isFinished = true
+            events.append(.failure("upstream sent a line longer than \(lines.maxLine) bytes"))
+        }
+        return events
+    }
+
+    public mutating func finish() -> [ChatEvent] { line(lines.rest()) }
+
+    mutating func line(_ raw: ArraySlice<UInt8>) -> [ChatEvent] {
+        var bytes = raw
+        if bytes.last == 0x0D { bytes = bytes.dropLast() }
+        // Only data lines matter: each carries its own "type", equal to the event name.
+        guard !isFinished, bytes.starts(with: Array("data:".utf8)) else { return [] }
+        guard let value = try? JSONValue.parse(bytes.dropFirst(5), maxDepth: 512) else {
+            isFinished = true
+            return [.failure("upstream sent a malformed event")]
+        }
+        switch value["type"]?.stringValue {
+        case "message_start"?:
+            servedModel = value["message"]?["model"]?.stringValue
+            let u = value["message"]?["usage"]
+            if let i = u?["input_tokens"]?.intValue {
+                inputTokens = i + (u?["cache_read_input_tokens"]?.intValue ?? 0) + (u?["cache_creation_input_tokens"]?.intValue ?? 0)
+            }
+            return [.start(model: servedModel ?? "")]
+        case "content_block_start"?:
+            let block = value["content_block"]
+            if block?["type"]?.stringValue == "tool_use" {
+                call = (block?["id"]?.stringValue ?? "", block?["name"]?.stringValue ?? "", "")
+            }
+            return []
+        case "content_block_delta"?:
+            let delta = value["delta"]
+            switch delta?["type"]?.stringValue {
+            case "text_delta"?: return (delta?["text"]?.stringValue).map { $0.isEmpty ? [] : [.text($0)] } ?? []
+            case "thinking_delta"?: return (delta?["thinking"]?.stringValue).map { $0.isEmpty ? [] : [.thinking($0)] } ?? []
+            case "input_json_delta"?:
+                call?.json += delta?["partial_json"]?.stringValue ?? ""
+                return []
+            default: return []
+            }
+        case "content_block_stop"?:
+            guard let c = call else { return [] }
+            call = nil
+            return [.toolCall(ToolCall(id: c.id, name: c.name, arguments: c.json.isEmpty ? "{}" : c.json))]
+        case "message_delta"?:
+            stop = AnthropicBackend.finishReason(value["delta"]?["stop_reason"]?.stringValue)
+            if let o = value["usage"]?["output_tokens"]?.intValue { outputTokens = o }
+            if let i = value["usage"]?["input_tokens"]?.intValue { inputTokens = i }
+            return []
+        case "message_stop"?:
+            isFinished = true
+            let usage = inputTokens.flatMap { i in outputTokens.map { TokenUsage(promptTokens: i, completionTokens: $0) } }
+            return [.finish(stop, usage: usage)]
+        case "error"?:
+            isFinished = true
+            return [.failure(value["error"]?["message"]?.stringValue ?? "upstream error")]
+        default:
+            return []  // ping and future event types
+        }
+    }
+}

@@ -1,0 +1,185 @@
+/// The Ollama dialect as a front, for requests that go to a backend of another dialect: Ollama
+/// `/api/chat` and `/api/generate` requests in, Ollama answers and NDJSON streams out. (Requests
+/// to an Ollama backend never come here: they pass through byte for byte.)
+public enum OllamaDialect {
+    /// `POST /api/chat` (or `/api/generate` when `generate`).
+    public static func request(_ body: JSONValue, generate: Bool) throws(RequestError) -> ChatRequest {
+        guard body.objectValue != nil else { throw RequestError("request body must be a JSON object") }
+        guard let model = body["model"]?.stringValue else { throw RequestError("model is required") }
+        var r = ChatRequest(model: model)
+        switch body["stream"] {
+        case nil, .null?: r.stream = true
+        case .bool(let b)?: r.stream = b
+        default: throw RequestError("stream must be a boolean")
+        }
+        if generate {
+            r.kind = .completion(prompt: body["prompt"]?.stringValue ?? "", suffix: body["suffix"]?.stringValue)
+            if let system = body["system"]?.stringValue, !system.isEmpty { r.messages.append(ChatMessage(role: .system, content: [.text(system)])) }
+        } else {
+            for (i, m) in (body["messages"]?.arrayValue ?? []).enumerated() {
+                let role: ChatRole
+                switch m["role"]?.stringValue {
+                case "system"?: role = .system
+                case "user"?: role = .user
+                case "assistant"?: role = .assistant
+                case "tool"?: role = .tool
+                default: throw RequestError("messages[\(i)].role must be system, user, assistant or tool")
+                }
+                var message = ChatMessage(role: role)
+                if let text = m["content"]?.stringValue, !text.isEmpty { message.content.append(.text(text)) }
+                for image in m["images"]?.arrayValue ?? [] {
+                    if let data = image.stringValue { message.content.append(.image(mediaType: Self.mediaType(base64: data), base64: data)) }
+                }
+                message.thinking = m["thinking"]?.stringValue
+                for (j, call) in (m["tool_calls"]?.arrayValue ?? []).enumerated() {
+                    guard let f = call["function"], let name = f["name"]?.stringValue else { continue }
+                    let args: String
+                    switch f["arguments"] {
+                    case .string(let s)?: args = s
+                    case let v?: args = v.text
+                    case nil: args = "{}"
+                    }
+                    message.toolCalls.append(ToolCall(id: call["id"]?.stringValue ?? "call_\(i)_\(j)", name: name, arguments: args))
+                }
+                if role == .tool {
+                    message.toolName = m["tool_name"]?.stringValue ?? m["name"]?.stringValue
+                    message.toolCallID = m["tool_call_id"]?.stringValue
+                    // Ollama pairs results with calls by name; other dialects need the call's id.
+                    if message.toolCallID == nil, let name = message.toolName {
+                        message.toolCallID = r.messages.reversed().lazy.flatMap(\.toolCalls).first { $0.name == name }?.id
+                    }
+                }
+                r.messages.append(message)
+            }
+            for t in body["tools"]?.arrayValue ?? [] {
+                guard let f = t["function"], let name = f["name"]?.stringValue else { continue }
+                r.tools.append(ToolDefinition(name: name, description: f["description"]?.stringValue, parameters: f["parameters"] ?? .object([])))
+            }
+        }
+        let options = body["options"]
+        if let n = options?["num_predict"]?.intValue, n >= 0 { r.maxTokens = n }
+        r.temperature = Self.number(options?["temperature"])
+        r.topP = Self.number(options?["top_p"])
+        r.topK = Self.number(options?["top_k"])
+        r.seed = Self.number(options?["seed"])
+        r.presencePenalty = Self.number(options?["presence_penalty"])
+        r.frequencyPenalty = Self.number(options?["frequency_penalty"])
+        r.stop = options?["stop"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        switch body["format"] {
+        case .string("json")?: r.responseFormat = .json
+        case let v? where v.objectValue != nil: r.responseFormat = .schema(v)
+        default: break
+        }
+        switch body["think"] {
+        case .bool(true)?: r.think = .on
+        case .bool(false)?: r.think = .off
+        case .string(let e)?: r.think = .effort(e)
+        default: break
+        }
+        return r
+    }
+
+    static func number(_ v: JSONValue?) -> JSONValue? {
+        if case .number? = v { return v }
+        return nil
+    }
+
+    /// The media type of base64 image data, from its first bytes (Ollama sends bare base64).
+    public static func mediaType(base64: String) -> String {
+        if base64.hasPrefix("/9j/") { return "image/jpeg" }
+        if base64.hasPrefix("R0lGOD") { return "image/gif" }
+        if base64.hasPrefix("UklGR") { return "image/webp" }
+        return "image/png"
+    }
+
+    static func doneReason(_ r: FinishReason) -> String { r == .length ? "length" : "stop" }
+
+    static func toolCallsJSON(_ calls: [ToolCall]) -> JSONValue {
+        .array(calls.enumerated().map { i, c in
+            .object([
+                ("id", .string(c.id)),
+                ("function", .object([("index", .number(i)), ("name", .string(c.name)), ("arguments", AnthropicDialect.input(c.arguments))])),
+            ])
+        })
+    }
+
+    /// The fields of a final chunk (or a whole answer): done, reason and counts.
+    static func finalFields(reason: FinishReason, usage: TokenUsage?) -> [(String, JSONValue)] {
+        var o: [(String, JSONValue)] = [("done", .bool(true)), ("done_reason", .string(doneReason(reason)))]
+        if let u = usage { o += [("prompt_eval_count", .number(u.promptTokens)), ("eval_count", .number(u.completionTokens))] }
+        return o
+    }
+
+    /// A whole answer, `/api/chat` or `/api/generate` shaped.
+    public static func response(_ r: ChatResponse, createdAt: String, generate: Bool, usage: TokenUsage?) -> String {
+        var o: [(String, JSONValue)] = [("model", .string(r.model)), ("created_at", .string(createdAt))]
+        if generate {
+            o.append(("response", .string(r.text)))
+            if let t = r.thinking { o.append(("thinking", .string(t))) }
+        } else {
+            var m: [(String, JSONValue)] = [("role", .string("assistant")), ("content", .string(r.text))]
+            if let t = r.thinking { m.append(("thinking", .string(t))) }
+            if !r.toolCalls.isEmpty { m.append(("tool_calls", toolCallsJSON(r.toolCalls))) }
+            o.append(("message", .object(m)))
+        }
+        return JSONValue.object(o + finalFields(reason: r.finishReason, usage: usage)).text
+    }
+
+    /// An `/api/embed` answer.
+    public static func embedResponse(_ e: OllamaNative.Embeddings, model: String, promptTokens: Int) -> String {
+        JSONValue.object([
+            ("model", .string(e.model.isEmpty ? model : e.model)), ("embeddings", .array(e.vectors.map { .array($0) })),
+            ("prompt_eval_count", .number(promptTokens)),
+        ]).text
+    }
+
+    /// Writes canonical events as Ollama NDJSON lines.
+    public struct StreamEncoder: Sendable {
+        let generate: Bool
+        let createdAt: String
+        var model: String
+        public private(set) var ended = false
+
+        public init(model: String, createdAt: String, generate: Bool) {
+            self.model = model
+            self.createdAt = createdAt
+            self.generate = generate
+        }
+
+        func line(_ fields: [(String, JSONValue)]) -> String {
+            JSONValue.object([("model", .string(model)), ("created_at", .string(createdAt))] + fields).text + "\n"
+        }
+
+        func piece(content: String = "", thinking: String? = nil, calls: [ToolCall] = []) -> String {
+            if generate {
+                var o: [(String, JSONValue)] = [("response", .string(content))]
+                if let thinking { o.append(("thinking", .string(thinking))) }
+                return line(o + [("done", .bool(false))])
+            }
+            var m: [(String, JSONValue)] = [("role", .string("assistant")), ("content", .string(content))]
+            if let thinking { m.append(("thinking", .string(thinking))) }
+            if !calls.isEmpty { m.append(("tool_calls", OllamaDialect.toolCallsJSON(calls))) }
+            return line([("message", .object(m)), ("done", .bool(false))])
+        }
+
+        public mutating func encode(_ event: ChatEvent, usage: TokenUsage? = nil) -> String {
+            guard !ended else { return "" }
+            switch event {
+            case .start(let m):
+                if !m.isEmpty { model = m }
+                return ""
+            case .text(let t): return piece(content: t)
+            case .thinking(let t): return piece(thinking: t)
+            case .toolCall(let c): return generate ? "" : piece(calls: [c])
+            case .finish(let reason, _):
+                ended = true
+                let body: [(String, JSONValue)] = generate
+                    ? [("response", .string(""))] : [("message", .object([("role", .string("assistant")), ("content", .string(""))]))]
+                return line(body + OllamaDialect.finalFields(reason: reason, usage: usage))
+            case .failure(let message):
+                ended = true
+                return JSONText.ollamaError(message) + "\n"
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+/// OpenAI-compatible servers as a backend (OpenAI, Groq, Mistral, DeepSeek, xAI, OpenRouter,
+/// Perplexity, Gemini's compatible endpoint, vLLM, llama.cpp, LM Studio). Paths are relative to
+/// the provider's base URL, which carries its version prefix (`https://api.openai.com/v1`).
+public struct OpenAIBackend: ChatBackendAdapter {
+    /// Send `max_completion_tokens` (OpenAI itself) instead of `max_tokens` (everyone else).
+    public var maxCompletionTokens: Bool
+
+    public init(maxCompletionTokens: Bool = false) { self.maxCompletionTokens = maxCompletionTokens }
+
+    public func path(for request: ChatRequest) -> String {
+        if case .completion = request.kind { return "/completions" }
+        return "/chat/completions"
+    }
+
+    public func body(for request: ChatRequest) -> String {
+        var o: [(String, JSONValue)] = [("model", .string(request.model))]
+        switch request.kind {
+        case .completion(let prompt, let suffix):
+            o.append(("prompt", .string(prompt)))
+            if let suffix { o.append(("suffix", .string(suffix))) }
+        case .chat:
+            o.append(("messages", .array(request.messages.map(Self.message))))
+            if !request.tools.isEmpty {
+                o.append((
+                    "tools",
+                    .array(request.tools.map { t in
+                        var f: [(String, JSONValue)] = [("name", .string(t.name))]
+                        if let d = t.description { f.append(("description", .string(d))) }
+                        f.append(("parameters", t.parameters))
+                        return .object([("type", .string("function")), ("function", .object(f))])
+                    })
+                ))
+                switch request.toolChoice {
+                case .auto?: o.append(("tool_choice", .string("auto")))
+                case .none?: o.append(("tool_choice", .string("none")))
+                case .required?: o.append(("tool_choice", .string("required")))
+                case .tool(let name)?: o.append(("tool_choice", .object([("type", .string("function")), ("function", .object([("name", .string(name))]))])))
+                case nil: break
+                }
+            }
+        }
+        if let n = request.maxTokens { o.append((maxCompletionTokens ? "max_completion_tokens" : "max_tokens", .number(n))) }
+        if let v = request.temperature { o.append(("temperature", v)) }
+        if let v = request.topP { o.append(("top_p", v)) }
+        if let v = request.seed { o.append(("seed", v)) }
+        if let v = request.presencePenalty { o.append(("presence_penalty", v)) }
+        if let v = request.frequencyPenalty { o.append(("frequency_penalty", v)) }
+        if !request.stop.isEmpty { o.append(("stop", .array(request.stop.map { .string($0) }))) }
+        switch request.responseFormat {
+        case .json?: o.append(("response_format", .object([("type", .string("json_object"))])))
+        case .schema(let s)?:
+            o.append(("response_format", .object([("type", .string("json_schema")), ("json_schema", .object([("name", .string("response")), ("schema", s)]))])))
+        case .text?, nil: break
+        }
+        switch request.think {
+        case .effort(let e)?: o.append(("reasoning_effort", .string(e == "max" ? "high" : e)))
+        case .on?: o.append(("reasoning_effort", .string("medium")))
+        case .off?, nil: break
+        }
+        o.append(("stream", .bool(request.stream)))
+        // Usage always: the gateway meters it; the extra chunk is dropped if the client did not ask.
+        if request.stream { o.append(("stream_options", .object([("include_usage", .bool(true))]))) }
+        return JSONValue.object(o).text
+    }
+
+    static func message(_ m: ChatMessage) -> JSONValue {
+        var o: [(String, JSONValue)] = [("role", .string(m.role.rawValue))]
+        if m.images.isEmpty {
+            o.append(("content", m.toolCalls.isEmpty || !m.text.isEmpty ? .string(m.text) : .null))
+        } else {
+            o.append((
+                "content",
+                .array(m.content.map { part in
+                    switch part {
+                    case .text(let t): .object([("type", .string("text")), ("text", .string(t))])
+                    case .image(let media, let data):
+                        .object([("type", .string("image_url")), ("image_url", .object([("url", .string("data:\(media);base64,\(data)"))]))])
+                    }
+                })
+            ))
+        }
+        if !m.toolCalls.isEmpty { o.append(("tool_calls", OpenAIDialect.toolCallsJSON(m.toolCalls, indexed: false))) }
+        if m.role == .tool, let id = m.toolCallID { o.append(("tool_call_id", .string(id))) }
+        return .object(o)
+    }
+
+    public func response(_ bytes: [UInt8], ids: OllamaNative.ToolCallIDs) throws -> ChatResponse {
+        let value: JSONValue
+        do { value = try JSONValue.parse(bytes, maxDepth: 512) } catch { throw OllamaNative.DecodeError(description: "upstream answer is not JSON: \(error)") }
+        if let e = value["error"] { throw OllamaNative.DecodeError(description: e["message"]?.stringValue ?? "upstream error") }
+        guard let choice = value["choices"]?.arrayValue?.first else { throw OllamaNative.DecodeError(description: "upstream answer has no choices") }
+        var ids = ids
+        let message = choice["message"]
+        let calls: [ToolCall] = (message?["tool_calls"]?.arrayValue ?? []).compactMap { c in
+            guard let f = c["function"], let name = f["name"]?.stringValue else { return nil }
+            return ToolCall(id: c["id"]?.stringValue ?? ids.make(), name: name, arguments: f["arguments"]?.stringValue ?? f["arguments"]?.text ?? "{}")
+        }
+        let reason: FinishReason
+        switch choice["finish_reason"]?.stringValue {
+        case "length"?: reason = .length
+        case "tool_calls"?, "function_call"?: reason = .toolCalls
+        case "content_filter"?: reason = .contentFilter
+        default: reason = calls.isEmpty ? .stop : .toolCalls
+        }
+        var usage: TokenUsage?
+        if let p = value["usage"]?["prompt_tokens"]?.intValue, let c = value["usage"]?["completion_tokens"]?.intValue {
+            usage = TokenUsage(promptTokens: p, completionTokens: c)
+        }
+        return ChatResponse(
+            model: value["model"]?.stringValue ?? "",
+            text: message?["content"]?.stringValue ?? choice["text"]?.stringValue ?? "",
+            thinking: message?["reasoning_content"]?.stringValue ?? message?["reasoning"]?.stringValue,
+            toolCalls: calls, finishReason: reason, usage: usage
+        )
+    }
+
+    public func streamDecoder(ids: OllamaNative.ToolCallIDs) -> any ChatStreamDecoder { OpenAIStreamDecoder(ids: ids) }
+
+    /// The provider's own cost of a request when it reports one (OpenRouter: `usage.cost`, USD).
+    public static func reportedCost(_ usage: JSONValue?) -> Double? { usage?["cost"]?.doubleValue }
+
+    /// `/embeddings` body.
+    public static func embeddingsBody(model: String, inputs: [String], dimensions: Int?) -> String {
+        var o: [(String, JSONValue)] = [("model", .string(model)), ("input", .array(inputs.map { .string($0) })), ("encoding_format", .string("float"))]
+        if let d = dimensions { o.append(("dimensions", .number(d))) }
+        return JSONValue.object(o).text
+    }
+
+    public static func embeddings(_ bytes: some Collection<UInt8>) throws(OllamaNative.DecodeError) -> OllamaNative.Embeddings {
+        let value: JSONValue
+        do { value = try JSONValue.parse(bytes, maxDepth: 16) } catch { throw OllamaNative.DecodeError(description: "upstream answer is not JSON: \(error)") }
+        if let e = value["error"] { throw OllamaNative.DecodeError(description: e["message"]?.stringValue ?? "upstream error") }
+        guard let data = value["data"]?.arrayValue else { throw OllamaNative.DecodeError(description: "upstream answer has no data") }
+        return OllamaNative.Embeddings(
+            model: value["model"]?.stringValue ?? "", vectors: data.map { $0["embedding"]?.arrayValue ?? [] },
+            promptTokens: value["usage"]?["prompt_tokens"]?.intValue
+        )
+    }
+}
