@@ -36,6 +36,10 @@ public final class MockOllama: Sendable {
         /// Arguments of the tool call made when a chat request offers tools (the first one is
         /// called) and its last message is not a tool result.
         public var toolArguments = #"{"city":"Tokyo"}"#
+        /// Models listed at `/v1/models` (the OpenAI-compatible and Anthropic faces).
+        public var remoteModels = ["gpt-4o-mini", "claude-sonnet-4-5"]
+        /// A provider-reported cost (OpenRouter's `usage.cost`, USD) on OpenAI-style answers.
+        public var reportedCost: Double?
         /// Set by the mock when `num_predict` ended the answer (done_reason `length`).
         var cutByCap = false
         public init() {}

@@ -35,6 +35,18 @@ struct MockOllamaResponder: HTTPResponder {
         let json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
         let model = behavior.model ?? (json["model"] as? String) ?? "mock"
         if delay > .zero { try await Task.sleep(for: delay) }
+        if path.hasPrefix("/v1/") {
+            // OpenAI-compatible and Anthropic wire formats (errors in their shapes).
+            if let status = behavior.failStatus {
+                var r = Self.json(["type": "error", "error": ["type": "api_error", "message": "mock failure \(status)"]], status: .init(code: status))
+                if status == 429 { r.headers[.retryAfter] = "1" }
+                return r
+            }
+            if model.hasPrefix("missing") {
+                return Self.json(["type": "error", "error": ["type": "not_found_error", "message": "model '\(model)' not found"]], status: .notFound)
+            }
+            if let answer = cloudAnswer(path: String(path.prefix { $0 != "?" }), json: json, model: model, behavior: behavior) { return answer }
+        }
         if let status = behavior.failStatus {
             return Self.json(["error": "mock failure \(status)"], status: .init(code: status))
         }

@@ -88,6 +88,12 @@ public final class Backend: Sendable {
     }
 }
 
+/// A counter shared by copies of the router.
+final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+    func next() -> Int { value.add(1, ordering: .relaxed).oldValue & Int.max }
+}
+
 /// A request in flight on a backend; released exactly once.
 final class BackendLease: Sendable {
     let backend: Backend
@@ -112,6 +118,8 @@ public struct BackendRouter: Sendable {
     public let backends: [Backend]
     public let catalog: ModelCatalog
     let retryBudget = RetryBudget()
+    /// Breaks ties between equally busy backends in turn.
+    let turn = Counter()
 
     public init(providers: [ProviderConfig], catalog: ModelCatalog) {
         self.backends = providers.map(Backend.init)
@@ -152,7 +160,11 @@ public struct BackendRouter: Sendable {
     public func pick(_ routes: [Route], excluding tried: Set<String> = []) -> Route? {
         let untried = routes.filter { !tried.contains($0.backend.name) }
         let healthy = untried.filter { $0.backend.isHealthy }
-        return (healthy.isEmpty ? untried : healthy).min { $0.backend.inFlight < $1.backend.inFlight }
+        // One reading of each count: they change under our feet.
+        let pool = (healthy.isEmpty ? untried : healthy).map { ($0, $0.backend.inFlight) }
+        guard let least = pool.map(\.1).min() else { return nil }
+        let tied = pool.filter { $0.1 == least }
+        return tied[turn.next() % tied.count].0
     }
 
     /// The first Ollama server (requests that name no model: `/api/tags`, `/api/version`).

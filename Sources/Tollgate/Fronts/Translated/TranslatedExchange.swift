@@ -92,7 +92,8 @@ struct TranslatedExchange {
 
     func upstreamStatus(_ response: HTTPClientResponse, settlement: RequestSettlement) async -> Response {
         let bytes = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
-        let message = (try? JSONValue.parse(bytes))?["error"]?.stringValue ?? "upstream answered \(response.status.code)"
+        let error = (try? JSONValue.parse(bytes))?["error"]
+        let message = error?.stringValue ?? error?["message"]?.stringValue ?? "upstream answered \(response.status.code)"
         let status = HTTPResponse.Status(code: Int(response.status.code))
         settlement.settle { r in
             r.httpStatus = Int(response.status.code)

@@ -1,0 +1,269 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+@testable import Tollgate
+import TollgateCore
+import TollgateTestSupport
+
+/// Several providers at once: two mock Ollama servers, a mock OpenAI-compatible provider and a mock
+/// Anthropic provider, each a real loopback server speaking its dialect.
+@Suite(.timeLimit(.minutes(3))) struct ProviderTests {
+    static let openAIKey = "sk-canary-openai-5f1e2d"
+    static let anthropicKey = "sk-ant-canary-9c8b7a"
+
+    struct Fleet {
+        let gw: TestGateway
+        let ollamaB: MockOllama
+        let openAI: MockOllama
+        let anthropic: MockOllama
+    }
+
+    static func withFleet(_ overrides: [String: String] = [:], _ body: (Fleet) async throws -> Void) async throws {
+        let ollamaA = MockOllama(), ollamaB = MockOllama(), openAI = MockOllama(), anthropic = MockOllama()
+        openAI.updateBehavior { $0.remoteModels = ["gpt-4o-mini"] }
+        anthropic.updateBehavior { $0.remoteModels = ["claude-sonnet-4-5"] }
+        for m in [ollamaA, ollamaB, openAI, anthropic] { try await m.start() }
+        var env = [
+            "OLLAMA_URL": "\(ollamaA.baseURL),\(ollamaB.baseURL)",
+            "OPENAI_API_KEY": openAIKey, "OPENAI_BASE_URL": openAI.baseURL + "/v1",
+            "ANTHROPIC_API_KEY": anthropicKey, "ANTHROPIC_BASE_URL": anthropic.baseURL,
+        ]
+        env.merge(overrides) { _, new in new }
+        let gw = try await TestGateway.start(env, mock: ollamaA)
+        await gw.gateway.refreshCatalog()
+        do {
+            try await body(Fleet(gw: gw, ollamaB: ollamaB, openAI: openAI, anthropic: anthropic))
+        } catch {
+            try? await gw.stop()
+            for m in [ollamaB, openAI, anthropic] { await m.stop() }
+            throw error
+        }
+        try await gw.stop()
+        for m in [ollamaB, openAI, anthropic] { await m.stop() }
+    }
+
+    enum Front: String, CaseIterable { case ollama, openai, anthropic }
+
+    static func request(_ front: Front, model: String, stream: Bool, tools: Bool) -> (path: String, body: String) {
+        let weather = #"{"type":"object","properties":{"city":{"type":"string"}}}"#
+        switch front {
+        case .ollama:
+            let t = tools ? #","tools":[{"type":"function","function":{"name":"get_weather","parameters":\#(weather)}}]"# : ""
+            return ("/api/chat", #"{"model":"\#(model)","stream":\#(stream),"messages":[{"role":"user","content":"hi"}]\#(t)}"#)
+        case .openai:
+            let t = tools ? #","tools":[{"type":"function","function":{"name":"get_weather","parameters":\#(weather)}}]"# : ""
+            return ("/v1/chat/completions", #"{"model":"\#(model)","stream":\#(stream),"messages":[{"role":"user","content":"hi"}]\#(t)}"#)
+        case .anthropic:
+            let t = tools ? #","tools":[{"name":"get_weather","input_schema":\#(weather)}]"# : ""
+            return ("/v1/messages", #"{"model":"\#(model)","max_tokens":100,"stream":\#(stream),"messages":[{"role":"user","content":"hi"}]\#(t)}"#)
+        }
+    }
+
+    /// The text and the first tool call (name, arguments as JSON) a client of `front` reads from an answer.
+    static func read(_ front: Front, _ body: String, stream: Bool) -> (text: String, tool: String?, arguments: JSONValue?) {
+        func parse(_ s: Substring) -> JSONValue { (try? JSONValue.parse(String(s))) ?? .null }
+        var text = "", tool: String?, args = ""
+        switch (front, stream) {
+        case (.ollama, false):
+            let v = parse(body[...])
+            text = v["message"]?["content"]?.stringValue ?? ""
+            if let call = v["message"]?["tool_calls"]?.arrayValue?.first { tool = call["function"]?["name"]?.stringValue; args = call["function"]?["arguments"]?.text ?? "" }
+        case (.ollama, true):
+            for line in body.split(separator: "\n") {
+                let v = parse(line)
+                text += v["message"]?["content"]?.stringValue ?? ""
+                if let call = v["message"]?["tool_calls"]?.arrayValue?.first { tool = call["function"]?["name"]?.stringValue; args = call["function"]?["arguments"]?.text ?? "" }
+            }
+        case (.openai, false):
+            let m = parse(body[...])["choices"]?.arrayValue?.first?["message"]
+            text = m?["content"]?.stringValue ?? ""
+            if let call = m?["tool_calls"]?.arrayValue?.first { tool = call["function"]?["name"]?.stringValue; args = call["function"]?["arguments"]?.stringValue ?? "" }
+        case (.openai, true):
+            for line in body.split(separator: "\n") where line.hasPrefix("data: {") {
+                let d = parse(line.dropFirst(6))["choices"]?.arrayValue?.first?["delta"]
+                text += d?["content"]?.stringValue ?? ""
+                for call in d?["tool_calls"]?.arrayValue ?? [] {
+                    if let n = call["function"]?["name"]?.stringValue { tool = n }
+                    args += call["function"]?["arguments"]?.stringValue ?? ""
+                }
+            }
+        case (.anthropic, false):
+            for b in parse(body[...])["content"]?.arrayValue ?? [] {
+                text += b["text"]?.stringValue ?? ""
+                if b["type"]?.stringValue == "tool_use" { tool = b["name"]?.stringValue; args = b["input"]?.text ?? "" }
+            }
+        case (.anthropic, true):
+            for line in body.split(separator: "\n") where line.hasPrefix("data: ") {
+                let v = parse(line.dropFirst(6))
+                if v["content_block"]?["type"]?.stringValue == "tool_use" { tool = v["content_block"]?["name"]?.stringValue }
+                text += v["delta"]?["text"]?.stringValue ?? ""
+                args += v["delta"]?["partial_json"]?.stringValue ?? ""
+            }
+        }
+        return (text, tool, args.isEmpty ? nil : try? JSONValue.parse(args))
+    }
+
+    @Test func everyFrontReachesEveryBackendWholeStreamedAndWithTools() async throws {
+        try await Self.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            let models = ["llama3.2": "ollama", "gpt-4o-mini": "openai", "claude-sonnet-4-5": "anthropic"]
+            var expected = 0
+            for front in Front.allCases {
+                for (model, backend) in models.sorted(by: { $0.key < $1.key }) {
+                    for stream in [false, true] {
+                        for tools in [false, true] {
+                            let (path, body) = Self.request(front, model: model, stream: stream, tools: tools)
+                            let answer = try await gw.send(path, body: body, key: key)
+                            let cell = "\(front) → \(backend), stream \(stream), tools \(tools)"
+                            #expect(answer.status == 200, "\(cell): \(answer.body)")
+                            let read = Self.read(front, answer.body, stream: stream)
+                            if tools {
+                                #expect(read.tool == "get_weather", "\(cell): \(answer.body)")
+                                #expect(read.arguments == JSONValue.object([("city", .string("Tokyo"))]), "\(cell): \(answer.body)")
+                            } else {
+                                #expect(read.text == "tok0 tok1 tok2 tok3 tok4 ", "\(cell): \(answer.body)")
+                            }
+                            expected += 1
+                        }
+                    }
+                }
+            }
+            // One record per request, with the backend's own counts.
+            let records = try await gw.waitForUsage(count: expected)
+            #expect(records.count == expected)
+            #expect(records.allSatisfy { $0.usageSource == .upstream && $0.promptTokens == 26 }, "\(records.map { "\($0.endpoint) \($0.modelServed ?? "") \($0.usageSource)" })")
+            // Each provider got its own credential, and no client key reached any of them.
+            for r in fleet.openAI.received { #expect(r.header("authorization") == "Bearer \(Self.openAIKey)") }
+            for r in fleet.anthropic.received where r.path.hasPrefix("/v1/messages") {
+                #expect(r.header("x-api-key") == Self.anthropicKey)
+                #expect(r.header("anthropic-version") == "2023-06-01")
+                #expect(r.header("authorization") == nil)
+            }
+            for r in gw.mock.received + fleet.ollamaB.received { #expect(r.header("authorization") == nil && r.header("x-api-key") == nil) }
+            #expect(fleet.openAI.received.filter { $0.path == "/v1/chat/completions" }.count == 12)
+            #expect(fleet.anthropic.received.filter { $0.path == "/v1/messages" }.count == 12)
+            // Streamed OpenAI calls always ask for usage.
+            for r in fleet.openAI.received where r.bodyJSON?["stream"] as? Bool == true {
+                #expect((r.bodyJSON?["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
+            }
+            let logs = gw.logs.text
+            #expect(!logs.contains(Self.openAIKey) && !logs.contains(Self.anthropicKey) && !logs.contains(key))
+        }
+    }
+
+    @Test func modelListsAreFederatedAndNamesResolve() async throws {
+        try await Self.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            let tags = try await gw.send("/api/tags", method: .GET, key: key)
+            let names = ((try? JSONValue.parse(tags.body))?["models"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+            #expect(Set(names) == ["llama3.2:latest", "nomic-embed-text:latest", "gpt-4o-mini", "claude-sonnet-4-5"], "\(names)")
+            let v1 = try await gw.send("/v1/models", method: .GET, key: key)
+            let ids = ((try? JSONValue.parse(v1.body))?["data"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
+            #expect(Set(ids) == Set(names))
+            // Filtered by the key's allow-list.
+            let limited = try await gw.createKey(policy: SubjectPolicy(allowedModels: [ModelPattern("gpt-*")]))
+            let few = try await gw.send("/v1/models", method: .GET, key: limited)
+            #expect(((try? JSONValue.parse(few.body))?["data"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue } == ["gpt-4o-mini"])
+            // /api/show for a cloud model, from the catalog.
+            let show = try await gw.send("/api/show", body: #"{"model":"claude-sonnet-4-5"}"#, key: key)
+            #expect((try? JSONValue.parse(show.body))?["details"]?["family"]?.stringValue == "anthropic")
+            // provider/model names one provider; the model name reaches it without the prefix.
+            let qualified = try await gw.send("/api/chat", body: #"{"model":"ollama-2/llama3.2","stream":false,"messages":[{"role":"user","content":"x"}]}"#, key: key)
+            #expect(qualified.status == 200)
+            #expect(fleet.ollamaB.received.last?.bodyJSON?["model"] as? String == "llama3.2")
+            let cloud = try await gw.send("/v1/chat/completions", body: #"{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"x"}]}"#, key: key)
+            #expect(cloud.status == 200)
+            #expect(fleet.openAI.received.last?.bodyJSON?["model"] as? String == "gpt-4o-mini")
+            // A model name that looks like a host is only a name: it goes to a configured Ollama server as such.
+            let hits = gw.mock.hitCount + fleet.ollamaB.hitCount
+            let unknown = try await gw.send("/v1/chat/completions", body: #"{"model":"evil.example:8443/ns/m","messages":[{"role":"user","content":"x"}]}"#, key: key)
+            #expect(unknown.status == 200)
+            #expect(gw.mock.hitCount + fleet.ollamaB.hitCount == hits + 1)
+            let sent = (gw.mock.received + fleet.ollamaB.received).compactMap { $0.bodyJSON?["model"] as? String }
+            #expect(sent.contains("evil.example:8443/ns/m"))
+        }
+    }
+
+    @Test func loadSpreadsFailoverHappensBeforeTheFirstByteAndHealthChecksEjectAndReadmit() async throws {
+        var slow = MockOllama.Behavior()
+        slow.chunkDelay = .milliseconds(5)
+        try await Self.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            let chat = #"{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"x"}]}"#
+            // Both Ollama servers serve llama3.2: requests spread over both.
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<20 { group.addTask { try await gw.send("/api/chat", body: chat, key: key).status } }
+                for try await status in group { #expect(status == 200) }
+            }
+            let a = gw.mock.received.filter { $0.path == "/api/chat" }.count, b = fleet.ollamaB.received.filter { $0.path == "/api/chat" }.count
+            #expect(a + b == 20)
+            #expect(a >= 5 && b >= 5, "a \(a), b \(b)")
+
+            // A answers 503 before any byte: requests fail over to B; the client never sees the 503.
+            gw.mock.updateBehavior { $0.failStatus = 503 }
+            let attemptsOnA = gw.mock.received.count
+            for _ in 0..<6 { #expect(try await gw.send("/api/chat", body: chat, key: key).status == 200) }
+            #expect(gw.mock.received.count > attemptsOnA)
+            gw.mock.updateBehavior { $0.failStatus = nil }
+            gw.gateway.router.backend(named: "ollama")?.recordSuccess()
+
+            // B is gone: every request still succeeds (connect error → the other server, before any byte).
+            let port = fleet.ollamaB.port
+            await fleet.ollamaB.stop()
+            for _ in 0..<6 { #expect(try await gw.send("/api/chat", body: chat, key: key).status == 200) }
+            // The active check ejects it; a request then goes straight to A.
+            await gw.gateway.checkHealth()
+            #expect(gw.gateway.router.backend(named: "ollama-2")?.isHealthy == false)
+            // Back on its port, the next check readmits it.
+            let revived = MockOllama()
+            try await revived.start(port: port)
+            await gw.gateway.checkHealth()
+            #expect(gw.gateway.router.backend(named: "ollama-2")?.isHealthy == true)
+            for _ in 0..<6 { _ = try await gw.send("/api/chat", body: chat, key: key) }
+            #expect(revived.received.contains { $0.path == "/api/chat" })
+            await revived.stop()
+
+        }
+    }
+
+    @Test func aBackendDyingMidStreamEndsTheClientsStreamInItsDialect() async throws {
+        try await Self.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            fleet.openAI.updateBehavior { $0.dropAfterChunk = 2 }
+            let anthropic = try await gw.send("/v1/messages", body: #"{"model":"gpt-4o-mini","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"x"}]}"#, key: key)
+            #expect(anthropic.body.contains("tok1 "))
+            #expect(anthropic.body.contains("event: error"))
+            #expect(!anthropic.body.contains("message_stop"))
+            fleet.anthropic.updateBehavior { $0.errorLineAfterChunk = 3 }
+            let ollama = try await gw.send("/api/chat", body: #"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"x"}]}"#, key: key)
+            #expect(ollama.body.hasSuffix(#"{"error":"mock model crashed"}"# + "\n"), "\(ollama.body)")
+            let records = try await gw.waitForUsage(count: 2)
+            #expect(records.count == 2)
+            #expect(records.allSatisfy { $0.outcome == .upstreamError })
+            #expect(records.map { $0.completionTokens ?? -1 }.sorted() == [2, 3])
+        }
+    }
+
+    @Test func aFailingBackendCannotMultiplyTheLoad() async throws {
+        try await Self.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            gw.mock.updateBehavior { $0.failStatus = 500 }
+            fleet.ollamaB.updateBehavior { $0.failStatus = 500 }
+            let chat = #"{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"x"}]}"#
+            let started = ContinuousClock.now
+            for _ in 0..<200 { #expect(try await gw.send("/api/chat", body: chat, key: key).status == 500) }
+            let elapsed = Double((ContinuousClock.now - started).components.seconds) + 1
+            let attempts = (gw.mock.received + fleet.ollamaB.received).filter { $0.path == "/api/chat" }.count
+            // 200 requests, plus at most the budget: its start, a fifth per request, a few per second.
+            #expect(attempts <= 200 + 10 + 40 + Int(elapsed * 2) + 1, "attempts \(attempts)")
+            #expect(attempts > 200)  // some retries did happen
+        }
+    }
+}
