@@ -90,7 +90,8 @@ public struct ModelMetadata: Sendable, Equatable {
 
 extension TollgateConfig {
     /// Providers from `OLLAMA_URL` (comma-separated: several Ollama servers), the key variables of
-    /// the presets (each with `_FILE`), and the JSON file named by `TOLLGATE_PROVIDERS_FILE`.
+    /// the presets (each with `_FILE`), and `TOLLGATE_PROVIDERS`: JSON, usually read from the file
+    /// `TOLLGATE_PROVIDERS_FILE` names (the `_FILE` convention of every variable).
     static func loadProviders(from source: ConfigSource) throws(ConfigError) -> (providers: [ProviderConfig], models: [DeclaredModel]) {
         var providers: [ProviderConfig] = []
         let urls = (try source.value("OLLAMA_URL") ?? "http://localhost:11434").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
@@ -107,29 +108,28 @@ extension TollgateConfig {
             providers.append(p)
         }
         var models: [DeclaredModel] = []
-        if let path = try source.value("TOLLGATE_PROVIDERS_FILE") {
-            let (more, declared) = try parseProvidersFile(path: path, source: source)
+        if let text = try source.value("TOLLGATE_PROVIDERS") {
+            let (more, declared) = try parseProviders(text, source: source)
             providers += more
             models += declared
         }
         var seen = Set<String>()
         for p in providers {
             guard seen.insert(p.name).inserted else {
-                throw ConfigError(variable: "TOLLGATE_PROVIDERS_FILE", message: "provider name '\(p.name)' is used twice")
+                throw ConfigError(variable: "TOLLGATE_PROVIDERS", message: "provider name '\(p.name)' is used twice")
             }
         }
         return (providers, models)
     }
 
-    static func parseProvidersFile(path: String, source: ConfigSource) throws(ConfigError) -> ([ProviderConfig], [DeclaredModel]) {
-        let variable = "TOLLGATE_PROVIDERS_FILE"
-        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError(variable: variable, message: "cannot read \(path)") }
+    static func parseProviders(_ text: String, source: ConfigSource) throws(ConfigError) -> ([ProviderConfig], [DeclaredModel]) {
+        let variable = "TOLLGATE_PROVIDERS"
         let root: JSONValue
-        do { root = try JSONValue.parse(Array(data)) } catch { throw ConfigError(variable: variable, message: "\(path): \(error)") }
+        do { root = try JSONValue.parse(text) } catch { throw ConfigError(variable: variable, message: "\(error)") }
         var providers: [ProviderConfig] = []
         var models: [DeclaredModel] = []
         for (i, entry) in (root["providers"]?.arrayValue ?? []).enumerated() {
-            let at = "\(path): providers[\(i)]"
+            let at = "providers[\(i)]"
             guard let name = entry["name"]?.stringValue, !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
                 throw ConfigError(variable: variable, message: "\(at).name must be letters, digits, - or _")
             }
@@ -156,7 +156,7 @@ extension TollgateConfig {
             providers.append(p)
         }
         for (j, m) in (root["models"]?.arrayValue ?? []).enumerated() {
-            var meta = try parseModel(m, at: "\(path): models[\(j)]")
+            var meta = try parseModel(m, at: "models[\(j)]")
             // "provider/model" names a provider's model; a bare name applies wherever the model is served.
             var provider: String?
             if let slash = meta.name.firstIndex(of: "/") {
@@ -169,7 +169,7 @@ extension TollgateConfig {
     }
 
     static func parseModel(_ m: JSONValue, at: String) throws(ConfigError) -> ModelMetadata {
-        guard let name = m["name"]?.stringValue, !name.isEmpty else { throw ConfigError(variable: "TOLLGATE_PROVIDERS_FILE", message: "\(at).name is required") }
+        guard let name = m["name"]?.stringValue, !name.isEmpty else { throw ConfigError(variable: "TOLLGATE_PROVIDERS", message: "\(at).name is required") }
         func price(_ key: String) throws(ConfigError) -> Int? {
             guard let v = m[key] else { return nil }
             let text: String
@@ -179,7 +179,7 @@ extension TollgateConfig {
             default: text = ""
             }
             guard let micros = ModelMetadata.micros(text) else {
-                throw ConfigError(variable: "TOLLGATE_PROVIDERS_FILE", message: "\(at).\(key) must be a price in USD per million tokens, e.g. \"2.50\"")
+                throw ConfigError(variable: "TOLLGATE_PROVIDERS", message: "\(at).\(key) must be a price in USD per million tokens, e.g. \"2.50\"")
             }
             return micros
         }

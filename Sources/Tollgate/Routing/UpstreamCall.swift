@@ -53,7 +53,7 @@ enum UpstreamCall {
             guard let route = router.pick(routes, excluding: tried) else { throw UpstreamUnavailable() }
             tried.insert(route.backend.name)
             let lease = route.backend.lease()
-            settlement.attach(lease)
+            settlement.attach(lease, provider: route.backend.name, price: router.catalog.metadata(provider: route.backend.name, model: route.model))
             let request = build(route)
             let canRetry = { routes.contains { !tried.contains($0.backend.name) } && router.retryBudget.spend() }
             let response: HTTPClientResponse

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TollgateCore
 
 /// Settles one request exactly once: a usage record is queued on the first `settle` call, and
 /// if the request object is dropped without being settled (a path nobody foresaw, a response body
@@ -25,8 +26,12 @@ final class RequestSettlement: Sendable {
         self.promptEstimate = promptEstimate
     }
 
+    /// The provider serving the request and its model's prices (for the record's cost).
+    let pricing = Mutex<(provider: String, price: ModelMetadata?)?>(nil)
+
     /// Counts the request on a backend until settlement (replacing an earlier attempt's lease).
-    func attach(_ new: BackendLease) {
+    func attach(_ new: BackendLease, provider: String, price: ModelMetadata?) {
+        pricing.withLock { $0 = (provider, price) }
         let old = lease.withLock { l in
             defer { l = new }
             return l
@@ -50,6 +55,12 @@ final class RequestSettlement: Sendable {
         }) else { return false }
         fill(&record)
         record.latencyMs = elapsedMs()
+        if let (provider, price) = pricing.withLock({ $0 }) {
+            if record.provider == nil { record.provider = provider }
+            if record.costNanos == nil, let price, record.promptTokens != nil || record.completionTokens != nil {
+                record.costNanos = price.costNanos(promptTokens: record.promptTokens ?? 0, completionTokens: record.completionTokens ?? 0)
+            }
+        }
         writer.record(record)
         lease.withLock { $0 }?.release()
         admission?.gate.release(admission!.ticket, actualTokens: (record.promptTokens ?? 0) + (record.completionTokens ?? 0))

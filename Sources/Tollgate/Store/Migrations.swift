@@ -113,5 +113,13 @@ enum Migrations {
                 "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL)",
             ]
         ),
+        (
+            4,
+            [
+                // Which provider served the request, and its cost in nano-dollars (integers, never floating-point sums).
+                "ALTER TABLE usage_records ADD COLUMN provider TEXT",
+                "ALTER TABLE usage_records ADD COLUMN cost_nanos BIGINT",
+            ]
+        ),
     ]
 }

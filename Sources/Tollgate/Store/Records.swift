@@ -122,12 +122,19 @@ public struct UsageRecord: Sendable, Equatable {
     public var ttfbMs: Double?
     public var clientAddress: String?
     public var error: String?
+    /// The provider that served the request (the last one tried).
+    public var provider: String?
+    /// Cost in nano-dollars: the provider's own figure when it reports one, else from the price table; nil when unknown.
+    public var costNanos: Int?
 
     public init(
         requestID: String, createdAt: Date, keyID: String?, userID: String? = nil, endpoint: String, modelRequested: String?, modelServed: String?,
         stream: Bool, httpStatus: Int, outcome: UsageOutcome, promptTokens: Int?, completionTokens: Int?,
-        usageSource: UsageSource, latencyMs: Double, ttfbMs: Double?, clientAddress: String?, error: String?
+        usageSource: UsageSource, latencyMs: Double, ttfbMs: Double?, clientAddress: String?, error: String?,
+        provider: String? = nil, costNanos: Int? = nil
     ) {
+        self.provider = provider
+        self.costNanos = costNanos
         self.requestID = requestID
         self.createdAt = createdAt
         self.keyID = keyID

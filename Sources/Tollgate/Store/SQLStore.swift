@@ -337,6 +337,7 @@ public final class SQLStore: TollgateStore {
     static let usageColumns = [
         "request_id", "created_at", "key_id", "user_id", "endpoint", "model_requested", "model_served", "stream", "http_status",
         "outcome", "prompt_tokens", "completion_tokens", "usage_source", "latency_ms", "ttfb_ms", "client_address", "error",
+        "provider", "cost_nanos",
     ]
 
     static func appendBinds(_ r: UsageRecord, to binds: inout [SQLiteData]) {
@@ -359,6 +360,8 @@ public final class SQLStore: TollgateStore {
         binds.append(r.ttfbMs.map { .float($0) } ?? .null)
         binds.append(text(r.clientAddress))
         binds.append(text(r.error))
+        binds.append(text(r.provider))
+        binds.append(int(r.costNanos))
     }
 
     public func usage(_ filter: UsageFilter) async throws -> [UsageRecord] {
@@ -389,7 +392,9 @@ public final class SQLStore: TollgateStore {
             latencyMs: try row.decode(column: "latency_ms", as: Double.self),
             ttfbMs: try row.decode(column: "ttfb_ms", as: Double?.self),
             clientAddress: try row.decode(column: "client_address", as: String?.self),
-            error: try row.decode(column: "error", as: String?.self)
+            error: try row.decode(column: "error", as: String?.self),
+            provider: try row.decode(column: "provider", as: String?.self),
+            costNanos: try row.decode(column: "cost_nanos", as: Int?.self)
         )
     }
 

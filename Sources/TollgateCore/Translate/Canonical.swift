@@ -162,6 +162,8 @@ public struct ChatResponse: Sendable, Equatable {
     public var finishReason: FinishReason
     /// Usage as the upstream reported it; nil when it reported none.
     public var usage: TokenUsage?
+    /// The provider's own cost figure in nano-dollars (OpenRouter reports one), if any.
+    public var reportedCostNanos: Int?
     public init(model: String, text: String, thinking: String? = nil, toolCalls: [ToolCall] = [], finishReason: FinishReason, usage: TokenUsage?) {
         self.model = model
         self.text = text
@@ -197,6 +199,18 @@ public protocol ChatStreamDecoder: Sendable {
     /// Counts the upstream reported so far (for records when the stream ends early).
     var promptTokens: Int? { get }
     var completionTokens: Int? { get }
+    /// The provider's own cost figure in nano-dollars, if it reported one.
+    var reportedCostNanos: Int? { get }
+}
+
+extension ChatStreamDecoder {
+    public var reportedCostNanos: Int? { nil }
+}
+
+/// USD (a provider's float) to nano-dollars.
+public func nanos(usd: Double?) -> Int? {
+    guard let usd, usd.isFinite, usd >= 0, usd < 1e6 else { return nil }
+    return Int((usd * 1e9).rounded())
 }
 
 /// A backend dialect: how a canonical request is written for it and how its answers are read.

@@ -106,12 +106,14 @@ public struct OpenAIBackend: ChatBackendAdapter {
         if let p = value["usage"]?["prompt_tokens"]?.intValue, let c = value["usage"]?["completion_tokens"]?.intValue {
             usage = TokenUsage(promptTokens: p, completionTokens: c)
         }
-        return ChatResponse(
+        var r = ChatResponse(
             model: value["model"]?.stringValue ?? "",
             text: message?["content"]?.stringValue ?? choice["text"]?.stringValue ?? "",
             thinking: message?["reasoning_content"]?.stringValue ?? message?["reasoning"]?.stringValue,
             toolCalls: calls, finishReason: reason, usage: usage
         )
+        r.reportedCostNanos = nanos(usd: Self.reportedCost(value["usage"]))
+        return r
     }
 
     public func streamDecoder(ids: OllamaNative.ToolCallIDs) -> any ChatStreamDecoder { OpenAIStreamDecoder(ids: ids) }

@@ -21,6 +21,7 @@ public struct OpenAIStreamDecoder: Sendable {
     var ids: OllamaNative.ToolCallIDs
     public private(set) var isFinished = false
     public private(set) var servedModel: String?
+    public private(set) var reportedCostNanos: Int?
     public var promptTokens: Int? { usage?.promptTokens }
     public var completionTokens: Int? { usage?.completionTokens }
 
@@ -78,6 +79,7 @@ public struct OpenAIStreamDecoder: Sendable {
         }
         if let u = value["usage"], let p = u["prompt_tokens"]?.intValue, let c = u["completion_tokens"]?.intValue {
             usage = TokenUsage(promptTokens: p, completionTokens: c)
+            reportedCostNanos = nanos(usd: OpenAIBackend.reportedCost(u))
         }
         for choice in value["choices"]?.arrayValue ?? [] {
             let delta = choice["delta"]

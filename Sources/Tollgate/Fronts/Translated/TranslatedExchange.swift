@@ -210,6 +210,7 @@ struct TranslatedExchange {
                     r.httpStatus = 200
                     r.ttfbMs = firstByteMs ?? headMs
                     r.modelServed = decoder.servedModel
+                    r.costNanos = decoder.reportedCostNanos
                     if let reported, !capCut {
                         r.promptTokens = reported.promptTokens
                         r.completionTokens = reported.completionTokens
@@ -286,6 +287,7 @@ struct TranslatedExchange {
             r.httpStatus = 200
             r.ttfbMs = ttfb
             r.modelServed = answer.model
+            r.costNanos = answer.reportedCostNanos
             r.promptTokens = told.promptTokens
             r.completionTokens = told.completionTokens
             r.usageSource = answer.usage == nil ? .estimated : .upstream
