@@ -320,3 +320,42 @@ import TollgateTestSupport
         }
     }
 }
+
+@Suite struct ProviderLimitTests {
+    @Test func aProvidersConcurrencyLimitQueuesABoundedNumberAndRefusesTheRest() async throws {
+        var slow = MockOllama.Behavior()
+        slow.chunkDelay = .milliseconds(200)
+        slow.remoteModels = ["m1"]
+        let cloud = MockOllama(behavior: slow)
+        try await cloud.start()
+        defer { Task { await cloud.stop() } }
+        let providers = #"{"providers":[{"name":"slow","kind":"openai","url":"\#(cloud.baseURL)/v1","max_concurrent":2}]}"#
+        try await withGateway(["TOLLGATE_PROVIDERS": providers]) { gw in
+            await gw.gateway.refreshCatalog()
+            let key = try await gw.createKey()
+            let body = #"{"model":"m1","stream":true,"messages":[{"role":"user","content":"x"}]}"#
+            // A client that opens all twelve connections at once (the default pool keeps eight per host).
+            var configuration = HTTPClient.Configuration()
+            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<12 {
+                    group.addTask {
+                        let response = try await client.execute(gw.request("/v1/chat/completions", key: key, body: body), timeout: .seconds(60))
+                        _ = try await response.body.collect(upTo: 1 << 20)
+                        return Int(response.status.code)
+                    }
+                }
+                var all: [Int] = []
+                for try await s in group { all.append(s) }
+                return all
+            }
+            try await client.shutdown()
+            // Two at a time, eight waiting: ten served, two refused at once.
+            #expect(statuses.filter { $0 == 200 }.count == 10, "\(statuses)")
+            #expect(statuses.filter { $0 == 503 }.count == 2, "\(statuses)")
+            #expect(cloud.received.filter { $0.path == "/v1/chat/completions" }.count == 10)
+            #expect(gw.gateway.router.backend(named: "slow")?.slots?.waiting == 0)
+        }
+    }
+}

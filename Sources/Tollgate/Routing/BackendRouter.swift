@@ -8,6 +8,8 @@ public final class Backend: Sendable {
     public let config: ProviderConfig
     let outstanding = Atomic<Int>(0)
     let health = Mutex(Health())
+    /// Admission to the provider when it has a concurrency limit (nil: unbounded).
+    let slots: ProviderSlots?
 
     struct Health {
         var consecutiveFailures = 0
@@ -20,7 +22,10 @@ public final class Backend: Sendable {
     /// How long a passively ejected backend is skipped (an active check that succeeds readmits it sooner).
     static let cooldown: Duration = .seconds(30)
 
-    public init(_ config: ProviderConfig) { self.config = config }
+    public init(_ config: ProviderConfig) {
+        self.config = config
+        self.slots = config.maxConcurrent.map { ProviderSlots(limit: $0, queueLimit: $0 * 4) }
+    }
 
     public var name: String { config.name }
     public var kind: ProviderConfig.Kind { config.kind }
@@ -81,10 +86,73 @@ public final class Backend: Sendable {
         }
     }
 
-    /// Counts a request in flight until the lease is released (at settlement).
-    func lease() -> BackendLease {
+    /// Counts a request in flight until the lease is released (at settlement); with a concurrency
+    /// limit, first waits for a slot (in a bounded queue; a full queue throws).
+    func lease() async throws -> BackendLease {
+        if let slots { try await slots.acquire() }
         outstanding.add(1, ordering: .relaxed)
         return BackendLease(backend: self)
+    }
+}
+
+/// At most `limit` requests at once on a provider; up to `queueLimit` more wait their turn in
+/// order; beyond that a request is refused at once (503) rather than queued without bound.
+final class ProviderSlots: Sendable {
+    struct State {
+        var inUse = 0
+        var waiters: [(id: Int, continuation: CheckedContinuation<Void, any Error>)] = []
+        var nextID = 0
+    }
+    let limit: Int
+    let queueLimit: Int
+    let state = Mutex(State())
+
+    struct QueueFull: Error {}
+
+    init(limit: Int, queueLimit: Int) {
+        self.limit = max(1, limit)
+        self.queueLimit = queueLimit
+    }
+
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
+    func acquire() async throws {
+        let id = state.withLock { s -> Int in
+            s.nextID += 1
+            return s.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                let outcome: Result<Void, any Error>? = state.withLock { s in
+                    if s.inUse < limit {
+                        s.inUse += 1
+                        return .success(())
+                    }
+                    if s.waiters.count >= queueLimit { return .failure(QueueFull()) }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    s.waiters.append((id, c))
+                    return nil
+                }
+                if let outcome { c.resume(with: outcome) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+                guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.waiters.remove(at: i).continuation
+            }
+            waiter?.resume(throwing: CancellationError())
+        }
+    }
+
+    func release() {
+        let next = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+            if s.waiters.isEmpty {
+                s.inUse -= 1
+                return nil
+            }
+            return s.waiters.removeFirst().continuation  // the slot passes straight to the next in line
+        }
+        next?.resume()
     }
 }
 
@@ -100,7 +168,10 @@ final class BackendLease: Sendable {
     let released = Atomic<Bool>(false)
     init(backend: Backend) { self.backend = backend }
     func release() {
-        if !released.exchange(true, ordering: .relaxed) { backend.outstanding.subtract(1, ordering: .relaxed) }
+        if !released.exchange(true, ordering: .relaxed) {
+            backend.outstanding.subtract(1, ordering: .relaxed)
+            backend.slots?.release()
+        }
     }
     deinit { release() }
 }

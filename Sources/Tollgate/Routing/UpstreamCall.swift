@@ -52,7 +52,14 @@ enum UpstreamCall {
         while true {
             guard let route = router.pick(routes, excluding: tried) else { throw UpstreamUnavailable() }
             tried.insert(route.backend.name)
-            let lease = route.backend.lease()
+            let lease: BackendLease
+            do {
+                lease = try await route.backend.lease()
+            } catch is ProviderSlots.QueueFull {
+                // This provider is saturated: another may serve the model; else the client hears 503.
+                if routes.contains(where: { !tried.contains($0.backend.name) }) { continue }
+                throw ProviderBusy()
+            }
             settlement.attach(lease, provider: route.backend.name, price: router.catalog.metadata(provider: route.backend.name, model: route.model))
             let request = build(route)
             let canRetry = { routes.contains { !tried.contains($0.backend.name) } && router.retryBudget.spend() }
@@ -94,4 +101,6 @@ enum UpstreamCall {
 
     /// Every route was tried (or none was available).
     struct UpstreamUnavailable: Error {}
+    /// The provider's concurrency limit and its queue are full.
+    struct ProviderBusy: Error {}
 }

@@ -14,6 +14,12 @@ struct UpstreamFailure {
             message = "gateway is shutting down"
             return
         }
+        if error is UpstreamCall.ProviderBusy {
+            status = .serviceUnavailable
+            outcome = .upstreamUnreachable
+            message = "the provider is at its concurrency limit; try again shortly"
+            return
+        }
         if error is UpstreamCall.UpstreamUnavailable {
             status = .badGateway
             outcome = .upstreamUnreachable
