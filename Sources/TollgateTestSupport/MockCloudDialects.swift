@@ -64,6 +64,7 @@ extension MockOllamaResponder {
                             return
                         }
                         if let d = behavior.dropAfterChunk, k == d { throw MockOllama.MockError.dropped }
+                        if let h = behavior.holdAfterChunk, k == h { await mock.waitForRelease(atLeast: 1) }
                         mock.recordSent(ByteBuffer(string: piece))
                         try await writer.write(ByteBuffer(string: piece))
                     }

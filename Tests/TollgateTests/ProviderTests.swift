@@ -321,10 +321,10 @@ import TollgateTestSupport
     }
 }
 
-@Suite struct ProviderLimitTests {
+@Suite(.timeLimit(.minutes(2))) struct ProviderLimitTests {
     @Test func aProvidersConcurrencyLimitQueuesABoundedNumberAndRefusesTheRest() async throws {
         var slow = MockOllama.Behavior()
-        slow.chunkDelay = .milliseconds(200)
+        slow.holdAfterChunk = 1  // every answer waits after its first piece until released
         slow.remoteModels = ["m1"]
         let cloud = MockOllama(behavior: slow)
         try await cloud.start()
@@ -346,7 +346,12 @@ import TollgateTestSupport
                         return Int(response.status.code)
                     }
                 }
+                // Two are held by the provider, eight wait in the queue, two were refused: then let them all finish.
+                let queued = await eventually(timeout: .seconds(30)) { gw.gateway.router.backend(named: "slow")?.slots?.waiting == 8 }
+                #expect(queued)
                 var all: [Int] = []
+                while all.filter({ $0 == 503 }).count < 2, let s = try await group.next() { all.append(s) }
+                cloud.release()
                 for try await s in group { all.append(s) }
                 return all
             }

@@ -94,7 +94,9 @@ extension TollgateConfig {
     /// `TOLLGATE_PROVIDERS_FILE` names (the `_FILE` convention of every variable).
     static func loadProviders(from source: ConfigSource) throws(ConfigError) -> (providers: [ProviderConfig], models: [DeclaredModel]) {
         var providers: [ProviderConfig] = []
-        let urls = (try source.value("OLLAMA_URL") ?? "http://localhost:11434").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        // `none`: no Ollama server (cloud providers only).
+        let list = try source.value("OLLAMA_URL") ?? "http://localhost:11434"
+        let urls = list == "none" ? [] : list.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         for (i, text) in urls.enumerated() where !text.isEmpty {
             let url = try parseUpstreamURL(text, variable: "OLLAMA_URL")
             providers.append(ProviderConfig(name: i == 0 ? "ollama" : "ollama-\(i + 1)", kind: .ollama, baseURL: url.absoluteString))

@@ -75,7 +75,7 @@ public struct TollgateConfig: Sendable {
         let dataDirectory = try source.value("TOLLGATE_DATA_DIR") ?? "./data"
         let (providers, declaredModels) = try loadProviders(from: source)
         let ollama = try parseUpstreamURL(
-            (source.value("OLLAMA_URL") ?? "http://localhost:11434").split(separator: ",").first.map(String.init) ?? "", variable: "OLLAMA_URL"
+            providers.first { $0.kind == .ollama }?.baseURL ?? "http://localhost:11434", variable: "OLLAMA_URL"
         )
         let database = try parseDatabaseURL(source.value("DATABASE_URL") ?? "sqlite:///\(dataDirectory)/tollgate.db")
         let proxy = Listener(
