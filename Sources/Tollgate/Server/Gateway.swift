@@ -28,6 +28,12 @@ public final class Gateway: Sendable {
     /// Opens the store, runs migrations and resolves the server secret.
     /// Reservations left by a previous process are settled here, before any request is served.
     public static func open(config: TollgateConfig, logger: Logger, clock: any GatewayClock = SystemClock()) async throws -> Gateway {
+        // Providers that must not reach private addresses are checked before anything starts.
+        for provider in config.providers where !provider.allowPrivate {
+            if case .refused(let why) = await ProviderURLGuard.check(provider.baseURL, allowPrivate: false) {
+                throw ConfigError(variable: "TOLLGATE_PROVIDERS", message: "provider '\(provider.name)': its URL points at \(why) (set allow_private to permit it)")
+            }
+        }
         let store = try await openStore(config: config, logger: logger)
         do {
             try await store.migrate()
