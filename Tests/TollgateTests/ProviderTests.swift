@@ -364,3 +364,49 @@ import TollgateTestSupport
         }
     }
 }
+
+@Suite(.timeLimit(.minutes(2))) struct SameDialectTests {
+    @Test func aProviderOfTheClientsOwnDialectGetsTheRequestAndGivesTheAnswerAsTheyAre() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey(policy: SubjectPolicy(outputCaps: OutputCaps(maximum: 40)))
+            // OpenAI → OpenAI: fields the gateway does not model still arrive; only model, cap and usage are touched.
+            let whole = try await gw.send(
+                "/v1/chat/completions",
+                body: #"{"model":"openai/gpt-4o-mini","max_tokens":500,"logprobs":true,"user":"u-17","parallel_tool_calls":false,"messages":[{"role":"user","content":"x"}]}"#,
+                key: key
+            )
+            #expect(whole.status == 200)
+            #expect(whole.body.contains(#""id":"chatcmpl-mock""#))  // the provider's own answer
+            let sent = try #require(fleet.openAI.received.last?.bodyJSON)
+            #expect(sent["model"] as? String == "gpt-4o-mini")
+            #expect(sent["max_tokens"] as? Int == 40)
+            #expect(sent["logprobs"] as? Bool == true && sent["user"] as? String == "u-17" && sent["parallel_tool_calls"] as? Bool == false)
+            // A stream: usage is asked for, metered, and the extra chunk dropped for a client that did not ask.
+            let stream = try await gw.send("/v1/chat/completions", body: #"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"x"}]}"#, key: key)
+            #expect((fleet.openAI.received.last?.bodyJSON?["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
+            #expect(!stream.body.contains(#""usage""#))
+            #expect(stream.body.hasSuffix("data: [DONE]\n\n"))
+            let asked = try await gw.send(
+                "/v1/chat/completions", body: #"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}"#, key: key
+            )
+            #expect(asked.body.contains(#""usage""#) && asked.body.contains(#""completion_tokens":5"#))
+            // Anthropic → Anthropic: prompt-caching marks and the provider's message come through.
+            let cached = try await gw.send(
+                "/v1/messages",
+                body: #"{"model":"claude-sonnet-4-5","max_tokens":20,"system":[{"type":"text","text":"long","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"x"}]}"#,
+                key: key
+            )
+            #expect(cached.body.contains(#""id":"msg_mock""#))
+            let system = fleet.anthropic.received.last?.bodyJSON?["system"] as? [[String: Any]]
+            #expect((system?.first?["cache_control"] as? [String: Any])?["type"] as? String == "ephemeral")
+            let records = try await gw.waitForUsage(count: 4)
+            #expect(records.allSatisfy { $0.usageSource == .upstream && $0.promptTokens == 26 }, "\(records.map { "\($0.usageSource) \($0.promptTokens ?? -1)" })")
+            // An error from the provider keeps its own body and status.
+            fleet.anthropic.updateBehavior { $0.failStatus = 400 }
+            let refused = try await gw.send("/v1/messages", body: #"{"model":"claude-sonnet-4-5","max_tokens":20,"messages":[{"role":"user","content":"x"}]}"#, key: key)
+            #expect(refused.status == 400)
+            #expect(refused.body.contains("mock failure 400"))
+        }
+    }
+}

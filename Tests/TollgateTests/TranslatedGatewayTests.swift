@@ -83,7 +83,10 @@ import TollgateTestSupport
             let records = try await gw.waitForUsage(count: 3)
             #expect(records.count == 3)
             #expect(records.allSatisfy { $0.outcome == .upstreamError && $0.usageSource == .estimated })
-            #expect(records.map { $0.completionTokens ?? -1 }.sorted() == [2, 2, 3])
+            // Two error lines after two pieces each; the dropped connection after three pieces (the last one
+            // sent may be lost with the connection, so one to three of them were relayed).
+            let relayed = records.map { $0.completionTokens ?? -1 }.sorted()
+            #expect(relayed.filter { $0 == 2 }.count >= 2 && relayed.allSatisfy { (1...3).contains($0) }, "\(relayed)")
         }
     }
 

@@ -119,7 +119,9 @@ def run_openai():
     r = client.chat.completions.create(model="llama3.2", messages=[{"role": "user", "content": "json please"}],
                                        response_format={"type": "json_object"}, reasoning_effort="high")
     inference += 1
-    check("openai json mode + reasoning", getattr(r.choices[0].message, "reasoning", None) == "thinking it over", r.choices[0].message)
+    # Translated from Ollama: `reasoning` (as Ollama's own shim); relayed from an OpenAI-compatible provider: its own field.
+    m = r.choices[0].message
+    check("openai json mode + reasoning", (getattr(m, "reasoning", None) or getattr(m, "reasoning_content", None)) == "thinking it over", m)
 
     c = client.completions.create(model="llama3.2", prompt="Once upon", max_tokens=3)
     inference += 1

@@ -22,12 +22,51 @@ struct TranslatedExchange {
     /// The providers that serve the model (failover among them before the first byte).
     let routes: [Route]
     var requestedModel: String?
+    /// The client's request as sent, for a provider of the client's own dialect (relayed, not translated).
+    var original: JSONValue?
     var admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
     var rateHeaders = RateLimitHeaders()
     /// Largest whole answer read from the upstream for a non-streamed translation.
     static let maxAnswerBytes = 256 << 20
 
     var dialect: ClientDialect { route.dialect }
+
+    /// Whether a provider kind speaks the client's dialect (its requests and answers are relayed as they are).
+    var sameDialect: @Sendable (ProviderConfig.Kind) -> Bool {
+        let dialect = self.dialect
+        let route = self.route
+        return { kind in
+            switch (dialect, kind) {
+            case (.openAI, .openai): route == .chat || route == .completion
+            case (.anthropic, .anthropic): true
+            default: false
+            }
+        }
+    }
+
+    /// The client's body with only what policy changes: the provider's model name, the output cap,
+    /// and (OpenAI streams) `stream_options.include_usage` so the gateway can meter.
+    static func passthroughBody(_ original: JSONValue, request: ChatRequest, route: Route) -> String {
+        var body = original
+        body.set("model", .string(route.model))
+        if let cap = request.maxTokens {
+            switch route.backend.kind {
+            case .anthropic: body.set("max_tokens", .number(cap))
+            default:
+                if body["max_completion_tokens"] != nil || (body["max_tokens"] == nil && route.backend.config.maxCompletionTokens) {
+                    body.set("max_completion_tokens", .number(cap))
+                } else {
+                    body.set("max_tokens", .number(cap))
+                }
+            }
+        }
+        if route.backend.kind == .openai, request.stream {
+            var options = body["stream_options"]?.objectValue.map { JSONValue.object($0) } ?? .object([])
+            options.set("include_usage", .bool(true))
+            body.set("stream_options", options)
+        }
+        return body.text
+    }
 
     func headers(contentType: String) -> HTTPFields {
         var h: HTTPFields = [.contentType: contentType, .xRequestID: requestID, .xTollgateModel: model]
@@ -90,7 +129,7 @@ struct TranslatedExchange {
         return self.failure(failure.status, failure.message)
     }
 
-    func upstreamStatus(_ response: HTTPClientResponse, settlement: RequestSettlement) async -> Response {
+    func upstreamStatus(_ response: HTTPClientResponse, settlement: RequestSettlement, passthrough: Bool = false) async -> Response {
         let bytes = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
         let error = (try? JSONValue.parse(bytes))?["error"]
         let message = error?.stringValue ?? error?["message"]?.stringValue ?? "upstream answered \(response.status.code)"
@@ -99,6 +138,12 @@ struct TranslatedExchange {
             r.httpStatus = Int(response.status.code)
             r.outcome = .upstreamError
             r.error = message
+        }
+        if passthrough, !bytes.isEmpty {
+            // Same dialect: the provider's own error body and status.
+            var h = headers(contentType: "application/json")
+            if let retry = response.headers.first(name: "retry-after") { h[.retryAfter] = retry }
+            return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
         return failure(status, message)
     }
@@ -109,24 +154,30 @@ struct TranslatedExchange {
         let settlement = settlement(stream: request.stream, promptEstimate: promptEstimate)
         let response: HTTPClientResponse
         let adapter: any ChatBackendAdapter
+        let original = self.original, sameDialect = self.sameDialect
+        let passthrough: Bool
         do {
             let sent = try await send(settlement: settlement) { route in
                 Self.adapter(for: route.backend).path(for: request)
             } body: { route in
+                if let original, sameDialect(route.backend.kind) { return Self.passthroughBody(original, request: request, route: route) }
                 var forBackend = request
                 forBackend.model = route.model
                 return Self.adapter(for: route.backend).body(for: forBackend)
             }
             response = sent.response
             adapter = Self.adapter(for: sent.route.backend)
+            passthrough = original != nil && sameDialect(sent.route.backend.kind)
         } catch {
             return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
         }
-        guard response.status == .ok else { return await upstreamStatus(response, settlement: settlement) }
+        guard response.status == .ok else { return await upstreamStatus(response, settlement: settlement, passthrough: passthrough) }
         let ids = OllamaNative.ToolCallIDs(prefix: String(requestID.suffix(12)))
+        // The extra usage chunk the gateway asked an OpenAI-compatible provider for, unless the client asked too.
+        let dropUsageChunk = passthrough && route.dialect == .openAI && !request.includeUsage
         let created = Int(front.clock.now().timeIntervalSince1970)
         if !request.stream {
-            return await whole(response, adapter: adapter, ids: ids, created: created, settlement: settlement, promptEstimate: promptEstimate)
+            return await whole(response, adapter: adapter, ids: ids, created: created, settlement: settlement, promptEstimate: promptEstimate, passthrough: passthrough)
         }
         let cap = request.maxTokens
         let headMs = settlement.elapsedMs()
@@ -154,53 +205,76 @@ struct TranslatedExchange {
                 var failureMessage: String?
                 var capCut = false
                 var ended = false
+                // Same dialect: the upstream's own events go out as they are (policy aside); the decoder only meters.
+                var events = SSEEvents()
                 while !ended {
-                    var events: [ChatEvent]
+                    // Each unit: the upstream's bytes to relay as they are (pass-through), and what they mean.
+                    var units: [(raw: [UInt8]?, events: [ChatEvent])]
                     do {
                         if let chunk = try await iterator.next() {
                             if firstByteMs == nil { firstByteMs = settlement.elapsedMs() }
-                            events = decoder.feed(chunk.readableBytesView)
+                            if passthrough {
+                                units = events.feed(chunk.readableBytesView).map { raw in (raw, decoder.feed(raw)) }
+                            } else {
+                                units = [(nil, decoder.feed(chunk.readableBytesView))]
+                            }
                         } else {
-                            events = decoder.finish()
-                            if !decoder.isFinished { events.append(.failure("upstream ended the stream early")) }
+                            var last = passthrough ? events.rest().map { raw in (Optional(raw), decoder.feed(raw)) } : []
+                            last.append((nil, decoder.finish()))
+                            if !decoder.isFinished { last.append((nil, [.failure("upstream ended the stream early")])) }
+                            units = last
                             ended = true
                         }
                     } catch {
                         let failure = UpstreamFailure(error, aborted: drain.isAborted)
-                        events = [.failure(failure.streamMessage)]
+                        units = [(nil, [.failure(failure.streamMessage)])]
                         outcome = failure.outcome == .timeout || failure.outcome == .shutdown ? failure.outcome : .upstreamError
                         ended = true
                     }
                     var out = ""
-                    for event in events {
-                        switch event {
-                        case .text, .thinking:
-                            generated += 1
-                            if let cap, generated > cap {
-                                // The upstream ignored the cap: end as if it had stopped there.
-                                capCut = true
-                                out += encoder.encode(.finish(.length, usage: nil), usage: TokenUsage(promptTokens: decoder.promptTokens ?? promptEstimate, completionTokens: cap))
+                    var bytes: [UInt8] = []
+                    units: for unit in units {
+                        var relay = unit.raw != nil
+                        for event in unit.events {
+                            switch event {
+                            case .text, .thinking:
+                                generated += 1
+                                if let cap, generated > cap {
+                                    // The upstream ignored the cap: end as if it had stopped there.
+                                    capCut = true
+                                    out += encoder.encode(.finish(.length, usage: nil), usage: TokenUsage(promptTokens: decoder.promptTokens ?? promptEstimate, completionTokens: cap))
+                                    ended = true
+                                    relay = false
+                                } else if unit.raw == nil {
+                                    out += encoder.encode(event)
+                                }
+                            case .finish(_, let usage):
+                                reported = usage
+                                let told = usage ?? TokenUsage(promptTokens: decoder.promptTokens ?? promptEstimate, completionTokens: decoder.completionTokens ?? generated)
+                                if unit.raw == nil { out += encoder.encode(event, usage: told) }
                                 ended = true
-                            } else {
-                                out += encoder.encode(event)
+                            case .failure(let message):
+                                if outcome == .completed { outcome = .upstreamError }
+                                failureMessage = message
+                                if unit.raw == nil { out += encoder.encode(event) }
+                                ended = true
+                            default:
+                                if unit.raw == nil { out += encoder.encode(event) }
                             }
-                        case .finish(_, let usage):
-                            reported = usage
-                            let told = usage ?? TokenUsage(promptTokens: decoder.promptTokens ?? promptEstimate, completionTokens: decoder.completionTokens ?? generated)
-                            out += encoder.encode(event, usage: told)
-                            ended = true
-                        case .failure(let message):
-                            if outcome == .completed { outcome = .upstreamError }
-                            failureMessage = message
-                            out += encoder.encode(event)
-                            ended = true
-                        default:
-                            out += encoder.encode(event)
+                            if capCut { break }
                         }
-                        if ended { break }
+                        if relay, let raw = unit.raw, !(dropUsageChunk && SSEEvents.isUsageOnly(raw)) {
+                            if !out.isEmpty {
+                                bytes += Array(out.utf8)
+                                out = ""
+                            }
+                            bytes += raw
+                        }
+                        if capCut { break units }
                     }
-                    if !out.isEmpty {
-                        do { try await writer.write(ByteBuffer(string: out)) } catch {
+                    if !out.isEmpty { bytes += Array(out.utf8) }
+                    if !bytes.isEmpty {
+                        do { try await writer.write(ByteBuffer(bytes: bytes)) } catch {
                             clientGone = true
                             ended = true
                         }
@@ -260,7 +334,7 @@ struct TranslatedExchange {
 
     func whole(
         _ response: HTTPClientResponse, adapter: any ChatBackendAdapter, ids: OllamaNative.ToolCallIDs, created: Int, settlement: RequestSettlement,
-        promptEstimate: Int
+        promptEstimate: Int, passthrough: Bool = false
     ) async -> Response {
         let bytes: ByteBuffer
         do {
@@ -291,6 +365,10 @@ struct TranslatedExchange {
             r.promptTokens = told.promptTokens
             r.completionTokens = told.completionTokens
             r.usageSource = answer.usage == nil ? .estimated : .upstream
+        }
+        if passthrough {
+            // Same dialect: the provider's answer as it is.
+            return Response(status: .ok, headers: headers(contentType: "application/json"), body: .init(byteBuffer: bytes))
         }
         let id = Self.responseID(route: route, requestID: requestID)
         let text: String

@@ -139,9 +139,9 @@ struct TranslatingFront {
         }
         do throws(RequestError) {
             switch route {
-            case .chat: return await chat(try OpenAIDialect.chatRequest(body), identity: identity, context: context, request: request)
-            case .completion: return await chat(try OpenAIDialect.completionRequest(body), identity: identity, context: context, request: request)
-            case .messages: return await chat(try AnthropicDialect.request(body), identity: identity, context: context, request: request)
+            case .chat: return await chat(try OpenAIDialect.chatRequest(body), original: body, identity: identity, context: context)
+            case .completion: return await chat(try OpenAIDialect.completionRequest(body), original: body, identity: identity, context: context)
+            case .messages: return await chat(try AnthropicDialect.request(body), original: body, identity: identity, context: context)
             case .countTokens:
                 var r = try AnthropicDialect.request(body, countOnly: true)
                 if let denied = applyModelPolicy(&r.model, modelPolicy) { return denied }
@@ -185,13 +185,14 @@ struct TranslatingFront {
     /// Admission (rate limits, quotas) and then the exchange, for every translated request.
     func admitAndRun(
         identity: KeyIdentity, context: GatewayRequestContext, model: String, requested: String, routes: [Route], promptEstimate: Int, estimate: Int,
-        run: (TranslatedExchange) async -> Response
+        original: JSONValue? = nil, run: (TranslatedExchange) async -> Response
     ) async -> Response {
         var exchange = TranslatedExchange(
             front: front, route: route, identity: identity, requestID: requestID, started: started, clientAddress: context.clientAddress,
             watch: front.connections.watch(for: context.channel), model: model, routes: routes
         )
         exchange.requestedModel = requested
+        exchange.original = original
         switch await front.gate.admit(
             identity: identity, requestID: requestID, endpoint: route.endpoint, model: model, promptEstimate: promptEstimate, estimate: estimate
         ) {
@@ -206,7 +207,7 @@ struct TranslatingFront {
         }
     }
 
-    func chat(_ decoded: ChatRequest, identity: KeyIdentity, context: GatewayRequestContext, request: Request) async -> Response {
+    func chat(_ decoded: ChatRequest, original: JSONValue?, identity: KeyIdentity, context: GatewayRequestContext) async -> Response {
         var r = decoded
         let requested = r.model
         let current = front.settings.current
@@ -233,7 +234,8 @@ struct TranslatingFront {
         let estimate = promptEstimate + (r.maxTokens ?? OllamaFront.uncappedOutputReserve)
         let model = r.model
         return await admitAndRun(
-            identity: identity, context: context, model: model, requested: requested, routes: routes, promptEstimate: promptEstimate, estimate: estimate
+            identity: identity, context: context, model: model, requested: requested, routes: routes, promptEstimate: promptEstimate, estimate: estimate,
+            original: original
         ) { await $0.chat(r, promptEstimate: promptEstimate) }
     }
 

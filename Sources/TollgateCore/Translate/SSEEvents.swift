@@ -1,0 +1,41 @@
+/// Splits an SSE stream into whole events (the lines up to a blank line), so a gateway can relay a
+/// provider's events as they are while metering them, and leave one out when policy says so.
+public struct SSEEvents: Sendable {
+    var lines = LineBuffer()
+    var current: [UInt8] = []
+
+    public init() {}
+
+    /// Complete events in `bytes`, each with its lines and the closing blank line (`\n` line ends).
+    public mutating func feed(_ bytes: some Collection<UInt8>) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        let complete = (try? lines.feed(bytes)) ?? []
+        for var line in complete {
+            if line.last == 0x0D { line = line.dropLast() }
+            current += line
+            current.append(0x0A)
+            if line.isEmpty {
+                if current.count > 1 { out.append(current) }
+                current.removeAll(keepingCapacity: true)
+            }
+        }
+        return out
+    }
+
+    /// What is left at the end of the stream (an event without its blank line).
+    public mutating func rest() -> [[UInt8]] {
+        var line = lines.rest()
+        if line.last == 0x0D { line = line.dropLast() }
+        current += line
+        defer { current.removeAll() }
+        return current.isEmpty ? [] : [current + [0x0A, 0x0A]]
+    }
+
+    /// An OpenAI usage-only chunk (`"choices": []` with `usage`), the one a client that did not ask for usage must not see.
+    public static func isUsageOnly(_ event: [UInt8]) -> Bool {
+        guard let start = event.firstIndex(of: UInt8(ascii: "{")), let end = event.lastIndex(of: UInt8(ascii: "}")), start < end,
+            let value = try? JSONValue.parse(event[start...end], maxDepth: 64)
+        else { return false }
+        return value["choices"]?.arrayValue?.isEmpty == true && value["usage"].map { !$0.isNull } == true
+    }
+}
