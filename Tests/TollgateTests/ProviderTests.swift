@@ -410,3 +410,40 @@ import TollgateTestSupport
         }
     }
 }
+
+@Suite(.timeLimit(.minutes(2))) struct ProviderTimeoutTests {
+    @Test func aProvidersFirstByteAllowanceEndsTheWaitAndTheRequestFailsOver() async throws {
+        var late = MockOllama.Behavior()
+        late.firstByteDelay = .seconds(20)
+        let slow = MockOllama(behavior: late), fast = MockOllama()
+        try await slow.start()
+        try await fast.start()
+        defer { Task { await slow.stop() } }
+        let providers = #"""
+            {"providers":[{"name":"slow","kind":"ollama","url":"\#(slow.baseURL)","first_byte_timeout":0.3,"read_timeout":60,"connect_timeout":5,"models":[{"name":"llama3.2"}]},
+                          {"name":"fast","kind":"ollama","url":"\#(fast.baseURL)"}]}
+            """#
+        let gw = try await TestGateway.start(["OLLAMA_URL": "none", "TOLLGATE_PROVIDERS": providers], mock: fast)
+        do {
+            #expect(gw.gateway.router.backend(named: "slow")?.client != nil)  // its own timeouts, its own client
+            #expect(gw.gateway.router.backend(named: "fast")?.client == nil)
+            let key = try await gw.createKey()
+            // Only the slow server: the client hears 504 once its allowance is over.
+            let only = try await gw.send("/api/chat", body: #"{"model":"slow/llama3.2","stream":false,"messages":[{"role":"user","content":"x"}]}"#, key: key)
+            #expect(only.status == 504)
+            // Either server: whichever is tried first, the answer comes (from the fast one).
+            for _ in 0..<4 {
+                let either = try await gw.send("/api/chat", body: #"{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"x"}]}"#, key: key)
+                #expect(either.status == 200)
+            }
+            let records = try await gw.waitForUsage(count: 5)
+            #expect(records.filter { $0.outcome == .timeout }.count == 1)
+            #expect(slow.received.filter { $0.path == "/api/chat" }.count >= 2, "slow tried \(slow.received.count) times")
+            #expect(records.filter { $0.httpStatus == 200 }.allSatisfy { $0.provider == "fast" })
+        } catch {
+            try? await gw.stop()
+            throw error
+        }
+        try await gw.stop()
+    }
+}

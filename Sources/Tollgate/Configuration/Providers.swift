@@ -21,6 +21,12 @@ public struct ProviderConfig: Sendable, Equatable {
     public var models: [ModelMetadata] = []
     /// OpenAI itself wants `max_completion_tokens`.
     public var maxCompletionTokens = false
+    /// Timeouts of this provider (nil: the gateway's `TOLLGATE_UPSTREAM_*` values). `readTimeout` bounds
+    /// every wait for the provider's next bytes (its first ones included); `firstByteTimeout`, when
+    /// shorter, bounds the wait for the answer's head.
+    public var connectTimeout: Duration?
+    public var readTimeout: Duration?
+    public var firstByteTimeout: Duration?
 
     public init(name: String, kind: Kind, baseURL: String, apiKey: String? = nil) {
         self.name = name
@@ -152,6 +158,16 @@ extension TollgateConfig {
             p.maxConcurrent = entry["max_concurrent"]?.intValue
             p.allowPrivate = entry["allow_private"]?.boolValue ?? true
             p.maxCompletionTokens = entry["max_completion_tokens"]?.boolValue ?? (name == "openai")
+            func seconds(_ key: String) throws(ConfigError) -> Duration? {
+                guard let v = entry[key] else { return nil }
+                guard let d = v.doubleValue, d > 0, d <= 86_400 else {
+                    throw ConfigError(variable: variable, message: "\(at).\(key) must be a number of seconds")
+                }
+                return .milliseconds(Int64(d * 1000))
+            }
+            p.connectTimeout = try seconds("connect_timeout")
+            p.readTimeout = try seconds("read_timeout")
+            p.firstByteTimeout = try seconds("first_byte_timeout")
             for (j, m) in (entry["models"]?.arrayValue ?? []).enumerated() {
                 p.models.append(try parseModel(m, at: "\(at).models[\(j)]"))
             }

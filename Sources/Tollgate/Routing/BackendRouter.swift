@@ -10,6 +10,8 @@ public final class Backend: Sendable {
     let health = Mutex(Health())
     /// Admission to the provider when it has a concurrency limit (nil: unbounded).
     let slots: ProviderSlots?
+    /// A client of its own when the provider has timeouts of its own (nil: the gateway's).
+    public let client: UpstreamClient?
 
     struct Health {
         var consecutiveFailures = 0
@@ -22,8 +24,13 @@ public final class Backend: Sendable {
     /// How long a passively ejected backend is skipped (an active check that succeeds readmits it sooner).
     static let cooldown: Duration = .seconds(30)
 
-    public init(_ config: ProviderConfig) {
+    public init(_ config: ProviderConfig, defaults: (connect: Duration, read: Duration)? = nil) {
         self.config = config
+        if let defaults, config.connectTimeout != nil || config.readTimeout != nil {
+            self.client = UpstreamClient(connectTimeout: config.connectTimeout ?? defaults.connect, readTimeout: config.readTimeout ?? defaults.read)
+        } else {
+            self.client = nil
+        }
         self.slots = config.maxConcurrent.map { ProviderSlots(limit: $0, queueLimit: $0 * 4) }
     }
 
@@ -192,10 +199,13 @@ public struct BackendRouter: Sendable {
     /// Breaks ties between equally busy backends in turn.
     let turn = Counter()
 
-    public init(providers: [ProviderConfig], catalog: ModelCatalog) {
-        self.backends = providers.map(Backend.init)
+    public init(providers: [ProviderConfig], catalog: ModelCatalog, timeouts: (connect: Duration, read: Duration)? = nil) {
+        self.backends = providers.map { Backend($0, defaults: timeouts) }
         self.catalog = catalog
     }
+
+    /// Every HTTP client in use: the gateway's and the providers' own.
+    public func clients(with shared: UpstreamClient) -> [UpstreamClient] { [shared] + backends.compactMap(\.client) }
 
     /// The router of a single Ollama server (tests and tools).
     public init(ollamaURL: URL) {

@@ -4,6 +4,13 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
+/// A flag set once from another task.
+final class Flag: Sendable {
+    let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}
+
 /// Retries are paid from a budget: every request adds a fifth of a retry, and a few per second
 /// are always allowed, so a failing provider cannot multiply the load (retries stay near 20 % of requests).
 final class RetryBudget: Sendable {
@@ -64,17 +71,33 @@ enum UpstreamCall {
             let request = build(route)
             let canRetry = { routes.contains { !tried.contains($0.backend.name) } && router.retryBudget.spend() }
             let response: HTTPClientResponse
+            let expired = Flag()
             do {
-                let http = client.http
+                let http = (route.backend.client ?? client).http
                 let pending = Task { try await http.execute(request, timeout: deadline, logger: UpstreamClient.quietLogger) }
                 watch?.arm { pending.cancel() }
                 defer { watch?.disarm() }
+                // The provider's first-byte allowance, when it has one: the wait for the head ends there.
+                let timer = route.backend.config.firstByteTimeout.map { limit in
+                    Task {
+                        try await Task.sleep(for: limit)
+                        expired.set()
+                        pending.cancel()
+                    }
+                }
+                defer { timer?.cancel() }
                 response = try await withTaskCancellationHandler {
                     try await pending.value
                 } onCancel: {
                     pending.cancel()
                 }
             } catch {
+                if expired.isSet, !Task.isCancelled {
+                    route.backend.recordFailure()
+                    lease.release()
+                    if canRetry() { continue }
+                    throw FirstByteTimeout()
+                }
                 let failure = UpstreamFailure(error, aborted: false)
                 guard failure.outcome == .upstreamUnreachable || failure.outcome == .timeout, !Task.isCancelled else { throw error }
                 route.backend.recordFailure()
@@ -103,4 +126,6 @@ enum UpstreamCall {
     struct UpstreamUnavailable: Error {}
     /// The provider's concurrency limit and its queue are full.
     struct ProviderBusy: Error {}
+    /// The provider sent nothing within its first-byte allowance.
+    struct FirstByteTimeout: Error {}
 }

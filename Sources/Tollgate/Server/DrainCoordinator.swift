@@ -7,7 +7,7 @@ import ServiceLifecycle
 /// listeners then stop accepting and wait for their open responses.
 struct DrainCoordinator: Service {
     let drain: DrainState
-    let client: UpstreamClient
+    let clients: [UpstreamClient]
     let deadline: Duration
     let logger: Logger
 
@@ -19,13 +19,13 @@ struct DrainCoordinator: Service {
         }
         drain.startDraining()
         logger.info("shutting down: refusing new requests, letting open streams finish", metadata: ["deadline_s": "\(deadline.components.seconds)"])
-        let drain = self.drain, client = self.client, deadline = self.deadline, logger = self.logger
+        let drain = self.drain, clients = self.clients, deadline = self.deadline, logger = self.logger
         // Not awaited: the listeners must start draining now; this only fires if they are still busy at the deadline.
         Task.detached {
             try? await Task.sleep(for: deadline)
             drain.abort()
             logger.warning("drain deadline reached: ending open upstream streams")
-            try? await client.http.shutdown()
+            for client in clients { try? await client.http.shutdown() }
         }
     }
 }

@@ -77,7 +77,10 @@ public final class Gateway: Sendable {
         self.client = UpstreamClient(connectTimeout: config.upstreamConnectTimeout, readTimeout: config.upstreamReadTimeout)
         let providers = config.providers.isEmpty
             ? [ProviderConfig(name: "ollama", kind: .ollama, baseURL: config.ollamaURL.absoluteString)] : config.providers
-        self.router = BackendRouter(providers: providers, catalog: ModelCatalog(providers: providers, declared: config.declaredModels))
+        self.router = BackendRouter(
+            providers: providers, catalog: ModelCatalog(providers: providers, declared: config.declaredModels),
+            timeouts: (config.upstreamConnectTimeout, config.upstreamReadTimeout)
+        )
     }
 
     /// Reads every provider's model list now (also done at start and periodically).
@@ -116,14 +119,14 @@ public final class Gateway: Sendable {
         )
         return [
             usage,
-            UpstreamClientService(client: client),
+            UpstreamClientService(clients: router.clients(with: client)),
             KeyCacheRefresher(authenticator: authenticator, settings: settings, store: store, interval: .seconds(1), logger: logger),
             ReservationReaper(gate: gate, interval: .seconds(60), minimumAge: 120, logger: logger),
             CatalogRefresher(router: router, probe: ProviderProbe(client: client), interval: config.catalogRefreshInterval, logger: logger),
             HealthChecker(router: router, probe: ProviderProbe(client: client), interval: config.healthCheckInterval, logger: logger),
             admin,
             proxy,
-            DrainCoordinator(drain: drain, client: client, deadline: config.drainTimeout, logger: logger),
+            DrainCoordinator(drain: drain, clients: router.clients(with: client), deadline: config.drainTimeout, logger: logger),
         ]
     }
 

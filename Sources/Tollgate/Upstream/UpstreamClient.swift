@@ -66,10 +66,10 @@ extension TimeAmount {
 
 /// Shuts the upstream client down when the service group stops (AsyncHTTPClient requires it).
 struct UpstreamClientService: Service {
-    let client: UpstreamClient
+    let clients: [UpstreamClient]
 
     func run() async throws {
         try? await gracefulShutdown()
-        try? await client.http.shutdown()
+        for client in clients { try? await client.http.shutdown() }
     }
 }

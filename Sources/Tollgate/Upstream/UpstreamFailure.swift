@@ -14,6 +14,12 @@ struct UpstreamFailure {
             message = "gateway is shutting down"
             return
         }
+        if error is UpstreamCall.FirstByteTimeout {
+            status = .gatewayTimeout
+            outcome = .timeout
+            message = "upstream did not answer in time"
+            return
+        }
         if error is UpstreamCall.ProviderBusy {
             status = .serviceUnavailable
             outcome = .upstreamUnreachable
