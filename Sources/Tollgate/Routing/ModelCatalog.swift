@@ -13,6 +13,9 @@ public final class ModelCatalog: Sendable {
         var everywhere: [String: ModelMetadata] = [:]
         var kinds: [String: ProviderConfig.Kind] = [:]
         var order: [String] = []
+        /// The merged list and an index by name, rebuilt when a list changes (routing reads them per request).
+        var merged: [(provider: String, model: ModelMetadata)] = []
+        var byName: [String: [Int]] = [:]
     }
     let state = Mutex(State())
 
@@ -30,13 +33,20 @@ public final class ModelCatalog: Sendable {
                     s.everywhere[d.metadata.name] = d.metadata
                 }
             }
+            Self.rebuild(&s)
         }
     }
 
     /// Replaces what discovery found for a provider.
     public func replace(provider: String, with models: [ModelMetadata]) {
-        state.withLock { $0.discovered[provider] = models }
+        state.withLock { s in
+            s.discovered[provider] = models
+            Self.rebuild(&s)
+        }
     }
+
+    /// A lookup key under which every spelling of one model meets (`llama3.2` and `llama3.2:latest`).
+    static func key(_ name: String) -> String { ModelPolicy.normalized(name) }
 
     static func same(_ a: String, _ b: String, kind: ProviderConfig.Kind?) -> Bool {
         kind == .ollama ? ModelPolicy.sameModel(a, b) : a == b
@@ -44,22 +54,26 @@ public final class ModelCatalog: Sendable {
 
     /// Every model of every provider, merged, in provider order.
     public func all() -> [(provider: String, model: ModelMetadata)] {
-        state.withLock { s in
-            var out: [(String, ModelMetadata)] = []
-            for provider in s.order {
-                let kind = s.kinds[provider]
-                var models = s.discovered[provider] ?? []
-                for d in s.declared[provider] ?? [] {
-                    if let i = models.firstIndex(where: { Self.same($0.name, d.name, kind: kind) }) {
-                        models[i] = Self.merge(models[i], d)
-                    } else {
-                        models.append(d)
-                    }
+        state.withLock { $0.merged }
+    }
+
+    static func rebuild(_ s: inout State) {
+        var out: [(String, ModelMetadata)] = []
+        for provider in s.order {
+            let kind = s.kinds[provider]
+            var models = s.discovered[provider] ?? []
+            for d in s.declared[provider] ?? [] {
+                if let i = models.firstIndex(where: { Self.same($0.name, d.name, kind: kind) }) {
+                    models[i] = Self.merge(models[i], d)
+                } else {
+                    models.append(d)
                 }
-                for m in models { out.append((provider, s.everywhere[m.name].map { Self.merge(m, $0) } ?? m)) }
             }
-            return out
+            for m in models { out.append((provider, s.everywhere[m.name].map { Self.merge(m, $0) } ?? m)) }
         }
+        s.merged = out
+        s.byName = [:]
+        for (i, entry) in out.enumerated() { s.byName[key(entry.1.name), default: []].append(i) }
     }
 
     static func merge(_ found: ModelMetadata, _ declared: ModelMetadata) -> ModelMetadata {
@@ -73,16 +87,23 @@ public final class ModelCatalog: Sendable {
 
     /// Providers that list `model`, with the name each knows it by.
     public func providers(serving model: String) -> [String: String] {
-        var out: [String: String] = [:]
-        let kinds = state.withLock { $0.kinds }
-        for (provider, m) in all() where Self.same(m.name, model, kind: kinds[provider]) { out[provider] = m.name }
-        return out
+        state.withLock { s in
+            var out: [String: String] = [:]
+            for i in s.byName[Self.key(model)] ?? [] {
+                let (provider, m) = s.merged[i]
+                if Self.same(m.name, model, kind: s.kinds[provider]) { out[provider] = m.name }
+            }
+            return out
+        }
     }
 
     /// Metadata of one provider's model (declared, discovered, or the bare name's declaration).
     public func metadata(provider: String, model: String) -> ModelMetadata? {
-        let kinds = state.withLock { $0.kinds }
-        if let m = all().first(where: { $0.provider == provider && Self.same($0.model.name, model, kind: kinds[provider]) }) { return m.model }
-        return state.withLock { $0.everywhere[model] }
+        state.withLock { s in
+            for i in s.byName[Self.key(model)] ?? [] where s.merged[i].provider == provider && Self.same(s.merged[i].model.name, model, kind: s.kinds[provider]) {
+                return s.merged[i].model
+            }
+            return s.everywhere[model]
+        }
     }
 }
