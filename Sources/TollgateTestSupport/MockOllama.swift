@@ -83,6 +83,8 @@ public final class MockOllama: Sendable {
     public var behavior: Behavior { state.withLock { $0.behavior } }
     public var received: [Received] { state.withLock { $0.received } }
     public var hitCount: Int { state.withLock { $0.received.count } }
+    /// The last POST (health checks and model-list refreshes are GETs that may come in between).
+    public var lastPost: Received? { state.withLock { $0.received.last { $0.method == "POST" } } }
     /// Responses the mock could not finish because its peer went away.
     public var cancelledCount: Int { state.withLock { $0.cancelled } }
     public var completedCount: Int { state.withLock { $0.completed } }

@@ -174,10 +174,10 @@ import TollgateTestSupport
             // provider/model names one provider; the model name reaches it without the prefix.
             let qualified = try await gw.send("/api/chat", body: #"{"model":"ollama-2/llama3.2","stream":false,"messages":[{"role":"user","content":"x"}]}"#, key: key)
             #expect(qualified.status == 200)
-            #expect(fleet.ollamaB.received.last?.bodyJSON?["model"] as? String == "llama3.2")
+            #expect(fleet.ollamaB.lastPost?.bodyJSON?["model"] as? String == "llama3.2")
             let cloud = try await gw.send("/v1/chat/completions", body: #"{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"x"}]}"#, key: key)
             #expect(cloud.status == 200)
-            #expect(fleet.openAI.received.last?.bodyJSON?["model"] as? String == "gpt-4o-mini")
+            #expect(fleet.openAI.lastPost?.bodyJSON?["model"] as? String == "gpt-4o-mini")
             // A model name that looks like a host is only a name: it goes to a configured Ollama server as such.
             let hits = gw.mock.hitCount + fleet.ollamaB.hitCount
             let unknown = try await gw.send("/v1/chat/completions", body: #"{"model":"evil.example:8443/ns/m","messages":[{"role":"user","content":"x"}]}"#, key: key)
@@ -378,13 +378,13 @@ import TollgateTestSupport
             )
             #expect(whole.status == 200)
             #expect(whole.body.contains(#""id":"chatcmpl-mock""#))  // the provider's own answer
-            let sent = try #require(fleet.openAI.received.last?.bodyJSON)
+            let sent = try #require(fleet.openAI.lastPost?.bodyJSON)
             #expect(sent["model"] as? String == "gpt-4o-mini")
             #expect(sent["max_tokens"] as? Int == 40)
             #expect(sent["logprobs"] as? Bool == true && sent["user"] as? String == "u-17" && sent["parallel_tool_calls"] as? Bool == false)
             // A stream: usage is asked for, metered, and the extra chunk dropped for a client that did not ask.
             let stream = try await gw.send("/v1/chat/completions", body: #"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"x"}]}"#, key: key)
-            #expect((fleet.openAI.received.last?.bodyJSON?["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
+            #expect((fleet.openAI.lastPost?.bodyJSON?["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
             #expect(!stream.body.contains(#""usage""#))
             #expect(stream.body.hasSuffix("data: [DONE]\n\n"))
             let asked = try await gw.send(
@@ -398,7 +398,7 @@ import TollgateTestSupport
                 key: key
             )
             #expect(cached.body.contains(#""id":"msg_mock""#))
-            let system = fleet.anthropic.received.last?.bodyJSON?["system"] as? [[String: Any]]
+            let system = fleet.anthropic.lastPost?.bodyJSON?["system"] as? [[String: Any]]
             #expect((system?.first?["cache_control"] as? [String: Any])?["type"] as? String == "ephemeral")
             let records = try await gw.waitForUsage(count: 4)
             #expect(records.allSatisfy { $0.usageSource == .upstream && $0.promptTokens == 26 }, "\(records.map { "\($0.usageSource) \($0.promptTokens ?? -1)" })")

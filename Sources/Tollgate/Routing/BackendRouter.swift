@@ -222,6 +222,11 @@ public struct BackendRouter: Sendable {
     /// (ambiguous across kinds of provider); a name no catalog lists goes to the Ollama servers, which
     /// may have it even before the next refresh.
     public func resolve(_ model: String) -> Resolution {
+        // One Ollama server (the common case): everything goes there, no catalog to consult.
+        if backends.count == 1, backends[0].kind == .ollama {
+            let prefix = backends[0].name + "/"
+            return .routes([Route(backend: backends[0], model: model.hasPrefix(prefix) ? String(model.dropFirst(prefix.count)) : model)])
+        }
         if let slash = model.firstIndex(of: "/"), let backend = backends.first(where: { $0.name == model[..<slash] }) {
             let rest = String(model[model.index(after: slash)...])
             return rest.isEmpty ? .notFound(model) : .routes([Route(backend: backend, model: rest)])
@@ -239,6 +244,7 @@ public struct BackendRouter: Sendable {
 
     /// The least busy healthy route not yet tried; if every untried one is unhealthy, the least busy of them.
     public func pick(_ routes: [Route], excluding tried: Set<String> = []) -> Route? {
+        if routes.count == 1 { return tried.isEmpty ? routes[0] : nil }
         let untried = routes.filter { !tried.contains($0.backend.name) }
         let healthy = untried.filter { $0.backend.isHealthy }
         // One reading of each count: they change under our feet.

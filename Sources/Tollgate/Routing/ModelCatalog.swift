@@ -18,6 +18,9 @@ public final class ModelCatalog: Sendable {
         var byName: [String: [Int]] = [:]
     }
     let state = Mutex(State())
+    /// Whether any model is known (a cheap check before a lookup on every request).
+    let known = Atomic<Bool>(false)
+    public var hasModels: Bool { known.load(ordering: .relaxed) }
 
     public init(providers: [ProviderConfig] = [], declared: [DeclaredModel] = []) {
         state.withLock { s in
@@ -34,6 +37,7 @@ public final class ModelCatalog: Sendable {
                 }
             }
             Self.rebuild(&s)
+            known.store(!s.merged.isEmpty || !s.everywhere.isEmpty, ordering: .relaxed)
         }
     }
 
@@ -42,6 +46,7 @@ public final class ModelCatalog: Sendable {
         state.withLock { s in
             s.discovered[provider] = models
             Self.rebuild(&s)
+            known.store(!s.merged.isEmpty || !s.everywhere.isEmpty, ordering: .relaxed)
         }
     }
 

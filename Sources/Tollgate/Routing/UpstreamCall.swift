@@ -54,7 +54,7 @@ enum UpstreamCall {
         routes: [Route], router: BackendRouter, client: UpstreamClient, deadline: TimeAmount, watch: ClientConnectionWatch?,
         settlement: RequestSettlement, build: (Route) -> HTTPClientRequest
     ) async throws -> Outcome {
-        router.retryBudget.deposit()
+        if routes.count > 1 { router.retryBudget.deposit() }  // the budget only matters where there is somewhere else to go
         var tried = Set<String>()
         while true {
             guard let route = router.pick(routes, excluding: tried) else { throw UpstreamUnavailable() }
@@ -67,11 +67,14 @@ enum UpstreamCall {
                 if routes.contains(where: { !tried.contains($0.backend.name) }) { continue }
                 throw ProviderBusy()
             }
-            settlement.attach(lease, provider: route.backend.name, price: router.catalog.metadata(provider: route.backend.name, model: route.model))
+            settlement.attach(
+                lease, provider: route.backend.name,
+                price: router.catalog.hasModels ? router.catalog.metadata(provider: route.backend.name, model: route.model) : nil
+            )
             let request = build(route)
             let canRetry = { routes.contains { !tried.contains($0.backend.name) } && router.retryBudget.spend() }
             let response: HTTPClientResponse
-            let expired = Flag()
+            let expired: Flag? = route.backend.config.firstByteTimeout == nil ? nil : Flag()
             do {
                 let http = (route.backend.client ?? client).http
                 let pending = Task { try await http.execute(request, timeout: deadline, logger: UpstreamClient.quietLogger) }
@@ -81,7 +84,7 @@ enum UpstreamCall {
                 let timer = route.backend.config.firstByteTimeout.map { limit in
                     Task {
                         try await Task.sleep(for: limit)
-                        expired.set()
+                        expired?.set()
                         pending.cancel()
                     }
                 }
@@ -92,7 +95,7 @@ enum UpstreamCall {
                     pending.cancel()
                 }
             } catch {
-                if expired.isSet, !Task.isCancelled {
+                if expired?.isSet == true, !Task.isCancelled {
                     route.backend.recordFailure()
                     lease.release()
                     if canRetry() { continue }
