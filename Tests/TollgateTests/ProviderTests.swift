@@ -446,4 +446,35 @@ import TollgateTestSupport
         }
         try await gw.stop()
     }
+
+    @Test func aGenerousFirstByteAndAStrictIdleTimeoutBetweenChunks() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.firstByteDelay = .milliseconds(800)  // a cold load, longer than the idle allowance
+        let box = MockOllama(behavior: behavior)
+        try await box.start()
+        defer { Task { await box.stop() } }
+        let providers = #"{"providers":[{"name":"box","kind":"ollama","url":"\#(box.baseURL)","read_timeout":30,"idle_timeout":0.3}]}"#
+        let gw = try await TestGateway.start(["OLLAMA_URL": "none", "TOLLGATE_PROVIDERS": providers], mock: box)
+        do {
+            let key = try await gw.createKey()
+            let chat = #"{"model":"llama3.2","messages":[{"role":"user","content":"x"}]}"#
+            // The slow start is fine: the idle timeout only counts once the answer has begun.
+            let cold = try await gw.send("/api/chat", body: chat, key: key)
+            #expect(cold.body.contains(#""done":true"#), "\(cold.body)")
+            // Then the provider stalls after two pieces: the stream ends with the dialect's error.
+            box.updateBehavior { $0.firstByteDelay = .zero; $0.holdAfterChunk = 2 }
+            let stalled = try await gw.send("/api/chat", body: chat, key: key)
+            #expect(stalled.body.hasSuffix(#"{"error":"upstream stalled: no data within the timeout"}"# + "\n"), "\(stalled.body)")
+            let openAI = try await gw.send("/v1/chat/completions", body: #"{"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"x"}]}"#, key: key)
+            #expect(openAI.body.contains("upstream stalled"))
+            #expect(!openAI.body.contains("[DONE]"))
+            box.release()
+            let records = try await gw.waitForUsage(count: 3)
+            #expect(records.filter { $0.outcome == .timeout }.count == 2)
+        } catch {
+            try? await gw.stop()
+            throw error
+        }
+        try await gw.stop()
+    }
 }

@@ -27,6 +27,9 @@ public struct ProviderConfig: Sendable, Equatable {
     public var connectTimeout: Duration?
     public var readTimeout: Duration?
     public var firstByteTimeout: Duration?
+    /// Longest silence between chunks once an answer has begun (shorter than `readTimeout`, which then
+    /// only bounds the wait for the first byte: generous for cold model loads, strict mid-stream).
+    public var idleTimeout: Duration?
 
     public init(name: String, kind: Kind, baseURL: String, apiKey: String? = nil) {
         self.name = name
@@ -168,6 +171,7 @@ extension TollgateConfig {
             p.connectTimeout = try seconds("connect_timeout")
             p.readTimeout = try seconds("read_timeout")
             p.firstByteTimeout = try seconds("first_byte_timeout")
+            p.idleTimeout = try seconds("idle_timeout")
             for (j, m) in (entry["models"]?.arrayValue ?? []).enumerated() {
                 p.models.append(try parseModel(m, at: "\(at).models[\(j)]"))
             }

@@ -56,9 +56,10 @@ struct OllamaPassthrough {
             admission: admission
         )
         let response: HTTPClientResponse
+        let idle: Duration?
         do {
             let accept = self.accept
-            response = try await UpstreamCall.send(
+            let sent = try await UpstreamCall.send(
                 routes: routes, router: front.router, client: front.client, deadline: front.exchangeDeadline, watch: watch, settlement: settlement
             ) { route in
                 var upstreamRequest = HTTPClientRequest(url: route.backend.baseURL + endpoint.rawValue)
@@ -71,7 +72,9 @@ struct OllamaPassthrough {
                     upstreamRequest.body = .bytes(body)
                 }
                 return upstreamRequest
-            }.response
+            }
+            response = sent.response
+            idle = sent.route.backend.config.idleTimeout
         } catch {
             let failure = UpstreamFailure(error, aborted: front.drain.isAborted)
             settlement.settle { r in
@@ -100,7 +103,7 @@ struct OllamaPassthrough {
             endpoint: endpoint, status: status, promptEstimate: promptEstimate, stream: stream, settlement: settlement,
             cap: stream && endpoint.generates && (200..<300).contains(status.code) ? outputCap : nil
         )
-        var iterator = response.body.makeAsyncIterator()
+        var iterator = UpstreamBodyReader(response.body, idle: idle)
 
         // A small answer (a model list, a non-streamed chat) usually arrives whole in its first
         // chunk: when that chunk is the complete Content-Length body, send head and body in one
@@ -150,7 +153,7 @@ struct OllamaPassthrough {
     /// Streams the answer to the client chunk by chunk (starting with `first` if it was already
     /// read), metering it, then settles.
     func relay(
-        headers: HTTPFields, first: ByteBuffer?, failure: UpstreamFailure?, rest: HTTPClientResponse.Body.AsyncIterator,
+        headers: HTTPFields, first: ByteBuffer?, failure: UpstreamFailure?, rest: UpstreamBodyReader,
         close: Closing, headMs: Double, isHead: Bool
     ) -> Response {
         let drain = front.drain

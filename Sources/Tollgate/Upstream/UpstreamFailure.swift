@@ -14,6 +14,12 @@ struct UpstreamFailure {
             message = "gateway is shutting down"
             return
         }
+        if error is UpstreamIdleTimeout {
+            status = .gatewayTimeout
+            outcome = .timeout
+            message = "upstream went quiet in the middle of the answer"
+            return
+        }
         if error is UpstreamCall.FirstByteTimeout {
             status = .gatewayTimeout
             outcome = .timeout
@@ -72,7 +78,7 @@ struct UpstreamFailure {
     /// The text of the terminal error line once a stream has started.
     var streamMessage: String {
         switch outcome {
-        case .timeout: "upstream stalled: no data within the read timeout"
+        case .timeout: "upstream stalled: no data within the timeout"
         case .shutdown: message
         default: "upstream stream failed: \(message)"
         }

@@ -156,6 +156,7 @@ struct TranslatedExchange {
         let adapter: any ChatBackendAdapter
         let original = self.original, sameDialect = self.sameDialect
         let passthrough: Bool
+        let idle: Duration?
         do {
             let sent = try await send(settlement: settlement) { route in
                 Self.adapter(for: route.backend).path(for: request)
@@ -168,6 +169,7 @@ struct TranslatedExchange {
             response = sent.response
             adapter = Self.adapter(for: sent.route.backend)
             passthrough = original != nil && sameDialect(sent.route.backend.kind)
+            idle = sent.route.backend.config.idleTimeout
         } catch {
             return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
         }
@@ -181,7 +183,7 @@ struct TranslatedExchange {
         }
         let cap = request.maxTokens
         let headMs = settlement.elapsedMs()
-        let pending = UnsafeTransfer(response.body.makeAsyncIterator())
+        let pending = UnsafeTransfer(UpstreamBodyReader(response.body, idle: idle))
         let drain = front.drain
         let route = self.route
         let model = self.model
