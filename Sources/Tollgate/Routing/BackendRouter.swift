@@ -163,6 +163,11 @@ final class ProviderSlots: Sendable {
     }
 }
 
+/// When a catalog miss last refreshed the catalog.
+final class MissRefresh: Sendable {
+    let last = Mutex<ContinuousClock.Instant?>(nil)
+}
+
 /// A counter shared by copies of the router.
 final class Counter: Sendable {
     let value = Atomic<Int>(0)
@@ -198,6 +203,18 @@ public struct BackendRouter: Sendable {
     let retryBudget = RetryBudget()
     /// Breaks ties between equally busy backends in turn.
     let turn = Counter()
+    /// When a model no catalog lists last made the catalog refresh (at most every ten seconds).
+    let lastMissRefresh = MissRefresh()
+
+    /// Whether a catalog miss may refresh the catalog now (and notes that it does).
+    func mayRefreshOnMiss() -> Bool {
+        lastMissRefresh.last.withLock { last in
+            let now = ContinuousClock.now
+            if let last, now - last < .seconds(10) { return false }
+            last = now
+            return true
+        }
+    }
 
     public init(providers: [ProviderConfig], catalog: ModelCatalog, timeouts: (connect: Duration, read: Duration)? = nil) {
         self.backends = providers.map { Backend($0, defaults: timeouts) }

@@ -175,7 +175,7 @@ public struct OllamaFront: HTTPResponder {
         }
         // Router: the providers that serve the model.
         let routes: [Route]
-        switch router.resolve(model ?? "") {
+        switch await resolve(model ?? "") {
         case .notFound(let name):
             return Self.error(.notFound, "model '\(name)' not found", requestID)
         case .ambiguous(let name, let providers):
@@ -218,6 +218,15 @@ public struct OllamaFront: HTTPResponder {
             exchange.outputCap = cap
             return await exchange.forward(method: .post, body: body, document: document)
         }
+    }
+
+    /// The providers of a model; a name no catalog lists refreshes the catalog once (at most every
+    /// ten seconds), so a model just added at a provider is found on demand.
+    func resolve(_ model: String) async -> BackendRouter.Resolution {
+        let first = router.resolve(model)
+        guard case .notFound = first, router.backends.count > 1 || router.backends.first?.kind != .ollama, router.mayRefreshOnMiss() else { return first }
+        await CatalogRefresher.refresh(router: router, probe: ProviderProbe(client: client), logger: logger)
+        return router.resolve(model)
     }
 
     static func add(_ rate: RateLimitHeaders, to headers: inout HTTPFields) {

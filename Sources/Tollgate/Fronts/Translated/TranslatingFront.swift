@@ -173,8 +173,8 @@ struct TranslatingFront {
     }
 
     /// The providers that serve a model, or the refusal in the client's dialect.
-    func routes(for model: String) -> Result<[Route], ResponseBox> {
-        switch front.router.resolve(model) {
+    func routes(for model: String) async -> Result<[Route], ResponseBox> {
+        switch await front.resolve(model) {
         case .routes(let routes): return .success(routes)
         case .notFound(let name): return .failure(ResponseBox(error(.notFound, "model '\(name)' not found", param: "model")))
         case .ambiguous(let name, let providers):
@@ -226,7 +226,7 @@ struct TranslatingFront {
         let bounded = options.bound(keepAlive: keepAlive)
         if defaults?.keepAlive != nil || bounded != keepAlive { r.keepAlive = .number(Int(bounded.rounded())) }
         let routes: [Route]
-        switch self.routes(for: r.model) {
+        switch await self.routes(for: r.model) {
         case .success(let found): routes = found
         case .failure(let refusal): return refusal.response
         }
@@ -249,7 +249,7 @@ struct TranslatingFront {
 
     func embed(_ e: OpenAIDialect.EmbeddingsRequest, requested: String, identity: KeyIdentity, context: GatewayRequestContext) async -> Response {
         let routes: [Route]
-        switch self.routes(for: e.model) {
+        switch await self.routes(for: e.model) {
         case .success(let found): routes = found
         case .failure(let refusal): return refusal.response
         }
