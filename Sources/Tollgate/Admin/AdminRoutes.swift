@@ -1,10 +1,20 @@
+import HTTPTypes
 import Hummingbird
 import NIOCore
+import TollgateCore
 
-/// The admin listener's routes. This version serves health checks only; the admin API comes later.
+/// The admin listener's routes: health checks (open) and the admin API under `/api` (admin password
+/// or admin key).
 enum AdminRoutes {
-    static func build(store: any TollgateStore, drain: DrainState) -> Router<GatewayRequestContext> {
+    static func build(store: any TollgateStore, drain: DrainState, auth: AdminAuth) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
+        let api = router.group("api").add(middleware: AdminAuthMiddleware(auth: auth))
+        api.get("whoami") { _, context in
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("subject", .string(context.adminSubject ?? ""))]).text))
+            )
+        }
         router.get("/healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
         }
@@ -20,5 +30,25 @@ enum AdminRoutes {
             }
         }
         return router
+    }
+}
+
+/// Lets a request through to the admin API only with the admin password or an admin key.
+struct AdminAuthMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+    let auth: AdminAuth
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        switch await auth.authorize(request.headers, clientAddress: context.clientAddress ?? "unknown") {
+        case .allowed(let subject):
+            var context = context
+            context.adminSubject = subject
+            return try await next(request, context)
+        case .refused(let status, let message, let retryAfter):
+            var headers: HTTPFields = [.contentType: "application/json"]
+            if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+            if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+            return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("error", .string(message))]).text)))
+        }
     }
 }

@@ -86,6 +86,11 @@ public struct TollgateConfig: Sendable {
             host: try parseHost(source.value("ADMIN_HOST") ?? "127.0.0.1", variable: "ADMIN_HOST"),
             port: try parseInt(source.value("ADMIN_PORT"), default: 8001, range: 0...65535, variable: "ADMIN_PORT")
         )
+        // The admin API reaches everything: it listens beyond this machine only when asked to, explicitly.
+        let loopback = ["127.0.0.1", "::1", "localhost"].contains(admin.host) || admin.host.hasPrefix("127.")
+        if !loopback, try source.value("ADMIN_ALLOW_REMOTE") != "true" {
+            throw ConfigError(variable: "ADMIN_HOST", message: "\(admin.host) is not a loopback address; set ADMIN_ALLOW_REMOTE=true to expose the admin API (behind TLS)")
+        }
         let timeZone: TimeZone
         if let name = try source.value("APP_TZ") {
             guard let tz = TimeZone(identifier: name) else {

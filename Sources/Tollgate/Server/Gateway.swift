@@ -22,6 +22,7 @@ public final class Gateway: Sendable {
     public let clock: any GatewayClock
     public let calendar: QuotaCalendar
     public let router: BackendRouter
+    let adminAuth: AdminAuth
     let boundPorts = BoundPorts()
     let connections = ClientConnectionRegistry()
 
@@ -38,7 +39,9 @@ public final class Gateway: Sendable {
         do {
             try await store.migrate()
             let secret = try ServerSecret.resolve(configured: config.serverSecret, dataDirectory: config.dataDirectory)
-            let gateway = Gateway(config: config, store: store, secret: secret, logger: logger, clock: clock)
+            let adminSecret = try await AdminSecret.resolve(configured: config.adminPassword, store: store, logger: logger)
+            let failures = try await store.loginFailures()
+            let gateway = Gateway(config: config, store: store, secret: secret, logger: logger, clock: clock, adminSecret: adminSecret, loginFailures: failures)
             try await gateway.settings.reload(from: store)
             let reaped = try await gateway.gate.reap(olderThan: -1)
             if reaped > 0 {
@@ -59,7 +62,10 @@ public final class Gateway: Sendable {
         }
     }
 
-    init(config: TollgateConfig, store: any TollgateStore, secret: String, logger: Logger, clock: any GatewayClock) {
+    init(
+        config: TollgateConfig, store: any TollgateStore, secret: String, logger: Logger, clock: any GatewayClock, adminSecret: AdminSecret,
+        loginFailures: [LoginFailureRecord]
+    ) {
         self.config = config
         self.store = store
         self.logger = logger
@@ -68,7 +74,9 @@ public final class Gateway: Sendable {
         self.calendar = calendar
         let gate = RequestGate(store: store, calendar: calendar, clock: clock)
         self.gate = gate
-        self.authenticator = KeyAuthenticator(hasher: KeyHasher(serverSecret: secret), store: store)
+        let authenticator = KeyAuthenticator(hasher: KeyHasher(serverSecret: secret), store: store)
+        self.authenticator = authenticator
+        self.adminAuth = AdminAuth(secret: adminSecret, keys: authenticator, throttle: LoginThrottle(store: store, records: loginFailures))
         self.usage = UsageWriter(
             store: store, interval: config.usageFlushInterval, limit: config.usageQueueLimit, logger: logger, calendar: calendar,
             onWritten: { gate.written($0) }
@@ -111,7 +119,7 @@ public final class Gateway: Sendable {
             logger: logger
         )
         let admin = Application(
-            router: AdminRoutes.build(store: store, drain: drain),
+            router: AdminRoutes.build(store: store, drain: drain, auth: adminAuth),
             server: .http1(configuration: .init(idleTimeout: idle)),
             configuration: .init(address: .hostname(config.admin.host, port: config.admin.port), serverName: nil),
             onServerRunning: { channel in ports.set(.admin, channel.localAddress?.port) },

@@ -5,6 +5,8 @@ import NIOCore
 public struct GatewayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     let channel: any Channel
+    /// Who the admin API request is authenticated as (`admin` or `key:<id>`), set by the admin middleware.
+    public var adminSubject: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

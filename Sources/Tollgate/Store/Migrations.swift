@@ -121,5 +121,14 @@ enum Migrations {
                 "ALTER TABLE usage_records ADD COLUMN cost_nanos BIGINT",
             ]
         ),
+        (
+            5,
+            [
+                // Gateway-owned state that is not a setting (the generated admin password's hash).
+                "CREATE TABLE IF NOT EXISTS admin_state (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL)",
+                // Failed admin logins per client address (the lockout survives a restart).
+                "CREATE TABLE IF NOT EXISTS login_failures (address TEXT PRIMARY KEY, failures BIGINT NOT NULL, window_start BIGINT NOT NULL, locked_until BIGINT)",
+            ]
+        ),
     ]
 }

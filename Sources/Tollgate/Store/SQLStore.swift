@@ -332,6 +332,49 @@ public final class SQLStore: TollgateStore {
         }
     }
 
+    // MARK: Admin state
+
+    public func adminState(_ name: String) async throws -> String? {
+        try await serial { db in
+            try await db.raw("SELECT value FROM admin_state WHERE name = \(bind: name)").first()?.decode(column: "value", as: String.self)
+        }
+    }
+
+    public func setAdminState(_ name: String, to value: String) async throws {
+        try await serial { db in
+            try await db.raw(
+                """
+                INSERT INTO admin_state (name, value, updated_at) VALUES (\(bind: name), \(bind: value), \(bind: Self.ms(Date())))
+                ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                """
+            ).run()
+        }
+    }
+
+    public func loginFailures() async throws -> [LoginFailureRecord] {
+        try await serial { db in
+            try await db.raw("SELECT address, failures, window_start, locked_until FROM login_failures").all().map { row in
+                LoginFailureRecord(
+                    address: try row.decode(column: "address", as: String.self), failures: try row.decode(column: "failures", as: Int.self),
+                    windowStart: Self.date(try row.decode(column: "window_start", as: Int64.self)),
+                    lockedUntil: try row.decode(column: "locked_until", as: Int64?.self).map(Self.date)
+                )
+            }
+        }
+    }
+
+    public func saveLoginFailure(_ r: LoginFailureRecord) async throws {
+        try await serial { db in
+            try await db.raw(
+                """
+                INSERT INTO login_failures (address, failures, window_start, locked_until)
+                VALUES (\(bind: r.address), \(bind: r.failures), \(bind: Self.ms(r.windowStart)), \(bind: r.lockedUntil.map(Self.ms)))
+                ON CONFLICT (address) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start, locked_until = excluded.locked_until
+                """
+            ).run()
+        }
+    }
+
     // MARK: Usage
 
     static let usageColumns = [

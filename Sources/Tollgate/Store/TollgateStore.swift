@@ -33,6 +33,12 @@ public protocol TollgateStore: Sendable {
     func settings() async throws -> [String: String]
     /// Sets (or, with nil, removes) one setting.
     func setSetting(_ name: String, to value: String?) async throws
+    /// Gateway-owned state that is not an operator setting (never listed with the settings).
+    func adminState(_ name: String) async throws -> String?
+    func setAdminState(_ name: String, to value: String) async throws
+    /// Failed admin logins per client address.
+    func loginFailures() async throws -> [LoginFailureRecord]
+    func saveLoginFailure(_ record: LoginFailureRecord) async throws
 
     /// Admits requests in one transaction, in order, each against every one of its subjects
     /// atomically: a request is admitted whole or changes nothing and says which limit refused it.
@@ -88,5 +94,19 @@ extension TollgateStore {
     /// Admits one request (see ``admit(_:now:calendar:)``).
     public func admit(_ request: AdmissionRequest, now: Date, calendar: QuotaCalendar) async throws -> Result<Admission, QuotaRejection> {
         try await admit([request], now: now, calendar: calendar)[0]
+    }
+}
+
+/// Failed admin logins from one client address in the current window, and any lockout.
+public struct LoginFailureRecord: Sendable, Equatable {
+    public var address: String
+    public var failures: Int
+    public var windowStart: Date
+    public var lockedUntil: Date?
+    public init(address: String, failures: Int, windowStart: Date, lockedUntil: Date?) {
+        self.address = address
+        self.failures = failures
+        self.windowStart = windowStart
+        self.lockedUntil = lockedUntil
     }
 }

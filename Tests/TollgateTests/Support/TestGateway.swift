@@ -24,6 +24,8 @@ final class TestGateway: Sendable {
     let directory: String
     let http: HTTPClient
 
+    static let adminPassword = "test-admin-password-7c1f"
+
     static func start(
         _ overrides: [String: String] = [:],
         behavior: MockOllama.Behavior = .init(),
@@ -44,6 +46,7 @@ final class TestGateway: Sendable {
             "PROXY_HOST": "127.0.0.1", "PROXY_PORT": "0", "ADMIN_PORT": "0",
             "TOLLGATE_DATA_DIR": directory,
             "TOLLGATE_USAGE_FLUSH_MS": "20",
+            "ADMIN_PASSWORD": TestGateway.adminPassword,
         ]
         values.merge(overrides) { _, new in new }
         let config = try TollgateConfig.load(from: ConfigSource(values: values))

@@ -1,0 +1,194 @@
+import Crypto
+import CryptoExtras
+import Foundation
+import HTTPTypes
+import Logging
+import Synchronization
+import TollgateCore
+
+/// A password hash for the stored (generated) admin password: PBKDF2-SHA256 with a random salt,
+/// written as `pbkdf2-sha256$<rounds>$<salt base64>$<hash base64>`.
+struct PasswordHash: Sendable, Equatable {
+    let rounds: Int
+    let salt: [UInt8]
+    let hash: [UInt8]
+
+    static let defaultRounds = 210_000
+
+    static func make(_ password: String, rounds: Int = defaultRounds) throws -> PasswordHash {
+        let salt = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        return PasswordHash(rounds: rounds, salt: salt, hash: try derive(password, salt: salt, rounds: rounds))
+    }
+
+    static func derive(_ password: String, salt: [UInt8], rounds: Int) throws -> [UInt8] {
+        let key = try KDF.Insecure.PBKDF2.deriveKey(from: Array(password.utf8), salt: salt, using: .sha256, outputByteCount: 32, rounds: rounds)
+        return key.withUnsafeBytes { Array($0) }
+    }
+
+    var text: String { "pbkdf2-sha256$\(rounds)$\(Data(salt).base64EncodedString())$\(Data(hash).base64EncodedString())" }
+
+    init(rounds: Int, salt: [UInt8], hash: [UInt8]) {
+        self.rounds = rounds
+        self.salt = salt
+        self.hash = hash
+    }
+
+    init?(text: String) {
+        let parts = text.split(separator: "$")
+        guard parts.count == 4, parts[0] == "pbkdf2-sha256", let rounds = Int(parts[1]), rounds > 0,
+            let salt = Data(base64Encoded: String(parts[2])), let hash = Data(base64Encoded: String(parts[3]))
+        else { return nil }
+        self.init(rounds: rounds, salt: Array(salt), hash: Array(hash))
+    }
+
+    func verify(_ password: String) -> Bool {
+        guard let candidate = try? Self.derive(password, salt: salt, rounds: rounds) else { return false }
+        return ConstantTime.equal(candidate, hash)
+    }
+}
+
+enum ConstantTime {
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for i in a.indices { diff |= a[i] ^ b[i] }
+        return diff == 0
+    }
+}
+
+/// How the admin password is checked: the configured one (kept only as a digest in memory) or the
+/// hash of the one generated at first start (stored; the plaintext is shown once and never again).
+enum AdminSecret: Sendable {
+    case configured(digest: [UInt8])
+    case stored(PasswordHash)
+
+    static let minimumLength = 12
+
+    /// Resolves the admin password: `ADMIN_PASSWORD`, else the stored hash, else a new random password
+    /// whose hash is stored and which is printed once, in a banner.
+    static func resolve(configured: String?, store: any TollgateStore, logger: Logger) async throws -> AdminSecret {
+        if let password = configured {
+            guard password.count >= minimumLength else {
+                throw ConfigError(variable: "ADMIN_PASSWORD", message: "must be at least \(minimumLength) characters")
+            }
+            return .configured(digest: Array(SHA256.hash(data: Array(password.utf8))))
+        }
+        if let text = try await store.adminState("admin_password_hash"), let hash = PasswordHash(text: text) {
+            return .stored(hash)
+        }
+        let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        let password = String((0..<24).map { _ in alphabet[Int.random(in: 0..<alphabet.count)] })
+        let hash = try PasswordHash.make(password)
+        try await store.setAdminState("admin_password_hash", to: hash.text)
+        // The one time the generated password is shown: it is not stored anywhere in plaintext.
+        logger.warning(
+            """
+
+            ================================================================
+              No ADMIN_PASSWORD was set: one was generated for the admin API.
+              Admin password: \(password)
+              It is shown only this once (only its hash is stored).
+              Set ADMIN_PASSWORD to choose your own.
+            ================================================================
+            """
+        )
+        return .stored(hash)
+    }
+
+    func verify(_ password: String) -> Bool {
+        switch self {
+        case .configured(let digest): ConstantTime.equal(Array(SHA256.hash(data: Array(password.utf8))), digest)
+        case .stored(let hash): hash.verify(password)
+        }
+    }
+}
+
+/// Failed admin logins per client address: ten within a minute lock the address out for five
+/// minutes (429 with `Retry-After`, even with the right password). Kept in the store, so a restart
+/// does not lift a lockout.
+final class LoginThrottle: Sendable {
+    static let maxFailures = 10
+    static let window: TimeInterval = 60
+    static let lockout: TimeInterval = 300
+
+    let store: any TollgateStore
+    let state = Mutex<[String: LoginFailureRecord]>([:])
+
+    init(store: any TollgateStore, records: [LoginFailureRecord]) {
+        self.store = store
+        state.withLock { s in for r in records { s[r.address] = r } }
+    }
+
+    /// Seconds until the address may try again, if it is locked out.
+    func lockedFor(_ address: String, now: Date = Date()) -> Int? {
+        state.withLock { s in
+            guard let until = s[address]?.lockedUntil, until > now else { return nil }
+            return max(1, Int(until.timeIntervalSince(now).rounded(.up)))
+        }
+    }
+
+    func failed(_ address: String, now: Date = Date()) async {
+        let record = state.withLock { s -> LoginFailureRecord in
+            var r = s[address] ?? LoginFailureRecord(address: address, failures: 0, windowStart: now, lockedUntil: nil)
+            if now.timeIntervalSince(r.windowStart) > Self.window {
+                r.failures = 0
+                r.windowStart = now
+            }
+            r.failures += 1
+            if r.failures >= Self.maxFailures { r.lockedUntil = now.addingTimeInterval(Self.lockout) }
+            s[address] = r
+            return r
+        }
+        try? await store.saveLoginFailure(record)
+    }
+}
+
+/// Who may use the admin API: the admin password (`Authorization: Bearer <password>`) or an
+/// admin-scope key. Ordinary keys are refused (403), everything else 401; a locked-out address 429.
+final class AdminAuth: Sendable {
+    let secret: AdminSecret
+    let keys: KeyAuthenticator
+    let throttle: LoginThrottle
+    /// Digests of bearer passwords already verified (PBKDF2 runs once per distinct token, not per request).
+    let verified = Mutex<Set<[UInt8]>>([])
+
+    init(secret: AdminSecret, keys: KeyAuthenticator, throttle: LoginThrottle) {
+        self.secret = secret
+        self.keys = keys
+        self.throttle = throttle
+    }
+
+    enum Decision: Sendable {
+        case allowed(subject: String)
+        case refused(HTTPResponse.Status, String, retryAfter: Int?)
+    }
+
+    func authorize(_ headers: HTTPFields, clientAddress: String) async -> Decision {
+        if let wait = throttle.lockedFor(clientAddress) {
+            return .refused(.tooManyRequests, "too many failed attempts; try again in \(wait) s", retryAfter: wait)
+        }
+        guard let value = headers[.authorization], value.count > 7, value.prefix(7).lowercased() == "bearer " else {
+            return .refused(.unauthorized, "admin authentication required: Authorization: Bearer <admin password or admin key>", retryAfter: nil)
+        }
+        let token = String(value.dropFirst(7))
+        if APIKeyFormat.parse(token[...]) != nil {
+            switch await keys.authenticate(headers) {
+            case .success(let identity) where identity.key.isAdmin: return .allowed(subject: "key:\(identity.publicID)")
+            case .success: return .refused(.forbidden, "this key is not an admin key", retryAfter: nil)
+            case .failure: break
+            }
+        } else if passwordMatches(token) {
+            return .allowed(subject: "admin")
+        }
+        await throttle.failed(clientAddress)
+        return .refused(.unauthorized, "wrong admin password or key", retryAfter: nil)
+    }
+
+    func passwordMatches(_ token: String) -> Bool {
+        let digest = Array(SHA256.hash(data: Array(token.utf8)))
+        if verified.withLock({ $0.contains(digest) }) { return true }
+        guard secret.verify(token) else { return false }
+        verified.withLock { _ = $0.insert(digest) }
+        return true
+    }
+}

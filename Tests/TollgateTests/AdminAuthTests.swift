@@ -1,0 +1,86 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+@testable import Tollgate
+import TollgateCore
+
+/// Admin authentication: the admin password or an admin key; ordinary keys and strangers refused;
+/// a generated password shown once and stored only as a hash; brute force locked out across restarts.
+@Suite(.timeLimit(.minutes(2))) struct AdminAuthTests {
+    static func whoami(_ gw: TestGateway, bearer: String?) async throws -> (status: Int, headers: HTTPHeaders, body: String) {
+        var request = HTTPClientRequest(url: gw.adminURL + "/api/whoami")
+        if let bearer { request.headers.add(name: "authorization", value: "Bearer \(bearer)") }
+        let response = try await gw.http.execute(request, timeout: .seconds(30))
+        return (Int(response.status.code), response.headers, String(buffer: try await response.body.collect(upTo: 1 << 16)))
+    }
+
+    @Test func thePasswordOrAnAdminKeyGetsInOrdinaryKeysAndStrangersDoNot() async throws {
+        try await withGateway { gw in
+            #expect(try await Self.whoami(gw, bearer: TestGateway.adminPassword).body == #"{"subject":"admin"}"#)
+            let noAuth = try await Self.whoami(gw, bearer: nil)
+            #expect(noAuth.status == 401)
+            #expect(try await Self.whoami(gw, bearer: "not-the-password").status == 401)
+            let ordinary = try await gw.createKey()
+            #expect(try await Self.whoami(gw, bearer: ordinary).status == 403)
+            let admin = try await gw.manager().create(name: "ops", expiresAt: nil, isAdmin: true)
+            gw.gateway.authenticator.invalidate()
+            let asKey = try await Self.whoami(gw, bearer: admin.plaintext)
+            #expect(asKey.status == 200)
+            #expect(asKey.body.contains("key:"))
+            // The admin password is no key on the proxy listener.
+            #expect(try await gw.send("/api/tags", method: .GET, key: TestGateway.adminPassword).status == 401)
+            // Health checks stay open.
+            #expect(try await gw.http.execute(HTTPClientRequest(url: gw.adminURL + "/healthz"), timeout: .seconds(30)).status == .ok)
+        }
+    }
+
+    @Test func aGeneratedPasswordIsShownOnceAndStoredOnlyAsAHash() async throws {
+        let gw = try await TestGateway.start(["ADMIN_PASSWORD": ""])
+        do {
+            let banner = gw.logs.text
+            let password = try #require(banner.firstMatch(of: /Admin password: ([A-Za-z0-9]{24})/)?.1).description
+            #expect(try await Self.whoami(gw, bearer: password).status == 200)
+            let stored = try #require(try await gw.gateway.store.adminState("admin_password_hash"))
+            #expect(stored.hasPrefix("pbkdf2-sha256$") && !stored.contains(password))
+            try await gw.stop(keepFiles: true)
+            // A restart keeps the password and does not show it again.
+            let again = try await TestGateway.start(["ADMIN_PASSWORD": ""], directory: gw.directory, mock: gw.mock)
+            #expect(!again.logs.text.contains(password))
+            #expect(try await Self.whoami(again, bearer: password).status == 200)
+            try await again.stop()
+        } catch {
+            try? await gw.stop()
+            throw error
+        }
+    }
+
+    @Test func startUpRefusesAShortPasswordAndARemoteAdminListener() async throws {
+        #expect(throws: ConfigError.self) {
+            try TollgateConfig.load(from: ConfigSource(values: ["ADMIN_HOST": "0.0.0.0"]))
+        }
+        _ = try TollgateConfig.load(from: ConfigSource(values: ["ADMIN_HOST": "0.0.0.0", "ADMIN_ALLOW_REMOTE": "true"]))
+        await #expect(throws: ConfigError.self) {
+            let gw = try await TestGateway.start(["ADMIN_PASSWORD": "short"])
+            try await gw.stop()
+        }
+    }
+
+    @Test func repeatedFailuresLockTheAddressOutEvenForTheRightPasswordAcrossARestart() async throws {
+        let gw = try await TestGateway.start()
+        do {
+            for _ in 0..<10 { #expect(try await Self.whoami(gw, bearer: "guess").status == 401) }
+            let locked = try await Self.whoami(gw, bearer: TestGateway.adminPassword)
+            #expect(locked.status == 429)
+            #expect(Int(locked.headers.first(name: "retry-after") ?? "") ?? 0 > 0)
+            try await gw.stop(keepFiles: true)
+            let again = try await TestGateway.start(directory: gw.directory, mock: gw.mock)
+            #expect(try await Self.whoami(again, bearer: TestGateway.adminPassword).status == 429)
+            try await again.stop()
+        } catch {
+            try? await gw.stop()
+            throw error
+        }
+    }
+}
