@@ -83,4 +83,45 @@ import TollgateCore
             throw error
         }
     }
+
+    static func call(
+        _ gw: TestGateway, _ method: HTTPMethod, _ path: String, cookie: String? = nil, csrf: String? = nil, origin: String? = nil, body: String? = nil
+    ) async throws -> (status: Int, headers: HTTPHeaders, body: String) {
+        var request = HTTPClientRequest(url: gw.adminURL + path)
+        request.method = method
+        if let cookie { request.headers.add(name: "cookie", value: cookie) }
+        if let csrf { request.headers.add(name: "x-csrf-token", value: csrf) }
+        if let origin { request.headers.add(name: "origin", value: origin) }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await gw.http.execute(request, timeout: .seconds(30))
+        return (Int(response.status.code), response.headers, String(buffer: try await response.body.collect(upTo: 1 << 16)))
+    }
+
+    @Test func browserSessionsWithHttpOnlyCookiesCSRFRotationAndLogout() async throws {
+        try await withGateway { gw in
+            #expect(try await Self.call(gw, .POST, "/api/login", body: #"{"password":"wrong-wrong-wrong"}"#).status == 401)
+            let login = try await Self.call(gw, .POST, "/api/login", body: #"{"password":"\#(TestGateway.adminPassword)"}"#)
+            #expect(login.status == 200)
+            let setCookie = try #require(login.headers.first(name: "set-cookie"))
+            #expect(setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict") && !setCookie.contains("Secure"))
+            let cookie = String(setCookie.prefix { $0 != ";" })
+            let csrf = try #require((try? JSONValue.parse(login.body))?["csrf_token"]?.stringValue)
+            #expect(!cookie.contains(TestGateway.adminPassword) && !csrf.isEmpty)
+            // Reading needs the cookie only.
+            #expect(try await Self.call(gw, .GET, "/api/whoami", cookie: cookie).body == #"{"subject":"session"}"#)
+            // Changing state needs the CSRF token too, and no foreign origin.
+            #expect(try await Self.call(gw, .POST, "/api/logout", cookie: cookie).status == 403)
+            #expect(try await Self.call(gw, .POST, "/api/logout", cookie: cookie, csrf: "forged").status == 403)
+            #expect(try await Self.call(gw, .POST, "/api/logout", cookie: cookie, csrf: csrf, origin: "https://evil.example").status == 403)
+            // A new login rotates the session: the old cookie stops working.
+            let second = try await Self.call(gw, .POST, "/api/login", cookie: cookie, body: #"{"password":"\#(TestGateway.adminPassword)"}"#)
+            let cookie2 = String(try #require(second.headers.first(name: "set-cookie")).prefix { $0 != ";" })
+            let csrf2 = try #require((try? JSONValue.parse(second.body))?["csrf_token"]?.stringValue)
+            #expect(cookie2 != cookie)
+            #expect(try await Self.call(gw, .GET, "/api/whoami", cookie: cookie).status == 401)
+            // Logout ends the session on the server.
+            #expect(try await Self.call(gw, .POST, "/api/logout", cookie: cookie2, csrf: csrf2, origin: gw.adminURL).status == 200)
+            #expect(try await Self.call(gw, .GET, "/api/whoami", cookie: cookie2).status == 401)
+        }
+    }
 }

@@ -149,10 +149,14 @@ final class AdminAuth: Sendable {
     let secret: AdminSecret
     let keys: KeyAuthenticator
     let throttle: LoginThrottle
+    let sessions = AdminSessions()
+    /// Cookies get `Secure` when the admin API is exposed beyond loopback (it must then sit behind TLS).
+    let secureCookies: Bool
     /// Digests of bearer passwords already verified (PBKDF2 runs once per distinct token, not per request).
     let verified = Mutex<Set<[UInt8]>>([])
 
-    init(secret: AdminSecret, keys: KeyAuthenticator, throttle: LoginThrottle) {
+    init(secret: AdminSecret, keys: KeyAuthenticator, throttle: LoginThrottle, secureCookies: Bool = false) {
+        self.secureCookies = secureCookies
         self.secret = secret
         self.keys = keys
         self.throttle = throttle
@@ -163,12 +167,24 @@ final class AdminAuth: Sendable {
         case refused(HTTPResponse.Status, String, retryAfter: Int?)
     }
 
-    func authorize(_ headers: HTTPFields, clientAddress: String) async -> Decision {
+    func authorize(_ headers: HTTPFields, method: HTTPRequest.Method = .get, authority: String? = nil, clientAddress: String) async -> Decision {
         if let wait = throttle.lockedFor(clientAddress) {
             return .refused(.tooManyRequests, "too many failed attempts; try again in \(wait) s", retryAfter: wait)
         }
         guard let value = headers[.authorization], value.count > 7, value.prefix(7).lowercased() == "bearer " else {
-            return .refused(.unauthorized, "admin authentication required: Authorization: Bearer <admin password or admin key>", retryAfter: nil)
+            // A browser session: the cookie, and for anything that changes state the CSRF token and no foreign origin.
+            if let id = AdminSessions.id(in: headers), let csrf = sessions.touch(id) {
+                if ![.get, .head, .options].contains(method) {
+                    guard let sent = headers[.xCSRFToken], ConstantTime.equal(Array(sent.utf8), Array(csrf.utf8)) else {
+                        return .refused(.forbidden, "missing or wrong X-CSRF-Token", retryAfter: nil)
+                    }
+                    if let origin = headers[.origin], !Self.sameOrigin(origin, authority: authority) {
+                        return .refused(.forbidden, "cross-origin request refused", retryAfter: nil)
+                    }
+                }
+                return .allowed(subject: "session")
+            }
+            return .refused(.unauthorized, "admin authentication required: Authorization: Bearer <admin password or admin key>, or log in", retryAfter: nil)
         }
         let token = String(value.dropFirst(7))
         if APIKeyFormat.parse(token[...]) != nil {
@@ -184,11 +200,98 @@ final class AdminAuth: Sendable {
         return .refused(.unauthorized, "wrong admin password or key", retryAfter: nil)
     }
 
+    static func sameOrigin(_ origin: String, authority: String?) -> Bool {
+        guard let authority, let scheme = origin.range(of: "://") else { return false }
+        return origin[scheme.upperBound...].lowercased() == authority.lowercased()
+    }
+
+    /// A login with the admin password: a new session, or the refusal (counted by the throttle).
+    func login(password: String, previous: String?, clientAddress: String) async -> Result<(id: String, csrf: String), AdminAuthRefusal> {
+        if let wait = throttle.lockedFor(clientAddress) {
+            return .failure(AdminAuthRefusal(status: .tooManyRequests, message: "too many failed attempts; try again in \(wait) s", retryAfter: wait))
+        }
+        guard passwordMatches(password) else {
+            await throttle.failed(clientAddress)
+            return .failure(AdminAuthRefusal(status: .unauthorized, message: "wrong admin password", retryAfter: nil))
+        }
+        return .success(sessions.start(replacing: previous))
+    }
+
     func passwordMatches(_ token: String) -> Bool {
         let digest = Array(SHA256.hash(data: Array(token.utf8)))
         if verified.withLock({ $0.contains(digest) }) { return true }
         guard secret.verify(token) else { return false }
         verified.withLock { _ = $0.insert(digest) }
         return true
+    }
+}
+
+struct AdminAuthRefusal: Error {
+    let status: HTTPResponse.Status
+    let message: String
+    let retryAfter: Int?
+}
+
+extension HTTPField.Name {
+    static let xCSRFToken = HTTPField.Name("x-csrf-token")!
+}
+
+/// Server-side admin sessions for browsers: an opaque id in an `HttpOnly; SameSite=Strict` cookie
+/// and a CSRF token the page must echo in `X-CSRF-Token` on every state-changing request. A login
+/// always starts a new session (and ends one the browser still had); logout ends it on the server.
+final class AdminSessions: Sendable {
+    struct Session: Sendable {
+        let csrf: String
+        var lastSeen: Date
+    }
+    static let cookieName = "tollgate_session"
+    static let idleLimit: TimeInterval = 12 * 3600
+    let sessions = Mutex<[String: Session]>([:])
+
+    static func token() -> String {
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// A new session (ending `previous`): its id and CSRF token.
+    func start(replacing previous: String?, now: Date = Date()) -> (id: String, csrf: String) {
+        let id = Self.token(), csrf = Self.token()
+        sessions.withLock { s in
+            if let previous { s[previous] = nil }
+            s = s.filter { now.timeIntervalSince($0.value.lastSeen) < Self.idleLimit }
+            s[id] = Session(csrf: csrf, lastSeen: now)
+        }
+        return (id, csrf)
+    }
+
+    /// The session's CSRF token if the session is alive (and marks it used).
+    func touch(_ id: String, now: Date = Date()) -> String? {
+        sessions.withLock { s in
+            guard var session = s[id], now.timeIntervalSince(session.lastSeen) < Self.idleLimit else {
+                s[id] = nil
+                return nil
+            }
+            session.lastSeen = now
+            s[id] = session
+            return session.csrf
+        }
+    }
+
+    func end(_ id: String) { sessions.withLock { $0[id] = nil } }
+
+    /// The session id in a `Cookie` header, if any.
+    static func id(in headers: HTTPFields) -> String? {
+        for value in headers[values: .cookie] {
+            for pair in value.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                if parts.count == 2, parts[0] == cookieName, !parts[1].isEmpty { return parts[1] }
+            }
+        }
+        return nil
+    }
+
+    static func cookie(_ id: String, secure: Bool, maxAge: Int = Int(idleLimit)) -> String {
+        "\(cookieName)=\(id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(maxAge)" + (secure ? "; Secure" : "")
     }
 }

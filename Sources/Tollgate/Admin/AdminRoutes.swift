@@ -8,7 +8,28 @@ import TollgateCore
 enum AdminRoutes {
     static func build(store: any TollgateStore, drain: DrainState, auth: AdminAuth) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
+        // Login and logout for browsers (the session cookie and its CSRF token).
+        router.post("api/login") { request, context in
+            let body = try await request.body.collect(upTo: 64 << 10)
+            guard let value = try? JSONValue.parse(Array(body.readableBytesView), maxDepth: 4), let password = value["password"]?.stringValue else {
+                return AdminAuthMiddleware.error(.badRequest, #"send {"password": "…"}"#, retryAfter: nil)
+            }
+            switch await auth.login(password: password, previous: AdminSessions.id(in: request.headers), clientAddress: context.clientAddress ?? "unknown") {
+            case .failure(let refusal):
+                return AdminAuthMiddleware.error(refusal.status, refusal.message, retryAfter: refusal.retryAfter)
+            case .success(let session):
+                var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
+                headers[.setCookie] = AdminSessions.cookie(session.id, secure: auth.secureCookies)
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("csrf_token", .string(session.csrf))]).text)))
+            }
+        }
         let api = router.group("api").add(middleware: AdminAuthMiddleware(auth: auth))
+        api.post("logout") { request, _ in
+            if let id = AdminSessions.id(in: request.headers) { auth.sessions.end(id) }
+            var headers: HTTPFields = [.contentType: "application/json"]
+            headers[.setCookie] = AdminSessions.cookie("", secure: auth.secureCookies, maxAge: 0)
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: #"{"status":"logged out"}"#)))
+        }
         api.get("whoami") { _, context in
             Response(
                 status: .ok, headers: [.contentType: "application/json"],
@@ -39,16 +60,20 @@ struct AdminAuthMiddleware: RouterMiddleware {
     let auth: AdminAuth
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        switch await auth.authorize(request.headers, clientAddress: context.clientAddress ?? "unknown") {
+        switch await auth.authorize(request.headers, method: request.method, authority: request.head.authority, clientAddress: context.clientAddress ?? "unknown") {
         case .allowed(let subject):
             var context = context
             context.adminSubject = subject
             return try await next(request, context)
         case .refused(let status, let message, let retryAfter):
-            var headers: HTTPFields = [.contentType: "application/json"]
-            if let retryAfter { headers[.retryAfter] = String(retryAfter) }
-            if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
-            return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("error", .string(message))]).text)))
+            return Self.error(status, message, retryAfter: retryAfter)
         }
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ message: String, retryAfter: Int?) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("error", .string(message))]).text)))
     }
 }

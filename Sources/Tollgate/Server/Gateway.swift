@@ -76,7 +76,10 @@ public final class Gateway: Sendable {
         self.gate = gate
         let authenticator = KeyAuthenticator(hasher: KeyHasher(serverSecret: secret), store: store)
         self.authenticator = authenticator
-        self.adminAuth = AdminAuth(secret: adminSecret, keys: authenticator, throttle: LoginThrottle(store: store, records: loginFailures))
+        let remoteAdmin = !(["127.0.0.1", "::1", "localhost"].contains(config.admin.host) || config.admin.host.hasPrefix("127."))
+        self.adminAuth = AdminAuth(
+            secret: adminSecret, keys: authenticator, throttle: LoginThrottle(store: store, records: loginFailures), secureCookies: remoteAdmin
+        )
         self.usage = UsageWriter(
             store: store, interval: config.usageFlushInterval, limit: config.usageQueueLimit, logger: logger, calendar: calendar,
             onWritten: { gate.written($0) }
