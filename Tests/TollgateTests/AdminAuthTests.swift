@@ -124,4 +124,29 @@ import TollgateCore
             #expect(try await Self.call(gw, .GET, "/api/whoami", cookie: cookie2).status == 401)
         }
     }
+
+    static func whoami(_ gw: TestGateway, bearer: String, forwardedFor: String) async throws -> Int {
+        var request = HTTPClientRequest(url: gw.adminURL + "/api/whoami")
+        request.headers.add(name: "authorization", value: "Bearer \(bearer)")
+        request.headers.add(name: "x-forwarded-for", value: forwardedFor)
+        return Int(try await gw.http.execute(request, timeout: .seconds(30)).status.code)
+    }
+
+    @Test func aForwardedForHeaderCountsOnlyFromATrustedProxy() async throws {
+        // Untrusted peer: a spoofed X-Forwarded-For changes nothing, the peer itself is locked out.
+        try await withGateway { gw in
+            for i in 0..<10 { _ = try await Self.whoami(gw, bearer: "guess", forwardedFor: "198.51.100.\(i)") }
+            #expect(try await Self.whoami(gw, bearer: TestGateway.adminPassword, forwardedFor: "198.51.100.99") == 429)
+        }
+        // Behind a trusted proxy: the client named by the proxy is locked out, another client is not.
+        try await withGateway(["TOLLGATE_TRUSTED_PROXIES": "127.0.0.1, ::1"]) { gw in
+            for _ in 0..<10 { _ = try await Self.whoami(gw, bearer: "guess", forwardedFor: "203.0.113.5") }
+            #expect(try await Self.whoami(gw, bearer: TestGateway.adminPassword, forwardedFor: "203.0.113.5") == 429)
+            #expect(try await Self.whoami(gw, bearer: TestGateway.adminPassword, forwardedFor: "203.0.113.6") == 200)
+        }
+        let trusted = try #require(TrustedProxies(list: "10.0.0.0/8, 192.168.1.1"))
+        #expect(trusted.client(peer: "10.1.2.3", forwardedFor: ["203.0.113.9, 10.9.9.9"]) == "203.0.113.9")
+        #expect(trusted.client(peer: "8.8.8.8", forwardedFor: ["203.0.113.9"]) == "8.8.8.8")
+        #expect(TrustedProxies(list: "10.0.0.0/33") == nil && TrustedProxies(list: "example.com") == nil)
+    }
 }

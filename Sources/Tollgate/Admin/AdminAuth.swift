@@ -2,6 +2,7 @@ import Crypto
 import CryptoExtras
 import Foundation
 import HTTPTypes
+import Hummingbird
 import Logging
 import Synchronization
 import TollgateCore
@@ -155,8 +156,11 @@ final class AdminAuth: Sendable {
     /// Digests of bearer passwords already verified (PBKDF2 runs once per distinct token, not per request).
     let verified = Mutex<Set<[UInt8]>>([])
 
-    init(secret: AdminSecret, keys: KeyAuthenticator, throttle: LoginThrottle, secureCookies: Bool = false) {
+    let trustedProxies: TrustedProxies
+
+    init(secret: AdminSecret, keys: KeyAuthenticator, throttle: LoginThrottle, secureCookies: Bool = false, trustedProxies: TrustedProxies = .none) {
         self.secureCookies = secureCookies
+        self.trustedProxies = trustedProxies
         self.secret = secret
         self.keys = keys
         self.throttle = throttle
@@ -200,6 +204,12 @@ final class AdminAuth: Sendable {
         return .refused(.unauthorized, "wrong admin password or key", retryAfter: nil)
     }
 
+    /// The client's address for throttling: `X-Forwarded-For` counts only from a trusted proxy.
+    func client(_ request: Request, _ context: GatewayRequestContext) -> String {
+        let peer = context.clientAddress ?? "unknown"
+        return trustedProxies.client(peer: peer, forwardedFor: request.headers[values: .xForwardedFor])
+    }
+
     static func sameOrigin(_ origin: String, authority: String?) -> Bool {
         guard let authority, let scheme = origin.range(of: "://") else { return false }
         return origin[scheme.upperBound...].lowercased() == authority.lowercased()
@@ -234,6 +244,7 @@ struct AdminAuthRefusal: Error {
 
 extension HTTPField.Name {
     static let xCSRFToken = HTTPField.Name("x-csrf-token")!
+    static let xForwardedFor = HTTPField.Name("x-forwarded-for")!
 }
 
 /// Server-side admin sessions for browsers: an opaque id in an `HttpOnly; SameSite=Strict` cookie

@@ -14,7 +14,7 @@ enum AdminRoutes {
             guard let value = try? JSONValue.parse(Array(body.readableBytesView), maxDepth: 4), let password = value["password"]?.stringValue else {
                 return AdminAuthMiddleware.error(.badRequest, #"send {"password": "…"}"#, retryAfter: nil)
             }
-            switch await auth.login(password: password, previous: AdminSessions.id(in: request.headers), clientAddress: context.clientAddress ?? "unknown") {
+            switch await auth.login(password: password, previous: AdminSessions.id(in: request.headers), clientAddress: auth.client(request, context)) {
             case .failure(let refusal):
                 return AdminAuthMiddleware.error(refusal.status, refusal.message, retryAfter: refusal.retryAfter)
             case .success(let session):
@@ -60,7 +60,7 @@ struct AdminAuthMiddleware: RouterMiddleware {
     let auth: AdminAuth
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        switch await auth.authorize(request.headers, method: request.method, authority: request.head.authority, clientAddress: context.clientAddress ?? "unknown") {
+        switch await auth.authorize(request.headers, method: request.method, authority: request.head.authority, clientAddress: auth.client(request, context)) {
         case .allowed(let subject):
             var context = context
             context.adminSubject = subject

@@ -1,4 +1,5 @@
 import Foundation
+import TollgateCore
 
 /// Everything the gateway reads at start-up, validated.
 public struct TollgateConfig: Sendable {
@@ -25,6 +26,8 @@ public struct TollgateConfig: Sendable {
     public var declaredModels: [DeclaredModel] = []
     /// How often model lists are fetched from the providers again.
     public var catalogRefreshInterval: Duration = .seconds(60)
+    /// Peers whose `X-Forwarded-For` names the client (admin login throttling; later all client addresses).
+    public var trustedProxies: TrustedProxies = .none
     /// How often each provider is checked for health.
     public var healthCheckInterval: Duration = .seconds(10)
     public var database: Database
@@ -61,7 +64,7 @@ public struct TollgateConfig: Sendable {
         "TOLLGATE_CLIENT_TIMEOUT", "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", "TOLLGATE_UPSTREAM_READ_TIMEOUT",
         "TOLLGATE_DRAIN_TIMEOUT", "TOLLGATE_USAGE_FLUSH_MS", "TOLLGATE_USAGE_QUEUE_LIMIT", "TOLLGATE_LOG_LEVEL",
         "TOLLGATE_LOG_FORMAT", "TOLLGATE_DB_BUSY_TIMEOUT_MS", "TOLLGATE_PROVIDERS", "TOLLGATE_CATALOG_REFRESH",
-        "TOLLGATE_HEALTH_INTERVAL",
+        "TOLLGATE_HEALTH_INTERVAL", "TOLLGATE_TRUSTED_PROXIES",
     ]
 
     /// Loads and validates the configuration. Every problem names its variable.
@@ -136,6 +139,12 @@ public struct TollgateConfig: Sendable {
             logFormat: logFormat
         )
         config.providers = providers
+        if let list = try source.value("TOLLGATE_TRUSTED_PROXIES") {
+            guard let trusted = TrustedProxies(list: list) else {
+                throw ConfigError(variable: "TOLLGATE_TRUSTED_PROXIES", message: "must be IP addresses or CIDR ranges, comma-separated")
+            }
+            config.trustedProxies = trusted
+        }
         config.declaredModels = declaredModels
         config.catalogRefreshInterval = try parseSeconds(source.value("TOLLGATE_CATALOG_REFRESH"), default: 60, variable: "TOLLGATE_CATALOG_REFRESH")
         config.healthCheckInterval = try parseSeconds(source.value("TOLLGATE_HEALTH_INTERVAL"), default: 10, variable: "TOLLGATE_HEALTH_INTERVAL")
