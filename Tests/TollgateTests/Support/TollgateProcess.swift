@@ -13,6 +13,7 @@ struct TollgateProcess {
         var env = [
             "PATH": "/usr/bin:/bin", "HOME": directory,
             "DATABASE_URL": "sqlite:///\(directory)/tollgate.db", "TOLLGATE_DATA_DIR": directory,
+            "ADMIN_PASSWORD": TestGateway.adminPassword,
         ]
         env.merge(environment) { _, new in new }
         self.environment = env
