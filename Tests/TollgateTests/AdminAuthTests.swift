@@ -149,4 +149,46 @@ import TollgateCore
         #expect(trusted.client(peer: "8.8.8.8", forwardedFor: ["203.0.113.9"]) == "8.8.8.8")
         #expect(TrustedProxies(list: "10.0.0.0/33") == nil && TrustedProxies(list: "example.com") == nil)
     }
+
+    static func admin(_ gw: TestGateway, _ method: HTTPMethod, _ path: String, body: String, bearer: String? = TestGateway.adminPassword) async throws -> (status: Int, body: String) {
+        var request = HTTPClientRequest(url: gw.adminURL + path)
+        request.method = method
+        if let bearer { request.headers.add(name: "authorization", value: "Bearer \(bearer)") }
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await gw.http.execute(request, timeout: .seconds(30))
+        return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 16)))
+    }
+
+    @Test func llmproxysQuotaAndDeactivateRoutesWorkWithItsFields() async throws {
+        try await withGateway { gw in
+            let key = try await gw.createKey()
+            let id = String(key.dropFirst(3).prefix(10))
+            let chat = #"{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"x"}]}"#
+            // Without auth nothing changes.
+            #expect(try await Self.admin(gw, .PATCH, "/api/api-keys/\(id)/quota", body: #"{"daily_requests":0}"#, bearer: nil).status == 401)
+            #expect(try await gw.send("/api/chat", body: chat, key: key).status == 200)
+            // Bad fields are named, and nothing changes.
+            let bad = try await Self.admin(gw, .PATCH, "/api/api-keys/\(id)/quota", body: #"{"daily_requests":-1,"bogus":1}"#)
+            #expect(bad.status == 400 && bad.body.contains("bogus") && bad.body.contains("daily_requests"))
+            #expect(try await gw.send("/api/chat", body: chat, key: key).status == 200)
+            // A partial update takes effect at once.
+            let patched = try await Self.admin(gw, .PATCH, "/api/api-keys/\(id)/quota", body: #"{"daily_requests":3}"#)
+            #expect(patched.status == 200)
+            #expect(patched.body == #"{"id":"\#(id)","daily_tokens":null,"monthly_tokens":null,"daily_requests":3,"monthly_requests":null}"#)
+            #expect(try await gw.send("/api/chat", body: chat, key: key).status == 200)
+            #expect(try await gw.send("/api/chat", body: chat, key: key).status == 429)
+            // A user's quotas, with the seed's payload.
+            let user = try await gw.createUser(name: "lab", policy: SubjectPolicy())
+            let put = try await Self.admin(
+                gw, .PUT, "/api/quotas/\(user.id)", body: #"{"daily_tokens":1000000,"monthly_tokens":10000000,"daily_requests":1000,"monthly_requests":10000}"#
+            )
+            #expect(put.status == 200)
+            #expect(try await gw.gateway.store.user(id: user.id)?.policy.quotas == QuotaLimits(dailyTokens: 1_000_000, monthlyTokens: 10_000_000, dailyRequests: 1000, monthlyRequests: 10_000))
+            #expect(try await Self.admin(gw, .PUT, "/api/quotas/nobody", body: #"{}"#).status == 404)
+            // Deactivate.
+            let off = try await Self.admin(gw, .PUT, "/api/api-keys/\(id)/deactivate", body: "")
+            #expect(off.status == 200 && off.body.contains(#""is_active":false"#))
+            #expect(try await gw.send("/api/chat", body: chat, key: key).status == 403)
+        }
+    }
 }

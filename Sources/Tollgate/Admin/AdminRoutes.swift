@@ -6,7 +6,9 @@ import TollgateCore
 /// The admin listener's routes: health checks (open) and the admin API under `/api` (admin password
 /// or admin key).
 enum AdminRoutes {
-    static func build(store: any TollgateStore, drain: DrainState, auth: AdminAuth) -> Router<GatewayRequestContext> {
+    static func build(
+        store: any TollgateStore, drain: DrainState, auth: AdminAuth, manager: KeyManager, changed: @escaping @Sendable () async -> Void
+    ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         // Login and logout for browsers (the session cookie and its CSRF token).
         router.post("api/login") { request, context in
@@ -24,6 +26,7 @@ enum AdminRoutes {
             }
         }
         let api = router.group("api").add(middleware: AdminAuthMiddleware(auth: auth))
+        CompatRoutes.add(to: api, manager: manager, changed: changed)
         api.post("logout") { request, _ in
             if let id = AdminSessions.id(in: request.headers) { auth.sessions.end(id) }
             var headers: HTTPFields = [.contentType: "application/json"]

@@ -23,6 +23,7 @@ public final class Gateway: Sendable {
     public let calendar: QuotaCalendar
     public let router: BackendRouter
     let adminAuth: AdminAuth
+    let serverSecret: String
     let boundPorts = BoundPorts()
     let connections = ClientConnectionRegistry()
 
@@ -67,6 +68,7 @@ public final class Gateway: Sendable {
         loginFailures: [LoginFailureRecord]
     ) {
         self.config = config
+        self.serverSecret = secret
         self.store = store
         self.logger = logger
         self.clock = clock
@@ -123,7 +125,13 @@ public final class Gateway: Sendable {
             logger: logger
         )
         let admin = Application(
-            router: AdminRoutes.build(store: store, drain: drain, auth: adminAuth),
+            router: AdminRoutes.build(
+                store: store, drain: drain, auth: adminAuth, manager: KeyManager(store: store, serverSecret: serverSecret),
+                changed: { [authenticator, settings, store] in
+                    authenticator.invalidate()
+                    try? await settings.reload(from: store)
+                }
+            ),
             server: .http1(configuration: .init(idleTimeout: idle)),
             configuration: .init(address: .hostname(config.admin.host, port: config.admin.port), serverName: nil),
             onServerRunning: { channel in ports.set(.admin, channel.localAddress?.port) },
