@@ -11,6 +11,9 @@ public struct TollgateConfig: Sendable {
             self.host = host
             self.port = port
         }
+
+        /// Whether the listener is reachable from this machine only.
+        public var isLoopback: Bool { ["127.0.0.1", "::1", "localhost"].contains(host) || host.hasPrefix("127.") }
     }
 
     /// Where the store lives.
@@ -90,8 +93,7 @@ public struct TollgateConfig: Sendable {
             port: try parseInt(source.value("ADMIN_PORT"), default: 8001, range: 0...65535, variable: "ADMIN_PORT")
         )
         // The admin API reaches everything: it listens beyond this machine only when asked to, explicitly.
-        let loopback = ["127.0.0.1", "::1", "localhost"].contains(admin.host) || admin.host.hasPrefix("127.")
-        if !loopback, try source.value("ADMIN_ALLOW_REMOTE") != "true" {
+        if !admin.isLoopback, try source.value("ADMIN_ALLOW_REMOTE") != "true" {
             throw ConfigError(variable: "ADMIN_HOST", message: "\(admin.host) is not a loopback address; set ADMIN_ALLOW_REMOTE=true to expose the admin API (behind TLS)")
         }
         let timeZone: TimeZone

@@ -78,9 +78,8 @@ public final class Gateway: Sendable {
         self.gate = gate
         let authenticator = KeyAuthenticator(hasher: KeyHasher(serverSecret: secret), store: store)
         self.authenticator = authenticator
-        let remoteAdmin = !(["127.0.0.1", "::1", "localhost"].contains(config.admin.host) || config.admin.host.hasPrefix("127."))
         self.adminAuth = AdminAuth(
-            secret: adminSecret, keys: authenticator, throttle: LoginThrottle(store: store, records: loginFailures), secureCookies: remoteAdmin,
+            secret: adminSecret, keys: authenticator, throttle: LoginThrottle(store: store, records: loginFailures), secureCookies: !config.admin.isLoopback,
             trustedProxies: config.trustedProxies
         )
         self.usage = UsageWriter(

@@ -134,7 +134,7 @@ public struct AnthropicBackend: ChatBackendAdapter {
 /// Reads Anthropic's SSE event sequence into canonical events: text and thinking deltas pass on as
 /// they come, a `tool_use` block is assembled from its `input_json_delta` pieces and emitted whole at
 /// its `content_block_stop`, and the finish waits for `message_stop` (usage is cumulative in `message_delta`).
-public struct AnthropicStreamDecoder: ChatStreamDecoder {
+public struct AnthropicStreamDecoder: ChatStreamDecoder, LineEventDecoder {
     var lines = LineBuffer()
     var call: (id: String, name: String, json: String)?
     var inputTokens: Int?
@@ -147,16 +147,9 @@ public struct AnthropicStreamDecoder: ChatStreamDecoder {
 
     public init() {}
 
-    public mutating func feed(_ bytes: some Collection<UInt8>) -> [ChatEvent] {
-        var events: [ChatEvent] = []
-        do {
-            for l in try lines.feed(bytes) { events += line(l) }
-        } catch {
-            isFinished = true
-            events.append(.failure("upstream sent a line longer than \(lines.maxLine) bytes"))
-        }
-        return events
-    }
+    public mutating func feed(_ bytes: some Collection<UInt8>) -> [ChatEvent] { feedLines(bytes) }
+
+    mutating func endStream() { isFinished = true }
 
     public mutating func finish() -> [ChatEvent] { line(lines.rest()) }
 

@@ -33,3 +33,26 @@ public struct LineBuffer: Sendable {
         return pending[...]
     }
 }
+
+/// A stream decoder that reads its upstream line by line (NDJSON, SSE).
+protocol LineEventDecoder {
+    var lines: LineBuffer { get set }
+    /// The events one complete line means.
+    mutating func line(_ raw: ArraySlice<UInt8>) -> [ChatEvent]
+    /// Ends the stream: nothing more is read after a failure.
+    mutating func endStream()
+}
+
+extension LineEventDecoder {
+    /// The events in `bytes`; a line too long to hold ends the stream with a failure.
+    mutating func feedLines(_ bytes: some Collection<UInt8>) -> [ChatEvent] {
+        var events: [ChatEvent] = []
+        do {
+            for l in try lines.feed(bytes) { events += line(l) }
+        } catch {
+            endStream()
+            events.append(.failure("upstream sent a line longer than \(lines.maxLine) bytes"))
+        }
+        return events
+    }
+}

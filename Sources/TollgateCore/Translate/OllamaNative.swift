@@ -125,7 +125,7 @@ public enum OllamaNative {
 
     /// Turns an NDJSON stream into events, chunk by chunk; a line split across chunks (and a
     /// character split inside it) waits for its end.
-    public struct EventDecoder: Sendable {
+    public struct EventDecoder: Sendable, LineEventDecoder {
         var lines = LineBuffer()
         var started = false
         var sawToolCall = false
@@ -140,16 +140,9 @@ public enum OllamaNative {
 
         public var isFinished: Bool { finished }
 
-        public mutating func feed(_ bytes: some Collection<UInt8>) -> [ChatEvent] {
-            var events: [ChatEvent] = []
-            do {
-                for l in try lines.feed(bytes) { events += line(l) }
-            } catch {
-                events.append(.failure("upstream sent a line longer than \(lines.maxLine) bytes"))
-                finished = true
-            }
-            return events
-        }
+        public mutating func feed(_ bytes: some Collection<UInt8>) -> [ChatEvent] { feedLines(bytes) }
+
+        mutating func endStream() { finished = true }
 
         /// The end of the upstream's bytes: a last line without newline is read.
         public mutating func finish() -> [ChatEvent] {

@@ -4,7 +4,7 @@
 /// assembled per call, then emitted whole when the choice finishes. Ollama-style servers that
 /// reuse index 0 for parallel calls are told apart by their ids. Usage comes in its own chunk after
 /// the finishing one (with `stream_options.include_usage`), so the finish event waits for `[DONE]`.
-public struct OpenAIStreamDecoder: Sendable {
+public struct OpenAIStreamDecoder: Sendable, LineEventDecoder {
     struct PendingCall: Sendable {
         var id: String?
         var name = ""
@@ -27,16 +27,9 @@ public struct OpenAIStreamDecoder: Sendable {
 
     public init(ids: OllamaNative.ToolCallIDs) { self.ids = ids }
 
-    public mutating func feed(_ bytes: some Collection<UInt8>) -> [ChatEvent] {
-        var events: [ChatEvent] = []
-        do {
-            for l in try lines.feed(bytes) { events += line(l) }
-        } catch {
-            isFinished = true
-            events.append(.failure("upstream sent a line longer than \(lines.maxLine) bytes"))
-        }
-        return events
-    }
+    public mutating func feed(_ bytes: some Collection<UInt8>) -> [ChatEvent] { feedLines(bytes) }
+
+    mutating func endStream() { isFinished = true }
 
     /// The end of the upstream's bytes. A stream that finished its choice but sent no `[DONE]` still ends normally.
     public mutating func finish() -> [ChatEvent] {
