@@ -77,20 +77,8 @@ struct OllamaPassthrough {
             idle = sent.route.backend.config.idleTimeout
         } catch {
             let failure = UpstreamFailure(error, aborted: front.drain.isAborted)
-            settlement.settle { r in
-                r.httpStatus = Int(failure.status.code)
-                r.outcome = failure.outcome
-                r.error = failure.message
-                if endpoint.isInference, failure.outcome == .clientDisconnect {
-                    r.promptTokens = promptEstimate
-                    r.usageSource = .estimated
-                }
-            }
-            if failure.outcome == .clientDisconnect { return self.failure(failure.status, failure.message) }
-            front.logger.warning(
-                "upstream request failed",
-                metadata: ["request_id": "\(requestID)", "backends": "\(routes.map(\.backend.name))", "error": "\(failure.message)"]
-            )
+            failure.settle(settlement, promptEstimate: promptEstimate)  // nil unless an inference endpoint
+            failure.log(front.logger, requestID: requestID, backends: routes)
             return self.failure(failure.status, failure.message)
         }
 

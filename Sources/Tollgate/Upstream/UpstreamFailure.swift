@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Logging
 import HTTPTypes
 
 /// An upstream exchange that failed, classified for the client and the usage record.
@@ -82,5 +83,26 @@ struct UpstreamFailure {
         case .shutdown: message
         default: "upstream stream failed: \(message)"
         }
+    }
+
+    /// Settles a request that got no answer from any upstream; a client that left is charged its prompt estimate.
+    func settle(_ settlement: RequestSettlement, promptEstimate: Int?) {
+        settlement.settle { r in
+            r.httpStatus = Int(status.code)
+            r.outcome = outcome
+            r.error = message
+            if outcome == .clientDisconnect, let promptEstimate {
+                r.promptTokens = promptEstimate
+                r.usageSource = .estimated
+            }
+        }
+    }
+
+    /// Logs the failure, unless it is only the client leaving.
+    func log(_ logger: Logger, requestID: String, backends: [Route]) {
+        guard outcome != .clientDisconnect else { return }
+        logger.warning(
+            "upstream request failed", metadata: ["request_id": "\(requestID)", "backends": "\(backends.map(\.backend.name))", "error": "\(message)"]
+        )
     }
 }

@@ -114,18 +114,8 @@ struct TranslatedExchange {
     /// A failed call or an upstream error status, in the client's dialect; the request is settled.
     func upstreamFailed(_ error: any Error, settlement: RequestSettlement, promptEstimate: Int) -> Response {
         let failure = UpstreamFailure(error, aborted: front.drain.isAborted)
-        settlement.settle { r in
-            r.httpStatus = Int(failure.status.code)
-            r.outcome = failure.outcome
-            r.error = failure.message
-            if failure.outcome == .clientDisconnect {
-                r.promptTokens = promptEstimate
-                r.usageSource = .estimated
-            }
-        }
-        if failure.outcome != .clientDisconnect {
-            front.logger.warning("upstream request failed", metadata: ["request_id": "\(requestID)", "error": "\(failure.message)"])
-        }
+        failure.settle(settlement, promptEstimate: promptEstimate)
+        failure.log(front.logger, requestID: requestID, backends: routes)
         return self.failure(failure.status, failure.message)
     }
 
