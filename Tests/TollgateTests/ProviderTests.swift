@@ -488,6 +488,8 @@ import TollgateTestSupport
         let gw = try await TestGateway.start(["OLLAMA_URL": "none", "OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": cloud.baseURL + "/v1"], mock: cloud)
         do {
             await gw.gateway.refreshCatalog()
+            // The refresher service reads the list once at start too; let that happen before counting reads below.
+            #expect(await eventually { cloud.received.filter { $0.path == "/v1/models" }.count >= 2 })
             let key = try await gw.createKey()
             cloud.updateBehavior { $0.remoteModels = ["old-model", "fresh-model"] }
             // Not in the catalog yet: the miss refreshes it, and the request goes through.
