@@ -87,14 +87,7 @@ public struct ModelMetadata: Sendable, Equatable {
     }
 
     /// `"2.50"` (USD) → 2_500_000 micro-dollars; at most six decimals.
-    public static func micros(_ text: String) -> Int? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let whole = Int(parts[0]), whole >= 0, whole < 1_000_000 else { return nil }
-        var fraction = parts.count == 2 ? String(parts[1]) : ""
-        guard fraction.count <= 6, fraction.allSatisfy(\.isASCII), fraction.allSatisfy(\.isNumber) else { return nil }
-        fraction += String(repeating: "0", count: 6 - fraction.count)
-        return whole * 1_000_000 + (Int(fraction) ?? 0)
-    }
+    public static func micros(_ text: String) -> Int? { GatewaySettings.micros(text) }
 }
 
 extension TollgateConfig {

@@ -36,5 +36,13 @@ public final class SettingsCache: Sendable {
         let stored = try await store.settings()
         let settings = GatewaySettings(stored: stored)
         value.withLock { $0.settings = settings }
+        for observer in observers.withLock({ $0 }) { observer(settings) }
+    }
+
+    let observers = Mutex<[@Sendable (GatewaySettings) -> Void]>([])
+
+    /// Calls `observer` with the settings after every reload.
+    func observe(_ observer: @escaping @Sendable (GatewaySettings) -> Void) {
+        observers.withLock { $0.append(observer) }
     }
 }

@@ -6,8 +6,16 @@ import TollgateCore
 /// Who a request belongs to, once authenticated.
 public struct KeyIdentity: Sendable {
     public let key: KeyRecord
-    /// The key's user, when it has one.
-    public let user: UserRecord?
+    /// The request's user: the key's, or the Open WebUI end user a trusted key named.
+    public var user: UserRecord?
+    /// Attribution tags: the key's, the `X-Proxy-Tag` header's and the model suffix's.
+    public var tags: [String] = []
+
+    public init(key: KeyRecord, user: UserRecord?) {
+        self.key = key
+        self.user = user
+        self.tags = key.tags
+    }
 
     public var publicID: String { key.publicID }
     public var name: String { key.name }
@@ -52,6 +60,8 @@ public final class KeyAuthenticator: Sendable {
     let store: any TollgateStore
     let cache = Mutex<[String: Entry]>([:])
     let generation = Mutex<Int?>(nil)
+    /// Open WebUI end users by external id.
+    let endUsers = Mutex<[String: UserRecord]>([:])
     static let negativeLimit = 10_000
     /// A digest compared against when the id is unknown, so both paths do the same work.
     let decoyHash: String
@@ -109,9 +119,10 @@ public final class KeyAuthenticator: Sendable {
         return .success(KeyIdentity(key: record, user: user))
     }
 
-    /// Drops every cached key (after a change made in this process).
+    /// Drops every cached key and end user (after a change made in this process).
     public func invalidate() {
         cache.withLock { $0.removeAll() }
+        endUsers.withLock { $0.removeAll() }
     }
 
     /// Makes the next refresh count as a change (after a reload that failed).

@@ -36,7 +36,9 @@ public final class Backend: Sendable {
 
     public var name: String { config.name }
     public var kind: ProviderConfig.Kind { config.kind }
-    public var baseURL: String { config.baseURL }
+    public var baseURL: String { urlOverride.withLock { $0 } ?? config.baseURL }
+    /// The `ollama_url` setting, for the primary Ollama server.
+    let urlOverride = Mutex<String?>(nil)
     public var inFlight: Int { outstanding.load(ordering: .relaxed) }
 
     public var isHealthy: Bool {

@@ -94,6 +94,10 @@ public final class Gateway: Sendable {
             providers: providers, catalog: ModelCatalog(providers: providers, declared: config.declaredModels),
             timeouts: (config.upstreamConnectTimeout, config.upstreamReadTimeout)
         )
+        let primary = router.primaryOllama
+        settings.observe { s in
+            primary?.urlOverride.withLock { $0 = s.ollamaURL }
+        }
     }
 
     /// Reads every provider's model list now (also done at start and periodically).
@@ -141,12 +145,18 @@ public final class Gateway: Sendable {
             UpstreamClientService(clients: router.clients(with: client)),
             KeyCacheRefresher(authenticator: authenticator, settings: settings, store: store, interval: .seconds(1), logger: logger),
             ReservationReaper(gate: gate, interval: .seconds(60), minimumAge: 120, logger: logger),
+            UsageRetention(store: store, settings: settings, clock: clock, interval: .seconds(3600), logger: logger),
             CatalogRefresher(router: router, probe: ProviderProbe(client: client), interval: config.catalogRefreshInterval, logger: logger),
             HealthChecker(router: router, probe: ProviderProbe(client: client), interval: config.healthCheckInterval, logger: logger),
             admin,
             proxy,
             DrainCoordinator(drain: drain, clients: router.clients(with: client), deadline: config.drainTimeout, logger: logger),
         ]
+    }
+
+    /// Deletes usage records past the retention setting now (also done hourly); returns how many.
+    public func applyRetention() async throws -> Int {
+        try await UsageRetention.pass(store: store, settings: settings, now: clock.now())
     }
 
     /// Reloads keys and settings now (after a change made in this process).

@@ -15,10 +15,14 @@ final class RequestSettlement: Sendable {
     /// The backend request in flight, counted for least-outstanding routing until settlement.
     let lease = Mutex<BackendLease?>(nil)
 
+    /// The settings in force when the request started (price overrides).
+    let prices: GatewaySettings?
+
     init(
-        writer: UsageWriter, template: UsageRecord, started: ContinuousClock.Instant, promptEstimate: Int?,
+        writer: UsageWriter, template: UsageRecord, prices: GatewaySettings? = nil, started: ContinuousClock.Instant, promptEstimate: Int?,
         admission: (gate: RequestGate, ticket: RequestGate.Ticket)? = nil
     ) {
+        self.prices = prices
         self.admission = admission
         self.writer = writer
         self.template = Mutex(template)
@@ -57,8 +61,14 @@ final class RequestSettlement: Sendable {
         record.latencyMs = elapsedMs()
         if let (provider, price) = pricing.withLock({ $0 }) {
             if record.provider == nil { record.provider = provider }
-            if record.costNanos == nil, let price, record.promptTokens != nil || record.completionTokens != nil {
-                record.costNanos = price.costNanos(promptTokens: record.promptTokens ?? 0, completionTokens: record.completionTokens ?? 0)
+            // The provider's own figure first, then the operator's override, then the declared price.
+            if record.costNanos == nil, record.promptTokens != nil || record.completionTokens != nil {
+                let (p, c) = (record.promptTokens ?? 0, record.completionTokens ?? 0)
+                if let model = record.modelServed ?? record.modelRequested, let override = prices?.price(provider: provider, model: model) {
+                    record.costNanos = override.costNanos(promptTokens: p, completionTokens: c)
+                } else if let price {
+                    record.costNanos = price.costNanos(promptTokens: p, completionTokens: c)
+                }
             }
         }
         writer.record(record)

@@ -130,5 +130,32 @@ enum Migrations {
                 "CREATE TABLE IF NOT EXISTS login_failures (address TEXT PRIMARY KEY, failures BIGINT NOT NULL, window_start BIGINT NOT NULL, locked_until BIGINT)",
             ]
         ),
+        (
+            6,
+            [
+                // Attribution tags: as text on the record (",a,b,") and one row per tag for filters and sums.
+                "ALTER TABLE usage_records ADD COLUMN tags TEXT",
+                "CREATE TABLE IF NOT EXISTS usage_tags (request_id TEXT NOT NULL, tag TEXT NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (request_id, tag))",
+                "CREATE INDEX IF NOT EXISTS usage_tags_tag_time ON usage_tags (tag, created_at)",
+                "CREATE INDEX IF NOT EXISTS usage_tags_time ON usage_tags (created_at)",
+                "CREATE INDEX IF NOT EXISTS usage_records_model_time ON usage_records (model_served, created_at)",
+                "ALTER TABLE api_keys ADD COLUMN tags TEXT",
+                "ALTER TABLE api_keys ADD COLUMN trusts_end_users INTEGER NOT NULL DEFAULT 0",
+                // Users created from an Open WebUI identity (`openwebui:<id>`).
+                "ALTER TABLE users ADD COLUMN external_id TEXT",
+                "CREATE UNIQUE INDEX IF NOT EXISTS users_external_id ON users (external_id)",
+                """
+                CREATE TABLE IF NOT EXISTS audit_log (
+                    id TEXT PRIMARY KEY,
+                    created_at BIGINT NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    target TEXT,
+                    detail TEXT
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS audit_log_time ON audit_log (created_at)",
+            ]
+        ),
     ]
 }

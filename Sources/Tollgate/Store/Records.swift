@@ -20,11 +20,18 @@ public struct KeyRecord: Sendable, Equatable {
     /// Admin-scope keys may use the admin API (a later issue); ordinary keys reach inference endpoints only.
     public var isAdmin: Bool
     public var policy: SubjectPolicy
+    /// Tags put on every usage record of this key (besides the request's own).
+    public var tags: [String]
+    /// Requests with this key may name an Open WebUI end user (`X-OpenWebUI-User-*`), who is then
+    /// the request's user, with quotas of their own.
+    public var trustsEndUsers: Bool
 
     public init(
         publicID: String, name: String, secretHash: String, status: KeyStatus, createdAt: Date, expiresAt: Date?, updatedAt: Date,
-        userID: String? = nil, isAdmin: Bool = false, policy: SubjectPolicy = .init()
+        userID: String? = nil, isAdmin: Bool = false, policy: SubjectPolicy = .init(), tags: [String] = [], trustsEndUsers: Bool = false
     ) {
+        self.tags = tags
+        self.trustsEndUsers = trustsEndUsers
         self.publicID = publicID
         self.name = name
         self.secretHash = secretHash
@@ -65,8 +72,13 @@ public struct UserRecord: Sendable, Equatable {
     public var policy: SubjectPolicy
     public var createdAt: Date
     public var updatedAt: Date
+    /// Set for users created from another system's identity (`openwebui:<id>`); nil for users made by an operator.
+    public var externalID: String?
 
-    public init(id: String, name: String, email: String?, note: String?, policy: SubjectPolicy, createdAt: Date, updatedAt: Date) {
+    public init(
+        id: String, name: String, email: String?, note: String?, policy: SubjectPolicy, createdAt: Date, updatedAt: Date, externalID: String? = nil
+    ) {
+        self.externalID = externalID
         self.id = id
         self.name = name
         self.email = email
@@ -126,13 +138,16 @@ public struct UsageRecord: Sendable, Equatable {
     public var provider: String?
     /// Cost in nano-dollars: the provider's own figure when it reports one, else from the price table; nil when unknown.
     public var costNanos: Int?
+    /// Attribution tags (`X-Proxy-Tag`, `model@tag`, the key's default tags).
+    public var tags: [String]
 
     public init(
         requestID: String, createdAt: Date, keyID: String?, userID: String? = nil, endpoint: String, modelRequested: String?, modelServed: String?,
         stream: Bool, httpStatus: Int, outcome: UsageOutcome, promptTokens: Int?, completionTokens: Int?,
         usageSource: UsageSource, latencyMs: Double, ttfbMs: Double?, clientAddress: String?, error: String?,
-        provider: String? = nil, costNanos: Int? = nil
+        provider: String? = nil, costNanos: Int? = nil, tags: [String] = []
     ) {
+        self.tags = tags
         self.provider = provider
         self.costNanos = costNanos
         self.requestID = requestID
@@ -155,14 +170,77 @@ public struct UsageRecord: Sendable, Equatable {
     }
 }
 
-/// Which usage records to list.
-public struct UsageFilter: Sendable {
+/// Which usage records to list or aggregate. Every field narrows; nil fields do not.
+public struct UsageFilter: Sendable, Equatable {
     public var keyID: String?
+    public var userID: String?
+    public var model: String?
+    public var provider: String?
+    public var tag: String?
+    /// An outcome (`completed`, `upstream_error`, …) or an HTTP status code.
+    public var status: String?
     public var since: Date?
+    public var until: Date?
     public var limit: Int
-    public init(keyID: String? = nil, since: Date? = nil, limit: Int = 100) {
+    public var offset: Int
+    public init(
+        keyID: String? = nil, userID: String? = nil, model: String? = nil, provider: String? = nil, tag: String? = nil, status: String? = nil,
+        since: Date? = nil, until: Date? = nil, limit: Int = 100, offset: Int = 0
+    ) {
         self.keyID = keyID
+        self.userID = userID
+        self.model = model
+        self.provider = provider
+        self.tag = tag
+        self.status = status
         self.since = since
+        self.until = until
         self.limit = limit
+        self.offset = offset
+    }
+}
+
+/// Totals of a group of usage records.
+public struct UsageTotals: Sendable, Equatable {
+    public var requests = 0
+    public var errors = 0
+    public var promptTokens = 0
+    public var completionTokens = 0
+    public var estimated = 0
+    public var costNanos = 0
+    public init() {}
+
+    public mutating func add(_ o: UsageTotals) {
+        requests += o.requests
+        errors += o.errors
+        promptTokens += o.promptTokens
+        completionTokens += o.completionTokens
+        estimated += o.estimated
+        costNanos += o.costNanos
+    }
+}
+
+/// What usage is grouped by.
+public enum UsageGrouping: String, Sendable, CaseIterable {
+    case key, user, model, provider, tag, status, endpoint
+    /// Fifteen-minute buckets (every time zone's offset is a multiple of 15 minutes), regrouped by the caller into local hours and days.
+    case quarterHour = "quarter_hour"
+}
+
+/// One entry of the admin audit log: who changed what, never a secret.
+public struct AuditRecord: Sendable, Equatable {
+    public var id: String
+    public var createdAt: Date
+    public var actor: String
+    public var action: String
+    public var target: String?
+    public var detail: String?
+    public init(id: String, createdAt: Date, actor: String, action: String, target: String?, detail: String?) {
+        self.id = id
+        self.createdAt = createdAt
+        self.actor = actor
+        self.action = action
+        self.target = target
+        self.detail = detail
     }
 }

@@ -215,6 +215,12 @@ extension SQLStore {
             for r in chunk { appendBinds(r, to: &binds) }
             _ = try await connection.query(sql, binds)
         }
+        let tagRows = fresh.flatMap { r in r.tags.map { (r.requestID, $0, ms(r.createdAt)) } }
+        for chunk in chunks(tagRows, 300) {
+            let sql = "INSERT INTO usage_tags (request_id, tag, created_at) VALUES "
+                + Array(repeating: "(?,?,?)", count: chunk.count).joined(separator: ",") + " ON CONFLICT DO NOTHING"
+            _ = try await connection.query(sql, chunk.flatMap { [.text($0.0), .text(clean($0.1)), .integer(SQLiteInt64($0.2))] as [SQLiteData] })
+        }
 
         let keyed = fresh.filter { $0.keyID != nil }
         guard !keyed.isEmpty else { return }

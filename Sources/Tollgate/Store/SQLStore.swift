@@ -124,10 +124,10 @@ public final class SQLStore: TollgateStore {
             try await Self.transaction(db) { db in
                 try await db.raw(
                     """
-                    INSERT INTO api_keys (id, name, secret_hash, status, created_at, expires_at, updated_at, user_id, is_admin)
+                    INSERT INTO api_keys (id, name, secret_hash, status, created_at, expires_at, updated_at, user_id, is_admin, tags, trusts_end_users)
                     VALUES (\(bind: key.publicID), \(bind: key.name), \(bind: key.secretHash), \(bind: key.status.rawValue),
                             \(bind: Self.ms(key.createdAt)), \(bind: key.expiresAt.map(Self.ms)), \(bind: Self.ms(key.updatedAt)),
-                            \(bind: key.userID), \(bind: key.isAdmin ? 1 : 0))
+                            \(bind: key.userID), \(bind: key.isAdmin ? 1 : 0), \(bind: Self.tagText(key.tags)), \(bind: key.trustsEndUsers ? 1 : 0))
                     """
                 ).run()
                 try await Self.writeKeyPolicy(db, publicID: key.publicID, policy: key.policy, now: key.updatedAt)
@@ -215,9 +215,17 @@ public final class SQLStore: TollgateStore {
                     defaultCap: try row.decode(column: "output_cap_default", as: Int?.self),
                     maximum: try row.decode(column: "output_cap_max", as: Int?.self)
                 )
-            )
+            ),
+            tags: tags(try row.decode(column: "tags", as: String?.self)),
+            trustsEndUsers: try row.decode(column: "trusts_end_users", as: Int.self) != 0
         )
     }
+
+    /// Tags as stored on keys (`a,b`); nil when there are none.
+    static func tagText(_ tags: [String]) -> String? { tags.isEmpty ? nil : tags.joined(separator: ",") }
+    /// Tags as stored on usage records (`,a,b,`, so one tag is found with LIKE); nil when there are none.
+    static func recordTagText(_ tags: [String]) -> String? { tags.isEmpty ? nil : "," + tags.joined(separator: ",") + "," }
+    static func tags(_ text: String?) -> [String] { text.map { $0.split(separator: ",").map(String.init) } ?? [] }
 
     static func quotaLimits(_ row: any SQLRow) throws -> QuotaLimits {
         QuotaLimits(
@@ -243,9 +251,9 @@ public final class SQLStore: TollgateStore {
             try await Self.transaction(db) { db in
                 try await db.raw(
                     """
-                    INSERT INTO users (id, name, email, note, created_at, updated_at)
+                    INSERT INTO users (id, name, email, note, created_at, updated_at, external_id)
                     VALUES (\(bind: user.id), \(bind: user.name), \(bind: user.email), \(bind: user.note),
-                            \(bind: Self.ms(user.createdAt)), \(bind: Self.ms(user.updatedAt)))
+                            \(bind: Self.ms(user.createdAt)), \(bind: Self.ms(user.updatedAt)), \(bind: user.externalID))
                     """
                 ).run()
                 try await Self.writeUserPolicy(db, id: user.id, policy: user.policy, now: user.updatedAt)
@@ -298,7 +306,8 @@ public final class SQLStore: TollgateStore {
             note: try row.decode(column: "note", as: String?.self),
             policy: SubjectPolicy(quotas: try quotaLimits(row), rates: try rateLimits(row)),
             createdAt: date(try row.decode(column: "created_at", as: Int64.self)),
-            updatedAt: date(try row.decode(column: "updated_at", as: Int64.self))
+            updatedAt: date(try row.decode(column: "updated_at", as: Int64.self)),
+            externalID: try row.decode(column: "external_id", as: String?.self)
         )
     }
 
@@ -380,7 +389,7 @@ public final class SQLStore: TollgateStore {
     static let usageColumns = [
         "request_id", "created_at", "key_id", "user_id", "endpoint", "model_requested", "model_served", "stream", "http_status",
         "outcome", "prompt_tokens", "completion_tokens", "usage_source", "latency_ms", "ttfb_ms", "client_address", "error",
-        "provider", "cost_nanos",
+        "provider", "cost_nanos", "tags",
     ]
 
     static func appendBinds(_ r: UsageRecord, to binds: inout [SQLiteData]) {
@@ -405,16 +414,7 @@ public final class SQLStore: TollgateStore {
         binds.append(text(r.error))
         binds.append(text(r.provider))
         binds.append(int(r.costNanos))
-    }
-
-    public func usage(_ filter: UsageFilter) async throws -> [UsageRecord] {
-        try await serial { db in
-            var query: SQLQueryString = "SELECT * FROM usage_records WHERE 1 = 1"
-            if let keyID = filter.keyID { query = query + " AND key_id = \(bind: keyID)" }
-            if let since = filter.since { query = query + " AND created_at >= \(bind: Self.ms(since))" }
-            query = query + " ORDER BY created_at DESC, request_id LIMIT \(bind: max(1, min(filter.limit, 100_000)))"
-            return try await db.raw(query).all().map(Self.usageRecord)
-        }
+        binds.append(recordTagText(r.tags).map { .text(clean($0)) } ?? .null)
     }
 
     static func usageRecord(_ row: any SQLRow) throws -> UsageRecord {
@@ -437,7 +437,8 @@ public final class SQLStore: TollgateStore {
             clientAddress: try row.decode(column: "client_address", as: String?.self),
             error: try row.decode(column: "error", as: String?.self),
             provider: try row.decode(column: "provider", as: String?.self),
-            costNanos: try row.decode(column: "cost_nanos", as: Int?.self)
+            costNanos: try row.decode(column: "cost_nanos", as: Int?.self),
+            tags: tags(try row.decode(column: "tags", as: String?.self)?.trimmingCharacters(in: CharacterSet(charactersIn: ",")))
         )
     }
 

@@ -51,7 +51,25 @@ public protocol TollgateStore: Sendable {
 
     /// Inserts records, ignoring request ids that are already stored, and settles their quota counters.
     func insertUsage(_ records: [UsageRecord], calendar: QuotaCalendar) async throws
+    /// Records matching a filter, newest first, a page at a time.
     func usage(_ filter: UsageFilter) async throws -> [UsageRecord]
+    func usageCount(_ filter: UsageFilter) async throws -> Int
+    /// Sums of the records matching a filter, by group (nil group: records without one), largest first.
+    func usageTotals(_ filter: UsageFilter, by grouping: UsageGrouping) async throws -> [(group: String?, totals: UsageTotals)]
+    /// Deletes up to `limit` of the oldest records created before `cutoff`; returns how many.
+    func deleteUsage(before cutoff: Date, limit: Int) async throws -> Int
+
+    /// Replaces a key's editable fields (name, status, expiry, user, admin scope, tags, end-user trust, policy).
+    func updateKey(_ key: KeyRecord) async throws -> Bool
+    /// Replaces a user's name, email, note and policy.
+    func updateUser(_ user: UserRecord) async throws -> Bool
+    /// Deletes a user; its keys stay, belonging to no one.
+    func deleteUser(id: String) async throws -> Bool
+    func user(externalID: String) async throws -> UserRecord?
+
+    func insertAudit(_ record: AuditRecord) async throws
+    /// Audit entries, newest first.
+    func audit(limit: Int, offset: Int) async throws -> [AuditRecord]
 
     func close() async
 }

@@ -45,12 +45,11 @@ struct OllamaPassthrough {
         let promptEstimate = endpoint.isInference ? TokenEstimate.fromTextBytes(document?.promptTextBytes ?? 0) : nil
         let settlement = RequestSettlement(
             writer: front.usage,
-            template: UsageRecord(
-                requestID: requestID, createdAt: front.clock.now(), keyID: identity.publicID, userID: identity.user?.id,
-                endpoint: endpoint.rawValue, modelRequested: requested ?? model, modelServed: nil, stream: stream, httpStatus: 0, outcome: .completed,
-                promptTokens: nil, completionTokens: nil, usageSource: endpoint.isInference ? .unknown : .none,
-                latencyMs: 0, ttfbMs: nil, clientAddress: clientAddress, error: nil
+            template: identity.usageTemplate(
+                requestID: requestID, createdAt: front.clock.now(), endpoint: endpoint.rawValue, modelRequested: requested ?? model, stream: stream,
+                usageSource: endpoint.isInference ? .unknown : .none, clientAddress: clientAddress, defaultTag: front.settings.current.defaultTag
             ),
+            prices: front.settings.current,
             started: started,
             promptEstimate: promptEstimate,
             admission: admission

@@ -16,8 +16,74 @@ public struct GatewaySettings: Sendable, Equatable {
     /// Ollama options applied when a translated (OpenAI/Anthropic) request goes to `/api/chat`,
     /// by model (`*` for every model without an entry of its own).
     public var modelDefaults: [String: ModelDefaults] = [:]
+    /// The tag of requests that carry none.
+    public var defaultTag: String?
+    /// Usage records older than this many days are deleted (nil: kept).
+    public var usageRetentionDays: Int?
+    /// Price overrides by model (`model` or `provider/model`), over the providers' declared prices.
+    public var prices: [String: PriceOverride] = [:]
+    /// The limits an Open WebUI end user starts with when first seen.
+    public var endUserQuotas = QuotaLimits()
+    /// Replaces the primary Ollama server's URL (llmproxy's `ollama_url` setting).
+    public var ollamaURL: String?
 
     public init() {}
+
+    /// Prices per million tokens in micro-dollars.
+    public struct PriceOverride: Sendable, Equatable {
+        public var inputMicros: Int?
+        public var outputMicros: Int?
+        public init(inputMicros: Int?, outputMicros: Int?) {
+            self.inputMicros = inputMicros
+            self.outputMicros = outputMicros
+        }
+        /// Nano-dollars for the tokens.
+        public func costNanos(promptTokens: Int, completionTokens: Int) -> Int {
+            (promptTokens * (inputMicros ?? 0) + completionTokens * (outputMicros ?? 0)) / 1000
+        }
+    }
+
+    /// The override for a model served by a provider: `provider/model` first, then `model`.
+    public func price(provider: String?, model: String) -> PriceOverride? {
+        guard !prices.isEmpty else { return nil }
+        if let provider, let p = prices[provider + "/" + model] { return p }
+        return prices[model] ?? prices[ModelPolicy.normalized(model)]
+    }
+
+    /// `{"model": {"input": 0.15, "output": "0.60"}}` (USD per million tokens).
+    static func parsePrices(_ text: String) -> [String: PriceOverride]? {
+        guard let value = try? JSONValue.parse(text, maxDepth: 4), let pairs = value.objectValue else { return nil }
+        var out: [String: PriceOverride] = [:]
+        for (model, entry) in pairs {
+            guard !model.isEmpty, let fields = entry.objectValue else { return nil }
+            var p = PriceOverride(inputMicros: nil, outputMicros: nil)
+            for (name, v) in fields {
+                let micros: Int?
+                switch v {
+                case .string(let s): micros = Self.micros(s)
+                default: micros = v.doubleValue.flatMap { $0 >= 0 && $0 < 1_000_000 ? Int(($0 * 1_000_000).rounded()) : nil }
+                }
+                guard let micros else { return nil }
+                switch name {
+                case "input": p.inputMicros = micros
+                case "output": p.outputMicros = micros
+                default: return nil
+                }
+            }
+            out[model] = p
+        }
+        return out
+    }
+
+    /// `"2.50"` (USD) → 2_500_000 micro-dollars; at most six decimals.
+    public static func micros(_ text: String) -> Int? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let whole = Int(parts[0]), whole >= 0, whole < 1_000_000 else { return nil }
+        var fraction = parts.count == 2 ? String(parts[1]) : ""
+        guard fraction.count <= 6, fraction.allSatisfy(\.isASCII), fraction.allSatisfy(\.isNumber) else { return nil }
+        fraction += String(repeating: "0", count: 6 - fraction.count)
+        return whole * 1_000_000 + (Int(fraction) ?? 0)
+    }
 
     /// Defaults for one model on translated requests.
     public struct ModelDefaults: Sendable, Equatable {
@@ -82,6 +148,14 @@ public struct GatewaySettings: Sendable, Equatable {
         case keepAliveMin = "keep_alive_min"
         case keepAliveMax = "keep_alive_max"
         case modelDefaults = "model_defaults"
+        case defaultTag = "default_tag"
+        case usageRetentionDays = "usage_retention_days"
+        case prices
+        case endUserDailyTokens = "end_user_daily_tokens"
+        case endUserMonthlyTokens = "end_user_monthly_tokens"
+        case endUserDailyRequests = "end_user_daily_requests"
+        case endUserMonthlyRequests = "end_user_monthly_requests"
+        case ollamaURL = "ollama_url"
 
         public var help: String {
             switch self {
@@ -93,6 +167,14 @@ public struct GatewaySettings: Sendable, Equatable {
             case .numCtxMax: "largest options.num_ctx a request may ask for"
             case .keepAliveMin: "shortest keep_alive (seconds or Go duration such as 5m)"
             case .keepAliveMax: "longest keep_alive (seconds or Go duration such as 1h)"
+            case .defaultTag: "tag of requests that carry none (X-Proxy-Tag, model@tag or key tags)"
+            case .usageRetentionDays: "usage records older than this many days are deleted"
+            case .prices: #"price overrides in USD per million tokens, JSON: {"gpt-4o-mini":{"input":0.15,"output":0.6},"openai/gpt-4o":{...}}"#
+            case .endUserDailyTokens: "daily token quota of a new Open WebUI end user"
+            case .endUserMonthlyTokens: "monthly token quota of a new Open WebUI end user"
+            case .endUserDailyRequests: "daily request quota of a new Open WebUI end user"
+            case .endUserMonthlyRequests: "monthly request quota of a new Open WebUI end user"
+            case .ollamaURL: "URL of the primary Ollama server (replaces OLLAMA_URL's first entry while set)"
             case .modelDefaults: #"Ollama defaults for OpenAI/Anthropic requests, JSON: {"llama3.2":{"num_ctx":8192,"keep_alive":"10m","think":false},"*":{...}}"#
             }
         }
@@ -119,9 +201,23 @@ public struct GatewaySettings: Sendable, Equatable {
         case .aliases:
             guard let map = parseAliases(v) else { throw Invalid(name: name, message: "must be alias=model pairs separated by commas") }
             return map.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        case .outputCapDefault, .outputCapMax, .numCtxMax:
+        case .outputCapDefault, .outputCapMax, .numCtxMax, .usageRetentionDays:
             guard let n = Int(v), n > 0, n <= 10_000_000 else { throw Invalid(name: name, message: "must be a positive integer") }
             return String(n)
+        case .endUserDailyTokens, .endUserMonthlyTokens, .endUserDailyRequests, .endUserMonthlyRequests:
+            guard let n = Int(v), n >= 0, n <= 1_000_000_000_000 else { throw Invalid(name: name, message: "must be a whole number ≥ 0") }
+            return String(n)
+        case .defaultTag:
+            guard RequestTags.isValid(v) else { throw Invalid(name: name, message: "must be 1 to 64 letters, digits, '.', '_', '-' or '/'") }
+            return v
+        case .prices:
+            guard parsePrices(v) != nil else {
+                throw Invalid(name: name, message: #"must be a JSON object of model → {"input": USD per million tokens, "output": USD per million tokens}"#)
+            }
+            return v
+        case .ollamaURL:
+            guard let url = URLText.http(v) else { throw Invalid(name: name, message: "must be an http:// or https:// URL with a host") }
+            return url
         case .keepAliveMin, .keepAliveMax:
             guard let s = GoDuration.seconds(v), s >= 0 else { throw Invalid(name: name, message: "must be a duration ≥ 0 (seconds, or 5m, 1h)") }
             return String(Int(s.rounded()))
@@ -147,6 +243,14 @@ public struct GatewaySettings: Sendable, Equatable {
             case .keepAliveMin: keepAliveMin = GoDuration.seconds(value)
             case .keepAliveMax: keepAliveMax = GoDuration.seconds(value)
             case .modelDefaults: modelDefaults = Self.parseModelDefaults(value) ?? [:]
+            case .defaultTag: defaultTag = value
+            case .usageRetentionDays: usageRetentionDays = Int(value)
+            case .prices: prices = Self.parsePrices(value) ?? [:]
+            case .endUserDailyTokens: endUserQuotas.dailyTokens = Int(value)
+            case .endUserMonthlyTokens: endUserQuotas.monthlyTokens = Int(value)
+            case .endUserDailyRequests: endUserQuotas.dailyRequests = Int(value)
+            case .endUserMonthlyRequests: endUserQuotas.monthlyRequests = Int(value)
+            case .ollamaURL: ollamaURL = value
             }
         }
     }
@@ -164,5 +268,20 @@ public struct GatewaySettings: Sendable, Equatable {
     /// The model policy for a key with `allowed` models (nil: all).
     public func modelPolicy(allowed: [ModelPattern]?) -> ModelPolicy {
         ModelPolicy(forceModel: forceModel, defaultModel: defaultModel, aliases: aliases, allowed: allowed)
+    }
+}
+
+/// URL text checks that need no Foundation.
+public enum URLText {
+    /// `http(s)://host[:port][/path]` without a trailing slash; nil when it is not one.
+    public static func http(_ text: String) -> String? {
+        var t = Substring(text)
+        let scheme: String
+        if t.lowercased().hasPrefix("http://") { scheme = "http://" } else if t.lowercased().hasPrefix("https://") { scheme = "https://" } else { return nil }
+        t = t.dropFirst(scheme.count)
+        while t.hasSuffix("/") { t = t.dropLast() }
+        let host = t.prefix { $0 != "/" && $0 != ":" }
+        guard !host.isEmpty, t.count <= 2000, !t.contains(where: { $0 == " " || $0 == "?" || $0 == "#" || $0 == "@" || $0.isNewline }) else { return nil }
+        return scheme + t
     }
 }

@@ -94,8 +94,8 @@ public struct OllamaFront: HTTPResponder {
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .xRequestID: requestID], body: .init(byteBuffer: body))
         }
 
-        let identity: KeyIdentity
-        switch await authenticator.authenticate(request.headers) {
+        var identity: KeyIdentity
+        switch await identify(request.headers) {
         case .success(let id): identity = id
         case .failure(let failure):
             var r = Self.error(failure.status, failure.message, requestID)
@@ -106,7 +106,7 @@ public struct OllamaFront: HTTPResponder {
             return Self.error(.serviceUnavailable, "usage recording is backed up; try again shortly", requestID, retryAfter: 1)
         }
 
-        let exchange = { (model: String?, routes: [Route]) in
+        let exchange = { (model: String?, routes: [Route], identity: KeyIdentity) in
             OllamaPassthrough(
                 front: self, endpoint: endpoint, identity: identity, requestID: requestID, started: started,
                 clientAddress: context.clientAddress, accept: request.headers[.accept],
@@ -120,7 +120,7 @@ public struct OllamaFront: HTTPResponder {
                 return await FederatedModels(front: self, requestID: requestID).ollamaTags(allowed: allowed, head: request.method == .head)
             }
             guard let primary = router.primaryOllama else { return FederatedModels.ollamaWithout(endpoint, requestID: requestID) }
-            return await exchange(nil, [Route(backend: primary, model: "")]).forward(method: request.method, body: nil, document: nil)
+            return await exchange(nil, [Route(backend: primary, model: "")], identity).forward(method: request.method, body: nil, document: nil)
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
             return Self.error(.contentTooLarge, "request body exceeds \(maxBodyBytes) bytes", requestID)
@@ -150,7 +150,9 @@ public struct OllamaFront: HTTPResponder {
         var model: String?
         if endpoint.requiresModel {
             let field = endpoint == .show && document.fields["model"] == nil ? "name" : "model"
-            switch current.modelPolicy(allowed: identity.key.policy.allowedModels).resolve(requested: document.string(field)) {
+            let (requested, suffixTags) = RequestTags.split(model: document.string(field) ?? "")
+            if !suffixTags.isEmpty { identity.tags = RequestTags.merge(identity.tags, suffixTags) }
+            switch current.modelPolicy(allowed: identity.key.policy.allowedModels).resolve(requested: requested) {
             case .missing:
                 return Self.error(.badRequest, "model is required", requestID)
             case .denied(let denied, let allowed):
@@ -158,7 +160,7 @@ public struct OllamaFront: HTTPResponder {
                 return Self.error(.forbidden, "model '\(denied)' is not allowed for this key; allowed models: \(list)", requestID)
             case .use(let use, let rewritten):
                 model = use
-                if rewritten { rewriter.setString(field, use) }
+                if rewritten || !suffixTags.isEmpty { rewriter.setString(field, use) }
             }
         }
         var cap: Int?
@@ -192,7 +194,7 @@ public struct OllamaFront: HTTPResponder {
             if target.backend.kind != .ollama {
                 return FederatedModels(front: self, requestID: requestID).ollamaShow(route: target)
             }
-            return await exchange(model, routes).forward(method: .post, body: body, document: document)
+            return await exchange(model, routes, identity).forward(method: .post, body: body, document: document)
         }
         if target.backend.kind != .ollama {
             // Another dialect serves this model: translate the (policy-rewritten) request.
@@ -212,7 +214,7 @@ public struct OllamaFront: HTTPResponder {
             Self.add(rejection.headers, to: &r.headers)
             return r
         case .admitted(let ticket, let headers):
-            var exchange = exchange(model, routes)
+            var exchange = exchange(model, routes, identity)
             exchange.admission = (gate, ticket)
             exchange.rateHeaders = headers
             exchange.outputCap = cap

@@ -85,12 +85,11 @@ struct TranslatedExchange {
     func settlement(stream: Bool, promptEstimate: Int) -> RequestSettlement {
         RequestSettlement(
             writer: front.usage,
-            template: UsageRecord(
-                requestID: requestID, createdAt: front.clock.now(), keyID: identity.publicID, userID: identity.user?.id,
-                endpoint: route.endpoint, modelRequested: requestedModel ?? model, modelServed: nil, stream: stream, httpStatus: 0,
-                outcome: .completed, promptTokens: nil, completionTokens: nil, usageSource: .unknown, latencyMs: 0, ttfbMs: nil,
-                clientAddress: clientAddress, error: nil
+            template: identity.usageTemplate(
+                requestID: requestID, createdAt: front.clock.now(), endpoint: route.endpoint, modelRequested: requestedModel ?? model, stream: stream,
+                usageSource: .unknown, clientAddress: clientAddress, defaultTag: front.settings.current.defaultTag
             ),
+            prices: front.settings.current,
             started: started, promptEstimate: promptEstimate, admission: admission
         )
     }

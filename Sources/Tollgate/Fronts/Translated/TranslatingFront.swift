@@ -94,7 +94,7 @@ struct TranslatingFront {
 
     func respond(to request: Request, context: GatewayRequestContext) async -> Response {
         let identity: KeyIdentity
-        switch await front.authenticator.authenticate(request.headers) {
+        switch await front.identify(request.headers) {
         case .success(let id): identity = id
         case .failure(let failure):
             var r = error(failure.status, failure.message)
@@ -144,7 +144,8 @@ struct TranslatingFront {
             case .messages: return await chat(try AnthropicDialect.request(body), original: body, identity: identity, context: context)
             case .countTokens:
                 var r = try AnthropicDialect.request(body, countOnly: true)
-                if let denied = applyModelPolicy(&r.model, modelPolicy) { return denied }
+                var identity = identity
+                if let denied = applyModelPolicy(&r.model, &identity) { return denied }
                 return Response(
                     status: .ok, headers: [.contentType: "application/json", .xRequestID: requestID, .requestID: requestID],
                     body: .init(byteBuffer: ByteBuffer(string: AnthropicDialect.countTokens(TokenEstimate.fromTextBytes(r.promptTextBytes))))
@@ -159,8 +160,12 @@ struct TranslatingFront {
     }
 
     /// Resolves the model through default, alias, lock and allow-list; returns a refusal or nil.
-    func applyModelPolicy(_ model: inout String, _ policy: ModelPolicy) -> Response? {
-        switch policy.resolve(requested: model.isEmpty ? nil : model) {
+    /// Applies the model policy (default, alias, lock, allow-list) to the request's model; a
+    /// `model@tag` suffix becomes the request's tags.
+    func applyModelPolicy(_ model: inout String, _ identity: inout KeyIdentity) -> Response? {
+        let (requested, suffixTags) = RequestTags.split(model: model)
+        if !suffixTags.isEmpty { identity.tags = RequestTags.merge(identity.tags, suffixTags) }
+        switch front.settings.current.modelPolicy(allowed: identity.key.policy.allowedModels).resolve(requested: requested.isEmpty ? nil : requested) {
         case .missing:
             return error(.badRequest, "model is required", param: "model")
         case .denied(let denied, let allowed):
@@ -209,9 +214,10 @@ struct TranslatingFront {
 
     func chat(_ decoded: ChatRequest, original: JSONValue?, identity: KeyIdentity, context: GatewayRequestContext) async -> Response {
         var r = decoded
+        var identity = identity
         let requested = r.model
         let current = front.settings.current
-        if let denied = applyModelPolicy(&r.model, current.modelPolicy(allowed: identity.key.policy.allowedModels)) { return denied }
+        if let denied = applyModelPolicy(&r.model, &identity) { return denied }
         let options = OllamaOptionPolicy(
             caps: identity.key.policy.outputCaps.over(current.outputCaps), numCtxMax: current.numCtxMax,
             keepAliveMin: current.keepAliveMin, keepAliveMax: current.keepAliveMax
@@ -241,9 +247,9 @@ struct TranslatingFront {
 
     func embeddings(_ decoded: OpenAIDialect.EmbeddingsRequest, identity: KeyIdentity, context: GatewayRequestContext, request: Request) async -> Response {
         var e = decoded
+        var identity = identity
         let requested = e.model
-        let current = front.settings.current
-        if let denied = applyModelPolicy(&e.model, current.modelPolicy(allowed: identity.key.policy.allowedModels)) { return denied }
+        if let denied = applyModelPolicy(&e.model, &identity) { return denied }
         return await embed(e, requested: requested, identity: identity, context: context)
     }
 

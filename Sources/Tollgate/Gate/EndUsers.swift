@@ -1,0 +1,99 @@
+import Foundation
+import HTTPTypes
+import Synchronization
+import TollgateCore
+
+/// Open WebUI end users: a key trusted to name them (off by default) sends
+/// `X-OpenWebUI-User-Id/-Email/-Name/-Role` (Open WebUI's `ENABLE_FORWARD_USER_INFO_HEADERS`), and the
+/// request then belongs to that end user, a user of its own (`openwebui:<id>`), created at first sight
+/// with the default end-user quotas. The end user takes the place of the key's user for the request;
+/// the key's own limits still apply, so they bound the whole Open WebUI instance.
+extension KeyAuthenticator {
+    static let endUserID = HTTPField.Name("x-openwebui-user-id")!
+    static let endUserEmail = HTTPField.Name("x-openwebui-user-email")!
+    static let endUserName = HTTPField.Name("x-openwebui-user-name")!
+    static let endUserRole = HTTPField.Name("x-openwebui-user-role")!
+
+    /// The end user a trusted key's request names, created when new; nil when the request names none.
+    func endUser(_ headers: HTTPFields, defaults: QuotaLimits, now: Date = Date()) async throws -> UserRecord? {
+        guard let raw = headers[Self.endUserID]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+        let id = String(raw.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.prefix(190).map(Character.init))
+        let external = "openwebui:" + id
+        if let known = endUsers.withLock({ $0[external] }) { return known }
+        let user: UserRecord
+        if let stored = try await store.user(externalID: external) {
+            user = stored
+        } else {
+            let email = headers[Self.endUserEmail].flatMap { e in e.contains("@") && e.count <= 320 && !e.contains(" ") ? e : nil }
+            let name = headers[Self.endUserName].map { String($0.prefix(200)) }
+            let role = headers[Self.endUserRole].map { String($0.prefix(40)) }
+            let note = ["Open WebUI user", name, role.map { "(\($0))" }].compactMap { $0 }.joined(separator: " ")
+            let created = UserRecord(
+                id: "usr_" + APIKeyFormat.generate().publicID.lowercased(), name: external, email: email, note: note,
+                policy: SubjectPolicy(quotas: defaults), createdAt: now, updatedAt: now, externalID: external
+            )
+            do {
+                try await store.insertUser(created)
+                user = created
+            } catch {
+                // Another request created it first.
+                guard let stored = try await store.user(externalID: external) else { throw error }
+                user = stored
+            }
+        }
+        endUsers.withLock { cache in
+            if cache.count >= Self.negativeLimit { cache.removeAll() }
+            cache[external] = user
+        }
+        return user
+    }
+}
+
+/// Why a request could not be identified, in words for the client's dialect.
+struct IdentifyRefusal: Error {
+    let status: HTTPResponse.Status
+    let message: String
+}
+
+extension OllamaFront {
+    static let xProxyTag = HTTPField.Name("x-proxy-tag")!
+
+    /// Authenticates the key, then attributes the request: the Open WebUI end user a trusted key
+    /// names, and the tags of the `X-Proxy-Tag` header (over the key's own).
+    func identify(_ headers: HTTPFields) async -> Result<KeyIdentity, IdentifyRefusal> {
+        var identity: KeyIdentity
+        switch await authenticator.authenticate(headers) {
+        case .success(let id): identity = id
+        case .failure(let failure): return .failure(IdentifyRefusal(status: failure.status, message: failure.message))
+        }
+        if let header = headers[Self.xProxyTag] {
+            guard let tags = RequestTags.parse(header) else {
+                return .failure(IdentifyRefusal(status: .badRequest, message: "X-Proxy-Tag: tags are 1 to 64 letters, digits, '.', '_', '-' or '/', separated by commas"))
+            }
+            identity.tags = RequestTags.merge(identity.key.tags, tags)
+        }
+        if identity.key.trustsEndUsers {
+            do {
+                if let endUser = try await authenticator.endUser(headers, defaults: settings.current.endUserQuotas) { identity.user = endUser }
+            } catch {
+                return .failure(IdentifyRefusal(status: .serviceUnavailable, message: "the gateway cannot record the end user right now; try again shortly"))
+            }
+        }
+        return .success(identity)
+    }
+}
+
+extension KeyIdentity {
+    /// The usage record of a request as it starts (the exchange fills in how it ended).
+    func usageTemplate(
+        requestID: String, createdAt: Date, endpoint: String, modelRequested: String?, stream: Bool, usageSource: UsageSource, clientAddress: String?,
+        defaultTag: String?
+    ) -> UsageRecord {
+        UsageRecord(
+            requestID: requestID, createdAt: createdAt, keyID: publicID, userID: user?.id, endpoint: endpoint, modelRequested: modelRequested,
+            modelServed: nil, stream: stream, httpStatus: 0, outcome: .completed, promptTokens: nil, completionTokens: nil, usageSource: usageSource,
+            latencyMs: 0, ttfbMs: nil, clientAddress: clientAddress, error: nil,
+            tags: tags.isEmpty ? defaultTag.map { [$0] } ?? [] : tags
+        )
+    }
+}
