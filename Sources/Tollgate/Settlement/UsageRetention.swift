@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import TollgateCore
 
 /// Deletes usage records older than the `usage_retention_days` setting, every interval, in small
 /// batches with a pause between them, so the store's turn is never held long and the proxy's
