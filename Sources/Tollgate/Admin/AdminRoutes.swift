@@ -1,82 +1,199 @@
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import TollgateCore
 
-/// The admin listener's routes: health checks (open) and the admin API under `/api` (admin password
-/// or admin key).
+/// The admin listener: health checks and login (open), the admin API under `/api` (admin password,
+/// admin key or session), and the OpenAPI document generated from the same route table.
 enum AdminRoutes {
-    static func build(
-        store: any TollgateStore, drain: DrainState, auth: AdminAuth, manager: KeyManager, changed: @escaping @Sendable () async -> Void
-    ) -> Router<GatewayRequestContext> {
+    static func build(_ deps: AdminDeps, logger: Logger) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
-        // Login and logout for browsers (the session cookie and its CSRF token).
-        router.post("api/login") { request, context in
-            let body = try await request.body.collect(upTo: 64 << 10)
-            guard let value = try? JSONValue.parse(Array(body.readableBytesView), maxDepth: 4), let password = value["password"]?.stringValue else {
-                return AdminAuthMiddleware.error(.badRequest, #"send {"password": "…"}"#, retryAfter: nil)
-            }
-            switch await auth.login(password: password, previous: AdminSessions.id(in: request.headers), clientAddress: auth.client(request, context)) {
-            case .failure(let refusal):
-                return AdminAuthMiddleware.error(refusal.status, refusal.message, retryAfter: refusal.retryAfter)
-            case .success(let session):
-                var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
-                headers[.setCookie] = AdminSessions.cookie(session.id, secure: auth.secureCookies)
-                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("csrf_token", .string(session.csrf))]).text)))
-            }
-        }
-        let api = router.group("api").add(middleware: AdminAuthMiddleware(auth: auth))
-        CompatRoutes.add(to: api, manager: manager, changed: changed)
-        api.post("logout") { request, _ in
-            if let id = AdminSessions.id(in: request.headers) { auth.sessions.end(id) }
-            var headers: HTTPFields = [.contentType: "application/json"]
-            headers[.setCookie] = AdminSessions.cookie("", secure: auth.secureCookies, maxAge: 0)
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: #"{"status":"logged out"}"#)))
-        }
-        api.get("whoami") { _, context in
-            Response(
-                status: .ok, headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("subject", .string(context.adminSubject ?? ""))]).text))
-            )
-        }
-        router.get("/healthz") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
-        }
-        router.get("/readyz") { _, _ in
-            if drain.isDraining {
-                return Response(status: .serviceUnavailable, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"draining\"}")))
-            }
-            do {
-                try await store.ping()
-                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ready\"}")))
-            } catch {
-                return Response(status: .serviceUnavailable, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"store unavailable\"}")))
+        let endpoints = all(deps)
+        for endpoint in endpoints {
+            let handler = endpoint.handler
+            let auth = deps.auth
+            let open = endpoint.open
+            router.on(RouterPath(endpoint.routerPath), method: endpoint.method) { request, context in
+                var context = context
+                if !open {
+                    switch await auth.authorize(request.headers, method: request.method, authority: request.head.authority, clientAddress: auth.client(request, context)) {
+                    case .allowed(let subject): context.adminSubject = subject
+                    case .refused(let status, let message, let retryAfter): return AdminAuthMiddleware.error(status, message, retryAfter: retryAfter)
+                    }
+                }
+                do {
+                    return try await handler(request, AdminCall(context: context))
+                } catch let error as AdminError {
+                    return error.response
+                } catch let failure as KeyManager.Failure {
+                    return AdminError(status: .badRequest, message: failure.description).response
+                } catch {
+                    // The store failed (locked, closed): the caller may retry; never a bare 500.
+                    logger.warning("admin request failed", metadata: ["path": "\(endpoint.path)", "error": "\(String(describing: type(of: error)))"])
+                    return AdminError(status: .serviceUnavailable, message: "the store could not complete the request; try again", retryAfter: 1).response
+                }
             }
         }
         return router
     }
-}
 
-/// Lets a request through to the admin API only with the admin password or an admin key.
-struct AdminAuthMiddleware: RouterMiddleware {
-    typealias Context = GatewayRequestContext
-    let auth: AdminAuth
+    /// Every route of the admin listener.
+    static func all(_ deps: AdminDeps) -> [AdminEndpoint] {
+        var endpoints = basics(deps) + AccountRoutes.endpoints(deps) + CompatRoutes.endpoints(deps) + OperationsRoutes.endpoints(deps)
+        let document = OpenAPIDocument.build(endpoints + [openAPI(document: "")]).text
+        endpoints.append(openAPI(document: document))
+        return endpoints
+    }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        switch await auth.authorize(request.headers, method: request.method, authority: request.head.authority, clientAddress: auth.client(request, context)) {
-        case .allowed(let subject):
-            var context = context
-            context.adminSubject = subject
-            return try await next(request, context)
-        case .refused(let status, let message, let retryAfter):
-            return Self.error(status, message, retryAfter: retryAfter)
+    static func openAPI(document: String) -> AdminEndpoint {
+        AdminEndpoint(
+            method: .get, path: "/api/openapi.json", summary: "This document (OpenAPI 3.1)", tag: "meta", open: true,
+            responses: [.init(status: 200, description: "the OpenAPI document", schema: .object([("type", .string("object"))]))]
+        ) { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: document)))
         }
     }
 
+    static func basics(_ deps: AdminDeps) -> [AdminEndpoint] {
+        let auth = deps.auth
+        let status = Schema.object([("status", Schema.string)])
+        return [
+            AdminEndpoint(
+                method: .get, path: "/healthz", summary: "Liveness: the process answers", tag: "health", open: true,
+                responses: [.init(status: 200, description: "alive", schema: status)]
+            ) { _, _ in
+                AdminJSON.response(.ok, .object([("status", .string("ok"))]))
+            },
+            AdminEndpoint(
+                method: .get, path: "/readyz", summary: "Readiness: the store answers and the gateway is not draining", tag: "health", open: true,
+                responses: [.init(status: 200, description: "ready", schema: status), .init(status: 503, description: "draining or store unavailable", schema: status)]
+            ) { _, _ in
+                if deps.drain.isDraining { return AdminJSON.response(.serviceUnavailable, .object([("status", .string("draining"))])) }
+                do {
+                    try await deps.store.ping()
+                    return AdminJSON.response(.ok, .object([("status", .string("ready"))]))
+                } catch {
+                    return AdminJSON.response(.serviceUnavailable, .object([("status", .string("store unavailable"))]))
+                }
+            },
+            AdminEndpoint(
+                method: .post, path: "/api/login", summary: "Log in with the admin password: sets the session cookie and returns the CSRF token", tag: "auth",
+                open: true, body: Schema.object([("password", Schema.string)]),
+                responses: [
+                    .init(status: 200, description: "logged in; send the token as X-CSRF-Token on state-changing requests", schema: Schema.object([("csrf_token", Schema.string)]), headers: ["Set-Cookie"]),
+                    .init(status: 400, description: "no password sent", schema: Schema.ref("Error")),
+                    .init(status: 401, description: "wrong password", schema: Schema.ref("Error")),
+                    .init(status: 403, description: "a request from a foreign origin", schema: Schema.ref("Error")),
+                    .init(status: 429, description: "too many failures from this address; see Retry-After", schema: Schema.ref("Error"), headers: ["Retry-After"]),
+                ]
+            ) { request, call in
+                let body = try await request.body.collect(upTo: 64 << 10)
+                guard let value = try? JSONValue.parse(Array(body.readableBytesView), maxDepth: 4), let password = value["password"]?.stringValue else {
+                    throw AdminError(status: .badRequest, message: #"send {"password": "…"}"#, fields: [("password", "is required")])
+                }
+                switch await auth.login(password: password, previous: AdminSessions.id(in: request.headers), clientAddress: auth.client(request, call.context)) {
+                case .failure(let refusal):
+                    return AdminAuthMiddleware.error(refusal.status, refusal.message, retryAfter: refusal.retryAfter)
+                case .success(let session):
+                    var extra = HTTPFields()
+                    extra[.setCookie] = AdminSessions.cookie(session.id, secure: auth.secureCookies)
+                    return AdminJSON.response(.ok, .object([("csrf_token", .string(session.csrf))]), headers: extra)
+                }
+            },
+            AdminEndpoint(
+                method: .post, path: "/api/logout", summary: "End the session", tag: "auth",
+                responses: [.init(status: 200, description: "logged out", schema: status, headers: ["Set-Cookie"])]
+            ) { request, _ in
+                if let id = AdminSessions.id(in: request.headers) { auth.sessions.end(id) }
+                var extra = HTTPFields()
+                extra[.setCookie] = AdminSessions.cookie("", secure: auth.secureCookies, maxAge: 0)
+                return AdminJSON.response(.ok, .object([("status", .string("logged out"))]), headers: extra)
+            },
+            AdminEndpoint(
+                method: .get, path: "/api/whoami", summary: "Who the credentials belong to", tag: "auth",
+                responses: [.init(status: 200, description: "the subject (admin or key:<id>)", schema: Schema.object([("subject", Schema.string)]))]
+            ) { _, call in
+                AdminJSON.response(.ok, .object([("subject", .string(call.subject))]))
+            },
+        ]
+    }
+}
+
+/// Renders admin refusals (authentication) as JSON.
+enum AdminAuthMiddleware {
     static func error(_ status: HTTPResponse.Status, _ message: String, retryAfter: Int?) -> Response {
-        var headers: HTTPFields = [.contentType: "application/json"]
-        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
-        if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("error", .string(message))]).text)))
+        AdminError(status: status, message: message, retryAfter: retryAfter).response
+    }
+}
+
+/// The OpenAPI 3.1 document of the admin routes.
+enum OpenAPIDocument {
+    static func build(_ endpoints: [AdminEndpoint]) -> JSONValue {
+        var paths: [(String, [(String, JSONValue)])] = []
+        for e in endpoints {
+            let operation = operationJSON(e)
+            if let i = paths.firstIndex(where: { $0.0 == e.path }) {
+                paths[i].1.append((e.method.rawValue.lowercased(), operation))
+            } else {
+                paths.append((e.path, [(e.method.rawValue.lowercased(), operation)]))
+            }
+        }
+        return .object([
+            ("openapi", .string("3.1.0")),
+            ("info", .object([
+                ("title", .string("Tollgate admin API")), ("version", .string(TollgateVersion.current)),
+                ("description", .string("Authenticate with `Authorization: Bearer <admin password or admin key>`, or log in for a session cookie and send its CSRF token as `X-CSRF-Token` on state-changing requests.")),
+            ])),
+            ("paths", .object(paths.map { ($0.0, .object($0.1)) })),
+            ("components", .object([
+                ("schemas", .object([
+                    ("Error", Schema.object([("error", Schema.string), ("fields", Schema.map(Schema.string))], optional: ["fields"])),
+                ])),
+                ("securitySchemes", .object([
+                    ("bearer", .object([("type", .string("http")), ("scheme", .string("bearer"))])),
+                    ("session", .object([("type", .string("apiKey")), ("in", .string("cookie")), ("name", .string(AdminSessions.cookieName))])),
+                ])),
+            ])),
+        ])
+    }
+
+    static func operationJSON(_ e: AdminEndpoint) -> JSONValue {
+        var op: [(String, JSONValue)] = [
+            ("operationId", .string(e.method.rawValue.lowercased() + e.path.split(separator: "/").map { $0.filter { $0.isLetter || $0.isNumber || $0 == "_" } }.map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined())),
+            ("summary", .string(e.summary)), ("tags", .array([.string(e.tag)])),
+        ]
+        var parameters: [JSONValue] = e.pathParameters.map {
+            .object([("name", .string($0)), ("in", .string("path")), ("required", .bool(true)), ("schema", Schema.string)])
+        }
+        parameters += e.query.map {
+            .object([("name", .string($0.name)), ("in", .string("query")), ("required", .bool(false)), ("description", .string($0.description)), ("schema", $0.schema)])
+        }
+        if !parameters.isEmpty { op.append(("parameters", .array(parameters))) }
+        if let body = e.body {
+            op.append(("requestBody", .object([("required", .bool(true)), ("content", .object([("application/json", .object([("schema", body)]))]))])))
+        }
+        var replies = e.responses
+        func add(_ status: Int, _ description: String, headers: [String] = []) {
+            if !replies.contains(where: { $0.status == status }) { replies.append(.init(status: status, description: description, schema: Schema.ref("Error"), headers: headers)) }
+        }
+        if !e.open {
+            op.append(("security", .array([.object([("bearer", .array([]))]), .object([("session", .array([]))])])))
+            add(401, "no or wrong credentials, or an expired session")
+            add(403, "an ordinary key, a missing CSRF token or a foreign origin")
+            add(429, "too many failed attempts from this address", headers: ["Retry-After"])
+            add(503, "the store is unavailable; retry", headers: ["Retry-After"])
+            if e.body != nil || !e.query.isEmpty || !e.pathParameters.isEmpty { add(400, "invalid fields or parameters, each named in `fields`") }
+            if e.body != nil { add(413, "the body is too large") }
+        }
+        op.append(("responses", .object(replies.sorted { $0.status < $1.status }.map { r in
+            var reply: [(String, JSONValue)] = [("description", .string(r.description))]
+            if let schema = r.schema { reply.append(("content", .object([(r.contentType, .object([("schema", schema)]))]))) }
+            if !r.headers.isEmpty {
+                reply.append(("headers", .object(r.headers.map { ($0, .object([("schema", $0 == "X-Total-Count" || $0 == "Retry-After" ? Schema.integer : Schema.string)])) })))
+            }
+            return (String(r.status), .object(reply))
+        })))
+        return .object(op)
     }
 }

@@ -10,31 +10,52 @@ import TollgateCore
 enum CompatRoutes {
     static let quotaFields = ["daily_tokens", "monthly_tokens", "daily_requests", "monthly_requests"]
 
-    static func add(to api: RouterGroup<GatewayRequestContext>, manager: KeyManager, changed: @escaping @Sendable () async -> Void) {
-        api.put("api-keys/:id/deactivate") { _, context in
-            let id = try context.parameters.require("id")
-            do {
-                let key = try await manager.setStatus(id, to: .disabled)
-                await changed()
-                return json(.ok, .object([("id", .string(key.publicID)), ("name", .string(key.name)), ("is_active", .bool(false))]))
-            } catch let failure as KeyManager.Failure {
-                return AdminAuthMiddleware.error(.notFound, failure.description, retryAfter: nil)
-            }
+    static let quotaSchema = Schema.object(quotaFields.map { ($0, Schema.nullable(Schema.integer(minimum: 0))) }, optional: Set(quotaFields))
+
+    static func endpoints(_ deps: AdminDeps) -> [AdminEndpoint] {
+        let manager = deps.manager
+        let notFound = AdminEndpoint.Reply(status: 404, description: "no such key or user", schema: Schema.ref("Error"))
+        func reply(_ id: String) -> AdminEndpoint.Reply {
+            .init(status: 200, description: "the quotas now in force", schema: Schema.object([(id, Schema.string)] + quotaFields.map { ($0, Schema.nullable(Schema.integer)) }))
         }
-        api.patch("api-keys/:id/quota") { request, context in
-            let id = try context.parameters.require("id")
-            return await updateQuota(request, partial: true) { fields in
-                let key = try await manager.setPolicy(id) { apply(fields, to: &$0.quotas) }
-                return (("id", key.publicID), key.policy.quotas)
-            } changed: { await changed() }
-        }
-        api.put("quotas/:user_id") { request, context in
-            let id = try context.parameters.require("user_id")
-            return await updateQuota(request, partial: false) { fields in
-                let user = try await manager.setUserPolicy(id) { apply(fields, to: &$0.quotas) }
-                return (("user_id", user.id), user.policy.quotas)
-            } changed: { await changed() }
-        }
+        return [
+            AdminEndpoint(
+                method: .put, path: "/api/api-keys/{id}/deactivate", summary: "Deactivate (disable) a key (llmproxy)", tag: "compat",
+                responses: [.init(status: 200, description: "the key", schema: Schema.object([("id", Schema.string), ("name", Schema.string), ("is_active", Schema.boolean)])), notFound]
+            ) { _, call in
+                let id = try call.parameter("id")
+                do {
+                    let key = try await manager.setStatus(id, to: .disabled)
+                    await deps.changed()
+                    await deps.audit(call, "key.disable", target: key.publicID)
+                    return json(.ok, .object([("id", .string(key.publicID)), ("name", .string(key.name)), ("is_active", .bool(false))]))
+                } catch let failure as KeyManager.Failure {
+                    return AdminAuthMiddleware.error(.notFound, failure.description, retryAfter: nil)
+                }
+            },
+            AdminEndpoint(
+                method: .patch, path: "/api/api-keys/{id}/quota", summary: "Change some of a key's quotas (llmproxy; null is unlimited)", tag: "compat",
+                body: quotaSchema, responses: [reply("id"), notFound]
+            ) { request, call in
+                let id = try call.parameter("id")
+                return await updateQuota(request, partial: true) { fields in
+                    let key = try await manager.setPolicy(id) { apply(fields, to: &$0.quotas) }
+                    await deps.audit(call, "key.quota", target: key.publicID, detail: .object(quotaJSON(key.policy.quotas)))
+                    return (("id", key.publicID), key.policy.quotas)
+                } changed: { await deps.changed() }
+            },
+            AdminEndpoint(
+                method: .put, path: "/api/quotas/{user_id}", summary: "Set a user's quotas (llmproxy; absent or null is unlimited)", tag: "compat",
+                body: quotaSchema, responses: [reply("user_id"), notFound]
+            ) { request, call in
+                let id = try call.parameter("user_id")
+                return await updateQuota(request, partial: false) { fields in
+                    let user = try await manager.setUserPolicy(id) { apply(fields, to: &$0.quotas) }
+                    await deps.audit(call, "user.quota", target: user.id, detail: .object(quotaJSON(user.policy.quotas)))
+                    return (("user_id", user.id), user.policy.quotas)
+                } changed: { await deps.changed() }
+            },
+        ]
     }
 
     /// Reads the quota fields, applies them with `update` (which names what it changed), answers with the result.

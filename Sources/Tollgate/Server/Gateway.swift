@@ -128,13 +128,7 @@ public final class Gateway: Sendable {
             logger: logger
         )
         let admin = Application(
-            router: AdminRoutes.build(
-                store: store, drain: drain, auth: adminAuth, manager: KeyManager(store: store, serverSecret: serverSecret),
-                changed: { [authenticator, settings, store] in
-                    authenticator.invalidate()
-                    try? await settings.reload(from: store)
-                }
-            ),
+            router: adminRouter(),
             server: .http1(configuration: .init(idleTimeout: idle)),
             configuration: .init(address: .hostname(config.admin.host, port: config.admin.port), serverName: nil),
             onServerRunning: { channel in ports.set(.admin, channel.localAddress?.port) },
@@ -157,6 +151,27 @@ public final class Gateway: Sendable {
     /// Deletes usage records past the retention setting now (also done hourly); returns how many.
     public func applyRetention() async throws -> Int {
         try await UsageRetention.pass(store: store, settings: settings, now: clock.now())
+    }
+
+    /// The admin listener's routes.
+    func adminRouter() -> Router<GatewayRequestContext> {
+        let ports = boundPorts
+        return AdminRoutes.build(
+            AdminDeps(
+                store: store, manager: KeyManager(store: store, serverSecret: serverSecret), auth: adminAuth, gate: gate, router: router,
+                settings: settings, client: client, config: config, drain: drain, proxyPort: { await ports.wait().proxy },
+                changed: { [authenticator, settings, store] in
+                    authenticator.invalidate()
+                    try? await settings.reload(from: store)
+                }
+            ),
+            logger: logger
+        )
+    }
+
+    /// Every route the admin listener serves, as `METHOD /path` (Hummingbird's `:name` form).
+    public func adminRouteList() -> [String] {
+        adminRouter().routes.map { "\($0.method) \($0.path)" }
     }
 
     /// Reloads keys and settings now (after a change made in this process).

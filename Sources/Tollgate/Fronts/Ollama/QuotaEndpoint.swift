@@ -17,7 +17,7 @@ struct QuotaEndpoint {
             return r
         }
         let identity: KeyIdentity
-        switch await front.authenticator.authenticate(request.headers) {
+        switch await front.identify(request.headers) {
         case .success(let id): identity = id
         case .failure(let failure):
             var r = OllamaFront.error(failure.status, failure.message, requestID)
