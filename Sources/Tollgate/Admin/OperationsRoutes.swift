@@ -208,7 +208,7 @@ enum OperationsRoutes {
                 let start = groupBy == "day" ? calendar.startOfDay(for: at) : calendar.dateInterval(of: .hour, for: at)?.start ?? at
                 sums[start, default: UsageTotals()].add(totals)
             }
-            let style = Date.ISO8601FormatStyle(timeZone: zone)
+            let style = Date.ISO8601FormatStyle(timeZoneSeparator: .colon, timeZone: zone)
             return sums.sorted { $0.key < $1.key }.map { (start, totals) in
                 totalsJSON(groupBy == "day" ? String(start.formatted(style).prefix(10)) : start.formatted(style), totals)
             }
