@@ -220,12 +220,18 @@ struct AdminQuery {
 
     init(_ request: Request) { self.request = request }
 
+    /// A parameter as sent (an empty value is sent, and checked like any other).
+    func raw(_ name: String) -> String? {
+        request.uri.queryParameters[name[...]].map(String.init)
+    }
+
+    /// A text filter; empty means no filter.
     func string(_ name: String) -> String? {
-        request.uri.queryParameters[name[...]].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        raw(name).flatMap { $0.isEmpty ? nil : $0 }
     }
 
     mutating func int(_ name: String, default value: Int, range: ClosedRange<Int>) -> Int {
-        guard let s = string(name) else { return value }
+        guard let s = raw(name) else { return value }
         guard let n = Int(s), range.contains(n) else {
             problems.append((name, "must be a whole number from \(range.lowerBound) to \(range.upperBound)"))
             return value
@@ -234,7 +240,7 @@ struct AdminQuery {
     }
 
     mutating func date(_ name: String) -> Date? {
-        guard let s = string(name) else { return nil }
+        guard let s = raw(name) else { return nil }
         guard let d = AdminJSON.parseDate(s) else {
             problems.append((name, "must be an ISO 8601 date or date-time"))
             return nil
@@ -243,7 +249,7 @@ struct AdminQuery {
     }
 
     mutating func oneOf(_ name: String, _ allowed: [String], default value: String?) -> String? {
-        guard let s = string(name) else { return value }
+        guard let s = raw(name) else { return value }
         guard allowed.contains(s) else {
             problems.append((name, "must be one of " + allowed.joined(separator: ", ")))
             return value

@@ -10,6 +10,7 @@ enum AdminRoutes {
     static func build(_ deps: AdminDeps, logger: Logger) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         let endpoints = all(deps)
+        router.add(middleware: UnknownRouteMiddleware(endpoints: endpoints.map { ($0.method, $0.path) }))
         for endpoint in endpoints {
             let handler = endpoint.handler
             let auth = deps.auth
@@ -117,6 +118,29 @@ enum AdminRoutes {
                 AdminJSON.response(.ok, .object([("subject", .string(call.subject))]))
             },
         ]
+    }
+}
+
+/// A path the admin API has, asked with a method it does not serve, is answered 405 with `Allow`;
+/// an unknown path 404; both as JSON errors.
+struct UnknownRouteMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+    let endpoints: [(HTTPRequest.Method, String)]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            let parts = request.uri.path.split(separator: "/", omittingEmptySubsequences: false)
+            let allowed = endpoints.filter { _, path in
+                let pattern = path.split(separator: "/", omittingEmptySubsequences: false)
+                return pattern.count == parts.count && zip(pattern, parts).allSatisfy { p, s in p.hasPrefix("{") ? !s.isEmpty : p == s }
+            }.map(\.0.rawValue)
+            guard !allowed.isEmpty else { return AdminError(status: .notFound, message: "no such route: \(request.uri.path)").response }
+            var r = AdminError(status: .methodNotAllowed, message: "method \(request.method.rawValue) not allowed; allowed: \(allowed.joined(separator: ", "))").response
+            r.headers[.allow] = allowed.joined(separator: ", ")
+            return r
+        }
     }
 }
 

@@ -28,7 +28,12 @@ enum OperationsRoutes {
 
     static var settingsInput: JSONValue {
         let value = JSONValue.object([("type", .array([.string("string"), .string("number"), .string("null")]))])
-        return Schema.object(GatewaySettings.Name.allCases.map { ($0.rawValue, value) }, optional: Set(GatewaySettings.Name.allCases.map(\.rawValue)))
+        // Aliases, prices and model defaults may also be sent as JSON objects.
+        let structured = JSONValue.object([("type", .array([.string("string"), .string("object"), .string("null")]))])
+        return Schema.object(
+            GatewaySettings.Name.allCases.map { ($0.rawValue, [.aliases, .prices, .modelDefaults].contains($0) ? structured : value) },
+            optional: Set(GatewaySettings.Name.allCases.map(\.rawValue))
+        )
     }
 
     /// Validates every field first, then stores them; null removes a setting.
@@ -46,7 +51,8 @@ enum OperationsRoutes {
             case .null: text = nil
             case .string(let s): text = s
             case .number(let n): text = n
-            case .object, .array: text = value.text  // aliases, prices and model defaults may be sent as JSON
+            case .object where ["aliases", "prices", "model_defaults"].contains(name): text = value.text  // may be sent as JSON
+            case .object, .array: problems.append((name, "must be a string, a number or null")); continue
             case .bool: problems.append((name, "must be a string, a number or null")); continue
             }
             guard let text else {
