@@ -248,4 +248,22 @@ func objects(_ value: Any) -> [[String: Any]] { value as? [[String: Any]] ?? [] 
         }
         await second.stop()
     }
+
+    /// Found by schemathesis: numbers too large for an integer (or NaN) in durations crashed the process.
+    @Test func durationsThatAreNoNumberOfSecondsAreRefusedNotTrapped() async throws {
+        #expect(GoDuration.seconds("nan") == nil && GoDuration.seconds("1e300") == nil && GoDuration.seconds("inf") == nil)
+        #expect(GoDuration.seconds("1h30m") == 5400)
+        try await withGateway { gw in
+            let bad = try await gw.admin(.PUT, "/api/settings", body: #"{"keep_alive_max":2.2779935148663614e+307,"keep_alive_min":"nan"}"#)
+            #expect(bad.status == 400 && bad.body.contains("keep_alive_max") && bad.body.contains("keep_alive_min"))
+            let huge = try await gw.admin(.PUT, "/api/settings", body: #"{"model_defaults":{"*":{"keep_alive":1e300}}}"#)
+            #expect(huge.status == 400)
+            _ = try await gw.adminJSON(.PUT, "/api/settings", body: #"{"keep_alive_min":"5m"}"#)
+            let key = try await gw.createKey()
+            for keepAlive in [#""nan""#, #""inf""#, "1e400", "-1e400", #""1e300s""#] {
+                let r = try await gw.send("/api/chat", body: #"{"model":"llama3.2","messages":[],"stream":false,"keep_alive":\#(keepAlive)}"#, key: key)
+                #expect(r.status == 200, "keep_alive \(keepAlive): \(r.body)")
+            }
+        }
+    }
 }

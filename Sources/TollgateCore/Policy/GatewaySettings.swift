@@ -119,7 +119,7 @@ public struct GatewaySettings: Sendable, Equatable {
                 case "keep_alive":
                     if let s = v.stringValue, let seconds = GoDuration.seconds(s) {
                         d.keepAlive = seconds
-                    } else if let n = v.doubleValue {
+                    } else if case .number(let text) = v, let n = GoDuration.number(text) {
                         d.keepAlive = n
                     } else {
                         return nil

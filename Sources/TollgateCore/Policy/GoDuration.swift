@@ -2,6 +2,21 @@
 public enum GoDuration {
     /// Seconds, negative meaning "forever"; nil when the text is not a duration.
     public static func seconds(_ text: String) -> Double? {
+        guard let s = parse(text), s.isFinite, abs(s) <= limit else { return nil }
+        return s
+    }
+
+    /// Largest magnitude accepted (about 31,700 years): beyond it, or NaN and infinities, a value is
+    /// no duration (and could not be turned into an integer).
+    public static let limit = 1e12
+
+    /// A number of seconds from JSON number text, within ``limit``.
+    public static func number(_ text: String) -> Double? {
+        guard let n = Double(text), n.isFinite, abs(n) <= limit else { return nil }
+        return n
+    }
+
+    static func parse(_ text: String) -> Double? {
         let t = text.trimmingSpaces()
         if let n = Double(t) { return n }
         var rest = Substring(t)

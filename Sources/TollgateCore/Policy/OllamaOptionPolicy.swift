@@ -46,7 +46,7 @@ public struct OllamaOptionPolicy: Sendable, Equatable {
                 present = true
                 if let text = document.string("keep_alive") {
                     seconds = GoDuration.seconds(text) ?? Self.ollamaDefaultKeepAlive
-                } else if let raw = document.raw("keep_alive"), let n = Double(String(decoding: raw, as: UTF8.self)) {
+                } else if let raw = document.raw("keep_alive"), let n = GoDuration.number(String(decoding: raw, as: UTF8.self)) {
                     seconds = n
                 }
             }
