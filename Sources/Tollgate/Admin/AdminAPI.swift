@@ -65,6 +65,10 @@ struct AdminError: Error {
 
     static func notFound(_ what: String) -> AdminError { AdminError(status: .notFound, message: what) }
     static func conflict(_ what: String) -> AdminError { AdminError(status: .conflict, message: what) }
+    /// 400 naming every field that is wrong, and why.
+    static func invalid(_ problems: [(String, String)], what: String = "fields") -> AdminError {
+        AdminError(status: .badRequest, message: "invalid \(what): " + problems.map(\.0).joined(separator: ", "), fields: problems)
+    }
 
     var response: Response {
         var body: [(String, JSONValue)] = [("error", .string(message))]
@@ -208,8 +212,7 @@ struct AdminBody {
         var all = problems
         for (name, _) in fields where !asked.contains(name) { all.append((name, "is not a known field")) }
         guard !all.isEmpty else { return }
-        let names = all.map(\.0)
-        throw AdminError(status: .badRequest, message: "invalid fields: " + names.joined(separator: ", "), fields: all)
+        throw AdminError.invalid(all)
     }
 }
 
@@ -259,7 +262,7 @@ struct AdminQuery {
 
     func check() throws(AdminError) {
         guard !problems.isEmpty else { return }
-        throw AdminError(status: .badRequest, message: "invalid query parameters: " + problems.map(\.0).joined(separator: ", "), fields: problems)
+        throw AdminError.invalid(problems, what: "query parameters")
     }
 }
 

@@ -65,7 +65,7 @@ enum OperationsRoutes {
                 problems.append((name, error.message))
             }
         }
-        if !problems.isEmpty { throw AdminError(status: .badRequest, message: "invalid fields: " + problems.map(\.0).joined(separator: ", "), fields: problems) }
+        if !problems.isEmpty { throw AdminError.invalid(problems) }
         for (name, value) in changes { try await deps.store.setSetting(name, to: value) }
         await deps.changed()
         if !changes.isEmpty {
@@ -318,7 +318,7 @@ enum OperationsRoutes {
                     }
                     map.append((alias, m))
                 }
-                if !problems.isEmpty { throw AdminError(status: .badRequest, message: "invalid fields: " + problems.map(\.0).joined(separator: ", "), fields: problems) }
+                if !problems.isEmpty { throw AdminError.invalid(problems) }
                 try await deps.store.setSetting("aliases", to: map.isEmpty ? nil : map.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1)" }.joined(separator: ","))
                 await deps.changed()
                 await deps.audit(call, "aliases.update", target: nil, detail: .object(map.map { ($0.0, .string($0.1)) }))
@@ -347,7 +347,7 @@ enum OperationsRoutes {
                     }
                     entries.append((model, .object(fields.filter { !$0.1.isNull })))
                 }
-                if !problems.isEmpty { throw AdminError(status: .badRequest, message: "invalid fields: " + problems.map(\.0).joined(separator: ", "), fields: problems) }
+                if !problems.isEmpty { throw AdminError.invalid(problems) }
                 try await deps.store.setSetting("prices", to: entries.isEmpty ? nil : JSONValue.object(entries).text)
                 await deps.changed()
                 await deps.audit(call, "prices.update", target: nil, detail: .object(entries))
