@@ -143,10 +143,11 @@ enum AccountRoutes {
     static func readKey(_ body: inout AdminBody, into k: inout KeyRecord, creating: Bool, deps: AdminDeps) async {
         if let v = body.string("name", required: creating), let v { k.name = v }
         if let v = body.string("user_id", nullable: true) {
-            if let id = v, (try? await deps.store.user(id: id)) == nil {
-                body.fail("user_id", "no user with this id")
+            if let id = v {
+                // A user's id or name.
+                if let user = try? await deps.manager.userIfAny(id) { k.userID = user.id } else { body.fail("user_id", "no user with this id or name") }
             } else {
-                k.userID = v
+                k.userID = nil
             }
         }
         if let v = body.date("expires_at") {
