@@ -150,6 +150,22 @@ import TollgateCore
         #expect(TrustedProxies(list: "10.0.0.0/33") == nil && TrustedProxies(list: "example.com") == nil)
     }
 
+    /// S9's per-account lockout: failures spread over many addresses (each under its own limit) lock
+    /// the admin password everywhere; an admin key still gets in.
+    @Test func anAttackSpreadOverManyAddressesLocksThePasswordButNotAdminKeys() async throws {
+        try await withGateway(["TOLLGATE_TRUSTED_PROXIES": "127.0.0.1, ::1"]) { gw in
+            let adminKey = try await gw.manager().create(name: "ops", expiresAt: nil, isAdmin: true).plaintext
+            gw.gateway.authenticator.invalidate()
+            for i in 0..<LoginThrottle.accountMaxFailures {
+                #expect(try await Self.whoami(gw, bearer: "guess-\(i)", forwardedFor: "203.0.113.\(i % 250 / 5)") == 401)
+            }
+            #expect(try await Self.whoami(gw, bearer: TestGateway.adminPassword, forwardedFor: "198.51.100.7") == 429)
+            let login = try await Self.call(gw, .POST, "/api/login", body: #"{"password":"\#(TestGateway.adminPassword)"}"#)
+            #expect(login.status == 429 && login.headers.first(name: "retry-after") != nil)
+            #expect(try await Self.whoami(gw, bearer: adminKey, forwardedFor: "198.51.100.7") == 200)
+        }
+    }
+
     static func admin(_ gw: TestGateway, _ method: HTTPMethod, _ path: String, body: String, bearer: String? = TestGateway.adminPassword) async throws -> (status: Int, body: String) {
         var request = HTTPClientRequest(url: gw.adminURL + path)
         request.method = method

@@ -128,19 +128,27 @@ final class LoginThrottle: Sendable {
         }
     }
 
+    /// The admin account itself: failures from every address count here too, and past
+    /// ``accountMaxFailures`` in a window the password is refused from everywhere for the lockout
+    /// (an attack spread over many addresses); admin keys still work.
+    static let account = "account:admin"
+    static let accountMaxFailures = 50
+
     func failed(_ address: String, now: Date = Date()) async {
-        let record = state.withLock { s -> LoginFailureRecord in
-            var r = s[address] ?? LoginFailureRecord(address: address, failures: 0, windowStart: now, lockedUntil: nil)
-            if now.timeIntervalSince(r.windowStart) > Self.window {
-                r.failures = 0
-                r.windowStart = now
+        let records = state.withLock { s -> [LoginFailureRecord] in
+            [(address, Self.maxFailures), (Self.account, Self.accountMaxFailures)].map { name, limit in
+                var r = s[name] ?? LoginFailureRecord(address: name, failures: 0, windowStart: now, lockedUntil: nil)
+                if now.timeIntervalSince(r.windowStart) > Self.window {
+                    r.failures = 0
+                    r.windowStart = now
+                }
+                r.failures += 1
+                if r.failures >= limit { r.lockedUntil = now.addingTimeInterval(Self.lockout) }
+                s[name] = r
+                return r
             }
-            r.failures += 1
-            if r.failures >= Self.maxFailures { r.lockedUntil = now.addingTimeInterval(Self.lockout) }
-            s[address] = r
-            return r
         }
-        try? await store.saveLoginFailure(record)
+        for record in records { try? await store.saveLoginFailure(record) }
     }
 }
 
@@ -197,6 +205,8 @@ final class AdminAuth: Sendable {
             case .success: return .refused(.forbidden, "this key is not an admin key", retryAfter: nil)
             case .failure: break
             }
+        } else if let wait = throttle.lockedFor(LoginThrottle.account) {
+            return .refused(.tooManyRequests, "the admin password is locked after too many failed attempts; try again in \(wait) s", retryAfter: wait)
         } else if passwordMatches(token) {
             return .allowed(subject: "admin")
         }
@@ -217,7 +227,7 @@ final class AdminAuth: Sendable {
 
     /// A login with the admin password: a new session, or the refusal (counted by the throttle).
     func login(password: String, previous: String?, clientAddress: String) async -> Result<(id: String, csrf: String), AdminAuthRefusal> {
-        if let wait = throttle.lockedFor(clientAddress) {
+        if let wait = throttle.lockedFor(clientAddress) ?? throttle.lockedFor(LoginThrottle.account) {
             return .failure(AdminAuthRefusal(status: .tooManyRequests, message: "too many failed attempts; try again in \(wait) s", retryAfter: wait))
         }
         guard passwordMatches(password) else {
