@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 @testable import Tollgate
 import TollgateCore
@@ -171,6 +172,38 @@ import TollgateTestSupport
             #expect(try await gw.gateway.store.usageCount(UsageFilter()) == 1)
             #expect(try await gw.gateway.store.usageTotals(UsageFilter(), by: .tag).isEmpty)
             #expect(try await gw.send("/api/chat", body: Self.chat, key: key).status == 200)
+        }
+    }
+
+    /// Retention deletes in batches and gives the store's turn back between them: requests admitted
+    /// against a quota (a store transaction each) are served while 20,000 old records go.
+    @Test func retentionRunsWhileTheProxyServesQuotaRequests() async throws {
+        try await withGateway { gw in
+            let key = try await gw.createKey(policy: SubjectPolicy(quotas: QuotaLimits(dailyRequests: 1_000_000)))
+            let old = Date().addingTimeInterval(-100 * 86_400)
+            for chunk in 0..<20 {
+                let batch = (0..<1000).map { i in
+                    UsageRecord(
+                        requestID: "old-\(chunk)-\(i)", createdAt: old, keyID: nil, endpoint: "/api/tags", modelRequested: nil, modelServed: nil, stream: false,
+                        httpStatus: 200, outcome: .completed, promptTokens: nil, completionTokens: nil, usageSource: .none, latencyMs: 1, ttfbMs: nil,
+                        clientAddress: nil, error: nil
+                    )
+                }
+                try await gw.gateway.store.insertUsage(batch, calendar: gw.gateway.calendar)
+            }
+            _ = try await gw.adminJSON(.PUT, "/api/settings", body: #"{"usage_retention_days":30}"#)
+            let done = Mutex(false)
+            let retention = Task {
+                defer { done.withLock { $0 = true } }
+                return try await gw.gateway.applyRetention()
+            }
+            // Requests keep being answered until the retention pass has finished (40 batches with pauses).
+            var statuses: [Int] = []
+            while !done.withLock({ $0 }) { statuses.append(try await gw.send("/api/chat", body: Self.chat, key: key).status) }
+            #expect(try await retention.value == 20_000)
+            #expect(statuses.count >= 2 && statuses.allSatisfy { $0 == 200 }, "\(statuses)")
+            let records = try await gw.waitForUsage(count: statuses.count)
+            #expect(records.count == statuses.count && records.allSatisfy { $0.endpoint == "/api/chat" })
         }
     }
 }
