@@ -203,25 +203,29 @@ enum OperationsRoutes {
     static func summary(_ deps: AdminDeps, filter: UsageFilter, groupBy: String) async throws -> [JSONValue] {
         switch groupBy {
         case "day", "hour":
-            let rows = try await deps.store.usageTotals(filter, by: .quarterHour)
-            let zone = deps.gate.calendar.timeZone
-            var calendar = Calendar(identifier: .gregorian)
-            calendar.timeZone = zone
-            var sums: [Date: UsageTotals] = [:]
-            for (group, totals) in rows {
-                guard let bucket = group.flatMap(Int.init) else { continue }
-                let at = Date(timeIntervalSince1970: Double(bucket) * 900)
-                let start = groupBy == "day" ? calendar.startOfDay(for: at) : calendar.dateInterval(of: .hour, for: at)?.start ?? at
-                sums[start, default: UsageTotals()].add(totals)
-            }
-            let style = Date.ISO8601FormatStyle(timeZoneSeparator: .colon, timeZone: zone)
-            return sums.sorted { $0.key < $1.key }.map { (start, totals) in
+            let style = Date.ISO8601FormatStyle(timeZoneSeparator: .colon, timeZone: deps.gate.calendar.timeZone)
+            return try await timeBuckets(deps, filter: filter, hourly: groupBy == "hour").map { (start, totals) in
                 totalsJSON(groupBy == "day" ? String(start.formatted(style).prefix(10)) : start.formatted(style), totals)
             }
         default:
             let grouping = UsageGrouping(rawValue: groupBy) ?? .key
             return try await deps.store.usageTotals(filter, by: grouping).map { totalsJSON($0.group, $0.totals) }
         }
+    }
+
+    /// Sums by local day or hour (the starts of those that have records), oldest first.
+    static func timeBuckets(_ deps: AdminDeps, filter: UsageFilter, hourly: Bool) async throws -> [(Date, UsageTotals)] {
+        let rows = try await deps.store.usageTotals(filter, by: .quarterHour)
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = deps.gate.calendar.timeZone
+        var sums: [Date: UsageTotals] = [:]
+        for (group, totals) in rows {
+            guard let bucket = group.flatMap(Int.init) else { continue }
+            let at = Date(timeIntervalSince1970: Double(bucket) * 900)
+            let start = hourly ? calendar.dateInterval(of: .hour, for: at)?.start ?? at : calendar.startOfDay(for: at)
+            sums[start, default: UsageTotals()].add(totals)
+        }
+        return sums.sorted { $0.key < $1.key }
     }
 
     static func csvField(_ v: JSONValue) -> String {

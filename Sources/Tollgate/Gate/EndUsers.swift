@@ -64,7 +64,9 @@ extension OllamaFront {
         var identity: KeyIdentity
         switch await authenticator.authenticate(headers) {
         case .success(let id): identity = id
-        case .failure(let failure): return .failure(IdentifyRefusal(status: failure.status, message: failure.message))
+        case .failure(let failure):
+            gate.rejections.add(failure == .storeUnavailable ? "store unavailable" : failure == .missing ? "no key" : "\(failure) key")
+            return .failure(IdentifyRefusal(status: failure.status, message: failure.message))
         }
         if let header = headers[Self.xProxyTag] {
             guard let tags = RequestTags.parse(header) else {

@@ -25,6 +25,8 @@ public final class RequestGate: Sendable {
 
     let store: any TollgateStore
     let calendar: QuotaCalendar
+    /// Requests refused since start, by reason (for the dashboard).
+    public let rejections = RejectionCounts()
     let clock: any GatewayClock
     let limiters = Mutex<[String: Limiters]>([:])
     /// Requests holding a store reservation whose usage record is not written yet (the reaper skips them).
@@ -125,7 +127,7 @@ public final class RequestGate: Sendable {
                 }
                 return nil
             }
-            if let refused { return .rejected(refused) }
+            if let refused { return .rejected(rejections.counted(refused)) }
         }
         let ticket = { (stored: Bool) in
             Ticket(rateSubjects: rateSubjects.map(\.id), tpmReserved: estimate, reservedAt: t, requestID: requestID, reservedInStore: stored)
@@ -146,7 +148,7 @@ public final class RequestGate: Sendable {
         } catch {
             live.withLock { _ = $0.remove(requestID) }
             release(ticket(false), actualTokens: 0)
-            return .rejected(Rejection(status: 503, message: "the quota store is unavailable; try again shortly", retryAfter: 1, headers: .init()))
+            return .rejected(rejections.counted(Rejection(status: 503, message: "the quota store is unavailable; try again shortly", retryAfter: 1, headers: .init())))
         }
         switch result {
         case .failure(let rejection):
@@ -157,7 +159,7 @@ public final class RequestGate: Sendable {
             let entry = RateLimitHeaders.Entry(limit: rejection.limit, remaining: 0, resetAfter: rejection.resetsAt.timeIntervalSince(now))
             if rejection.kind == .requests { h.consider(requests: entry) } else { h.consider(tokens: entry) }
             let who = rejection.subject?.hasPrefix("user:") == true ? "user" : "key"
-            return .rejected(Rejection(status: 429, message: "\(who) " + rejection.message(in: calendar.timeZone), retryAfter: wait, headers: h))
+            return .rejected(rejections.counted(Rejection(status: 429, message: "\(who) " + rejection.message(in: calendar.timeZone), retryAfter: wait, headers: h)))
         case .success(let admission):
             for (id, policy) in quotaSubjects {
                 guard let state = admission.states[id] else { continue }
@@ -224,4 +226,22 @@ public final class RequestGate: Sendable {
     }
 
     static func seconds(_ value: Double) -> Int { max(1, Int(value.rounded(.up))) }
+}
+
+/// Requests refused since the process started, by coarse reason.
+public final class RejectionCounts: Sendable {
+    let counts = Mutex<[String: Int]>([:])
+
+    public init() {}
+
+    public func add(_ reason: String) { counts.withLock { $0[reason, default: 0] += 1 } }
+
+    public var snapshot: [String: Int] { counts.withLock { $0 } }
+
+    /// Counts a gate rejection under its kind and hands it back.
+    func counted(_ r: RequestGate.Rejection) -> RequestGate.Rejection {
+        let m = r.message
+        add(r.status == 503 ? "store unavailable" : m.contains("quota") ? "quota" : m.contains("concurren") ? "concurrency" : "rate limit")
+        return r
+    }
 }

@@ -1,0 +1,417 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import TollgateCore
+
+/// The admin web UI: server-rendered pages under `/ui/`, changed through the JSON API by a small
+/// script (the session cookie and its CSRF token). A page without a session redirects to the login.
+enum UIPages {
+    static let html = AdminEndpoint.Reply(status: 200, description: "the page", schema: Schema.string, contentType: "text/html")
+    static let toLogin = AdminEndpoint.Reply(status: 303, description: "no session: to the login page", headers: ["Location"])
+
+    /// The session's CSRF token, or nil when the request may not see admin pages.
+    static func viewer(_ request: Request, _ context: GatewayRequestContext, _ deps: AdminDeps) async -> String? {
+        switch await deps.auth.authorize(request.headers, method: .get, authority: request.head.authority, clientAddress: deps.auth.client(request, context)) {
+        case .allowed:
+            guard let id = AdminSessions.id(in: request.headers) else { return "" }
+            return deps.auth.sessions.touch(id) ?? ""
+        case .refused:
+            return nil
+        }
+    }
+
+    static func page(
+        _ path: String, _ summary: String, query: [AdminEndpoint.Parameter] = [], notFound: Bool = false, _ deps: AdminDeps,
+        render: @escaping @Sendable (Request, AdminCall, String) async throws -> Response
+    ) -> AdminEndpoint {
+        var replies = [html, toLogin]
+        if notFound { replies.append(.init(status: 404, description: "no such thing", schema: Schema.string, contentType: "text/html")) }
+        return AdminEndpoint(method: .get, path: path, summary: summary, tag: "ui", open: true, query: query, responses: replies) { request, call in
+            guard let csrf = await viewer(request, call.context, deps) else { return HTML.redirect("/ui/login") }
+            return try await render(request, call, csrf)
+        }
+    }
+
+    static func endpoints(_ deps: AdminDeps) -> [AdminEndpoint] {
+        [
+            AdminEndpoint(method: .get, path: "/ui/app.css", summary: "The UI's stylesheet", tag: "ui", open: true, responses: [.init(status: 200, description: "CSS", schema: Schema.string, contentType: "text/css")]) { _, _ in
+                Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=300"], body: .init(byteBuffer: ByteBuffer(string: Assets.css)))
+            },
+            AdminEndpoint(method: .get, path: "/ui/app.js", summary: "The UI's script", tag: "ui", open: true, responses: [.init(status: 200, description: "JavaScript", schema: Schema.string, contentType: "text/javascript")]) { _, _ in
+                Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "max-age=300"], body: .init(byteBuffer: ByteBuffer(string: Assets.js)))
+            },
+            AdminEndpoint(method: .get, path: "/ui/login", summary: "The login page", tag: "ui", open: true, responses: [html]) { _, _ in
+                let generated: Bool
+                if case .stored = deps.auth.secret { generated = true } else { generated = false }
+                let hint = generated
+                    ? "<p class=\"hint\">No ADMIN_PASSWORD was set: the password was generated at first start and printed once in the gateway's log (look for “Admin password:”). Set ADMIN_PASSWORD to choose your own.</p>"
+                    : ""
+                return HTML.bare(title: "Log in", """
+                    <h1>Tollgate</h1><p class="notice" role="alert" hidden></p>
+                    <form class="panel" data-api="POST /api/login" data-then="/ui/">
+                    \(HTML.field("password", "Admin password", input: "password", required: true))
+                    <div class="actions"><button type="submit">Log in</button></div></form>\(hint)
+                    """)
+            },
+            page("/ui", "Dashboard (also /ui/): today, this month, charts, rejections, upstream health, the model lock", deps) { _, _, csrf in
+                try await dashboard(deps, csrf: csrf)
+            },
+            page("/ui/keys", "Keys: search, usage against quotas, create", query: [.init(name: "q", schema: Schema.string, description: "name or id contains")], deps) { request, _, csrf in
+                try await keys(deps, query: AdminQuery(request).string("q"), csrf: csrf)
+            },
+            page("/ui/keys/{id}", "One key: edit its limits, enable, disable, revoke", notFound: true, deps) { _, call, csrf in
+                try await key(deps, id: try call.parameter("id"), csrf: csrf)
+            },
+            page("/ui/users", "Users and Open WebUI end users with usage against quotas", deps) { _, _, csrf in
+                try await users(deps, csrf: csrf)
+            },
+            page("/ui/users/{id}", "One user: edit quotas, its keys", notFound: true, deps) { _, call, csrf in
+                try await user(deps, id: try call.parameter("id"), csrf: csrf)
+            },
+            page("/ui/providers", "Providers with health, the model catalog, aliases and prices", deps) { _, _, csrf in
+                providers(deps, csrf: csrf)
+            },
+            page("/ui/usage", "Usage: filters, chart, breakdowns, recent requests, CSV", query: OperationsRoutes.usageFilterParameters, deps) { request, _, csrf in
+                try await usage(deps, request: request, csrf: csrf)
+            },
+            page("/ui/settings", "Settings", deps) { _, _, csrf in
+                try await settings(deps, csrf: csrf)
+            },
+            page("/ui/help", "How to use a key from curl, the SDKs, Open WebUI and LangChain", deps) { _, _, csrf in
+                HTML.page(title: "Help", active: "/ui/help", csrf: csrf, help(deps, port: await deps.proxyPort()))
+            },
+        ]
+    }
+
+    // MARK: Dashboard
+
+    static func dashboard(_ deps: AdminDeps, csrf: String) async throws -> Response {
+        let now = deps.gate.clock.now(), calendar = deps.gate.calendar
+        let day = calendar.window(.day, containing: now), month = calendar.window(.month, containing: now)
+        func totals(since: Date) async throws -> UsageTotals {
+            var t = UsageTotals()
+            for row in try await deps.store.usageTotals(UsageFilter(since: since), by: .endpoint) { t.add(row.totals) }
+            return t
+        }
+        let today = try await totals(since: day.start), thisMonth = try await totals(since: month.start)
+        let hours = try await OperationsRoutes.timeBuckets(deps, filter: UsageFilter(since: now.addingTimeInterval(-24 * 3600)), hourly: true)
+        let days = try await OperationsRoutes.timeBuckets(deps, filter: UsageFilter(since: now.addingTimeInterval(-30 * 86400)), hourly: false)
+        var cal = Calendar(identifier: .gregorian)
+        cal.timeZone = calendar.timeZone
+        // Every hour of the last day and every day of the last 30, empty ones included.
+        let hourStart = cal.dateInterval(of: .hour, for: now)?.start ?? now
+        let hourBars = (0..<24).reversed().map { back -> (String, Double) in
+            let start = cal.date(byAdding: .hour, value: -back, to: hourStart) ?? hourStart
+            let t = hours.first { $0.0 == start }?.1
+            return (String(format: "%02d", cal.component(.hour, from: start)), Double(t?.requests ?? 0))
+        }
+        let dayStart = cal.startOfDay(for: now)
+        let dayBars = (0..<30).reversed().map { back -> (String, Double) in
+            let start = cal.date(byAdding: .day, value: -back, to: dayStart) ?? dayStart
+            let t = days.first { $0.0 == start }?.1
+            return ("\(cal.component(.day, from: start))", Double((t?.promptTokens ?? 0) + (t?.completionTokens ?? 0)))
+        }
+        let keys = try await deps.store.keys()
+        let active = keys.filter { $0.status == .active && ($0.expiresAt.map { $0 > now } ?? true) }.count
+        let rejections = deps.gate.rejections.snapshot.sorted { $0.value > $1.value }
+        let lock = deps.settings.current.forceModel
+        let cards = [
+            ("Requests today", HTML.number(today.requests)), ("Tokens today", HTML.number(today.promptTokens + today.completionTokens)),
+            ("Cost today", HTML.usd(today.costNanos)), ("Requests this month", HTML.number(thisMonth.requests)),
+            ("Tokens this month", HTML.number(thisMonth.promptTokens + thisMonth.completionTokens)), ("Cost this month", HTML.usd(thisMonth.costNanos)),
+            ("Active keys", HTML.number(active)), ("Errors today", HTML.number(today.errors)),
+        ].map { "<div class=\"card\"><b>\($0.1)</b><span>\(HTML.escape($0.0))</span></div>" }.joined()
+        let lockForm = lock.map { model in
+            """
+            <p>Model lock is <strong>on</strong>: every request uses <code id="lock-model">\(HTML.escape(model))</code>.</p>
+            <button type="button" class="danger" id="lock-off" data-api="PUT /api/settings" data-body='{"force_model":null}'>Turn the model lock off</button>
+            """
+        } ?? """
+            <form data-api="PUT /api/settings" class="grid" id="lock-form"><div>\(HTML.field("force_model", "Lock every request to model", hint: "The model lock is off."))</div>
+            <div><button type="submit" id="lock-on">Turn the model lock on</button></div></form>
+            """
+        let health = deps.router.backends.map { b in
+            [HTML.escape(b.name), HTML.escape(b.kind.rawValue), b.isHealthy ? HTML.badge("healthy", "ok") : HTML.badge("unhealthy", "bad"), String(b.inFlight)]
+        }
+        let body = """
+            <div class="cards">\(cards)</div>
+            <h2>Last 24 hours</h2>\(BarChart(title: "Requests per hour, last 24 hours", bars: hourBars, unit: "requests", labelEvery: 3).svg)
+            <h2>Last 30 days</h2>\(BarChart(title: "Tokens per day, last 30 days", bars: dayBars, unit: "tokens", labelEvery: 3).svg)
+            <h2>Model lock</h2><section class="panel" id="model-lock">\(lockForm)</section>
+            <h2>Rejections since start</h2>\(HTML.table(["Reason", "Requests"], rejections.map { [HTML.escape($0.key), HTML.number($0.value)] }, empty: "No request has been refused."))
+            <h2>Upstreams</h2>\(HTML.table(["Provider", "Kind", "Health", "In flight"], health))
+            """
+        return HTML.page(title: "Dashboard", active: "/ui/", csrf: csrf, body)
+    }
+
+    // MARK: Keys and users
+
+    static func state(_ deps: AdminDeps, _ subject: String) async throws -> QuotaState {
+        let now = deps.gate.clock.now(), calendar = deps.gate.calendar
+        let stored = try await deps.store.quotaState(subject: subject) ?? QuotaLedger.empty(now: now, calendar: calendar)
+        return QuotaLedger.rolled(stored, now: now, calendar: calendar)
+    }
+
+    static func usageBars(_ s: QuotaState, _ q: QuotaLimits) -> String {
+        [
+            "<div>Today: " + HTML.bar(s.day.tokensUsed + s.day.tokensReserved, q.dailyTokens, unit: "tokens") + HTML.bar(s.day.requests, q.dailyRequests, unit: "requests") + "</div>",
+            "<div>Month: " + HTML.bar(s.month.tokensUsed + s.month.tokensReserved, q.monthlyTokens, unit: "tokens") + HTML.bar(s.month.requests, q.monthlyRequests, unit: "requests") + "</div>",
+        ].joined()
+    }
+
+    static func statusBadge(_ k: KeyRecord, now: Date) -> String {
+        if k.status == .active, let e = k.expiresAt, e <= now { return HTML.badge("expired", "warn") }
+        switch k.status {
+        case .active: return HTML.badge("active", "ok")
+        case .disabled: return HTML.badge("disabled", "warn")
+        case .revoked: return HTML.badge("revoked", "bad")
+        }
+    }
+
+    static func limitFields(_ p: SubjectPolicy, key: Bool) -> String {
+        var f = [
+            HTML.field("daily_tokens", "Daily tokens", value: p.quotas.dailyTokens.map(String.init), type: "int", input: "number", hint: "empty: unlimited"),
+            HTML.field("monthly_tokens", "Monthly tokens", value: p.quotas.monthlyTokens.map(String.init), type: "int", input: "number"),
+            HTML.field("daily_requests", "Daily requests", value: p.quotas.dailyRequests.map(String.init), type: "int", input: "number"),
+            HTML.field("monthly_requests", "Monthly requests", value: p.quotas.monthlyRequests.map(String.init), type: "int", input: "number"),
+            HTML.field("requests_per_minute", "Requests per minute", value: p.rates.requestsPerMinute.map(String.init), type: "int", input: "number"),
+            HTML.field("tokens_per_minute", "Tokens per minute", value: p.rates.tokensPerMinute.map(String.init), type: "int", input: "number"),
+            HTML.field("max_concurrent", "Concurrent requests", value: p.rates.concurrent.map(String.init), type: "int", input: "number"),
+        ]
+        if key {
+            f.append(HTML.field("allowed_models", "Allowed models", value: p.allowedModels?.map(\.text).joined(separator: ", "), type: "list", hint: "comma-separated; qwen* for a prefix; empty: all"))
+            f.append(HTML.field("output_cap_max", "Largest output cap", value: p.outputCaps.maximum.map(String.init), type: "int", input: "number"))
+        }
+        return f.map { "<div>\($0)</div>" }.joined()
+    }
+
+    static func keys(_ deps: AdminDeps, query: String?, csrf: String) async throws -> Response {
+        let now = deps.gate.clock.now()
+        var keys = try await deps.store.keys()
+        if let q = query?.lowercased() { keys = keys.filter { $0.name.lowercased().contains(q) || $0.publicID.lowercased().contains(q) } }
+        let users = try await deps.store.users()
+        let names = Dictionary(users.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        var rows: [[String]] = []
+        for k in keys.reversed() {
+            let s = try await state(deps, QuotaSubject.keyID(k.publicID))
+            rows.append([
+                "<a href=\"/ui/keys/\(HTML.escape(k.publicID))\">\(HTML.escape(k.name))</a><br><code>\(HTML.escape(APIKeyFormat.prefix + k.publicID))_…</code>",
+                k.userID.map { "<a href=\"/ui/users/\(HTML.escape($0))\">\(HTML.escape(names[$0] ?? $0))</a>" } ?? "—",
+                statusBadge(k, now: now) + (k.isAdmin ? " " + HTML.badge("admin", "muted") : ""), usageBars(s, k.policy.quotas),
+                HTML.escape(k.tags.joined(separator: ", ")),
+            ])
+        }
+        let userOptions = "<option value=\"\">— none —</option>" + users.map { "<option value=\"\(HTML.escape($0.id))\">\(HTML.escape($0.name))</option>" }.joined()
+        let body = """
+            <form method="get" action="/ui/keys" class="grid" role="search"><div><label for="q">Search keys</label><input id="q" name="q" type="search" value="\(HTML.escape(query ?? ""))"></div><div><button type="submit" class="secondary">Search</button></div></form>
+            \(HTML.table(["Key", "User", "Status", "Usage", "Tags"], rows, empty: "No keys yet."))
+            <h2>Create a key</h2>
+            <div class="secret" id="revealed" hidden role="status"><strong>Copy this key now: it is shown only this once.</strong>
+            <code id="new-key"></code><button type="button" data-copy="new-key">Copy</button> <a href="/ui/keys">Done</a></div>
+            <form class="panel grid" data-api="POST /api/api-keys" data-reveal id="create-key">
+            <div>\(HTML.field("name", "Name", required: true))</div>
+            <div><label for="f-user_id">User</label><select id="f-user_id" name="user_id" data-type="string">\(userOptions)</select></div>
+            <div>\(HTML.field("expires_at", "Expires", type: "date", input: "date", hint: "empty: never"))</div>
+            <div>\(HTML.field("tags", "Tags", type: "list", hint: "comma-separated"))</div>
+            \(limitFields(SubjectPolicy(), key: true))
+            <div>\(HTML.checkbox("is_admin", "Admin key (may use the admin API)", checked: false))\(HTML.checkbox("trusts_end_users", "Trusts Open WebUI end-user headers", checked: false))</div>
+            <div><button type="submit">Create key</button></div></form>
+            """
+        return HTML.page(title: "Keys", active: "/ui/keys", csrf: csrf, body)
+    }
+
+    static func key(_ deps: AdminDeps, id: String, csrf: String) async throws -> Response {
+        guard let k = try await deps.store.key(publicID: KeyManager.publicID(from: id)) else {
+            var r = HTML.page(title: "No such key", active: "/ui/keys", csrf: csrf, "<p>There is no key \(HTML.escape(id)). <a href=\"/ui/keys\">All keys</a></p>")
+            r.status = .notFound
+            return r
+        }
+        let s = try await state(deps, QuotaSubject.keyID(k.publicID))
+        let api = "/api/api-keys/\(k.publicID)"
+        var buttons: [String] = []
+        if k.status == .disabled { buttons.append("<button type=\"button\" data-api=\"POST \(api)/enable\">Enable</button>") }
+        if k.status == .active { buttons.append("<button type=\"button\" class=\"secondary\" data-api=\"POST \(api)/disable\" data-confirm=\"Disable this key? Requests with it will be refused until it is enabled again.\">Disable</button>") }
+        if k.status != .revoked { buttons.append("<button type=\"button\" class=\"danger\" id=\"revoke\" data-api=\"POST \(api)/revoke\" data-confirm=\"Revoke this key for good? This cannot be undone.\">Revoke</button>") }
+        let expires = k.expiresAt.map { String(AdminJSON.timestamp($0).prefix(10)) }
+        let body = """
+            <p><code>\(HTML.escape(APIKeyFormat.prefix + k.publicID))_…</code> \(statusBadge(k, now: deps.gate.clock.now()))\(k.isAdmin ? " " + HTML.badge("admin", "muted") : "")</p>
+            <section class="panel">\(usageBars(s, k.policy.quotas))</section>
+            <div class="actions">\(buttons.joined())</div>
+            <h2>Limits and details</h2>
+            <form class="panel grid" data-api="PATCH \(api)" id="edit-key">
+            <div>\(HTML.field("name", "Name", value: k.name, required: true))</div>
+            <div>\(HTML.field("expires_at", "Expires", value: expires, type: "date", input: "date", hint: "empty: never"))</div>
+            <div>\(HTML.field("tags", "Tags", value: k.tags.joined(separator: ", "), type: "list"))</div>
+            \(limitFields(k.policy, key: true))
+            <div>\(HTML.checkbox("trusts_end_users", "Trusts Open WebUI end-user headers", checked: k.trustsEndUsers))</div>
+            <div><button type="submit">Save</button></div></form>
+            <p><a href="/ui/usage?key_id=\(HTML.escape(k.publicID))">This key's usage</a></p>
+            """
+        return HTML.page(title: "Key “\(k.name)”", active: "/ui/keys", csrf: csrf, body)
+    }
+
+    static func users(_ deps: AdminDeps, csrf: String) async throws -> Response {
+        let users = try await deps.store.users()
+        let keys = try await deps.store.keys()
+        var rows: [[String]] = []
+        for u in users {
+            let s = try await state(deps, QuotaSubject.userID(u.id))
+            rows.append([
+                "<a href=\"/ui/users/\(HTML.escape(u.id))\">\(HTML.escape(u.name))</a>" + (u.externalID != nil ? " " + HTML.badge("Open WebUI", "muted") : ""),
+                HTML.escape(u.email ?? "—"), String(keys.filter { $0.userID == u.id }.count), usageBars(s, u.policy.quotas),
+            ])
+        }
+        let body = """
+            \(HTML.table(["User", "Email", "Keys", "Usage"], rows, empty: "No users yet."))
+            <h2>Create a user</h2>
+            <form class="panel grid" data-api="POST /api/users" data-then="/ui/users/{id}" id="create-user">
+            <div>\(HTML.field("name", "Name", required: true))</div><div>\(HTML.field("email", "Email", input: "email"))</div>
+            \(limitFields(SubjectPolicy(), key: false))<div><button type="submit">Create user</button></div></form>
+            """
+        return HTML.page(title: "Users", active: "/ui/users", csrf: csrf, body)
+    }
+
+    static func user(_ deps: AdminDeps, id: String, csrf: String) async throws -> Response {
+        guard let u = try await deps.manager.userIfAny(id) else {
+            var r = HTML.page(title: "No such user", active: "/ui/users", csrf: csrf, "<p>There is no user \(HTML.escape(id)). <a href=\"/ui/users\">All users</a></p>")
+            r.status = .notFound
+            return r
+        }
+        let s = try await state(deps, QuotaSubject.userID(u.id))
+        let keys = try await deps.store.keys().filter { $0.userID == u.id }
+        let now = deps.gate.clock.now()
+        let body = """
+            <section class="panel">\(usageBars(s, u.policy.quotas))</section>
+            <h2>Quotas and details</h2>
+            <form class="panel grid" data-api="PATCH /api/users/\(HTML.escape(u.id))" id="edit-user">
+            <div>\(HTML.field("name", "Name", value: u.name, required: true))</div><div>\(HTML.field("email", "Email", value: u.email, input: "email"))</div>
+            \(limitFields(u.policy, key: false))<div><button type="submit">Save</button></div></form>
+            <h2>Keys</h2>\(HTML.table(["Key", "Status"], keys.map { ["<a href=\"/ui/keys/\(HTML.escape($0.publicID))\">\(HTML.escape($0.name))</a>", statusBadge($0, now: now)] }, empty: "This user has no keys."))
+            <p><a href="/ui/usage?user_id=\(HTML.escape(u.id))">This user's usage</a></p>
+            <div class="actions"><button type="button" class="danger" data-api="DELETE /api/users/\(HTML.escape(u.id))" data-then="/ui/users" data-confirm="Delete this user? Its keys stay, belonging to no one.">Delete user</button></div>
+            """
+        return HTML.page(title: "User “\(u.name)”", active: "/ui/users", csrf: csrf, body)
+    }
+
+    // MARK: Providers, usage, settings
+
+    static func providers(_ deps: AdminDeps, csrf: String) -> Response {
+        let all = deps.router.catalog.all()
+        let s = deps.settings.current
+        let providerRows = deps.router.backends.map { b -> [String] in
+            [
+                HTML.escape(b.name), HTML.escape(b.kind.rawValue), "<code>\(HTML.escape(OperationsRoutes.publicURL(b.baseURL)))</code>",
+                b.isHealthy ? HTML.badge("healthy", "ok") : HTML.badge("unhealthy", "bad"), String(b.inFlight),
+                "<button type=\"button\" class=\"secondary\" data-api=\"POST /api/providers/\(HTML.escape(b.name))/check\">Check now</button>",
+            ]
+        }
+        let models = all.map { e -> [String] in
+            let price = s.price(provider: e.provider, model: e.model.name)
+            let input = price?.inputMicros ?? e.model.inputPricePerMillion, output = price?.outputMicros ?? e.model.outputPricePerMillion
+            func usd(_ m: Int?) -> String { m.map { String(format: "$%.2f", Double($0) / 1e6) } ?? "—" }
+            return [HTML.escape(e.model.name), HTML.escape(e.provider), e.model.contextLength.map { HTML.number($0) } ?? "—", usd(input) + " / " + usd(output) + (price != nil ? " (override)" : "")]
+        }
+        let aliasText = s.aliases.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+        let body = """
+            \(HTML.table(["Provider", "Kind", "URL", "Health", "In flight", ""], providerRows))
+            <p><small>Providers come from OLLAMA_URL and TOLLGATE_PROVIDERS; the Ollama URL can be changed in Settings.</small></p>
+            <h2>Models</h2>\(HTML.table(["Model", "Provider", "Context", "Price in / out per million tokens"], models, empty: "The catalog is read from the providers when there is more than one (a single Ollama server lists its own models)."))
+            <h2>Aliases</h2>
+            <form class="panel" data-api="PUT /api/settings" id="aliases">\(HTML.field("aliases", "Aliases", value: aliasText, hint: "alias=model pairs, comma-separated; empty: none"))<div class="actions"><button type="submit">Save aliases</button></div></form>
+            <h2>Price overrides</h2>
+            <form class="panel" data-api="PUT /api/settings" id="prices"><label for="f-prices">Prices (USD per million tokens)</label>
+            <textarea id="f-prices" name="prices" rows="4" data-type="string" aria-describedby="f-prices-hint">\(HTML.escape(s.prices.isEmpty ? "" : OperationsRoutes.pricesJSON(s).text))</textarea>
+            <small id="f-prices-hint">JSON: {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}; empty: none</small><div class="actions"><button type="submit">Save prices</button></div></form>
+            """
+        return HTML.page(title: "Providers and models", active: "/ui/providers", csrf: csrf, body)
+    }
+
+    static func usage(_ deps: AdminDeps, request: Request, csrf: String) async throws -> Response {
+        var query = AdminQuery(request)
+        var filter = OperationsRoutes.usageFilter(&query, limit: 50, maximum: 1000)
+        if query.string("since") == nil { filter.since = deps.gate.clock.now().addingTimeInterval(-7 * 86400) }
+        let names = ["since", "until", "key_id", "user_id", "model", "provider", "tag", "status"]
+        let current = names.compactMap { n in query.string(n).map { (n, $0) } }
+        func link(adding name: String, _ value: String?) -> String {
+            var items = URLComponents()
+            items.queryItems = (current.filter { $0.0 != name } + [(name, value ?? "")]).map { URLQueryItem(name: $0.0, value: $0.1) }
+            return "/ui/usage?" + (items.percentEncodedQuery ?? "")
+        }
+        let span = (filter.until ?? deps.gate.clock.now()).timeIntervalSince(filter.since ?? .distantPast)
+        let buckets = try await OperationsRoutes.timeBuckets(deps, filter: filter, hourly: span <= 2 * 86400)
+        var cal = Calendar(identifier: .gregorian)
+        cal.timeZone = deps.gate.calendar.timeZone
+        let chart = BarChart(
+            title: span <= 2 * 86400 ? "Tokens per hour" : "Tokens per day",
+            bars: buckets.map { (span <= 2 * 86400 ? String(format: "%02d:00", cal.component(.hour, from: $0.0)) : "\(cal.component(.month, from: $0.0))/\(cal.component(.day, from: $0.0))", Double($0.1.promptTokens + $0.1.completionTokens)) },
+            unit: "tokens", labelEvery: max(1, buckets.count / 12)
+        )
+        var breakdowns = ""
+        for (grouping, field, title) in [(UsageGrouping.key, "key_id", "By key"), (.user, "user_id", "By user"), (.model, "model", "By model"), (.provider, "provider", "By provider"), (.tag, "tag", "By tag")] {
+            let rows = try await deps.store.usageTotals(filter, by: grouping).prefix(20).map { g, t -> [String] in
+                let label = g.map { "<a href=\"\(HTML.escape(link(adding: field, $0)))\">\(HTML.escape($0))</a>" } ?? "—"
+                return [label, HTML.number(t.requests), HTML.number(t.promptTokens + t.completionTokens), HTML.usd(t.costNanos), HTML.number(t.errors)]
+            }
+            breakdowns += "<h2>\(title)</h2>" + HTML.table(["", "Requests", "Tokens", "Cost", "Errors"], Array(rows), empty: "No records.")
+        }
+        let recent = try await deps.store.usage(filter).map { r -> [String] in
+            let tokens = (r.promptTokens ?? 0) + (r.completionTokens ?? 0)
+            return [
+                HTML.escape(AdminJSON.timestamp(r.createdAt)), HTML.escape(r.keyID ?? "—"), HTML.escape(r.modelServed ?? r.modelRequested ?? "—"),
+                HTML.escape(r.endpoint), String(r.httpStatus), HTML.number(tokens) + (r.usageSource == .estimated ? " <abbr title=\"estimated\">est.</abbr>" : ""),
+                r.costNanos.map(HTML.usd) ?? "—", String(format: "%.0f ms", r.latencyMs), r.ttfbMs.map { String(format: "%.0f ms", $0) } ?? "—",
+                HTML.escape(r.tags.joined(separator: ", ")),
+            ]
+        }
+        let inputs = [("since", "Since", "date"), ("until", "Until", "date"), ("key_id", "Key", "text"), ("user_id", "User", "text"), ("model", "Model", "text"), ("provider", "Provider", "text"), ("tag", "Tag", "text"), ("status", "Status", "text")]
+            .map { n, l, t in "<div><label for=\"u-\(n)\">\(l)</label><input id=\"u-\(n)\" name=\"\(n)\" type=\"\(t)\" value=\"\(HTML.escape(query.string(n) ?? ""))\"></div>" }.joined()
+        let csv = "/api/usage.csv?" + (current.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? "")" }.joined(separator: "&"))
+        let body = """
+            <form method="get" action="/ui/usage" class="panel grid" id="usage-filter">\(inputs)<div><button type="submit">Filter</button> <a href="/ui/usage">Clear</a></div></form>
+            \(chart.svg)
+            <p><a href="\(HTML.escape(csv))" download>Export CSV</a></p>
+            \(breakdowns)
+            <h2>Recent requests</h2>\(HTML.table(["Time (UTC)", "Key", "Model", "Endpoint", "Status", "Tokens", "Cost", "Latency", "First byte", "Tags"], recent, empty: "No records match."))
+            """
+        return HTML.page(title: "Usage", active: "/ui/usage", csrf: csrf, body)
+    }
+
+    static func settings(_ deps: AdminDeps, csrf: String) async throws -> Response {
+        let stored = try await deps.store.settings()
+        let fields = GatewaySettings.Name.allCases.filter { ![.aliases, .prices].contains($0) }.map { name -> String in
+            var value = stored[name.rawValue]
+            if name == .ollamaURL, value == nil { value = deps.router.primaryOllama?.config.baseURL }
+            return "<div>" + HTML.field(name.rawValue, name.rawValue.replacingOccurrences(of: "_", with: " ").capitalized, value: value, hint: name.help + "; empty: not set") + "</div>"
+        }.joined()
+        let body = """
+            <form class="panel grid" data-api="PUT /api/settings" id="settings">\(fields)
+            <div><label for="tz">Time zone</label><input id="tz" value="\(HTML.escape(deps.gate.calendar.timeZone.identifier))" disabled aria-describedby="tz-hint"><small id="tz-hint">Set by APP_TZ at start.</small></div>
+            <div><button type="submit">Save settings</button></div></form>
+            <p>Aliases and prices are edited on the <a href="/ui/providers">Providers</a> page.</p>
+            """
+        return HTML.page(title: "Settings", active: "/ui/settings", csrf: csrf, body)
+    }
+
+    static func help(_ deps: AdminDeps, port: Int) -> String {
+        let host = deps.config.proxy.host == "0.0.0.0" || deps.config.proxy.host == "::" ? "127.0.0.1" : deps.config.proxy.host
+        let base = "http://\(host):\(port)"
+        return """
+            <p>Create a key on the <a href="/ui/keys">Keys</a> page, then use it with any client. The gateway's proxy is at <code>\(HTML.escape(base))</code>.</p>
+            <h2>curl</h2><pre>curl \(HTML.escape(base))/v1/chat/completions -H "Authorization: Bearer $KEY" \\
+              -H "Content-Type: application/json" -d '{"model":"llama3.2","messages":[{"role":"user","content":"Hello"}]}'</pre>
+            <h2>OpenAI SDK (Python)</h2><pre>from openai import OpenAI
+            client = OpenAI(base_url="\(HTML.escape(base))/v1", api_key=KEY)
+            print(client.chat.completions.create(model="llama3.2", messages=[{"role": "user", "content": "Hello"}]).choices[0].message.content)</pre>
+            <h2>Anthropic SDK (Python)</h2><pre>from anthropic import Anthropic
+            client = Anthropic(base_url="\(HTML.escape(base))", api_key=KEY)
+            print(client.messages.create(model="llama3.2", max_tokens=200, messages=[{"role": "user", "content": "Hello"}]).content[0].text)</pre>
+            <h2>Ollama SDK (Python)</h2><pre>from ollama import Client
+            client = Client(host="\(HTML.escape(base))", headers={"Authorization": "Bearer " + KEY})
+            print(client.chat(model="llama3.2", messages=[{"role": "user", "content": "Hello"}]).message.content)</pre>
+            <h2>Open WebUI</h2><p>Add an OpenAI connection with URL <code>\(HTML.escape(base))/v1</code> and the key, or an Ollama connection with URL <code>\(HTML.escape(base))</code>. For per-user quotas, create the key with “Trusts Open WebUI end-user headers” and set <code>ENABLE_FORWARD_USER_INFO_HEADERS=true</code> in Open WebUI.</p>
+            <h2>LangChain</h2><pre>from langchain_openai import ChatOpenAI
+            llm = ChatOpenAI(base_url="\(HTML.escape(base))/v1", api_key=KEY, model="llama3.2")</pre>
+            """
+    }
+}
