@@ -42,7 +42,7 @@ enum HTML {
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
             <meta name="csrf-token" content="\(escape(csrf))"><title>\(escape(title)) · Tollgate</title>
-            <link rel="stylesheet" href="/ui/app.css"><script src="/ui/app.js" defer></script></head>
+            <link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/app.css"><script src="/ui/app.js" defer></script></head>
             <body><a class="skip" href="#main">Skip to content</a>
             <header><span class="brand">Tollgate</span><nav aria-label="Sections">\(nav)</nav>
             <button type="button" class="link" data-api="POST /api/logout" data-then="/ui/login">Log out</button></header>
@@ -59,7 +59,7 @@ enum HTML {
         let html = """
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>\(escape(title)) · Tollgate</title><link rel="stylesheet" href="/ui/app.css"><script src="/ui/app.js" defer></script></head>
+            <title>\(escape(title)) · Tollgate</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/app.css"><script src="/ui/app.js" defer></script></head>
             <body class="bare"><main id="main">\(body)</main></body></html>
             """
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
@@ -79,12 +79,13 @@ enum HTML {
 
     /// A labelled input; `type` is the script's conversion (`int`, `list`, `json`, `string`, `date`).
     static func field(
-        _ name: String, _ label: String, value: String? = nil, type: String = "string", input: String = "text", hint: String? = nil, required: Bool = false
+        _ name: String, _ label: String, value: String? = nil, type: String = "string", input: String = "text", hint: String? = nil, required: Bool = false,
+        emptyIsNull: Bool = false
     ) -> String {
         let id = "f-" + name
         let hintHTML = hint.map { "<small id=\"\(id)-hint\">\(escape($0))</small>" } ?? ""
         return """
-            <label for="\(id)">\(escape(label))</label><input id="\(id)" name="\(name)" type="\(input)" data-type="\(type)" value="\(escape(value ?? ""))"\
+            <label for="\(id)">\(escape(label))</label><input id="\(id)" name="\(name)" type="\(input)" data-type="\(type)"\(emptyIsNull ? " data-empty=\"null\"" : "") value="\(escape(value ?? ""))"\
             \(required ? " required" : "")\(hint != nil ? " aria-describedby=\"\(id)-hint\"" : "")>\(hintHTML)
             """
     }

@@ -180,7 +180,7 @@ enum UIPages {
             HTML.field("max_concurrent", "Concurrent requests", value: p.rates.concurrent.map(String.init), type: "int", input: "number"),
         ]
         if key {
-            f.append(HTML.field("allowed_models", "Allowed models", value: p.allowedModels?.map(\.text).joined(separator: ", "), type: "list", hint: "comma-separated; qwen* for a prefix; empty: all"))
+            f.append(HTML.field("allowed_models", "Allowed models", value: p.allowedModels?.map(\.text).joined(separator: ", "), type: "list", hint: "comma-separated; qwen* for a prefix; empty: all", emptyIsNull: true))
             f.append(HTML.field("output_cap_max", "Largest output cap", value: p.outputCaps.maximum.map(String.init), type: "int", input: "number"))
         }
         return f.map { "<div>\($0)</div>" }.joined()
