@@ -23,24 +23,25 @@ enum Assets {
         th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
         th { background: var(--panel); } tr.link-row:hover { background: #eef3fb; }
         form.panel, section.panel { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: 12px; margin: 12px 0; }
-        form.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 6px 14px; align-items: end; }
+        form.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 6px 14px; align-items: start; }
+        form.grid button[type=submit] { margin-top: 28px; }
         label { display: block; font-weight: 600; font-size: .9rem; margin-top: 6px; }
         label.check { font-weight: 400; }
         input, select, textarea { width: 100%; padding: 6px 8px; border: 1px solid #8a93a3; border-radius: 4px; font: inherit; background: #fff; color: var(--fg); }
         input[type=checkbox] { width: auto; }
-        small { color: var(--muted); display: block; }
+        small { color: var(--muted); display: block; overflow-wrap: anywhere; }
         button { font: inherit; padding: 6px 14px; border-radius: 4px; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; }
         button.secondary { background: #fff; color: var(--accent); } button.danger { background: var(--bad); border-color: var(--bad); }
         .actions { display: flex; flex-wrap: wrap; gap: 8px; margin: 8px 0; }
         .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: .8rem; font-weight: 600; color: #fff; }
         .badge.ok { background: var(--ok); } .badge.warn { background: var(--warn); } .badge.bad { background: var(--bad); } .badge.muted { background: var(--muted); }
         meter { width: 100%; height: 10px; display: block; }
-        .count { font-size: .85rem; white-space: nowrap; } .count.over { color: var(--bad); font-weight: 700; }
+        .count { display: block; font-size: .85rem; white-space: nowrap; } .count.over { color: var(--bad); font-weight: 700; }
         .notice { padding: 8px 12px; border-radius: 4px; background: #fdecea; color: var(--bad); border: 1px solid var(--bad); }
         .notice.good { background: #e8f5ec; color: var(--ok); border-color: var(--ok); }
         .secret { background: #fff8e1; border: 2px solid var(--warn); padding: 12px; border-radius: 6px; margin: 12px 0; }
         .secret code { font-size: 1rem; word-break: break-all; display: block; margin: 8px 0; }
-        .chart { width: 100%; height: auto; max-height: 260px; background: #fff; border: 1px solid var(--line); border-radius: 6px; }
+        .chart { width: 100%; height: auto; background: #fff; border: 1px solid var(--line); border-radius: 6px; }
         .chart .bar { fill: var(--accent); } .chart .axis { stroke: #8a93a3; } .chart text { fill: var(--muted); font-size: 11px; }
         .empty { color: var(--muted); }
         pre { background: var(--panel); padding: 10px; overflow-x: auto; border-radius: 4px; }

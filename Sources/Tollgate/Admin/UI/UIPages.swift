@@ -338,13 +338,26 @@ enum UIPages {
             items.queryItems = (current.filter { $0.0 != name } + [(name, value ?? "")]).map { URLQueryItem(name: $0.0, value: $0.1) }
             return "/ui/usage?" + (items.percentEncodedQuery ?? "")
         }
-        let span = (filter.until ?? deps.gate.clock.now()).timeIntervalSince(filter.since ?? .distantPast)
-        let buckets = try await OperationsRoutes.timeBuckets(deps, filter: filter, hourly: span <= 2 * 86400)
+        let end = filter.until ?? deps.gate.clock.now()
+        let span = end.timeIntervalSince(filter.since ?? .distantPast)
+        let hourly = span <= 2 * 86400
+        var buckets = try await OperationsRoutes.timeBuckets(deps, filter: filter, hourly: hourly)
         var cal = Calendar(identifier: .gregorian)
         cal.timeZone = deps.gate.calendar.timeZone
+        // Every hour or day of a range up to 92 buckets, empty ones included, so the time axis is even.
+        if let since = filter.since, span / (hourly ? 3600 : 86400) <= 92 {
+            var all: [(Date, UsageTotals)] = []
+            var at = hourly ? cal.dateInterval(of: .hour, for: since)?.start ?? since : cal.startOfDay(for: since)
+            while at < end {
+                all.append((at, buckets.first { $0.0 == at }?.1 ?? UsageTotals()))
+                guard let next = cal.date(byAdding: hourly ? .hour : .day, value: 1, to: at) else { break }
+                at = next
+            }
+            buckets = all
+        }
         let chart = BarChart(
-            title: span <= 2 * 86400 ? "Tokens per hour" : "Tokens per day",
-            bars: buckets.map { (span <= 2 * 86400 ? String(format: "%02d:00", cal.component(.hour, from: $0.0)) : "\(cal.component(.month, from: $0.0))/\(cal.component(.day, from: $0.0))", Double($0.1.promptTokens + $0.1.completionTokens)) },
+            title: hourly ? "Tokens per hour" : "Tokens per day",
+            bars: buckets.map { (hourly ? String(format: "%02d:00", cal.component(.hour, from: $0.0)) : "\(cal.component(.month, from: $0.0))/\(cal.component(.day, from: $0.0))", Double($0.1.promptTokens + $0.1.completionTokens)) },
             unit: "tokens", labelEvery: max(1, buckets.count / 12)
         )
         var breakdowns = ""
