@@ -224,6 +224,9 @@ func objects(_ value: Any) -> [[String: Any]] { value as? [[String: Any]] ?? [] 
 
             let info = object(try await gw.adminJSON(.GET, "/api/proxy-info"))
             #expect(info["proxy_url"] as? String == "http://127.0.0.1:\(gw.proxyPort)" && info["openai_base_url"] as? String == "http://127.0.0.1:\(gw.proxyPort)/v1")
+            let checked = object(try await gw.adminJSON(.POST, "/api/providers/ollama/check"))
+            #expect(checked["healthy"] as? Bool == true && checked["latency_ms"] is Double)
+            #expect(try await gw.admin(.POST, "/api/providers/nobody/check").status == 404)
             let models = objects(object(try await gw.adminJSON(.GET, "/api/ollama-models"))["models"] as Any)
             #expect(!models.isEmpty && models.allSatisfy { $0["name"] is String })
         }

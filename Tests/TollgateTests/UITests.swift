@@ -25,7 +25,7 @@ import TollgateTestSupport
             )
             #expect(result.status == 0, "\(result.out)\n\(result.err.suffix(6000))")
             let steps = result.out.split(separator: "\n").filter { $0.hasPrefix("ok ") }
-            #expect(steps.count == 11, "\(result.out)")
+            #expect(steps.count == 12, "\(result.out)")
             let files = (try? FileManager.default.contentsOfDirectory(atPath: shots)) ?? []
             #expect(files.filter { $0.hasSuffix(".png") }.count == 15, "\(files.sorted())")
             // What the browser did is what the store holds.

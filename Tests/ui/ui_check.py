@@ -169,7 +169,13 @@ try:
     assert status == 401, status
     ok("revoked")
 
-    # 7. The other pages render; a phone-sized window works too.
+    # 7. A provider checked from the UI shows its latency.
+    driver.get(ADMIN + "/ui/providers")
+    driver.find_element(By.XPATH, "//button[text()='Check now']").click()
+    wait.until(lambda d: d.find_element(By.XPATH, "//table[1]//tbody/tr[1]/td[6]").text.endswith(" ms"))
+    ok("provider checked")
+
+    # 8. The other pages render; a phone-sized window works too.
     for path, name in [("/ui/providers", "10-providers"), ("/ui/settings", "11-settings"), ("/ui/help", "12-help"), ("/ui/users", "13-users")]:
         driver.get(ADMIN + path)
         wait.until(EC.presence_of_element_located((By.TAG_NAME, "h1")))
@@ -184,7 +190,7 @@ try:
         shot(name)
     ok("pages and phone width")
 
-    # 8. Log out: the pages need a login again.
+    # 9. Log out: the pages need a login again.
     driver.set_window_size(1280, 1000)
     driver.get(ADMIN + "/ui/")
     driver.find_element(By.CSS_SELECTOR, "header button[data-api]").click()
@@ -193,7 +199,7 @@ try:
     wait_page("/ui/login")
     ok("logout")
 
-    # 9. Every request the browser made went to the gateway's own origin.
+    # 10. Every request the browser made went to the gateway's own origin.
     collect_requests()
     foreign = [u for u in requested if not (u.startswith(ADMIN + "/") or u.startswith("data:"))]
     assert requested and not foreign, foreign

@@ -223,9 +223,13 @@ struct AdminQuery {
 
     init(_ request: Request) { self.request = request }
 
-    /// A parameter as sent (an empty value is sent, and checked like any other).
+    /// Browser forms send every field, empty ones too: for them an empty value means "not given".
+    var emptyIsAbsent = false
+
+    /// A parameter as sent (an empty value is sent, and checked like any other, unless ``emptyIsAbsent``).
     func raw(_ name: String) -> String? {
-        request.uri.queryParameters[name[...]].map(String.init)
+        let value = request.uri.queryParameters[name[...]].map(String.init)
+        return emptyIsAbsent && value?.isEmpty == true ? nil : value
     }
 
     /// A text filter; empty means no filter.

@@ -98,6 +98,7 @@ enum OperationsRoutes {
             ("healthy", .bool(b.isHealthy)), ("in_flight", .number(b.inFlight)), ("consecutive_failures", .number(h.consecutiveFailures)),
             ("last_check_failed", .bool(h.lastCheckFailed)), ("ejected_for_seconds", ejectedFor.flatMap { $0 > 0 ? .number($0) : nil } ?? .null),
             ("max_concurrent", AdminJSON.int(b.config.maxConcurrent)), ("models", .number(models)),
+            ("latency_ms", b.probeLatencyMs.withLock { $0 }.map { .number($0) } ?? .null),
         ])
     }
 
@@ -114,6 +115,7 @@ enum OperationsRoutes {
         ("name", Schema.string), ("kind", Schema.enumeration(ProviderConfig.Kind.allCases.map(\.rawValue))), ("base_url", Schema.string),
         ("healthy", Schema.boolean), ("in_flight", Schema.integer), ("consecutive_failures", Schema.integer), ("last_check_failed", Schema.boolean),
         ("ejected_for_seconds", Schema.nullable(Schema.number)), ("max_concurrent", Schema.nullable(Schema.integer)), ("models", Schema.integer),
+        ("latency_ms", Schema.nullable(Schema.number)),
     ])
 
     static let modelSchema = Schema.object([

@@ -39,6 +39,8 @@ public final class Backend: Sendable {
     public var baseURL: String { urlOverride.withLock { $0 } ?? config.baseURL }
     /// The `ollama_url` setting, for the primary Ollama server.
     let urlOverride = Mutex<String?>(nil)
+    /// The round trip of the last health check that got an answer (nil: none yet, or it failed).
+    let probeLatencyMs = Mutex<Double?>(nil)
     public var inFlight: Int { outstanding.load(ordering: .relaxed) }
 
     public var isHealthy: Bool {

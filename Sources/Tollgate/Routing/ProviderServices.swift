@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
+import Synchronization
 import TollgateCore
 
 /// Talks to providers about themselves: their model lists and whether they answer.
@@ -37,10 +38,14 @@ struct ProviderProbe: Sendable {
         }
     }
 
-    /// Whether the provider answers a cheap request.
+    /// Whether the provider answers a cheap request; the round trip is kept as the provider's latency.
     func isUp(_ backend: Backend) async -> Bool {
         let path = backend.kind == .ollama ? "/api/version" : backend.kind == .openai ? "/models" : "/v1/models?limit=1"
-        return await get(backend, path) != nil
+        let started = ContinuousClock.now
+        let up = await get(backend, path) != nil
+        let took = ContinuousClock.now - started
+        backend.probeLatencyMs.withLock { $0 = up ? Double(took.components.seconds) * 1000 + Double(took.components.attoseconds) / 1e15 : nil }
+        return up
     }
 
     func get(_ backend: Backend, _ path: String) async -> JSONValue? {

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Synchronization
 import TollgateCore
 
 /// The admin web UI: server-rendered pages under `/ui/`, changed through the JSON API by a small
@@ -72,7 +73,10 @@ enum UIPages {
             page("/ui/providers", "Providers with health, the model catalog, aliases and prices", deps) { _, _, csrf in
                 providers(deps, csrf: csrf)
             },
-            page("/ui/usage", "Usage: filters, chart, breakdowns, recent requests, CSV", query: OperationsRoutes.usageFilterParameters, deps) { request, _, csrf in
+            page(
+                "/ui/usage", "Usage: filters, chart, breakdowns, recent requests, CSV (filters that cannot be read are named and ignored)",
+                query: OperationsRoutes.usageFilterParameters.map { .init(name: $0.name, schema: Schema.string, description: $0.description) }, deps
+            ) { request, _, csrf in
                 try await usage(deps, request: request, csrf: csrf)
             },
             page("/ui/settings", "Settings", deps) { _, _, csrf in
@@ -132,7 +136,10 @@ enum UIPages {
             <div><button type="submit" id="lock-on">Turn the model lock on</button></div></form>
             """
         let health = deps.router.backends.map { b in
-            [HTML.escape(b.name), HTML.escape(b.kind.rawValue), b.isHealthy ? HTML.badge("healthy", "ok") : HTML.badge("unhealthy", "bad"), String(b.inFlight)]
+            [
+                HTML.escape(b.name), HTML.escape(b.kind.rawValue), b.isHealthy ? HTML.badge("healthy", "ok") : HTML.badge("unhealthy", "bad"), String(b.inFlight),
+                b.probeLatencyMs.withLock { $0 }.map { String(format: "%.0f ms", $0) } ?? "—",
+            ]
         }
         let body = """
             <div class="cards">\(cards)</div>
@@ -140,7 +147,7 @@ enum UIPages {
             <h2>Last 30 days</h2>\(BarChart(title: "Tokens per day, last 30 days", bars: dayBars, unit: "tokens", labelEvery: 3).svg)
             <h2>Model lock</h2><section class="panel" id="model-lock">\(lockForm)</section>
             <h2>Rejections since start</h2>\(HTML.table(["Reason", "Requests"], rejections.map { [HTML.escape($0.key), HTML.number($0.value)] }, empty: "No request has been refused."))
-            <h2>Upstreams</h2>\(HTML.table(["Provider", "Kind", "Health", "In flight"], health))
+            <h2>Upstreams</h2>\(HTML.table(["Provider", "Kind", "Health", "In flight", "Latency"], health))
             """
         return HTML.page(title: "Dashboard", active: "/ui/", csrf: csrf, body)
     }
@@ -303,6 +310,7 @@ enum UIPages {
             [
                 HTML.escape(b.name), HTML.escape(b.kind.rawValue), "<code>\(HTML.escape(OperationsRoutes.publicURL(b.baseURL)))</code>",
                 b.isHealthy ? HTML.badge("healthy", "ok") : HTML.badge("unhealthy", "bad"), String(b.inFlight),
+                b.probeLatencyMs.withLock { $0 }.map { String(format: "%.0f ms", $0) } ?? "—",
                 "<button type=\"button\" class=\"secondary\" data-api=\"POST /api/providers/\(HTML.escape(b.name))/check\">Check now</button>",
             ]
         }
@@ -314,7 +322,7 @@ enum UIPages {
         }
         let aliasText = s.aliases.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
         let body = """
-            \(HTML.table(["Provider", "Kind", "URL", "Health", "In flight", ""], providerRows))
+            \(HTML.table(["Provider", "Kind", "URL", "Health", "In flight", "Latency", ""], providerRows))
             <p><small>Providers come from OLLAMA_URL and TOLLGATE_PROVIDERS; the Ollama URL can be changed in Settings.</small></p>
             <h2>Models</h2>\(HTML.table(["Model", "Provider", "Context", "Price in / out per million tokens"], models, empty: "The catalog is read from the providers when there is more than one (a single Ollama server lists its own models)."))
             <h2>Aliases</h2>
@@ -329,7 +337,9 @@ enum UIPages {
 
     static func usage(_ deps: AdminDeps, request: Request, csrf: String) async throws -> Response {
         var query = AdminQuery(request)
+        query.emptyIsAbsent = true
         var filter = OperationsRoutes.usageFilter(&query, limit: 50, maximum: 1000)
+        let problems = query.problems.map { "\($0.0) \($0.1)" }.joined(separator: "; ")
         if query.string("since") == nil { filter.since = deps.gate.clock.now().addingTimeInterval(-7 * 86400) }
         let names = ["since", "until", "key_id", "user_id", "model", "provider", "tag", "status"]
         let current = names.compactMap { n in query.string(n).map { (n, $0) } }
@@ -380,7 +390,7 @@ enum UIPages {
         let inputs = [("since", "Since", "date"), ("until", "Until", "date"), ("key_id", "Key", "text"), ("user_id", "User", "text"), ("model", "Model", "text"), ("provider", "Provider", "text"), ("tag", "Tag", "text"), ("status", "Status", "text")]
             .map { n, l, t in "<div><label for=\"u-\(n)\">\(l)</label><input id=\"u-\(n)\" name=\"\(n)\" type=\"\(t)\" value=\"\(HTML.escape(query.string(n) ?? ""))\"></div>" }.joined()
         let csv = "/api/usage.csv?" + (current.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? "")" }.joined(separator: "&"))
-        let body = """
+        let body = (problems.isEmpty ? "" : "<p class=\"notice\" role=\"status\">Ignored: \(HTML.escape(problems))</p>") + """
             <form method="get" action="/ui/usage" class="panel grid" id="usage-filter">\(inputs)<div><button type="submit">Filter</button> <a href="/ui/usage">Clear</a></div></form>
             \(chart.svg)
             <p><a href="\(HTML.escape(csv))" download>Export CSV</a></p>
