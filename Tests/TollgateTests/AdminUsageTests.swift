@@ -176,7 +176,7 @@ import TollgateTestSupport
     }
 
     /// Retention deletes in batches and gives the store's turn back between them: requests admitted
-    /// against a quota (a store transaction each) are served while 20,000 old records go.
+    /// against a quota (a store transaction each) are served in the middle of a 20,000-record pass.
     @Test func retentionRunsWhileTheProxyServesQuotaRequests() async throws {
         try await withGateway { gw in
             let key = try await gw.createKey(policy: SubjectPolicy(quotas: QuotaLimits(dailyRequests: 1_000_000)))
@@ -192,18 +192,18 @@ import TollgateTestSupport
                 try await gw.gateway.store.insertUsage(batch, calendar: gw.gateway.calendar)
             }
             _ = try await gw.adminJSON(.PUT, "/api/settings", body: #"{"usage_retention_days":30}"#)
-            let done = Mutex(false)
-            let retention = Task {
-                defer { done.withLock { $0 = true } }
-                return try await gw.gateway.applyRetention()
+            // Between every two batches (the store's turn given back), a request through the proxy:
+            // each is admitted against the quota (a store transaction) and answered mid-pass.
+            let statuses = Mutex<[Int]>([])
+            let deleted = try await gw.gateway.applyRetention {
+                let status = try await gw.send("/api/chat", body: Self.chat, key: key).status
+                statuses.withLock { $0.append(status) }
             }
-            // Requests keep being answered until the retention pass has finished (40 batches with pauses).
-            var statuses: [Int] = []
-            while !done.withLock({ $0 }) { statuses.append(try await gw.send("/api/chat", body: Self.chat, key: key).status) }
-            #expect(try await retention.value == 20_000)
-            #expect(statuses.count >= 2 && statuses.allSatisfy { $0 == 200 }, "\(statuses)")
-            let records = try await gw.waitForUsage(count: statuses.count)
-            #expect(records.count == statuses.count && records.allSatisfy { $0.endpoint == "/api/chat" })
+            #expect(deleted == 20_000)
+            let served = statuses.withLock { $0 }
+            #expect(served.count == 40 && served.allSatisfy { $0 == 200 }, "\(served)")
+            let records = try await gw.waitForUsage(count: 40)
+            #expect(records.count == 40 && records.allSatisfy { $0.endpoint == "/api/chat" })
         }
     }
 }

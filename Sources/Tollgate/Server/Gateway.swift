@@ -149,8 +149,10 @@ public final class Gateway: Sendable {
     }
 
     /// Deletes usage records past the retention setting now (also done hourly); returns how many.
-    public func applyRetention() async throws -> Int {
-        try await UsageRetention.pass(store: store, settings: settings, now: clock.now())
+    /// `between` runs between batches (tests use it to show the proxy is served mid-pass).
+    public func applyRetention(between: (@Sendable () async throws -> Void)? = nil) async throws -> Int {
+        if let between { return try await UsageRetention.pass(store: store, settings: settings, now: clock.now(), between: between) }
+        return try await UsageRetention.pass(store: store, settings: settings, now: clock.now())
     }
 
     /// The admin listener's routes.

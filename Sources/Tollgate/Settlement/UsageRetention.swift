@@ -31,7 +31,11 @@ struct UsageRetention: Service {
     }
 
     /// One pass: deletes every record older than the retention, a batch at a time; returns how many.
-    static func pass(store: any TollgateStore, settings: SettingsCache, now: Date) async throws -> Int {
+    /// `between` runs after every full batch, with the store free (by default a short pause).
+    static func pass(
+        store: any TollgateStore, settings: SettingsCache, now: Date,
+        between: @Sendable () async throws -> Void = { try await Task.sleep(for: .milliseconds(20)) }
+    ) async throws -> Int {
         guard let days = settings.current.usageRetentionDays else { return 0 }
         let cutoff = now.addingTimeInterval(-Double(days) * 86_400)
         var total = 0
@@ -39,7 +43,7 @@ struct UsageRetention: Service {
             let n = try await store.deleteUsage(before: cutoff, limit: batch)
             total += n
             if n < batch { return total }
-            try await Task.sleep(for: .milliseconds(20))
+            try await between()
         }
     }
 }

@@ -1,0 +1,61 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+@testable import Tollgate
+import TollgateCore
+import TollgateTestSupport
+
+/// The UI pages over HTTP, without a browser: sessions, escaping, security headers, the login hint.
+@Suite(.timeLimit(.minutes(2))) struct UIPagesTests {
+    static let pages = ["/ui/", "/ui/keys", "/ui/users", "/ui/providers", "/ui/usage", "/ui/settings", "/ui/help"]
+
+    @Test func pagesNeedASessionAndEscapeWhatTheyShow() async throws {
+        try await withGateway { gw in
+            // Without credentials every page sends the browser to the login page; an ordinary key too.
+            let ordinary = try await gw.createKey(name: "student")
+            for page in Self.pages {
+                let r = try await gw.admin(.GET, page, bearer: nil)
+                #expect(r.status == 303 && r.headers["location"].first == "/ui/login", "\(page)")
+                #expect(try await gw.admin(.GET, page, bearer: ordinary).status == 303, "\(page)")
+            }
+            // Names from users and clients are text, never markup.
+            let hostile = "<script>alert(1)</script>\"'&"
+            _ = try await gw.adminJSON(.POST, "/api/users", body: #"{"name":"<img src=x onerror=alert(1)>"}"#, expect: 201)
+            _ = try await gw.adminJSON(.POST, "/api/api-keys", body: JSONValue.object([("name", .string(hostile))]).text, expect: 201)
+            for page in Self.pages {
+                let r = try await gw.admin(.GET, page)
+                #expect(r.status == 200, "\(page)")
+                #expect(!r.body.contains("<script>alert") && !r.body.contains("<img src=x"), "\(page)")
+                #expect(r.headers["content-security-policy"].first?.contains("default-src 'self'") == true)
+                #expect(r.headers["x-frame-options"].first == "DENY")
+            }
+            let keys = try await gw.admin(.GET, "/ui/keys")
+            #expect(keys.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"))
+            #expect(try await gw.admin(.GET, "/ui/keys/nokey").status == 404)
+            #expect(try await gw.admin(.GET, "/ui/users/nobody").status == 404)
+            // The login page, the stylesheet and the script are open and come from the gateway itself.
+            let login = try await gw.admin(.GET, "/ui/login", bearer: nil)
+            #expect(login.status == 200 && login.body.contains("name=\"password\"") && !login.body.contains("generated at first start"))
+            #expect(try await gw.admin(.GET, "/ui/app.js", bearer: nil).status == 200)
+            #expect(try await gw.admin(.GET, "/ui/app.css", bearer: nil).status == 200)
+            #expect(!login.body.contains("http://") && !login.body.contains("https://"))
+        }
+    }
+
+    @Test func theLoginPageSaysWhereAGeneratedPasswordIs() async throws {
+        let gw = try await TestGateway.start(["ADMIN_PASSWORD": ""])
+        do {
+            let login = try await gw.admin(.GET, "/ui/login", bearer: nil)
+            #expect(login.body.contains("generated at first start") && login.body.contains("Admin password:"))
+            // The password itself is never on the page.
+            let password = try #require(gw.logs.text.firstMatch(of: /Admin password: ([A-Za-z0-9]{24})/)?.1).description
+            #expect(!login.body.contains(password))
+        } catch {
+            try? await gw.stop()
+            throw error
+        }
+        try await gw.stop()
+    }
+}
