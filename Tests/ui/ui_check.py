@@ -1,7 +1,7 @@
 """Drives the admin UI in a real headless Chromium (selenium), against a test gateway.
 
 Environment: TG_ADMIN (admin listener URL), TG_PROXY (proxy URL), TG_PASSWORD, TG_SHOTS (folder for
-screenshots). Prints "ok <step>" per step; any failed check raises (exit status 1).
+screenshots), TG_MOCK (the mock upstream's URL, added as a provider). Prints "ok <step>" per step; any failed check raises (exit status 1).
 """
 import json
 import os
@@ -20,11 +20,32 @@ ADMIN = os.environ["TG_ADMIN"].rstrip("/")
 PROXY = os.environ["TG_PROXY"].rstrip("/")
 PASSWORD = os.environ["TG_PASSWORD"]
 SHOTS = os.environ["TG_SHOTS"]
+MOCK = os.environ["TG_MOCK"].rstrip("/")
 os.makedirs(SHOTS, exist_ok=True)
 
 
 def ok(step):
     print("ok " + step, flush=True)
+
+
+def admin_api(method, path, body=None):
+    """The JSON admin API with the admin password (for what the browser test does not click)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(ADMIN + path, data=data, method=method,
+                                 headers={"Authorization": "Bearer " + PASSWORD, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def openai_chat(key, model):
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    req = urllib.request.Request(PROXY + "/v1/chat/completions", data=body, method="POST",
+                                 headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def proxy_chat(key, model="llama3.2"):
@@ -175,6 +196,33 @@ try:
     wait.until(lambda d: d.find_element(By.XPATH, "//table[1]//tbody/tr[1]/td[6]").text.endswith(" ms"))
     ok("provider checked")
 
+    # 7b. Add a provider (an OpenAI-compatible face of the mock), use it, test it, edit it, remove it.
+    fill("add-provider", "name", "lab-cloud")
+    fill("add-provider", "base_url", MOCK + "/v1")
+    fill("add-provider", "api_key", "sk-ui-provider-key-0042")
+    driver.find_element(By.CSS_SELECTOR, "#add-provider [name=allow_private]").click()
+    submit("add-provider")
+    wait_page("/ui/providers/lab-cloud")
+    wait.until(EC.presence_of_element_located((By.ID, "edit-provider")))
+    assert "sk-ui-provider-key" not in driver.page_source
+    assert "with a key" in driver.page_source
+    shot("16-provider-added")
+    other = admin_api("POST", "/api/api-keys", {"name": "provider-check"})["key"]
+    status = openai_chat(other, "lab-cloud/gpt-4o-mini")
+    assert status == 200, status
+    driver.find_element(By.XPATH, "//button[text()='Test now']").click()
+    wait.until(lambda d: " ms," in d.find_element(By.ID, "provider-state").text)
+    fill("edit-provider", "max_concurrent", "4")
+    submit("edit-provider")
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#edit-provider [name=max_concurrent]").get_attribute("value") == "4")
+    assert [p["max_concurrent"] for p in admin_api("GET", "/api/providers") if p["name"] == "lab-cloud"] == [4]
+    driver.find_element(By.XPATH, "//button[text()='Remove provider']").click()
+    wait.until(EC.alert_is_present())
+    driver.switch_to.alert.accept()
+    wait.until(lambda d: d.current_url.endswith("/ui/providers"))
+    assert [p["name"] for p in admin_api("GET", "/api/providers")] == ["ollama"]
+    ok("provider added, used, tested, edited and removed")
+
     # 8. The other pages render; a phone-sized window works too.
     for path, name in [("/ui/providers", "10-providers"), ("/ui/settings", "11-settings"), ("/ui/help", "12-help"), ("/ui/users", "13-users")]:
         driver.get(ADMIN + path)
@@ -207,5 +255,9 @@ try:
     errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE" and "401" not in e.get("message", "")]
     assert not errors, errors
     ok("no script errors")
+except Exception:
+    shot("failure")
+    print("failed at " + driver.current_url + ": " + driver.find_element(By.TAG_NAME, "body").text[:2000], flush=True)
+    raise
 finally:
     driver.quit()

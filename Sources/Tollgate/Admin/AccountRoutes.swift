@@ -17,6 +17,11 @@ struct AdminDeps: Sendable {
     let drain: DrainState
     /// Proxy port once bound (port 0 in tests).
     let proxyPort: @Sendable () async -> Int
+    let secrets: ProviderSecrets
+    /// Providers from configuration (read-only through the API).
+    let configuredProviders: [String]
+    /// Puts the stored providers in force and reads their models.
+    let reloadProviders: @Sendable () async throws -> Void
     /// Makes a change visible to the request path at once (key cache, settings).
     let changed: @Sendable () async -> Void
 

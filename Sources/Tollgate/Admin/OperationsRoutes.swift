@@ -87,7 +87,7 @@ enum OperationsRoutes {
 
     // MARK: Providers and models
 
-    static func providerJSON(_ b: Backend, models: Int) -> JSONValue {
+    static func providerJSON(_ b: Backend, models: Int, configured: Bool) -> JSONValue {
         let h = b.health.withLock { $0 }
         let ejectedFor = h.ejectedUntil.map { until -> Double in
             let d = until - ContinuousClock.now
@@ -99,6 +99,8 @@ enum OperationsRoutes {
             ("last_check_failed", .bool(h.lastCheckFailed)), ("ejected_for_seconds", ejectedFor.flatMap { $0 > 0 ? .number($0) : nil } ?? .null),
             ("max_concurrent", AdminJSON.int(b.config.maxConcurrent)), ("models", .number(models)),
             ("latency_ms", b.probeLatencyMs.withLock { $0 }.map { .number($0) } ?? .null),
+            ("source", .string(configured ? "configuration" : "admin")), ("has_api_key", .bool(b.config.apiKey != nil)),
+            ("allow_private", .bool(b.config.allowPrivate)), ("declared_models", .array(b.config.models.map { .string($0.name) })),
         ])
     }
 
@@ -115,7 +117,8 @@ enum OperationsRoutes {
         ("name", Schema.string), ("kind", Schema.enumeration(ProviderConfig.Kind.allCases.map(\.rawValue))), ("base_url", Schema.string),
         ("healthy", Schema.boolean), ("in_flight", Schema.integer), ("consecutive_failures", Schema.integer), ("last_check_failed", Schema.boolean),
         ("ejected_for_seconds", Schema.nullable(Schema.number)), ("max_concurrent", Schema.nullable(Schema.integer)), ("models", Schema.integer),
-        ("latency_ms", Schema.nullable(Schema.number)),
+        ("latency_ms", Schema.nullable(Schema.number)), ("source", Schema.enumeration(["configuration", "admin"])), ("has_api_key", Schema.boolean),
+        ("allow_private", Schema.boolean), ("declared_models", Schema.array(Schema.string)),
     ])
 
     static let modelSchema = Schema.object([
@@ -266,7 +269,7 @@ enum OperationsRoutes {
                 responses: [.init(status: 200, description: "the providers", schema: Schema.array(providerSchema))]
             ) { _, _ in
                 let all = deps.router.catalog.all()
-                return AdminJSON.response(.ok, .array(deps.router.backends.map { b in providerJSON(b, models: all.filter { $0.provider == b.name }.count) }))
+                return AdminJSON.response(.ok, .array(deps.router.backends.map { b in providerJSON(b, models: all.filter { $0.provider == b.name }.count, configured: deps.configuredProviders.contains(b.name)) }))
             },
             AdminEndpoint(
                 method: .post, path: "/api/providers/{name}/check", summary: "Check a provider's health and read its models now", tag: "providers",
@@ -279,7 +282,7 @@ enum OperationsRoutes {
                 if let models = await probe.models(of: backend) { deps.router.catalog.replace(provider: backend.name, with: models) }
                 let count = deps.router.catalog.all().filter { $0.provider == backend.name }.count
                 await deps.audit(call, "provider.check", target: name)
-                return AdminJSON.response(.ok, providerJSON(backend, models: count))
+                return AdminJSON.response(.ok, providerJSON(backend, models: count, configured: deps.configuredProviders.contains(name)))
             },
             AdminEndpoint(
                 method: .get, path: "/api/models", summary: "The model catalog, with prices (override or declared) and aliases", tag: "models",

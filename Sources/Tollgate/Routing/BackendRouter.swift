@@ -202,7 +202,9 @@ public struct Route: Sendable {
 /// nothing in a request (body, headers, model name) can name a host or a credential; a model name
 /// can only choose among configured providers.
 public struct BackendRouter: Sendable {
-    public let backends: [Backend]
+    /// The providers in force; replaced as a whole when an operator adds, changes or removes one.
+    public var backends: [Backend] { inForce.current.withLock { $0 } }
+    let inForce: BackendSet
     public let catalog: ModelCatalog
     let retryBudget = RetryBudget()
     /// Breaks ties between equally busy backends in turn.
@@ -221,12 +223,27 @@ public struct BackendRouter: Sendable {
     }
 
     public init(providers: [ProviderConfig], catalog: ModelCatalog, timeouts: (connect: Duration, read: Duration)? = nil) {
-        self.backends = providers.map { Backend($0, defaults: timeouts) }
+        self.inForce = BackendSet(providers.map { Backend($0, defaults: timeouts) }, timeouts: timeouts)
         self.catalog = catalog
     }
 
-    /// Every HTTP client in use: the gateway's and the providers' own.
-    public func clients(with shared: UpstreamClient) -> [UpstreamClient] { [shared] + backends.compactMap(\.client) }
+    /// Every HTTP client made: the gateway's and the providers' own (those of removed providers
+    /// too, which may still carry a request; all are shut down at the end).
+    public func clients(with shared: UpstreamClient) -> [UpstreamClient] { [shared] + inForce.clients.withLock { $0 } }
+
+    /// Puts a new list of providers in force: a provider whose configuration did not change keeps its
+    /// backend (health, requests in flight); the catalog follows.
+    public func install(_ providers: [ProviderConfig]) {
+        let old = backends
+        let fresh = providers.map { p in old.first { $0.config == p } ?? Backend(p, defaults: inForce.timeouts) }
+        for b in fresh where !old.contains(where: { $0 === b }) {
+            if let client = b.client { inForce.clients.withLock { $0.append(client) } }
+            if let url = old.first(where: { $0.name == b.name })?.urlOverride.withLock({ $0 }) { b.urlOverride.withLock { $0 = url } }
+        }
+        for p in providers { catalog.setProvider(p) }
+        for b in old where !providers.contains(where: { $0.name == b.name }) { catalog.removeProvider(b.name) }
+        inForce.current.withLock { $0 = fresh }
+    }
 
     /// The router of a single Ollama server (tests and tools).
     public init(ollamaURL: URL) {
@@ -279,4 +296,17 @@ public struct BackendRouter: Sendable {
     public var primaryOllama: Backend? { backends.first { $0.kind == .ollama } }
 
     public func backend(named name: String) -> Backend? { backends.first { $0.name == name } }
+}
+
+/// The backends in force and every client they brought.
+final class BackendSet: Sendable {
+    let current: Mutex<[Backend]>
+    let clients: Mutex<[UpstreamClient]>
+    let timeouts: (connect: Duration, read: Duration)?
+
+    init(_ backends: [Backend], timeouts: (connect: Duration, read: Duration)?) {
+        self.current = Mutex(backends)
+        self.clients = Mutex(backends.compactMap(\.client))
+        self.timeouts = timeouts
+    }
 }

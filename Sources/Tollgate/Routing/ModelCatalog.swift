@@ -11,6 +11,8 @@ public final class ModelCatalog: Sendable {
         var declared: [String: [ModelMetadata]] = [:]
         /// Declared without a provider: applies wherever the model is served.
         var everywhere: [String: ModelMetadata] = [:]
+        /// Declared at the top level for one provider (kept when the provider is replaced).
+        var declaredFor: [String: [ModelMetadata]] = [:]
         var kinds: [String: ProviderConfig.Kind] = [:]
         var order: [String] = []
         /// The merged list and an index by name, rebuilt when a list changes (routing reads them per request).
@@ -32,10 +34,34 @@ public final class ModelCatalog: Sendable {
             for d in declared {
                 if let provider = d.provider {
                     s.declared[provider, default: []].append(d.metadata)
+                    s.declaredFor[provider, default: []].append(d.metadata)
                 } else {
                     s.everywhere[d.metadata.name] = d.metadata
                 }
             }
+            Self.rebuild(&s)
+            known.store(!s.merged.isEmpty || !s.everywhere.isEmpty, ordering: .relaxed)
+        }
+    }
+
+    /// Adds a provider (or replaces its kind and declared models).
+    public func setProvider(_ p: ProviderConfig) {
+        state.withLock { s in
+            s.kinds[p.name] = p.kind
+            if !s.order.contains(p.name) { s.order.append(p.name) }
+            s.declared[p.name] = p.models + (s.declaredFor[p.name] ?? [])
+            Self.rebuild(&s)
+            known.store(!s.merged.isEmpty || !s.everywhere.isEmpty, ordering: .relaxed)
+        }
+    }
+
+    /// Forgets a provider and its models.
+    public func removeProvider(_ name: String) {
+        state.withLock { s in
+            s.kinds[name] = nil
+            s.order.removeAll { $0 == name }
+            s.declared[name] = nil
+            s.discovered[name] = nil
             Self.rebuild(&s)
             known.store(!s.merged.isEmpty || !s.everywhere.isEmpty, ordering: .relaxed)
         }

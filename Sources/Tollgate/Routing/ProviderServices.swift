@@ -74,13 +74,10 @@ struct CatalogRefresher: Service {
     static func needed(_ router: BackendRouter) -> Bool { router.backends.count > 1 || router.backends.first?.kind != .ollama }
 
     func run() async throws {
-        guard Self.needed(router) else {
-            try? await gracefulShutdown()
-            return
-        }
+        // Providers can be added while running: the need is judged at every tick.
         try? await cancelWhenGracefulShutdown {
             while true {
-                await Self.refresh(router: router, probe: probe, logger: logger)
+                if Self.needed(router) { await Self.refresh(router: router, probe: probe, logger: logger) }
                 try await Task.sleep(for: interval)
             }
         }
@@ -110,15 +107,11 @@ struct HealthChecker: Service {
     let logger: Logger
 
     func run() async throws {
-        // With one provider there is nothing to route around.
-        guard router.backends.count > 1 else {
-            try? await gracefulShutdown()
-            return
-        }
         try? await cancelWhenGracefulShutdown {
             while true {
                 try await Task.sleep(for: interval)
-                await Self.check(router: router, probe: probe, logger: logger)
+                // With one provider there is nothing to route around (providers can be added while running).
+                if router.backends.count > 1 { await Self.check(router: router, probe: probe, logger: logger) }
             }
         }
     }

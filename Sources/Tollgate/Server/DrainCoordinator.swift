@@ -7,7 +7,7 @@ import ServiceLifecycle
 /// listeners then stop accepting and wait for their open responses.
 struct DrainCoordinator: Service {
     let drain: DrainState
-    let clients: [UpstreamClient]
+    let clients: @Sendable () -> [UpstreamClient]
     let deadline: Duration
     let logger: Logger
 
@@ -25,7 +25,7 @@ struct DrainCoordinator: Service {
             try? await Task.sleep(for: deadline)
             drain.abort()
             logger.warning("drain deadline reached: ending open upstream streams")
-            for client in clients { try? await client.http.shutdown() }
+            for client in clients() { try? await client.http.shutdown() }
         }
     }
 }

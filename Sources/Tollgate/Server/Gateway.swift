@@ -25,6 +25,9 @@ public final class Gateway: Sendable {
     let adminAuth: AdminAuth
     let serverSecret: String
     let boundPorts = BoundPorts()
+    /// The providers from configuration (those added through the admin API follow them).
+    let configuredProviders: [ProviderConfig]
+    let secrets: ProviderSecrets
     let connections = ClientConnectionRegistry()
 
     /// Opens the store, runs migrations and resolves the server secret.
@@ -44,6 +47,7 @@ public final class Gateway: Sendable {
             let failures = try await store.loginFailures()
             let gateway = Gateway(config: config, store: store, secret: secret, logger: logger, clock: clock, adminSecret: adminSecret, loginFailures: failures)
             try await gateway.settings.reload(from: store)
+            try await gateway.reloadProviders()
             let reaped = try await gateway.gate.reap(olderThan: -1)
             if reaped > 0 {
                 logger.warning("settled reservations left by a previous run", metadata: ["count": "\(reaped)"])
@@ -90,6 +94,8 @@ public final class Gateway: Sendable {
         self.client = UpstreamClient(connectTimeout: config.upstreamConnectTimeout, readTimeout: config.upstreamReadTimeout)
         let providers = config.providers.isEmpty
             ? [ProviderConfig(name: "ollama", kind: .ollama, baseURL: config.ollamaURL.absoluteString)] : config.providers
+        self.configuredProviders = providers
+        self.secrets = ProviderSecrets(serverSecret: secret)
         self.router = BackendRouter(
             providers: providers, catalog: ModelCatalog(providers: providers, declared: config.declaredModels),
             timeouts: (config.upstreamConnectTimeout, config.upstreamReadTimeout)
@@ -136,7 +142,7 @@ public final class Gateway: Sendable {
         )
         return [
             usage,
-            UpstreamClientService(clients: router.clients(with: client)),
+            UpstreamClientService(clients: { [router, client] in router.clients(with: client) }),
             KeyCacheRefresher(authenticator: authenticator, settings: settings, store: store, interval: .seconds(1), logger: logger),
             ReservationReaper(gate: gate, interval: .seconds(60), minimumAge: 120, logger: logger),
             UsageRetention(store: store, settings: settings, clock: clock, interval: .seconds(3600), logger: logger),
@@ -144,8 +150,26 @@ public final class Gateway: Sendable {
             HealthChecker(router: router, probe: ProviderProbe(client: client), interval: config.healthCheckInterval, logger: logger),
             admin,
             proxy,
-            DrainCoordinator(drain: drain, clients: router.clients(with: client), deadline: config.drainTimeout, logger: logger),
+            DrainCoordinator(drain: drain, clients: { [router, client] in router.clients(with: client) }, deadline: config.drainTimeout, logger: logger),
         ]
+    }
+
+    /// Puts configuration's providers and the stored ones in force (at start and after an admin change).
+    public func reloadProviders() async throws {
+        let stored = try await store.storedProviders()
+        let names = Set(configuredProviders.map(\.name))
+        var all = configuredProviders
+        for p in stored where !names.contains(p.name) {
+            var c = ProviderConfig(name: p.name, kind: p.kind, baseURL: p.baseURL, apiKey: p.sealedAPIKey.flatMap(secrets.open))
+            if p.sealedAPIKey != nil, c.apiKey == nil {
+                logger.warning("a stored provider key does not open with this server secret; the provider runs without it", metadata: ["provider": "\(p.name)"])
+            }
+            c.models = p.models.map { ModelMetadata(name: $0) }
+            c.maxConcurrent = p.maxConcurrent
+            c.allowPrivate = p.allowPrivate
+            all.append(c)
+        }
+        router.install(all)
     }
 
     /// Deletes usage records past the retention setting now (also done hourly); returns how many.
@@ -162,6 +186,11 @@ public final class Gateway: Sendable {
             AdminDeps(
                 store: store, manager: KeyManager(store: store, serverSecret: serverSecret), auth: adminAuth, gate: gate, router: router,
                 settings: settings, client: client, config: config, drain: drain, proxyPort: { await ports.wait().proxy },
+                secrets: secrets, configuredProviders: configuredProviders.map(\.name),
+                reloadProviders: { [self] in
+                    try await self.reloadProviders()
+                    await self.refreshCatalog()
+                },
                 changed: { [authenticator, settings, store] in
                     authenticator.invalidate()
                     try? await settings.reload(from: store)

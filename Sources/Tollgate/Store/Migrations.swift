@@ -157,5 +157,25 @@ enum Migrations {
                 "CREATE INDEX IF NOT EXISTS audit_log_time ON audit_log (created_at)",
             ]
         ),
+        (
+            7,
+            [
+                // Providers added through the admin API (those from configuration are not stored).
+                // The key is sealed with a key derived from the server secret, never stored in clear.
+                """
+                CREATE TABLE IF NOT EXISTS providers (
+                    name TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    base_url TEXT NOT NULL,
+                    api_key_sealed TEXT,
+                    models TEXT,
+                    max_concurrent BIGINT,
+                    allow_private INTEGER NOT NULL DEFAULT 0,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+            ]
+        ),
     ]
 }

@@ -244,3 +244,31 @@ public struct AuditRecord: Sendable, Equatable {
         self.detail = detail
     }
 }
+
+/// A provider added through the admin API, as stored (its key sealed).
+public struct StoredProvider: Sendable, Equatable {
+    public var name: String
+    public var kind: ProviderConfig.Kind
+    public var baseURL: String
+    public var sealedAPIKey: String?
+    public var models: [String]
+    public var maxConcurrent: Int?
+    public var allowPrivate: Bool
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(
+        name: String, kind: ProviderConfig.Kind, baseURL: String, sealedAPIKey: String?, models: [String], maxConcurrent: Int?, allowPrivate: Bool,
+        createdAt: Date, updatedAt: Date
+    ) {
+        self.name = name
+        self.kind = kind
+        self.baseURL = baseURL
+        self.sealedAPIKey = sealedAPIKey
+        self.models = models
+        self.maxConcurrent = maxConcurrent
+        self.allowPrivate = allowPrivate
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}

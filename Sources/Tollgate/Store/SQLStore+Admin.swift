@@ -138,6 +138,48 @@ extension SQLStore {
         }
     }
 
+    // MARK: Providers
+
+    public func storedProviders() async throws -> [StoredProvider] {
+        try await serial { db in
+            try await db.raw("SELECT * FROM providers ORDER BY created_at, name").all().map { row in
+                StoredProvider(
+                    name: try row.decode(column: "name", as: String.self),
+                    kind: ProviderConfig.Kind(rawValue: try row.decode(column: "kind", as: String.self)) ?? .openai,
+                    baseURL: try row.decode(column: "base_url", as: String.self),
+                    sealedAPIKey: try row.decode(column: "api_key_sealed", as: String?.self),
+                    models: Self.tags(try row.decode(column: "models", as: String?.self)),
+                    maxConcurrent: try row.decode(column: "max_concurrent", as: Int?.self),
+                    allowPrivate: try row.decode(column: "allow_private", as: Int.self) != 0,
+                    createdAt: Self.date(try row.decode(column: "created_at", as: Int64.self)),
+                    updatedAt: Self.date(try row.decode(column: "updated_at", as: Int64.self))
+                )
+            }
+        }
+    }
+
+    public func saveProvider(_ p: StoredProvider) async throws {
+        try await serial { db in
+            try await db.raw(
+                """
+                INSERT INTO providers (name, kind, base_url, api_key_sealed, models, max_concurrent, allow_private, created_at, updated_at)
+                VALUES (\(bind: p.name), \(bind: p.kind.rawValue), \(bind: p.baseURL), \(bind: p.sealedAPIKey), \(bind: Self.tagText(p.models)),
+                        \(bind: p.maxConcurrent), \(bind: p.allowPrivate ? 1 : 0), \(bind: Self.ms(p.createdAt)), \(bind: Self.ms(p.updatedAt)))
+                ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, base_url = excluded.base_url, api_key_sealed = excluded.api_key_sealed,
+                    models = excluded.models, max_concurrent = excluded.max_concurrent, allow_private = excluded.allow_private, updated_at = excluded.updated_at
+                """
+            ).run()
+        }
+    }
+
+    public func deleteProvider(name: String) async throws -> Bool {
+        try await serial { db in
+            guard try await db.raw("SELECT name FROM providers WHERE name = \(bind: name)").first() != nil else { return false }
+            try await db.raw("DELETE FROM providers WHERE name = \(bind: name)").run()
+            return true
+        }
+    }
+
     // MARK: Audit
 
     public func insertAudit(_ r: AuditRecord) async throws {

@@ -67,6 +67,12 @@ public protocol TollgateStore: Sendable {
     func deleteUser(id: String) async throws -> Bool
     func user(externalID: String) async throws -> UserRecord?
 
+    /// Providers added through the admin API.
+    func storedProviders() async throws -> [StoredProvider]
+    /// Inserts or replaces a provider.
+    func saveProvider(_ provider: StoredProvider) async throws
+    func deleteProvider(name: String) async throws -> Bool
+
     func insertAudit(_ record: AuditRecord) async throws
     /// Audit entries, newest first.
     func audit(limit: Int, offset: Int) async throws -> [AuditRecord]

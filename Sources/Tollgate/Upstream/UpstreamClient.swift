@@ -66,10 +66,11 @@ extension TimeAmount {
 
 /// Shuts the upstream client down when the service group stops (AsyncHTTPClient requires it).
 struct UpstreamClientService: Service {
-    let clients: [UpstreamClient]
+    /// Read at shutdown: providers added while running brought clients of their own.
+    let clients: @Sendable () -> [UpstreamClient]
 
     func run() async throws {
         try? await gracefulShutdown()
-        for client in clients { try? await client.http.shutdown() }
+        for client in clients() { try? await client.http.shutdown() }
     }
 }

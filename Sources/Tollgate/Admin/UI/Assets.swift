@@ -83,7 +83,7 @@ enum Assets {
         }
         function after(el, data) {
           const then = el.dataset.then;
-          if (then) { location.href = then.replace("{id}", data && data.id ? encodeURIComponent(data.id) : ""); return; }
+          if (then) { location.href = then.replace("{id}", data && data.id ? encodeURIComponent(data.id) : "").replace("{name}", data && data.name ? encodeURIComponent(data.name) : ""); return; }
           location.reload();
         }
         document.addEventListener("submit", async (event) => {

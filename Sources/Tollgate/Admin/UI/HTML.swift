@@ -80,12 +80,12 @@ enum HTML {
     /// A labelled input; `type` is the script's conversion (`int`, `list`, `json`, `string`, `date`).
     static func field(
         _ name: String, _ label: String, value: String? = nil, type: String = "string", input: String = "text", hint: String? = nil, required: Bool = false,
-        emptyIsNull: Bool = false
+        emptyIsNull: Bool = false, omitEmpty: Bool = false
     ) -> String {
         let id = "f-" + name
         let hintHTML = hint.map { "<small id=\"\(id)-hint\">\(escape($0))</small>" } ?? ""
         return """
-            <label for="\(id)">\(escape(label))</label><input id="\(id)" name="\(name)" type="\(input)" data-type="\(type)"\(emptyIsNull ? " data-empty=\"null\"" : "") value="\(escape(value ?? ""))"\
+            <label for="\(id)">\(escape(label))</label><input id="\(id)" name="\(name)" type="\(input)" data-type="\(type)"\(emptyIsNull ? " data-empty=\"null\"" : "")\(omitEmpty ? " data-omit-empty" : "") value="\(escape(value ?? ""))"\
             \(required ? " required" : "")\(hint != nil ? " aria-describedby=\"\(id)-hint\"" : "")>\(hintHTML)
             """
     }

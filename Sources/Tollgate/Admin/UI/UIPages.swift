@@ -70,8 +70,11 @@ enum UIPages {
             page("/ui/users/{id}", "One user: edit quotas, its keys", notFound: true, deps) { _, call, csrf in
                 try await user(deps, id: try call.parameter("id"), csrf: csrf)
             },
-            page("/ui/providers", "Providers with health, the model catalog, aliases and prices", deps) { _, _, csrf in
+            page("/ui/providers", "Providers with health, the model catalog, aliases and prices; add a provider", deps) { _, _, csrf in
                 providers(deps, csrf: csrf)
+            },
+            page("/ui/providers/{name}", "One provider: health, models; edit, test or remove one added here", notFound: true, deps) { _, call, csrf in
+                try await provider(deps, name: try call.parameter("name"), csrf: csrf)
             },
             page(
                 "/ui/usage", "Usage: filters, chart, breakdowns, recent requests, CSV (filters that cannot be read are named and ignored)",
@@ -308,7 +311,9 @@ enum UIPages {
         let s = deps.settings.current
         let providerRows = deps.router.backends.map { b -> [String] in
             [
-                HTML.escape(b.name), HTML.escape(b.kind.rawValue), "<code>\(HTML.escape(OperationsRoutes.publicURL(b.baseURL)))</code>",
+                "<a href=\"/ui/providers/\(HTML.escape(b.name))\">\(HTML.escape(b.name))</a>"
+                    + (deps.configuredProviders.contains(b.name) ? "" : " " + HTML.badge("added here", "muted")),
+                HTML.escape(b.kind.rawValue), "<code>\(HTML.escape(OperationsRoutes.publicURL(b.baseURL)))</code>",
                 b.isHealthy ? HTML.badge("healthy", "ok") : HTML.badge("unhealthy", "bad"), String(b.inFlight),
                 b.probeLatencyMs.withLock { $0 }.map { String(format: "%.0f ms", $0) } ?? "—",
                 "<button type=\"button\" class=\"secondary\" data-api=\"POST /api/providers/\(HTML.escape(b.name))/check\">Check now</button>",
@@ -323,7 +328,12 @@ enum UIPages {
         let aliasText = s.aliases.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
         let body = """
             \(HTML.table(["Provider", "Kind", "URL", "Health", "In flight", "Latency", ""], providerRows))
-            <p><small>Providers come from OLLAMA_URL and TOLLGATE_PROVIDERS; the Ollama URL can be changed in Settings.</small></p>
+            <p><small>Providers come from OLLAMA_URL and TOLLGATE_PROVIDERS (change those in the configuration; the Ollama URL also in Settings) or are added here.</small></p>
+            <h2>Add a provider</h2>
+            <form class="panel grid" data-api="POST /api/providers" data-then="/ui/providers/{name}" id="add-provider">
+            <div>\(HTML.field("name", "Name", hint: "lowercase letters, digits, - and _; models are then reachable as name/model", required: true))</div>
+            \(providerFields(nil))
+            <div><button type="submit">Add provider</button></div></form>
             <h2>Models</h2>\(HTML.table(["Model", "Provider", "Context", "Price in / out per million tokens"], models, empty: "The catalog is read from the providers when there is more than one (a single Ollama server lists its own models)."))
             <h2>Aliases</h2>
             <form class="panel" data-api="PUT /api/settings" id="aliases">\(HTML.field("aliases", "Aliases", value: aliasText, hint: "alias=model pairs, comma-separated; empty: none"))<div class="actions"><button type="submit">Save aliases</button></div></form>
@@ -333,6 +343,55 @@ enum UIPages {
             <small id="f-prices-hint">JSON: {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}; empty: none</small><div class="actions"><button type="submit">Save prices</button></div></form>
             """
         return HTML.page(title: "Providers and models", active: "/ui/providers", csrf: csrf, body)
+    }
+
+    /// The fields of a provider form (`current` nil: adding one).
+    static func providerFields(_ current: Backend?) -> String {
+        let kind = current?.kind ?? .openai
+        let options = ProviderConfig.Kind.allCases.map { k in
+            let label = k == .openai ? "OpenAI-compatible" : k == .anthropic ? "Anthropic" : "Ollama"
+            return "<option value=\"\(k.rawValue)\"\(k == kind ? " selected" : "")>\(label)</option>"
+        }.joined()
+        let keyHint = current == nil ? "sent as the provider's credential; stored sealed, never shown again" : (current?.config.apiKey != nil
+            ? "a key is stored; empty keeps it" : "no key is stored; empty: none")
+        return """
+            <div><label for="f-kind">Kind</label><select id="f-kind" name="kind" data-type="string">\(options)</select></div>
+            <div>\(HTML.field("base_url", "Base URL", value: current.map { OperationsRoutes.publicURL($0.baseURL) }, input: "url", hint: "OpenAI-compatible: with its version prefix, https://host/v1", required: true))</div>
+            <div>\(HTML.field("api_key", "API key", input: "password", hint: keyHint, omitEmpty: true))</div>
+            <div>\(HTML.field("models", "Models", value: current?.config.models.map(\.name).joined(separator: ", "), type: "list", hint: "comma-separated; empty: read from the provider"))</div>
+            <div>\(HTML.field("max_concurrent", "Concurrent requests at most", value: current?.config.maxConcurrent.map(String.init), type: "int", input: "number", hint: "empty: unbounded"))</div>
+            <div>\(HTML.checkbox("allow_private", "Allow a private, loopback or link-local address (a server on this network)", checked: current?.config.allowPrivate ?? false))</div>
+            """
+    }
+
+    static func provider(_ deps: AdminDeps, name: String, csrf: String) async throws -> Response {
+        guard let b = deps.router.backend(named: name) else {
+            var r = HTML.page(title: "No such provider", active: "/ui/providers", csrf: csrf, "<p>There is no provider \(HTML.escape(name)). <a href=\"/ui/providers\">All providers</a></p>")
+            r.status = .notFound
+            return r
+        }
+        let api = "/api/providers/\(HTML.escape(b.name))"
+        let configured = deps.configuredProviders.contains(b.name)
+        let models = deps.router.catalog.all().filter { $0.provider == b.name }.map { [HTML.escape($0.model.name), $0.model.contextLength.map { HTML.number($0) } ?? "—"] }
+        let latency = b.probeLatencyMs.withLock { $0 }.map { String(format: "%.0f ms", $0) } ?? "—"
+        var body = """
+            <p id="provider-state">\(b.isHealthy ? HTML.badge("healthy", "ok") : HTML.badge("unhealthy", "bad")) \(HTML.escape(b.kind.rawValue)) at <code>\(HTML.escape(OperationsRoutes.publicURL(b.baseURL)))</code>,
+            latency \(latency), \(b.inFlight) in flight, \(b.config.apiKey != nil ? "with a key" : "without a key")</p>
+            <div class="actions"><button type="button" class="secondary" data-api="POST \(api)/check">Test now</button></div>
+            """
+        if configured {
+            body += "<p>This provider comes from the configuration (OLLAMA_URL, TOLLGATE_PROVIDERS or a provider's environment variables): change it there.</p>"
+        } else {
+            body += """
+                <h2>Edit</h2>
+                <form class="panel grid" data-api="PATCH \(api)" id="edit-provider">\(providerFields(b))<div><button type="submit">Save</button></div></form>
+                <div class="actions">
+                \(b.config.apiKey != nil ? "<button type=\"button\" class=\"secondary\" data-api=\"PATCH \(api)\" data-body='{\"api_key\":null}' data-confirm=\"Remove the stored key? Requests then go without one.\">Remove key</button>" : "")
+                <button type="button" class="danger" data-api="DELETE \(api)" data-then="/ui/providers" data-confirm="Remove this provider? Its models leave the catalog; requests in flight finish.">Remove provider</button></div>
+                """
+        }
+        body += "<h2>Models</h2>" + HTML.table(["Model", "Context"], models, empty: "No models read from this provider yet.")
+        return HTML.page(title: "Provider “\(b.name)”", active: "/ui/providers", csrf: csrf, body)
     }
 
     static func usage(_ deps: AdminDeps, request: Request, csrf: String) async throws -> Response {
