@@ -260,6 +260,7 @@ public struct BackendRouter: Sendable {
     /// (ambiguous across kinds of provider); a name no catalog lists goes to the Ollama servers, which
     /// may have it even before the next refresh.
     public func resolve(_ model: String) -> Resolution {
+        let backends = self.backends  // one reading: the list may be replaced meanwhile
         // One Ollama server (the common case): everything goes there, no catalog to consult.
         if backends.count == 1, backends[0].kind == .ollama {
             let prefix = backends[0].name + "/"
