@@ -8,7 +8,7 @@ struct TollgateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "A self-hosted LLM gateway: keys, quotas and usage records in front of Ollama.",
-        subcommands: [Serve.self, Migrate.self, Users.self, Keys.self, Settings.self, Usage.self],
+        subcommands: [Serve.self, Migrate.self, Users.self, Keys.self, Settings.self, Usage.self, Export.self, Import.self],
         defaultSubcommand: Serve.self
     )
 }

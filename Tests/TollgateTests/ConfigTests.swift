@@ -10,7 +10,11 @@ import Testing
         #expect(c.proxy == .init(host: "0.0.0.0", port: 8000))
         #expect(c.admin == .init(host: "127.0.0.1", port: 8001))
         #expect(c.database == .sqlite(path: "./data/tollgate.db"))
-        #expect(c.usageLogFile == "logs/usage.log")
+        // llmproxy's default name, under the data directory (where the database is too).
+        #expect(c.usageLogFile == "./data/logs/usage.log")
+        #expect(try TollgateConfig.load(from: ConfigSource(values: ["LOG_FILE": "none"])).usageLogFile == nil)
+        #expect(try TollgateConfig.load(from: ConfigSource(values: ["LOG_FILE": "/var/log/tollgate/usage.log"])).usageLogFile == "/var/log/tollgate/usage.log")
+        #expect(throws: ConfigError.self) { try TollgateConfig.load(from: ConfigSource(values: ["TOLLGATE_ACCESS_LOG": "maybe"])) }
         #expect(c.adminPassword == nil)
     }
 

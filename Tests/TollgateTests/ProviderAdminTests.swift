@@ -83,8 +83,13 @@ import TollgateTestSupport
 
         // The key is sealed at rest: not in the database files, the answers, the audit log or the logs.
         try await gw.stop(keepFiles: true)
-        for file in try FileManager.default.contentsOfDirectory(atPath: gw.directory) {
-            let data = try Data(contentsOf: URL(fileURLWithPath: gw.directory).appendingPathComponent(file))
+        let files = FileManager.default.enumerator(atPath: gw.directory)?.allObjects.compactMap { $0 as? String } ?? []
+        #expect(files.contains("tollgate.db") && files.contains("logs/usage.log"))
+        for file in files {
+            var isDirectory: ObjCBool = false
+            let path = gw.directory + "/" + file
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
             #expect(data.range(of: Data(Self.providerKey.utf8)) == nil, "the provider key is in \(file)")
         }
         #expect(!gw.logs.text.contains(Self.providerKey))

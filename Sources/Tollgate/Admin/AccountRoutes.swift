@@ -20,6 +20,8 @@ struct AdminDeps: Sendable {
     let secrets: ProviderSecrets
     /// Providers from configuration (read-only through the API).
     let configuredProviders: [String]
+    let metrics: GatewayMetrics
+    let usage: UsageWriter
     /// Puts the stored providers in force and reads their models.
     let reloadProviders: @Sendable () async throws -> Void
     /// Makes a change visible to the request path at once (key cache, settings).

@@ -79,6 +79,17 @@ enum AdminRoutes {
                 }
             },
             AdminEndpoint(
+                method: .get, path: "/metrics", summary: "Metrics in the Prometheus text format (scrape with an admin key as Bearer)", tag: "health",
+                responses: [.init(status: 200, description: "the metrics", schema: Schema.string, contentType: "text/plain")]
+            ) { _, _ in
+                let text = deps.metrics.render(
+                    router: deps.router, rejections: deps.gate.rejections.snapshot, usageBacklog: deps.usage.backlog, openRequests: deps.usage.openRequests
+                )
+                return Response(
+                    status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: text))
+                )
+            },
+            AdminEndpoint(
                 method: .post, path: "/api/login", summary: "Log in with the admin password: sets the session cookie and returns the CSRF token", tag: "auth",
                 open: true, body: Schema.object([("password", Schema.string)]),
                 responses: [

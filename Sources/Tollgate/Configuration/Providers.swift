@@ -4,7 +4,7 @@ import TollgateCore
 /// One upstream provider: what it speaks, where it is, and the credential the gateway attaches.
 /// Comes only from configuration; nothing in a request can name a provider's URL or key.
 public struct ProviderConfig: Sendable, Equatable {
-    public enum Kind: String, Sendable, CaseIterable { case ollama, openai, anthropic }
+    public enum Kind: String, Sendable, CaseIterable, Codable { case ollama, openai, anthropic }
     public var name: String
     public var kind: Kind
     /// Without a trailing slash. OpenAI-compatible URLs carry their version prefix (`…/v1`).

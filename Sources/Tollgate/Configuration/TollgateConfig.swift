@@ -37,7 +37,12 @@ public struct TollgateConfig: Sendable {
     public var proxy: Listener
     public var admin: Listener
     public var timeZone: TimeZone
-    public var usageLogFile: String
+    /// The rotating usage log (`LOG_FILE`; a relative path is under the data directory; nil: none).
+    public var usageLogFile: String?
+    public var usageLogMaxBytes = 10 << 20
+    public var usageLogBackups = 5
+    /// One log line per request (`TOLLGATE_ACCESS_LOG`).
+    public var accessLog = true
     public var adminPassword: String?
     public var dataDirectory: String
     /// The server secret for key hashing; when nil it is read from or created in the data directory.
@@ -59,7 +64,8 @@ public struct TollgateConfig: Sendable {
     public var logLevel: String
     public var logFormat: LogFormat
 
-    public enum LogFormat: String, Sendable { case text, json }
+    /// `text` and `logfmt` are the same: `key=value` pairs; `json`: one object per line.
+    public enum LogFormat: String, Sendable { case text, logfmt, json }
 
     /// Settings this version understands; any other `TOLLGATE_` variable stops start-up.
     public static let knownTollgateVariables: Set<String> = [
@@ -67,7 +73,7 @@ public struct TollgateConfig: Sendable {
         "TOLLGATE_CLIENT_TIMEOUT", "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", "TOLLGATE_UPSTREAM_READ_TIMEOUT",
         "TOLLGATE_DRAIN_TIMEOUT", "TOLLGATE_USAGE_FLUSH_MS", "TOLLGATE_USAGE_QUEUE_LIMIT", "TOLLGATE_LOG_LEVEL",
         "TOLLGATE_LOG_FORMAT", "TOLLGATE_DB_BUSY_TIMEOUT_MS", "TOLLGATE_PROVIDERS", "TOLLGATE_CATALOG_REFRESH",
-        "TOLLGATE_HEALTH_INTERVAL", "TOLLGATE_TRUSTED_PROXIES",
+        "TOLLGATE_HEALTH_INTERVAL", "TOLLGATE_TRUSTED_PROXIES", "TOLLGATE_LOG_FILE_MAX_BYTES", "TOLLGATE_LOG_FILE_BACKUPS", "TOLLGATE_ACCESS_LOG",
     ]
 
     /// Loads and validates the configuration. Every problem names its variable.
@@ -116,7 +122,7 @@ public struct TollgateConfig: Sendable {
         }
         let formatName = try source.value("TOLLGATE_LOG_FORMAT") ?? "text"
         guard let logFormat = LogFormat(rawValue: formatName) else {
-            throw ConfigError(variable: "TOLLGATE_LOG_FORMAT", message: "must be text or json")
+            throw ConfigError(variable: "TOLLGATE_LOG_FORMAT", message: "must be logfmt (or text, the same) or json")
         }
         var config = TollgateConfig(
             ollamaURL: ollama,
@@ -124,7 +130,7 @@ public struct TollgateConfig: Sendable {
             proxy: proxy,
             admin: admin,
             timeZone: timeZone,
-            usageLogFile: try source.value("LOG_FILE") ?? "logs/usage.log",
+            usageLogFile: try Self.usageLogPath(source.value("LOG_FILE"), dataDirectory: dataDirectory),
             adminPassword: try source.value("ADMIN_PASSWORD"),
             dataDirectory: dataDirectory,
             serverSecret: secret,
@@ -150,7 +156,23 @@ public struct TollgateConfig: Sendable {
         config.declaredModels = declaredModels
         config.catalogRefreshInterval = try parseSeconds(source.value("TOLLGATE_CATALOG_REFRESH"), default: 60, variable: "TOLLGATE_CATALOG_REFRESH")
         config.healthCheckInterval = try parseSeconds(source.value("TOLLGATE_HEALTH_INTERVAL"), default: 10, variable: "TOLLGATE_HEALTH_INTERVAL")
+        config.usageLogMaxBytes = try parseInt(
+            source.value("TOLLGATE_LOG_FILE_MAX_BYTES"), default: 10 << 20, range: 1024...(1 << 40), variable: "TOLLGATE_LOG_FILE_MAX_BYTES"
+        )
+        config.usageLogBackups = try parseInt(source.value("TOLLGATE_LOG_FILE_BACKUPS"), default: 5, range: 0...1000, variable: "TOLLGATE_LOG_FILE_BACKUPS")
+        switch try source.value("TOLLGATE_ACCESS_LOG")?.lowercased() {
+        case nil, "true", "1", "yes", "on": config.accessLog = true
+        case "false", "0", "no", "off": config.accessLog = false
+        default: throw ConfigError(variable: "TOLLGATE_ACCESS_LOG", message: "must be true or false")
+        }
         return config
+    }
+
+    /// `LOG_FILE`: default `logs/usage.log`; relative paths are under the data directory; `none` (or empty) turns it off.
+    static func usageLogPath(_ text: String?, dataDirectory: String) -> String? {
+        let value = text ?? "logs/usage.log"
+        if value.isEmpty || value.lowercased() == "none" { return nil }
+        return value.hasPrefix("/") ? value : (dataDirectory as NSString).appendingPathComponent(value)
     }
 
     static func parseUpstreamURL(_ text: String, variable: String) throws(ConfigError) -> URL {

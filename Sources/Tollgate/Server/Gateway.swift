@@ -29,6 +29,8 @@ public final class Gateway: Sendable {
     let configuredProviders: [ProviderConfig]
     let secrets: ProviderSecrets
     let connections = ClientConnectionRegistry()
+    public let metrics: GatewayMetrics
+    public let requestLog: RequestLog
 
     /// Opens the store, runs migrations and resolves the server secret.
     /// Reservations left by a previous process are settled here, before any request is served.
@@ -86,9 +88,22 @@ public final class Gateway: Sendable {
             secret: adminSecret, keys: authenticator, throttle: LoginThrottle(store: store, records: loginFailures), secureCookies: !config.admin.isLoopback,
             trustedProxies: config.trustedProxies
         )
+        let metrics = GatewayMetrics()
+        self.metrics = metrics
+        let requestLog = RequestLog(
+            access: config.accessLog ? logger : nil,
+            file: config.usageLogFile.map { RequestLog.FileSettings(path: $0, maxBytes: config.usageLogMaxBytes, backups: config.usageLogBackups) },
+            logger: logger
+        )
+        self.requestLog = requestLog
         self.usage = UsageWriter(
             store: store, interval: config.usageFlushInterval, limit: config.usageQueueLimit, logger: logger, calendar: calendar,
-            onWritten: { gate.written($0) }
+            onWritten: { gate.written($0) },
+            onRecord: { record in
+                metrics.observe(record)
+                requestLog.add(record)
+            },
+            onFlush: { metrics.flushed(records: $0, took: $1) }
         )
         self.drain = DrainState()
         self.client = UpstreamClient(connectTimeout: config.upstreamConnectTimeout, readTimeout: config.upstreamReadTimeout)
@@ -141,6 +156,7 @@ public final class Gateway: Sendable {
             logger: logger
         )
         return [
+            requestLog,
             usage,
             UpstreamClientService(clients: { [router, client] in router.clients(with: client) }),
             KeyCacheRefresher(authenticator: authenticator, settings: settings, store: store, interval: .seconds(1), logger: logger),
@@ -186,7 +202,7 @@ public final class Gateway: Sendable {
             AdminDeps(
                 store: store, manager: KeyManager(store: store, serverSecret: serverSecret), auth: adminAuth, gate: gate, router: router,
                 settings: settings, client: client, config: config, drain: drain, proxyPort: { await ports.wait().proxy },
-                secrets: secrets, configuredProviders: configuredProviders.map(\.name),
+                secrets: secrets, configuredProviders: configuredProviders.map(\.name), metrics: metrics, usage: usage,
                 reloadProviders: { [self] in
                     try await self.reloadProviders()
                     await self.refreshCatalog()

@@ -28,6 +28,7 @@ final class RequestSettlement: Sendable {
         self.template = Mutex(template)
         self.started = started
         self.promptEstimate = promptEstimate
+        writer.open.add(1, ordering: .relaxed)
     }
 
     /// The provider serving the request and its model's prices (for the record's cost).
@@ -58,6 +59,7 @@ final class RequestSettlement: Sendable {
             return t
         }) else { return false }
         fill(&record)
+        writer.open.subtract(1, ordering: .relaxed)
         record.latencyMs = elapsedMs()
         if let (provider, price) = pricing.withLock({ $0 }) {
             if record.provider == nil { record.provider = provider }

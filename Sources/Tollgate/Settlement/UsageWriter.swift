@@ -23,12 +23,21 @@ public final class UsageWriter: Service, Sendable {
     let calendar: QuotaCalendar
     /// Told which requests' records (and quota settlements) are now stored.
     let onWritten: @Sendable ([String]) -> Void
+    /// Told of every record as it is queued (metrics, the access log, the usage log file).
+    let onRecord: (@Sendable (UsageRecord) -> Void)?
+    /// Told how long each successful flush took.
+    let onFlush: (@Sendable (Int, Duration) -> Void)?
     let state = Mutex(State())
+    /// Requests begun and not yet settled (streams open now, among others).
+    let open = Atomic<Int>(0)
 
     public init(
         store: any TollgateStore, interval: Duration, limit: Int, logger: Logger, calendar: QuotaCalendar,
-        onWritten: @escaping @Sendable ([String]) -> Void = { _ in }
+        onWritten: @escaping @Sendable ([String]) -> Void = { _ in },
+        onRecord: (@Sendable (UsageRecord) -> Void)? = nil, onFlush: (@Sendable (Int, Duration) -> Void)? = nil
     ) {
+        self.onRecord = onRecord
+        self.onFlush = onFlush
         self.calendar = calendar
         self.onWritten = onWritten
         self.store = store
@@ -40,7 +49,11 @@ public final class UsageWriter: Service, Sendable {
     /// Queues one record.
     public func record(_ record: UsageRecord) {
         state.withLock { $0.pending.append(record) }
+        onRecord?(record)
     }
+
+    /// Requests begun and not yet settled.
+    public var openRequests: Int { open.load(ordering: .relaxed) }
 
     /// True when the queue has reached its limit; new requests should then be refused.
     public var isSaturated: Bool {
@@ -83,7 +96,9 @@ public final class UsageWriter: Service, Sendable {
             return
         }
         do {
+            let began = ContinuousClock.now
             try await store.insertUsage(batch, calendar: calendar)
+            onFlush?(batch.count, ContinuousClock.now - began)
             state.withLock { $0.inFlight -= batch.count }
             onWritten(batch.map(\.requestID))
         } catch {

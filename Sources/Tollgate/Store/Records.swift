@@ -7,7 +7,7 @@ public enum KeyStatus: String, Sendable, Codable, CaseIterable {
 }
 
 /// A client key as stored: never the secret, only its HMAC.
-public struct KeyRecord: Sendable, Equatable {
+public struct KeyRecord: Sendable, Equatable, Codable {
     public var publicID: String
     public var name: String
     public var secretHash: String
@@ -47,7 +47,7 @@ public struct KeyRecord: Sendable, Equatable {
 
 /// What limits a key or a user: calendar quotas, per-minute rates, concurrency; for keys also the
 /// allowed models and output caps. nil everywhere means unlimited.
-public struct SubjectPolicy: Sendable, Equatable {
+public struct SubjectPolicy: Sendable, Equatable, Codable {
     public var quotas: QuotaLimits
     public var rates: RateLimits
     /// Keys only: allowed models (exact names and `prefix*`); nil: every model.
@@ -64,7 +64,7 @@ public struct SubjectPolicy: Sendable, Equatable {
 }
 
 /// A person or team that holds keys; its quotas and rates apply across all of its keys.
-public struct UserRecord: Sendable, Equatable {
+public struct UserRecord: Sendable, Equatable, Codable {
     public var id: String
     public var name: String
     public var email: String?
@@ -116,7 +116,7 @@ public enum UsageOutcome: String, Sendable, Codable {
 }
 
 /// One proxied request, however it ended.
-public struct UsageRecord: Sendable, Equatable {
+public struct UsageRecord: Sendable, Equatable, Codable {
     public var requestID: String
     public var createdAt: Date
     public var keyID: String?
@@ -246,7 +246,7 @@ public struct AuditRecord: Sendable, Equatable {
 }
 
 /// A provider added through the admin API, as stored (its key sealed).
-public struct StoredProvider: Sendable, Equatable {
+public struct StoredProvider: Sendable, Equatable, Codable {
     public var name: String
     public var kind: ProviderConfig.Kind
     public var baseURL: String

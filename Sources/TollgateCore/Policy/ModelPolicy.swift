@@ -50,10 +50,17 @@ public struct ModelPolicy: Sendable, Equatable {
 }
 
 /// An allow-list entry: an exact model name, or a prefix ending in `*`.
-public struct ModelPattern: Sendable, Equatable, CustomStringConvertible {
+public struct ModelPattern: Sendable, Equatable, CustomStringConvertible, Codable {
     public let text: String
 
     public init(_ text: String) { self.text = text }
+
+    /// Encoded as its text.
+    public init(from decoder: any Decoder) throws { text = try decoder.singleValueContainer().decode(String.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(text)
+    }
 
     public func matches(_ model: String) -> Bool {
         if text == "*" { return true }
