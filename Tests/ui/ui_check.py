@@ -11,7 +11,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -90,6 +90,16 @@ def fill(form_id, name, value):
     el = driver.find_element(By.CSS_SELECTOR, "#" + form_id + " [name=" + name + "]")
     el.clear()
     el.send_keys(value)
+
+
+def text_of(element_id, by=By.ID):
+    """The element's text, or "" while the page is being replaced (a reload after a change)."""
+    try:
+        return driver.find_element(by, element_id).text
+    except WebDriverException as e:
+        if "does not belong to the document" in str(e) or isinstance(e, (StaleElementReferenceException, NoSuchElementException)):
+            return ""
+        raise
 
 
 def wait_page(path_part):
@@ -193,7 +203,7 @@ try:
     # 7. A provider checked from the UI shows its latency.
     driver.get(ADMIN + "/ui/providers")
     driver.find_element(By.XPATH, "//button[text()='Check now']").click()
-    wait.until(lambda d: d.find_element(By.XPATH, "//table[1]//tbody/tr[1]/td[6]").text.endswith(" ms"))
+    wait.until(lambda d: text_of("//table[1]//tbody/tr[1]/td[6]", By.XPATH).endswith(" ms"))
     ok("provider checked")
 
     # 7b. Add a provider (an OpenAI-compatible face of the mock), use it, test it, edit it, remove it.
@@ -211,7 +221,7 @@ try:
     status = openai_chat(other, "lab-cloud/gpt-4o-mini")
     assert status == 200, status
     driver.find_element(By.XPATH, "//button[text()='Test now']").click()
-    wait.until(lambda d: " ms," in d.find_element(By.ID, "provider-state").text)
+    wait.until(lambda d: " ms," in text_of("provider-state"))
     fill("edit-provider", "max_concurrent", "4")
     submit("edit-provider")
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#edit-provider [name=max_concurrent]").get_attribute("value") == "4")

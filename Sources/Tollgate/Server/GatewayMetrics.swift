@@ -47,25 +47,52 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
+    /// The metric objects per label set, made once: making one through the factory checks and
+    /// rewrites every name and label, too much to do for every request.
+    struct PerRequest {
+        var requests: [String: CoreMetrics.Counter] = [:]
+        var tokens: [String: (in: CoreMetrics.Counter, out: CoreMetrics.Counter)] = [:]
+        var timers: [String: (latency: CoreMetrics.Timer, ttfb: CoreMetrics.Timer)] = [:]
+    }
+    let perRequest = Mutex(PerRequest())
+
     /// Counts one finished request.
     public func observe(_ r: UsageRecord) {
         let model = modelLabel(r.modelServed ?? r.modelRequested)
         let front = Self.front(r.endpoint)
-        CoreMetrics.Counter(
-            label: "tollgate_requests_total",
-            dimensions: [("front", front), ("endpoint", r.endpoint), ("status", String(r.httpStatus)), ("model", model)], factory: factory
-        ).increment()
-        if let p = r.promptTokens, p > 0 {
-            CoreMetrics.Counter(label: "tollgate_tokens_total", dimensions: [("direction", "in"), ("model", model)], factory: factory).increment(by: p)
+        let requestKey = "\(front) \(r.endpoint) \(r.httpStatus) \(model)"
+        let (requests, tokens, timers) = perRequest.withLock { m in
+            let requests = m.requests[requestKey] ?? {
+                let c = CoreMetrics.Counter(
+                    label: "tollgate_requests_total",
+                    dimensions: [("front", front), ("endpoint", r.endpoint), ("status", String(r.httpStatus)), ("model", model)], factory: factory
+                )
+                m.requests[requestKey] = c
+                return c
+            }()
+            let tokens = m.tokens[model] ?? {
+                let pair = (
+                    in: CoreMetrics.Counter(label: "tollgate_tokens_total", dimensions: [("direction", "in"), ("model", model)], factory: factory),
+                    out: CoreMetrics.Counter(label: "tollgate_tokens_total", dimensions: [("direction", "out"), ("model", model)], factory: factory)
+                )
+                m.tokens[model] = pair
+                return pair
+            }()
+            let timers = m.timers[front] ?? {
+                let pair = (
+                    latency: CoreMetrics.Timer(label: "tollgate_request_duration_seconds", dimensions: [("front", front)], factory: factory),
+                    ttfb: CoreMetrics.Timer(label: "tollgate_time_to_first_byte_seconds", dimensions: [("front", front)], factory: factory)
+                )
+                m.timers[front] = pair
+                return pair
+            }()
+            return (requests, tokens, timers)
         }
-        if let c = r.completionTokens, c > 0 {
-            CoreMetrics.Counter(label: "tollgate_tokens_total", dimensions: [("direction", "out"), ("model", model)], factory: factory).increment(by: c)
-        }
-        CoreMetrics.Timer(label: "tollgate_request_duration_seconds", dimensions: [("front", front)], factory: factory)
-            .recordNanoseconds(Int64(max(0, r.latencyMs) * 1e6))
-        if let ttfb = r.ttfbMs {
-            CoreMetrics.Timer(label: "tollgate_time_to_first_byte_seconds", dimensions: [("front", front)], factory: factory).recordNanoseconds(Int64(max(0, ttfb) * 1e6))
-        }
+        requests.increment()
+        if let p = r.promptTokens, p > 0 { tokens.in.increment(by: p) }
+        if let c = r.completionTokens, c > 0 { tokens.out.increment(by: c) }
+        timers.latency.recordNanoseconds(Int64(max(0, r.latencyMs) * 1e6))
+        if let ttfb = r.ttfbMs { timers.ttfb.recordNanoseconds(Int64(max(0, ttfb) * 1e6)) }
         switch r.outcome {
         case .upstreamError, .upstreamUnreachable, .timeout:
             CoreMetrics.Counter(label: "tollgate_upstream_errors_total", dimensions: [("backend", r.provider ?? ""), ("outcome", r.outcome.rawValue)], factory: factory)

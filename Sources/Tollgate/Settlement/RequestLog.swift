@@ -5,6 +5,10 @@ import ServiceLifecycle
 import Synchronization
 import TollgateCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The access log (one line per request, through the gateway's logger) and the rotating usage log
 /// file that llmproxy users know (`LOG_FILE`, one JSON object per line, rotated by size into
 /// `usage.log.1` … `usage.log.N`). Both are written on a serial dispatch queue of their own: the
@@ -35,32 +39,55 @@ public final class RequestLog: Service, Sendable {
     let logger: Logger
     let state = Mutex(FileState())
 
-    /// `access`: the logger for access lines (nil: none); `file`: the usage log file (nil: none).
+    /// `access`: the logger for access lines (nil, or one that drops info lines: none); `file`: the
+    /// usage log file (nil: none).
     public init(access: Logger?, file: FileSettings?, logger: Logger) {
-        self.access = access
+        self.access = access.flatMap { $0.logLevel <= .info ? $0 : nil }
         self.file = file
         self.logger = logger
     }
 
     var isActive: Bool { access != nil || file != nil }
 
+    /// Records handed over and not yet written; one drain on the queue takes all of them (under
+    /// load, one wake-up and one write for many requests).
+    let pending = Mutex<(records: [UsageRecord], scheduled: Bool)>(([], false))
+
     /// Hands a finished request's record over (returns at once).
     public func add(_ r: UsageRecord) {
         guard isActive else { return }
-        queue.async { [self] in
-            if let access { accessLine(r, access) }
-            if file != nil { append(Self.jsonLine(r)) }
+        let schedule = pending.withLock { p -> Bool in
+            p.records.append(r)
+            defer { p.scheduled = true }
+            return !p.scheduled
         }
+        // A short delay gathers the records of many requests into one wake-up of the queue's thread.
+        if schedule { queue.asyncAfter(deadline: .now() + .milliseconds(50)) { [self] in drain() } }
+    }
+
+    /// Writes everything pending (on the queue).
+    func drain() {
+        let records = pending.withLock { p -> [UsageRecord] in
+            p.scheduled = false
+            defer { p.records.removeAll(keepingCapacity: true) }
+            return p.records
+        }
+        guard !records.isEmpty else { return }
+        if let access {
+            for r in records { accessLine(r, access) }
+        }
+        if file != nil { append(records.map(Self.jsonLine)) }
     }
 
     /// Waits until every record handed over so far is written (tests, shutdown).
-    public func sync() { queue.sync {} }
+    public func sync() { queue.sync { drain() } }
 
     public func run() async throws {
         try? await gracefulShutdown()
         // The usage writer settles the last streams after the servers stop; this service is shut
         // down after it (it starts first), so their lines are written before the file closes.
         queue.sync {
+            drain()
             state.withLock { s in
                 try? s.handle?.close()
                 s.handle = nil
@@ -84,9 +111,22 @@ public final class RequestLog: Service, Sendable {
         log.info("request", metadata: m)
     }
 
+    /// `2026-11-24T07:15:02.123Z` (UTC, milliseconds), without a formatter per line.
+    static func timestamp(_ date: Date) -> String {
+        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var seconds = time_t(ms / 1000)
+        var t = tm()
+        gmtime_r(&seconds, &t)
+        func pad(_ n: Int32, _ width: Int) -> String {
+            let s = String(n)
+            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        }
+        return "\(pad(t.tm_year + 1900, 4))-\(pad(t.tm_mon + 1, 2))-\(pad(t.tm_mday, 2))T\(pad(t.tm_hour, 2)):\(pad(t.tm_min, 2)):\(pad(t.tm_sec, 2)).\(pad(Int32(ms % 1000), 3))Z"
+    }
+
     static func jsonLine(_ r: UsageRecord) -> String {
         var fields: [(String, JSONValue)] = [
-            ("ts", .string(AdminJSON.timestamp(r.createdAt))), ("request_id", .string(r.requestID)), ("key_id", AdminJSON.string(r.keyID)),
+            ("ts", .string(Self.timestamp(r.createdAt))), ("request_id", .string(r.requestID)), ("key_id", AdminJSON.string(r.keyID)),
             ("user_id", AdminJSON.string(r.userID)), ("endpoint", .string(r.endpoint)), ("model_requested", AdminJSON.string(r.modelRequested)),
             ("model", AdminJSON.string(r.modelServed)), ("provider", AdminJSON.string(r.provider)), ("stream", .bool(r.stream)),
             ("status", .number(r.httpStatus)), ("outcome", .string(r.outcome.rawValue)), ("prompt_tokens", AdminJSON.int(r.promptTokens)),
@@ -99,10 +139,10 @@ public final class RequestLog: Service, Sendable {
         return JSONValue.object(fields).text + "\n"
     }
 
-    /// Appends a line (on the queue), opening the file on first use and rotating it past its size.
-    func append(_ line: String) {
+    /// Appends lines (on the queue), opening the file on first use and rotating it before a line
+    /// that would take it past its size; the lines that fit are written with one call.
+    func append(_ lines: [String]) {
         guard let file else { return }
-        let data = Data(line.utf8)
         state.withLock { s in
             guard !s.closed else { return }
             if s.handle == nil, !s.failed {
@@ -114,24 +154,38 @@ public final class RequestLog: Service, Sendable {
                     return
                 }
             }
-            if s.size > 0, s.size + data.count > file.maxBytes {
-                try? s.handle?.close()
-                Self.rotate(file)
+            guard s.handle != nil else { return }
+            var chunk = Data()
+            func write() -> Bool {
+                guard !chunk.isEmpty else { return true }
                 do {
-                    (s.handle, s.size) = try Self.open(file.path)
+                    try s.handle?.write(contentsOf: chunk)
+                    s.size += chunk.count
+                    chunk.removeAll(keepingCapacity: true)
+                    return true
                 } catch {
-                    s.handle = nil
-                    s.failed = true
-                    logger.error("the usage log file cannot be reopened after rotation", metadata: ["path": "\(file.path)", "error": "\(error)"])
-                    return
+                    logger.warning("usage log lines could not be written", metadata: ["path": "\(file.path)", "error": "\(error)"])
+                    return false
                 }
             }
-            do {
-                try s.handle?.write(contentsOf: data)
-                s.size += data.count
-            } catch {
-                logger.warning("a usage log line could not be written", metadata: ["path": "\(file.path)", "error": "\(error)"])
+            for line in lines {
+                let bytes = line.utf8
+                if s.size + chunk.count > 0, s.size + chunk.count + bytes.count > file.maxBytes {
+                    guard write() else { return }
+                    try? s.handle?.close()
+                    Self.rotate(file)
+                    do {
+                        (s.handle, s.size) = try Self.open(file.path)
+                    } catch {
+                        s.handle = nil
+                        s.failed = true
+                        logger.error("the usage log file cannot be reopened after rotation", metadata: ["path": "\(file.path)", "error": "\(error)"])
+                        return
+                    }
+                }
+                chunk.append(contentsOf: bytes)
             }
+            _ = write()
         }
     }
 
