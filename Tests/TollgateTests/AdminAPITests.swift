@@ -117,8 +117,8 @@ func objects(_ value: Any) -> [[String: Any]] { value as? [[String: Any]] ?? [] 
         }
     }
 
-    @Test func usersAndKeysCanBeCreatedReadChangedAndRevokedWithFieldNamedErrors() async throws {
-        try await withGateway { gw in
+    @Test(arguments: TestDatabase.all) func usersAndKeysCanBeCreatedReadChangedAndRevokedWithFieldNamedErrors(_ database: TestDatabase) async throws {
+        try await withGateway(database: database) { gw in
             // Users: create (llmproxy's payload), duplicates, validation by field name.
             let user = object(try await gw.adminJSON(.POST, "/api/users", body: #"{"name":"lab","email":"lab@example.org","daily_tokens":100000,"monthly_requests":null}"#, expect: 201))
             let userID = try #require(user["id"] as? String)
@@ -193,8 +193,8 @@ func objects(_ value: Any) -> [[String: Any]] { value as? [[String: Any]] ?? [] 
         }
     }
 
-    @Test func llmproxyScriptsKeepWorking() async throws {
-        try await withGateway { gw in
+    @Test(arguments: TestDatabase.all) func llmproxyScriptsKeepWorking(_ database: TestDatabase) async throws {
+        try await withGateway(database: database) { gw in
             // Their README's calls, with their payloads.
             let user = object(try await gw.adminJSON(.POST, "/api/users", body: #"{"name":"alice"}"#, expect: 201))
             let userID = try #require(user["id"] as? String)

@@ -14,8 +14,8 @@ import TollgateTestSupport
 @Suite(.timeLimit(.minutes(3))) struct AdminUsageTests {
     static let chat = #"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}],"stream":false}"#
 
-    @Test func tagsComeFromTheHeaderTheModelSuffixTheKeyAndTheDefault() async throws {
-        try await withGateway { gw in
+    @Test(arguments: TestDatabase.all) func tagsComeFromTheHeaderTheModelSuffixTheKeyAndTheDefault(_ database: TestDatabase) async throws {
+        try await withGateway(database: database) { gw in
             let created = object(try await gw.adminJSON(.POST, "/api/api-keys", body: #"{"name":"team","tags":["team-a"]}"#, expect: 201))
             let key = try #require(created["key"] as? String)
             let plain = try await gw.createKey(name: "plain")
@@ -49,8 +49,8 @@ import TollgateTestSupport
         }
     }
 
-    @Test func openWebUIEndUsersGetQuotasOfTheirOwnOnlyWithATrustedKey() async throws {
-        try await withGateway { gw in
+    @Test(arguments: TestDatabase.all) func openWebUIEndUsersGetQuotasOfTheirOwnOnlyWithATrustedKey(_ database: TestDatabase) async throws {
+        try await withGateway(database: database) { gw in
             _ = try await gw.adminJSON(.PUT, "/api/settings", body: #"{"end_user_daily_requests":2}"#)
             let trusted = object(try await gw.adminJSON(.POST, "/api/api-keys", body: #"{"name":"open-webui","trusts_end_users":true}"#, expect: 201))
             let key = try #require(trusted["key"] as? String)
@@ -87,8 +87,8 @@ import TollgateTestSupport
         }
     }
 
-    @Test func usageListsSumsAndCSVFollowTheFilters() async throws {
-        try await withGateway(["APP_TZ": "Europe/Berlin"]) { gw in
+    @Test(arguments: TestDatabase.all) func usageListsSumsAndCSVFollowTheFilters(_ database: TestDatabase) async throws {
+        try await withGateway(["APP_TZ": "Europe/Berlin"], database: database) { gw in
             let store = gw.gateway.store
             let calendar = gw.gateway.calendar
             // Records at known times: two on 2026-03-01 (Berlin), one the next day, one failed.
@@ -141,9 +141,9 @@ import TollgateTestSupport
         }
     }
 
-    @Test func priceOverridesCostRequestsAndRetentionDeletesOldRecordsInBatches() async throws {
+    @Test(arguments: TestDatabase.all) func priceOverridesCostRequestsAndRetentionDeletesOldRecordsInBatches(_ database: TestDatabase) async throws {
         let clock = ManualClock(Date())
-        try await withGateway(clock: clock) { gw in
+        try await withGateway(clock: clock, database: database) { gw in
             let key = try await gw.createKey()
             _ = try await gw.adminJSON(.PUT, "/api/prices", body: #"{"llama3.2":{"input":1.5,"output":3}}"#)
             let prices = object(try await gw.adminJSON(.GET, "/api/prices"))
@@ -177,8 +177,8 @@ import TollgateTestSupport
 
     /// Retention deletes in batches and gives the store's turn back between them: requests admitted
     /// against a quota (a store transaction each) are served in the middle of a 20,000-record pass.
-    @Test func retentionRunsWhileTheProxyServesQuotaRequests() async throws {
-        try await withGateway { gw in
+    @Test(arguments: TestDatabase.all) func retentionRunsWhileTheProxyServesQuotaRequests(_ database: TestDatabase) async throws {
+        try await withGateway(database: database) { gw in
             let key = try await gw.createKey(policy: SubjectPolicy(quotas: QuotaLimits(dailyRequests: 1_000_000)))
             let old = Date().addingTimeInterval(-100 * 86_400)
             for chunk in 0..<20 {

@@ -26,10 +26,10 @@ import TollgateCore
         )
     }
 
-    @Test func exactlyTheRequestQuotaIsAdmittedUnderConcurrency() async throws {
+    @Test(arguments: TestDatabase.all) func exactlyTheRequestQuotaIsAdmittedUnderConcurrency(_ database: TestDatabase) async throws {
         await LoadLock.shared.acquire(exclusive: true)
         defer { Task { await LoadLock.shared.release(exclusive: true) } }
-        try await StoreTests.withStore { store, _ in
+        try await StoreTests.withStore(database) { store, _ in
             let key = QuotaSubject.key("k1", QuotaLimits(dailyRequests: 100))
             let admittedIDs = await withTaskGroup(of: String?.self) { group in
                 for i in 0..<1000 {
@@ -55,8 +55,8 @@ import TollgateCore
         }
     }
 
-    @Test func aUserQuotaHoldsAcrossTheUsersKeys() async throws {
-        try await StoreTests.withStore { store, _ in
+    @Test(arguments: TestDatabase.all) func aUserQuotaHoldsAcrossTheUsersKeys(_ database: TestDatabase) async throws {
+        try await StoreTests.withStore(database) { store, _ in
             let user = QuotaSubject.user("u1", QuotaLimits(dailyRequests: 50))
             let admitted = await withTaskGroup(of: Bool.self) { group in
                 for i in 0..<300 {
@@ -74,8 +74,8 @@ import TollgateCore
         }
     }
 
-    @Test func aTokenBudgetIsNeverExceeded() async throws {
-        try await StoreTests.withStore { store, _ in
+    @Test(arguments: TestDatabase.all) func aTokenBudgetIsNeverExceeded(_ database: TestDatabase) async throws {
+        try await StoreTests.withStore(database) { store, _ in
             let key = QuotaSubject.key("k1", QuotaLimits(dailyTokens: 10_000))
             let admitted = await withTaskGroup(of: String?.self) { group in
                 for i in 0..<50 {
@@ -93,8 +93,8 @@ import TollgateCore
         }
     }
 
-    @Test func unlimitedSubjectsAreCountedAtSettlement() async throws {
-        try await StoreTests.withStore { store, _ in
+    @Test(arguments: TestDatabase.all) func unlimitedSubjectsAreCountedAtSettlement(_ database: TestDatabase) async throws {
+        try await StoreTests.withStore(database) { store, _ in
             // The key has a quota (reserved at admission); its user has none (only counted when recorded).
             #expect(await admit(store, "r1", [.key("k1", QuotaLimits(dailyTokens: 1_000))], estimate: 300, user: "u1"))
             try await store.insertUsage([record("r1", user: "u1", prompt: 20, completion: 30), record("r2", user: "u1", prompt: 1, completion: nil)], calendar: calendar)
@@ -105,8 +105,8 @@ import TollgateCore
         }
     }
 
-    @Test func leftoverReservationsAreReapedIntoUsageRecords() async throws {
-        try await StoreTests.withStore { store, _ in
+    @Test(arguments: TestDatabase.all) func leftoverReservationsAreReapedIntoUsageRecords(_ database: TestDatabase) async throws {
+        try await StoreTests.withStore(database) { store, _ in
             let key = QuotaSubject.key("k1", QuotaLimits(dailyTokens: 100_000))
             for i in 0..<5 { #expect(await admit(store, "r\(i)", [key], estimate: 1_000)) }
             try await store.insertUsage([record("r0", prompt: 4, completion: 6), record("r1", prompt: 20, completion: nil)], calendar: calendar)

@@ -13,8 +13,8 @@ import TollgateTestSupport
 @Suite struct GateTests {
     static let chatBody = #"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}"#
 
-    @Test func keyProblemsAreRefusedWithoutReachingTheUpstream() async throws {
-        try await withGateway { gw in
+    @Test(arguments: TestDatabase.all) func keyProblemsAreRefusedWithoutReachingTheUpstream(_ database: TestDatabase) async throws {
+        try await withGateway(database: database) { gw in
             let key = try await gw.createKey(name: "good")
             let manager = try gw.manager()
             let disabled = try await manager.create(name: "d", expiresAt: nil)
@@ -56,12 +56,12 @@ import TollgateTestSupport
         }
     }
 
-    @Test func keyChangesFromAnotherConnectionTakeEffectWhileRunning() async throws {
-        try await withGateway { gw in
+    @Test(arguments: TestDatabase.all) func keyChangesFromAnotherConnectionTakeEffectWhileRunning(_ database: TestDatabase) async throws {
+        try await withGateway(database: database) { gw in
             let key = try await gw.createKey()
             #expect(try await gw.send("/api/tags", method: .GET, key: key).status == 200)
             // The CLI works on its own connection to the same file, as a separate process would.
-            let cli = try await SQLStore.openSQLite(path: gw.directory + "/tollgate.db", busyTimeoutMs: 60_000, logger: .init(label: "cli"))
+            let cli = try await gw.openStore(busyTimeoutMs: 60_000, label: "cli")
             let secret = try ServerSecret.resolve(configured: nil, dataDirectory: gw.directory)
             let manager = KeyManager(store: cli, serverSecret: secret)
             let id = String(key.dropFirst(3).prefix(10))

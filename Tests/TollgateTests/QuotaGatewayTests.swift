@@ -79,8 +79,8 @@ import TollgateTestSupport
         }
     }
 
-    @Test func aUserQuotaHoldsAcrossSeveralKeys() async throws {
-        try await withGateway(loadTest: true) { gw in
+    @Test(arguments: TestDatabase.all) func aUserQuotaHoldsAcrossSeveralKeys(_ database: TestDatabase) async throws {
+        try await withGateway(loadTest: true, database: database) { gw in
             let user = try await gw.createUser(name: "course", policy: SubjectPolicy(quotas: QuotaLimits(dailyRequests: 60)))
             var keys: [String] = []
             for i in 0..<4 { keys.append(try await gw.createKey(name: "student\(i)", user: user.id, policy: .init())) }
@@ -97,11 +97,11 @@ import TollgateTestSupport
         }
     }
 
-    @Test func aTokenQuotaIsNeverExceededUnderConcurrency() async throws {
+    @Test(arguments: TestDatabase.all) func aTokenQuotaIsNeverExceededUnderConcurrency(_ database: TestDatabase) async throws {
         var behavior = MockOllama.Behavior()
         behavior.chunks = 5_000  // the mock uses the whole budget it is given (num_predict)
         behavior.promptEvalCount = 200
-        try await withGateway(behavior: behavior) { gw in
+        try await withGateway(behavior: behavior, database: database) { gw in
             let key = try await gw.createKey(policy: SubjectPolicy(quotas: QuotaLimits(dailyTokens: 10_000)))
             let prompt = String(repeating: "abcd", count: 200)  // ≈ 200 tokens
             let body = #"{"model":"llama3.2","messages":[{"role":"user","content":"\#(prompt)"}],"stream":false,"options":{"num_predict":1000}}"#
@@ -134,8 +134,8 @@ import TollgateTestSupport
         }
     }
 
-    @Test func everyWayARequestEndsSettlesAndARestartReapsTheRest() async throws {
-        let gw = try await TestGateway.start()
+    @Test(arguments: TestDatabase.all) func everyWayARequestEndsSettlesAndARestartReapsTheRest(_ database: TestDatabase) async throws {
+        let gw = try await TestGateway.start(database: database)
         let id: String
         let key = try await gw.createKey(policy: SubjectPolicy(quotas: QuotaLimits(dailyTokens: 1_000_000, dailyRequests: 100_000)))
         id = String(key.dropFirst(3).prefix(10))
@@ -173,7 +173,7 @@ import TollgateTestSupport
 
         // A crash with requests in flight leaves reservations behind (made here as the crashed process did).
         let calendar = QuotaCalendar(timeZone: gw.gateway.config.timeZone)
-        let store = try await SQLStore.openSQLite(path: gw.directory + "/tollgate.db", logger: .init(label: "crashed"))
+        let store = try await gw.openStore(label: "crashed")
         defer { Task { await store.close() } }  // also when something below throws (closing twice is harmless)
         for i in 0..<50 {
             let r = AdmissionRequest(
@@ -184,7 +184,7 @@ import TollgateTestSupport
         }
         await store.close()
 
-        let restarted = try await TestGateway.start(directory: gw.directory, mock: gw.mock)
+        let restarted = try await TestGateway.start(["DATABASE_URL": gw.databaseURL], directory: gw.directory, mock: gw.mock)
         do {
             #expect(try await restarted.gateway.store.openReservations() == 0)
             let records = try await restarted.usageRecords()
@@ -210,10 +210,10 @@ import TollgateTestSupport
         try await restarted.stop()
     }
 
-    @Test func theOutputCapIsEnforcedWhenTheUpstreamIgnoresIt() async throws {
+    @Test(arguments: TestDatabase.all) func theOutputCapIsEnforcedWhenTheUpstreamIgnoresIt(_ database: TestDatabase) async throws {
         var behavior = MockOllama.Behavior()
         behavior.endless = true
-        try await withGateway(behavior: behavior) { gw in
+        try await withGateway(behavior: behavior, database: database) { gw in
             let key = try await gw.createKey(policy: SubjectPolicy(outputCaps: OutputCaps(defaultCap: 30)))
             for path in ["/api/chat", "/api/generate"] {
                 let body = path == "/api/chat"
@@ -241,10 +241,10 @@ import TollgateTestSupport
         }
     }
 
-    @Test func windowsRollAtLocalMidnightMonthEndAndAcrossDaylightSaving() async throws {
+    @Test(arguments: TestDatabase.all) func windowsRollAtLocalMidnightMonthEndAndAcrossDaylightSaving(_ database: TestDatabase) async throws {
         // 2026-10-24 23:59:59 in Berlin (CEST); the next day, 25 October, has 25 hours.
         let clock = ManualClock(ISO8601DateFormatter().date(from: "2026-10-24T21:59:59Z")!)
-        try await withGateway(["APP_TZ": "Europe/Berlin"], clock: clock) { gw in
+        try await withGateway(["APP_TZ": "Europe/Berlin"], clock: clock, database: database) { gw in
             let key = try await gw.createKey(policy: SubjectPolicy(quotas: QuotaLimits(dailyRequests: 2)))
             let body = Self.body("/api/chat")
             #expect(try await gw.send("/api/chat", body: body, key: key).status == 200)
@@ -285,9 +285,9 @@ import TollgateTestSupport
         }
     }
 
-    @Test func aRequestRateLimitNeverAdmitsMoreThanTheLimitInAnyRollingMinute() async throws {
+    @Test(arguments: TestDatabase.all) func aRequestRateLimitNeverAdmitsMoreThanTheLimitInAnyRollingMinute(_ database: TestDatabase) async throws {
         let clock = ManualClock(ISO8601DateFormatter().date(from: "2026-11-23T10:00:59Z")!.addingTimeInterval(0.5))
-        try await withGateway(clock: clock) { gw in
+        try await withGateway(clock: clock, database: database) { gw in
             let key = try await gw.createKey(policy: SubjectPolicy(rates: RateLimits(requestsPerMinute: 60)))
             let body = Self.body("/api/embed")
             var first: HTTPHeaders?
@@ -314,10 +314,10 @@ import TollgateTestSupport
         }
     }
 
-    @Test func concurrencyAndTokenRateLimits() async throws {
+    @Test(arguments: TestDatabase.all) func concurrencyAndTokenRateLimits(_ database: TestDatabase) async throws {
         var behavior = MockOllama.Behavior()
         behavior.holdAfterChunk = 1
-        try await withGateway(behavior: behavior) { gw in
+        try await withGateway(behavior: behavior, database: database) { gw in
             let key = try await gw.createKey(policy: SubjectPolicy(rates: RateLimits(concurrent: 2)))
             let stream = #"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}"#
             var open: [HTTPClientResponse.Body.AsyncIterator] = []
@@ -362,7 +362,7 @@ import TollgateTestSupport
             // Another process holds the database's write lock past busy_timeout.
             let locker = try await SQLStore.openSQLite(path: gw.directory + "/tollgate.db", busyTimeoutMs: 100, logger: .init(label: "locker"))
             defer { Task { await locker.close() } }
-            _ = try await locker.connection.query("BEGIN EXCLUSIVE")
+            _ = try await locker.sqliteConnection!.query("BEGIN EXCLUSIVE")
             for _ in 0..<3 {
                 let r = try await gw.send("/api/chat", body: body, key: key)
                 #expect(r.status == 503)
@@ -370,7 +370,7 @@ import TollgateTestSupport
                 #expect(r.headers.first(name: "retry-after") == "1")
             }
             #expect(gw.mock.hitCount == hits)
-            _ = try await locker.connection.query("ROLLBACK")
+            _ = try await locker.sqliteConnection!.query("ROLLBACK")
             await locker.close()
             // Recovery is automatic (after at most the one-second fail-fast pause).
             #expect(await eventually { try await gw.send("/api/chat", body: body, key: key).status == 200 })
@@ -378,8 +378,8 @@ import TollgateTestSupport
         }
     }
 
-    @Test func theModelLockRewritesEveryEndpointThatCarriesAModel() async throws {
-        try await withGateway { gw in
+    @Test(arguments: TestDatabase.all) func theModelLockRewritesEveryEndpointThatCarriesAModel(_ database: TestDatabase) async throws {
+        try await withGateway(database: database) { gw in
             let key = try await gw.createKey(policy: SubjectPolicy(allowedModels: [ModelPattern("llama3.2")]))
             try await gw.setSetting("force_model", "locked:7b")
             let bodies: [(String, String, String)] = [
@@ -410,8 +410,8 @@ import TollgateTestSupport
         }
     }
 
-    @Test func allowListAliasesDefaultModelAndOptionClamps() async throws {
-        try await withGateway { gw in
+    @Test(arguments: TestDatabase.all) func allowListAliasesDefaultModelAndOptionClamps(_ database: TestDatabase) async throws {
+        try await withGateway(database: database) { gw in
             let key = try await gw.createKey(
                 policy: SubjectPolicy(allowedModels: ModelPattern.list("llama3.2, qwen*"), outputCaps: OutputCaps(defaultCap: 50, maximum: 200))
             )
@@ -441,8 +441,8 @@ import TollgateTestSupport
         }
     }
 
-    @Test func theQuotaEndpointShowsOwnLimitsUsageAndResets() async throws {
-        try await withGateway(["APP_TZ": "UTC"]) { gw in
+    @Test(arguments: TestDatabase.all) func theQuotaEndpointShowsOwnLimitsUsageAndResets(_ database: TestDatabase) async throws {
+        try await withGateway(["APP_TZ": "UTC"], database: database) { gw in
             let user = try await gw.createUser(name: "team", policy: SubjectPolicy(quotas: QuotaLimits(monthlyTokens: 100_000)))
             let key = try await gw.createKey(
                 name: "mine", user: user.id, policy: SubjectPolicy(quotas: QuotaLimits(dailyRequests: 10), rates: RateLimits(requestsPerMinute: 30))

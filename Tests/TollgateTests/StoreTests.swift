@@ -10,12 +10,17 @@ import TollgateCore
 /// The SQLite store on real files.
 @Suite struct StoreTests {
     static let utc = QuotaCalendar(timeZone: TimeZone(identifier: "UTC")!)
-    static func withStore<T>(_ body: (SQLStore, String) async throws -> T) async throws -> T {
+    static func withStore<T>(_ database: TestDatabase = .sqlite, _ body: (SQLStore, String) async throws -> T) async throws -> T {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/nested/t.db"
-        let store = try await SQLStore.openSQLite(path: path, logger: Logger(label: "store-test"))
-        try await store.migrate()
+        let store: SQLStore
+        if database == .sqlite {
+            store = try await SQLStore.openSQLite(path: path, logger: Logger(label: "store-test"))
+            try await store.migrate()
+        } else {
+            store = try await database.openFreshStore(directory: dir)
+        }
         do {
             let value = try await body(store, path)
             await store.close()
@@ -45,8 +50,8 @@ import TollgateCore
         }
     }
 
-    @Test func keysRoundTripAndBumpTheGeneration() async throws {
-        try await Self.withStore { store, _ in
+    @Test(arguments: TestDatabase.all) func keysRoundTripAndBumpTheGeneration(_ database: TestDatabase) async throws {
+        try await Self.withStore(database) { store, _ in
             let g0 = try await store.keyGeneration()
             let now = Date(timeIntervalSince1970: 1_800_000_000)
             let key = KeyRecord(publicID: "abcdefghij", name: "n", secretHash: "h", status: .active, createdAt: now, expiresAt: now.addingTimeInterval(60), updatedAt: now)
@@ -62,8 +67,8 @@ import TollgateCore
         }
     }
 
-    @Test func usageInsertIsIdempotentAndFiltered() async throws {
-        try await Self.withStore { store, _ in
+    @Test(arguments: TestDatabase.all) func usageInsertIsIdempotentAndFiltered(_ database: TestDatabase) async throws {
+        try await Self.withStore(database) { store, _ in
             let old = Date(timeIntervalSince1970: 1_700_000_000)
             try await store.insertUsage([Self.record("r1"), Self.record("r2", key: "k2"), Self.record("r3", at: old)], calendar: Self.utc)
             try await store.insertUsage([Self.record("r1"), Self.record("r4")], calendar: Self.utc)  // a retried batch
@@ -81,8 +86,8 @@ import TollgateCore
         }
     }
 
-    @Test func cancelledCallersNeverLeaveATransactionOpen() async throws {
-        try await Self.withStore { store, _ in
+    @Test(arguments: TestDatabase.all) func cancelledCallersNeverLeaveATransactionOpen(_ database: TestDatabase) async throws {
+        try await Self.withStore(database) { store, _ in
             for round in 0..<20 {
                 let tasks = (0..<10).map { i in
                     Task { try await store.insertUsage([Self.record("c-\(round)-\(i)")], calendar: Self.utc) }
@@ -102,7 +107,7 @@ import TollgateCore
         try await Self.withStore { store, path in
             // Generous lock waits: under a loaded test run the other writer's transaction can take seconds.
             let other = try await SQLStore.openSQLite(path: path, busyTimeoutMs: 60_000, logger: Logger(label: "cli"))
-            _ = try await store.connection.query("PRAGMA busy_timeout = 60000")
+            _ = try await store.sqliteConnection!.query("PRAGMA busy_timeout = 60000")
             do {
                 async let a: Void = store.insertUsage((0..<2000).map { Self.record("a-\($0)") }, calendar: Self.utc)
                 async let b: Void = other.insertUsage((0..<2000).map { Self.record("b-\($0)") }, calendar: Self.utc)

@@ -19,7 +19,34 @@ public struct TollgateConfig: Sendable {
     /// Where the store lives.
     public enum Database: Sendable, Equatable {
         case sqlite(path: String)
+        case postgres(PostgresSettings)
     }
+
+    /// Where a PostgreSQL database is (from `DATABASE_URL=postgres://user:password@host:5432/db?sslmode=…`).
+    /// Its description never shows the password.
+    public struct PostgresSettings: Sendable, Equatable, CustomStringConvertible {
+        public enum TLSMode: String, Sendable { case disable, prefer, require }
+        public var host: String
+        public var port: Int
+        public var username: String
+        public var password: String?
+        public var database: String
+        public var tls: TLSMode
+
+        public init(host: String, port: Int = 5432, username: String, password: String?, database: String, tls: TLSMode = .prefer) {
+            self.host = host
+            self.port = port
+            self.username = username
+            self.password = password
+            self.database = database
+            self.tls = tls
+        }
+
+        public var description: String { "postgres://\(username)@\(host):\(port)/\(database)" }
+    }
+
+    /// Connections to PostgreSQL at most (`TOLLGATE_DB_POOL_SIZE`).
+    public var databasePoolSize = 10
 
     /// The first Ollama server (of `OLLAMA_URL`).
     public var ollamaURL: URL
@@ -73,7 +100,7 @@ public struct TollgateConfig: Sendable {
         "TOLLGATE_CLIENT_TIMEOUT", "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", "TOLLGATE_UPSTREAM_READ_TIMEOUT",
         "TOLLGATE_DRAIN_TIMEOUT", "TOLLGATE_USAGE_FLUSH_MS", "TOLLGATE_USAGE_QUEUE_LIMIT", "TOLLGATE_LOG_LEVEL",
         "TOLLGATE_LOG_FORMAT", "TOLLGATE_DB_BUSY_TIMEOUT_MS", "TOLLGATE_PROVIDERS", "TOLLGATE_CATALOG_REFRESH",
-        "TOLLGATE_HEALTH_INTERVAL", "TOLLGATE_TRUSTED_PROXIES", "TOLLGATE_LOG_FILE_MAX_BYTES", "TOLLGATE_LOG_FILE_BACKUPS", "TOLLGATE_ACCESS_LOG",
+        "TOLLGATE_HEALTH_INTERVAL", "TOLLGATE_TRUSTED_PROXIES", "TOLLGATE_LOG_FILE_MAX_BYTES", "TOLLGATE_LOG_FILE_BACKUPS", "TOLLGATE_ACCESS_LOG", "TOLLGATE_DB_POOL_SIZE",
     ]
 
     /// Loads and validates the configuration. Every problem names its variable.
@@ -159,6 +186,7 @@ public struct TollgateConfig: Sendable {
         config.usageLogMaxBytes = try parseInt(
             source.value("TOLLGATE_LOG_FILE_MAX_BYTES"), default: 10 << 20, range: 1024...(1 << 40), variable: "TOLLGATE_LOG_FILE_MAX_BYTES"
         )
+        config.databasePoolSize = try parseInt(source.value("TOLLGATE_DB_POOL_SIZE"), default: 10, range: 1...500, variable: "TOLLGATE_DB_POOL_SIZE")
         config.usageLogBackups = try parseInt(source.value("TOLLGATE_LOG_FILE_BACKUPS"), default: 5, range: 0...1000, variable: "TOLLGATE_LOG_FILE_BACKUPS")
         switch try source.value("TOLLGATE_ACCESS_LOG")?.lowercased() {
         case nil, "true", "1", "yes", "on": config.accessLog = true
@@ -194,9 +222,32 @@ public struct TollgateConfig: Sendable {
             throw ConfigError(variable: "DATABASE_URL", message: "use sqlite:///relative/path.db or sqlite:////absolute/path.db")
         }
         if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
-            throw ConfigError(variable: "DATABASE_URL", message: "PostgreSQL is not supported by this build yet; use sqlite:///path")
+            // Never echo the URL: it may hold the password.
+            guard let c = URLComponents(string: text), let host = c.host, !host.isEmpty, let user = c.user, !user.isEmpty else {
+                throw ConfigError(variable: "DATABASE_URL", message: "a PostgreSQL URL must be postgres://user:password@host:5432/database")
+            }
+            let database = String(c.path.drop { $0 == "/" })
+            guard !database.isEmpty, !database.contains("/") else {
+                throw ConfigError(variable: "DATABASE_URL", message: "the PostgreSQL URL names no database (postgres://user:password@host:5432/database)")
+            }
+            var tls = PostgresSettings.TLSMode.prefer
+            for item in c.queryItems ?? [] {
+                guard item.name == "sslmode" else {
+                    throw ConfigError(variable: "DATABASE_URL", message: "unknown PostgreSQL URL parameter '\(item.name)' (only sslmode)")
+                }
+                switch item.value {
+                case "disable": tls = .disable
+                case "allow", "prefer": tls = .prefer
+                case "require", "verify-ca", "verify-full": tls = .require
+                default: throw ConfigError(variable: "DATABASE_URL", message: "sslmode must be disable, prefer or require")
+                }
+            }
+            return .postgres(PostgresSettings(
+                host: host, port: c.port ?? 5432, username: user.removingPercentEncoding ?? user,
+                password: c.password.map { $0.removingPercentEncoding ?? $0 }, database: database.removingPercentEncoding ?? database, tls: tls
+            ))
         }
-        throw ConfigError(variable: "DATABASE_URL", message: "must be sqlite:///path (for example sqlite:///./data/tollgate.db)")
+        throw ConfigError(variable: "DATABASE_URL", message: "must be sqlite:///path (for example sqlite:///./data/tollgate.db) or postgres://user:password@host:5432/database")
     }
 
     static func parseHost(_ text: String, variable: String) throws(ConfigError) -> String {

@@ -50,6 +50,7 @@ public final class Gateway: Sendable {
             let gateway = Gateway(config: config, store: store, secret: secret, logger: logger, clock: clock, adminSecret: adminSecret, loginFailures: failures)
             try await gateway.settings.reload(from: store)
             try await gateway.reloadProviders()
+            try await store.heartbeat(now: clock.now())
             let reaped = try await gateway.gate.reap(olderThan: -1)
             if reaped > 0 {
                 logger.warning("settled reservations left by a previous run", metadata: ["count": "\(reaped)"])
@@ -66,6 +67,8 @@ public final class Gateway: Sendable {
         switch config.database {
         case .sqlite(let path):
             return try await SQLStore.openSQLite(path: path, busyTimeoutMs: config.databaseBusyTimeoutMs, logger: logger)
+        case .postgres(let settings):
+            return try await SQLStore.openPostgres(settings, poolSize: config.databasePoolSize, logger: logger)
         }
     }
 
@@ -160,7 +163,7 @@ public final class Gateway: Sendable {
             usage,
             UpstreamClientService(clients: { [router, client] in router.clients(with: client) }),
             KeyCacheRefresher(authenticator: authenticator, settings: settings, store: store, interval: .seconds(1), logger: logger),
-            ReservationReaper(gate: gate, interval: .seconds(60), minimumAge: 120, logger: logger),
+            ReservationReaper(gate: gate, interval: .seconds(20), minimumAge: 120, logger: logger),
             UsageRetention(store: store, settings: settings, clock: clock, interval: .seconds(3600), logger: logger),
             CatalogRefresher(router: router, probe: ProviderProbe(client: client), interval: config.catalogRefreshInterval, logger: logger),
             HealthChecker(router: router, probe: ProviderProbe(client: client), interval: config.healthCheckInterval, logger: logger),

@@ -177,5 +177,14 @@ enum Migrations {
                 """,
             ]
         ),
+        (
+            8,
+            [
+                // Which gateway instance holds a reservation, and when each instance was last seen
+                // (several instances on one PostgreSQL database settle only their own or a stopped one's).
+                "ALTER TABLE quota_reservations ADD COLUMN owner TEXT",
+                "CREATE TABLE IF NOT EXISTS gateway_instances (id TEXT PRIMARY KEY, seen_at BIGINT NOT NULL)",
+            ]
+        ),
     ]
 }

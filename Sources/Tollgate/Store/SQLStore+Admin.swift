@@ -106,10 +106,12 @@ extension SQLStore {
                 group = "t.tag"
                 from = " FROM usage_records u JOIN usage_tags t ON t.request_id = u.request_id"
             }
+            // Sums cast to BIGINT: PostgreSQL sums BIGINT columns as NUMERIC.
             let query: SQLQueryString = "SELECT " + group + " AS g, COUNT(*) AS requests,"
-                + " SUM(CASE WHEN u.http_status >= 400 THEN 1 ELSE 0 END) AS errors,"
-                + " SUM(COALESCE(u.prompt_tokens, 0)) AS prompt, SUM(COALESCE(u.completion_tokens, 0)) AS completion,"
-                + " SUM(CASE WHEN u.usage_source = 'estimated' THEN 1 ELSE 0 END) AS estimated, SUM(COALESCE(u.cost_nanos, 0)) AS cost"
+                + " CAST(SUM(CASE WHEN u.http_status >= 400 THEN 1 ELSE 0 END) AS BIGINT) AS errors,"
+                + " CAST(SUM(COALESCE(u.prompt_tokens, 0)) AS BIGINT) AS prompt, CAST(SUM(COALESCE(u.completion_tokens, 0)) AS BIGINT) AS completion,"
+                + " CAST(SUM(CASE WHEN u.usage_source = 'estimated' THEN 1 ELSE 0 END) AS BIGINT) AS estimated,"
+                + " CAST(SUM(COALESCE(u.cost_nanos, 0)) AS BIGINT) AS cost"
                 + from + Self.whereClause(filter) + " GROUP BY " + group + " ORDER BY requests DESC LIMIT 10000"
             return try await db.raw(query).all().map { row in
                 var t = UsageTotals()

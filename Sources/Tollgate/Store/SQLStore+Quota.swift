@@ -21,8 +21,8 @@ public struct QuotaSubject: Sendable, Equatable {
 extension SQLStore {
     public func admit(_ batch: [AdmissionRequest], now: Date, calendar: QuotaCalendar) async throws -> [Result<Admission, QuotaRejection>] {
         guard !batch.isEmpty else { return [] }
-        let connection = self.connection
-        return try await serial { db in
+        let owner = instanceID
+        return try await serialRaw { db, connection in
             try await Self.transaction(db) { _ in
                 // Bound as SQLiteData and with one statement per step: admission is on the request path.
                 var states = try await Self.quotaStates(connection, subjects: Array(Set(batch.flatMap { $0.subjects.map(\.id) })))
@@ -63,10 +63,10 @@ extension SQLStore {
                 for chunk in Self.chunks(reserved, 200) {
                     let sql = """
                         INSERT INTO quota_reservations (request_id, subjects, day_start, month_start, tokens, created_at,
-                                                        key_id, user_id, endpoint, model, prompt_estimate) VALUES
-                        """ + Array(repeating: "(?,?,?,?,?,?,?,?,?,?,?)", count: chunk.count).joined(separator: ",")
+                                                        key_id, user_id, endpoint, model, prompt_estimate, owner) VALUES
+                        """ + Array(repeating: "(?,?,?,?,?,?,?,?,?,?,?,?)", count: chunk.count).joined(separator: ",")
                     var binds: [SQLiteData] = []
-                    binds.reserveCapacity(chunk.count * 11)
+                    binds.reserveCapacity(chunk.count * 12)
                     for (request, r) in chunk {
                         binds.append(.text(request.requestID))
                         binds.append(.text(request.subjects.map(\.id).joined(separator: "\n")))
@@ -79,6 +79,7 @@ extension SQLStore {
                         binds.append(.text(request.endpoint))
                         binds.append(request.model.map { .text(Self.clean($0)) } ?? .null)
                         binds.append(.integer(request.promptEstimate))
+                        binds.append(.text(owner))
                     }
                     _ = try await connection.query(sql, binds)
                 }
@@ -88,11 +89,22 @@ extension SQLStore {
     }
 
     /// The stored counters of several subjects in one query (subjects without counters are absent).
-    static func quotaStates(_ connection: SQLiteConnection, subjects: [String]) async throws -> [String: QuotaState] {
+    /// On PostgreSQL the rows are locked until the transaction ends (made first when missing, as
+    /// counters of an empty, long past window), in one order for every instance: two transactions
+    /// touching the same subjects wait for each other instead of overwriting each other's counts.
+    static func quotaStates(_ connection: RawConnection, subjects: [String]) async throws -> [String: QuotaState] {
         var counters: [String: (day: QuotaCounter?, month: QuotaCounter?)] = [:]
+        let subjects = connection.isPostgres ? subjects.sorted() : subjects
         for chunk in chunks(subjects, 400) {
+            if connection.isPostgres {
+                let sql = "INSERT INTO quota_counters (subject, period, window_start, requests, tokens_used, tokens_reserved) VALUES "
+                    + Array(repeating: "(?,'day',0,0,0,0),(?,'month',0,0,0,0)", count: chunk.count).joined(separator: ",")
+                    + " ON CONFLICT DO NOTHING"
+                _ = try await connection.query(sql, chunk.flatMap { [SQLiteData.text($0), .text($0)] })
+            }
             let sql = "SELECT subject, period, window_start, requests, tokens_used, tokens_reserved FROM quota_counters WHERE subject IN ("
                 + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")"
+                + (connection.isPostgres ? " ORDER BY subject, period FOR UPDATE" : "")
             for row in try await connection.query(sql, chunk.map { .text($0) }) {
                 guard let subject = row.column("subject")?.string, let period = row.column("period")?.string,
                     let start = row.column("window_start")?.integer, let requests = row.column("requests")?.integer,
@@ -110,7 +122,7 @@ extension SQLStore {
     }
 
     /// Writes the counters of several subjects in one statement per 200 subjects.
-    static func writeStates(_ connection: SQLiteConnection, _ states: [(String, QuotaState)]) async throws {
+    static func writeStates(_ connection: RawConnection, _ states: [(String, QuotaState)]) async throws {
         for chunk in chunks(states, 200) {
             let sql = "INSERT INTO quota_counters (subject, period, window_start, requests, tokens_used, tokens_reserved) VALUES "
                 + Array(repeating: "(?,?,?,?,?,?)", count: chunk.count * 2).joined(separator: ",")
@@ -135,10 +147,23 @@ extension SQLStore {
     }
 
     public func reapReservations(olderThan cutoff: Date, keep: Set<String>, now: Date, calendar: QuotaCalendar) async throws -> Int {
-        let connection = self.connection
-        return try await serial { db in
+        let me = instanceID, shared = isShared
+        return try await serialRaw { db, connection in
             try await Self.transaction(db) { db in
-                let stale = try await db.raw("SELECT * FROM quota_reservations WHERE created_at < \(bind: Self.ms(cutoff))").all()
+                // With several instances on one database, only reservations of this instance or of
+                // an instance that stopped beating count (an instance beats at each pass).
+                var query: SQLQueryString = "SELECT * FROM quota_reservations WHERE created_at < \(bind: Self.ms(cutoff))"
+                if shared {
+                    try await db.raw(
+                        """
+                        INSERT INTO gateway_instances (id, seen_at) VALUES (\(bind: me), \(bind: Self.ms(now)))
+                        ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
+                        """
+                    ).run()
+                    query = query + " AND (owner IS NULL OR owner = \(bind: me) OR owner NOT IN (SELECT id FROM gateway_instances WHERE seen_at >= \(bind: Self.ms(now) - Self.instanceTimeoutMs)))"
+                    query = query + " FOR UPDATE SKIP LOCKED"
+                }
+                let stale = try await db.raw(query).all()
                 var records: [UsageRecord] = []
                 for row in stale {
                     let id = try row.decode(column: "request_id", as: String.self)
@@ -168,6 +193,24 @@ extension SQLStore {
         }
     }
 
+    /// An instance not seen for this long (ms) is taken as stopped: its reservations may be settled.
+    static let instanceTimeoutMs: Int64 = 90_000
+
+    /// Records that this instance is alive (at start; the reaper does it at each pass).
+    public func heartbeat(now: Date) async throws {
+        guard isShared else { return }
+        let me = instanceID
+        try await serial { db in
+            try await db.raw(
+                """
+                INSERT INTO gateway_instances (id, seen_at) VALUES (\(bind: me), \(bind: Self.ms(now)))
+                ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
+                """
+            ).run()
+            try await db.raw("DELETE FROM gateway_instances WHERE seen_at < \(bind: Self.ms(now) - 86_400_000)").run()
+        }
+    }
+
     public func quotaState(subject: String) async throws -> QuotaState? {
         try await serial { db in try await Self.quotaState(db, subject: subject) }
     }
@@ -180,8 +223,7 @@ extension SQLStore {
 
     public func insertUsage(_ records: [UsageRecord], calendar: QuotaCalendar) async throws {
         guard !records.isEmpty else { return }
-        let connection = self.connection
-        try await serial { db in
+        try await serialRaw { db, connection in
             try await Self.transaction(db) { db in
                 try await Self.insertAndSettle(db, connection: connection, records: records, calendar: calendar, now: nil)
             }
@@ -191,7 +233,7 @@ extension SQLStore {
     /// Inserts the records not stored yet and settles each one's counters: a reserved subject has
     /// its reservation replaced by the recorded tokens; a subject without a reservation (no quota
     /// to check) is counted. Runs inside the caller's transaction.
-    static func insertAndSettle(_ db: any SQLDatabase, connection: SQLiteConnection, records: [UsageRecord], calendar: QuotaCalendar, now: Date?) async throws {
+    static func insertAndSettle(_ db: any SQLDatabase, connection: RawConnection, records: [UsageRecord], calendar: QuotaCalendar, now: Date?) async throws {
         guard !records.isEmpty else { return }
         // Only records not stored yet count: a retried flush must not charge twice.
         var seen = Set<String>()

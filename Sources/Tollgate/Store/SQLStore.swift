@@ -2,28 +2,49 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import PostgresKit
+import PostgresNIO
 import SQLKit
 import SQLiteKit
 import SQLiteNIO
 import TollgateCore
 
-/// The store on SQLite (WAL, `busy_timeout`), written with SQLKit so the same statements serve
-/// PostgreSQL later. One connection; every operation takes its turn through a serial gate so
+/// The store, on SQLite or PostgreSQL, written with SQLKit (and, on the request path, raw
+/// statements with `?` placeholders, see ``RawConnection``) in the SQL both share.
+///
+/// SQLite: one connection; every operation takes its turn through a serial gate so
 /// multi-statement transactions never interleave. SQLite work runs on a thread of the store's
 /// own, never on the cooperative pool, and never on a pool shared with another store: a
 /// connection waiting out `busy_timeout` blocks its thread, and on a shared pool that wait could
 /// starve the very connection holding the lock (one process, two stores on one file: the CLI's
 /// tests, a store opened beside a running gateway).
+///
+/// PostgreSQL: a pool of connections (PostgresNIO's client, non-blocking); an operation runs on
+/// one connection and is retried whole when it meets a transient error (serialization failure,
+/// deadlock, a dropped connection), so callers never see those. Several gateway instances share
+/// the database: quota counters are locked row by row (`SELECT … FOR UPDATE`) in the admission
+/// transaction, so admission stays atomic across instances.
 public final class SQLStore: TollgateStore {
-    let connection: SQLiteConnection
-    let db: any SQLDatabase
+    let engine: StoreEngine
     let gate = AsyncSerialGate()
-    let thread: NIOThreadPool
+    /// This process's name on the reservations it holds, so the reaper of another instance never
+    /// settles a request still running here.
+    let instanceID = UUID().uuidString.lowercased()
 
-    init(connection: SQLiteConnection, thread: NIOThreadPool) {
-        self.connection = connection
-        self.thread = thread
-        self.db = connection.sql()
+    init(engine: StoreEngine) {
+        self.engine = engine
+    }
+
+    /// Whether several instances may share this store (PostgreSQL).
+    public var isShared: Bool {
+        if case .postgres = engine { return true }
+        return false
+    }
+
+    /// The SQLite connection (tests that lock the file by hand); nil on PostgreSQL.
+    var sqliteConnection: SQLiteConnection? {
+        if case .sqlite(let connection, _, _) = engine { return connection }
+        return nil
     }
 
     /// Opens (creating folders as needed) an SQLite file and sets WAL mode and a busy timeout.
@@ -46,7 +67,7 @@ public final class SQLStore: TollgateStore {
             try? await thread.shutdownGracefully()
             throw error
         }
-        let store = SQLStore(connection: connection, thread: thread)
+        let store = SQLStore(engine: .sqlite(connection, thread, connection.sql()))
         do {
             _ = try await connection.query("PRAGMA busy_timeout = \(busyTimeoutMs)")
             _ = try await connection.query("PRAGMA journal_mode = WAL")
@@ -58,35 +79,88 @@ public final class SQLStore: TollgateStore {
         return store
     }
 
+    /// Connects to PostgreSQL with a pool of at most `poolSize` connections and checks that the
+    /// database answers. Errors name the server, never the password.
+    public static func openPostgres(_ settings: TollgateConfig.PostgresSettings, poolSize: Int, logger: Logger) async throws -> SQLStore {
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .notice)
+        let client = StoreEngine.postgresClient(settings, poolSize: poolSize, logger: quiet)
+        let run = Task { await client.run() }
+        let store = SQLStore(engine: .postgres(client, run, quiet))
+        do {
+            try await store.ping()
+        } catch {
+            await store.close()
+            throw StoreOpenError(message: "cannot use PostgreSQL at \(settings): \(StoreEngine.describe(error))")
+        }
+        return store
+    }
+
     /// A store dropped without `close()` (a caller that failed half-way) still closes its connection.
     deinit {
-        let connection = self.connection, thread = self.thread
-        Task {
-            try? await connection.close()
-            try? await thread.shutdownGracefully()
+        switch engine {
+        case .sqlite(let connection, let thread, _):
+            Task {
+                try? await connection.close()
+                try? await thread.shutdownGracefully()
+            }
+        case .postgres(_, let run, _):
+            run.cancel()
         }
     }
 
-    /// Closes the connection in its turn: operations already queued (a usage flush, a reaper pass
-    /// that outlived its service) finish first, so the close never meets a running query.
+    /// Closes the store. SQLite: in its turn, so operations already queued (a usage flush, a reaper
+    /// pass that outlived its service) finish first and the close never meets a running query.
+    /// PostgreSQL: the pool closes its connections.
     public func close() async {
-        let connection = self.connection, thread = self.thread
-        _ = try? await gate.run {
-            try await connection.close()
-            try await thread.shutdownGracefully()
+        switch engine {
+        case .sqlite(let connection, let thread, _):
+            _ = try? await gate.run {
+                try await connection.close()
+                try await thread.shutdownGracefully()
+            }
+        case .postgres(_, let run, _):
+            run.cancel()
+            await run.value
         }
     }
 
     /// Runs `operation` in its turn, in a task of its own: a caller that is cancelled (a client
     /// leaving, shutdown) stops waiting, but never cuts a transaction halfway.
     func serial<T: Sendable>(_ operation: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        let db = self.db, gate = self.gate
-        return try await Task { try await gate.run { try await operation(db) } }.value
+        try await serialRaw { db, _ in try await operation(db) }
     }
 
-    /// Runs statements in one transaction (the caller already holds the serial turn).
+    /// ``serial(_:)`` with the raw connection too (the request path's statements).
+    /// On PostgreSQL the operation runs on one pooled connection and is run again (up to five
+    /// times, with a growing pause) when it fails with a transient error.
+    func serialRaw<T: Sendable>(_ operation: @escaping @Sendable (any SQLDatabase, RawConnection) async throws -> T) async throws -> T {
+        switch engine {
+        case .sqlite(let connection, _, let db):
+            let gate = self.gate
+            return try await Task { try await gate.run { try await operation(db, .sqlite(connection)) } }.value
+        case .postgres(let client, _, let logger):
+            return try await Task {
+                var attempt = 0
+                while true {
+                    do {
+                        return try await client.withConnection { c in
+                            try await operation(c.sql(queryLogLevel: nil), .postgres(c, logger))
+                        }
+                    } catch where attempt < 5 && StoreEngine.isTransient(error) {
+                        attempt += 1
+                        logger.notice("store operation retried", metadata: ["attempt": "\(attempt)", "error": "\(StoreEngine.describe(error))"])
+                        try? await Task.sleep(for: .milliseconds(Int.random(in: 5...25) << attempt))
+                    }
+                }
+            }.value
+        }
+    }
+
+    /// Runs statements in one transaction (the caller already holds the serial turn). SQLite takes
+    /// the write lock at once (`BEGIN IMMEDIATE`); PostgreSQL locks rows as statements reach them.
     static func transaction<T: Sendable>(_ db: any SQLDatabase, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
-        try await db.raw("BEGIN IMMEDIATE").run()
+        try await db.raw(db.dialect.name == "sqlite" ? "BEGIN IMMEDIATE" : "BEGIN").run()
         do {
             let value = try await body(db)
             try await db.raw("COMMIT").run()
@@ -98,17 +172,29 @@ public final class SQLStore: TollgateStore {
     }
 
     public func migrate() async throws {
-        try await serial { db in
-            try await db.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)").run()
-            let rows = try await db.raw("SELECT version FROM schema_migrations").all()
-            let applied = Set(try rows.map { try $0.decode(column: "version", as: Int.self) })
-            for step in Migrations.steps where !applied.contains(step.version) {
-                try await Self.transaction(db) { db in
-                    for statement in step.statements {
-                        try await db.raw(SQLQueryString(statement)).run()
-                    }
-                    try await db.raw("INSERT INTO schema_migrations (version, applied_at) VALUES (\(bind: step.version), \(bind: Self.ms(Date())))").run()
+        try await serialRaw { db, raw in
+            // Instances starting together on one PostgreSQL database migrate one after the other.
+            if raw.isPostgres { _ = try await raw.query("SELECT pg_advisory_lock(73490001)", []) }
+            do {
+                try await Self.applyMigrations(db)
+            } catch {
+                if raw.isPostgres { _ = try? await raw.query("SELECT pg_advisory_unlock(73490001)", []) }
+                throw error
+            }
+            if raw.isPostgres { _ = try await raw.query("SELECT pg_advisory_unlock(73490001)", []) }
+        }
+    }
+
+    static func applyMigrations(_ db: any SQLDatabase) async throws {
+        try await db.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)").run()
+        let rows = try await db.raw("SELECT version FROM schema_migrations").all()
+        let applied = Set(try rows.map { try $0.decode(column: "version", as: Int.self) })
+        for step in Migrations.steps where !applied.contains(step.version) {
+            try await transaction(db) { db in
+                for statement in step.statements {
+                    try await db.raw(SQLQueryString(statement)).run()
                 }
+                try await db.raw("INSERT INTO schema_migrations (version, applied_at) VALUES (\(bind: step.version), \(bind: Self.ms(Date())))").run()
             }
         }
     }

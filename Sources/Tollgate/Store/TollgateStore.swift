@@ -46,6 +46,9 @@ public protocol TollgateStore: Sendable {
     /// Settles reservations left by requests that are no longer running (a crash), writing a usage
     /// record for each; `keep` are request ids still in flight in this process.
     func reapReservations(olderThan cutoff: Date, keep: Set<String>, now: Date, calendar: QuotaCalendar) async throws -> Int
+    /// Records that this instance is alive, so other instances on a shared store leave its
+    /// reservations alone (nothing to do on a store only one instance uses).
+    func heartbeat(now: Date) async throws
     func quotaState(subject: String) async throws -> QuotaState?
     func openReservations() async throws -> Int
 

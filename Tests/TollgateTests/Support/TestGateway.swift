@@ -32,7 +32,8 @@ final class TestGateway: Sendable {
         startMock: Bool = true,
         clock: any GatewayClock = SystemClock(),
         directory reuse: String? = nil,
-        mock existing: MockOllama? = nil
+        mock existing: MockOllama? = nil,
+        database: TestDatabase = .sqlite
     ) async throws -> TestGateway {
         let mock = existing ?? MockOllama(behavior: behavior)
         let refusing = startMock ? nil : try RefusingPort()
@@ -40,9 +41,12 @@ final class TestGateway: Sendable {
         if let refusing { mockPort = refusing.port } else if existing != nil { mockPort = mock.port } else { mockPort = try await mock.start() }
         let directory = reuse ?? FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A restart on PostgreSQL passes the first run's DATABASE_URL among the overrides.
+        let databaseURL: String
+        if let given = overrides["DATABASE_URL"] { databaseURL = given } else { databaseURL = try await database.freshURL(directory: directory) }
         var values = [
             "OLLAMA_URL": "http://127.0.0.1:\(mockPort)",
-            "DATABASE_URL": "sqlite:///\(directory)/tollgate.db",
+            "DATABASE_URL": databaseURL,
             "PROXY_HOST": "127.0.0.1", "PROXY_PORT": "0", "ADMIN_PORT": "0",
             "TOLLGATE_DATA_DIR": directory,
             "TOLLGATE_USAGE_FLUSH_MS": "20",
@@ -92,6 +96,22 @@ final class TestGateway: Sendable {
     /// Creates a key the way the CLI does and returns its plaintext.
     func createKey(name: String = "test", expiresAt: Date? = nil) async throws -> String {
         try await manager().create(name: name, expiresAt: expiresAt).plaintext
+    }
+
+    /// The gateway's `DATABASE_URL` (for a restart on the same database).
+    var databaseURL: String {
+        switch gateway.config.database {
+        case .sqlite(let path): return "sqlite:///" + path
+        case .postgres(let s): return "postgres://\(s.username)\(s.password.map { ":" + $0 } ?? "")@\(s.host):\(s.port)/\(s.database)?sslmode=disable"
+        }
+    }
+
+    /// Opens another store on the gateway's database (what the CLI or a second instance would do).
+    func openStore(busyTimeoutMs: Int = 5000, label: String = "check") async throws -> SQLStore {
+        switch gateway.config.database {
+        case .sqlite(let path): return try await SQLStore.openSQLite(path: path, busyTimeoutMs: busyTimeoutMs, logger: Logger(label: label))
+        case .postgres(let settings): return try await SQLStore.openPostgres(settings, poolSize: 4, logger: Logger(label: label))
+        }
     }
 
     func manager() throws -> KeyManager {
@@ -181,11 +201,12 @@ func withGateway<T>(
     startMock: Bool = true,
     clock: any GatewayClock = SystemClock(),
     loadTest: Bool = false,
+    database: TestDatabase = .sqlite,
     _ body: (TestGateway) async throws -> T
 ) async throws -> T {
     await LoadLock.shared.acquire(exclusive: loadTest)
     do {
-        let gw = try await TestGateway.start(overrides, behavior: behavior, startMock: startMock, clock: clock)
+        let gw = try await TestGateway.start(overrides, behavior: behavior, startMock: startMock, clock: clock, database: database)
         do {
             let value = try await body(gw)
             try await gw.stop()
