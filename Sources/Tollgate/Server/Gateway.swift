@@ -31,6 +31,8 @@ public final class Gateway: Sendable {
     let connections = ClientConnectionRegistry()
     public let metrics: GatewayMetrics
     public let requestLog: RequestLog
+    /// The stored providers last put in force.
+    let providersInForce = Mutex<[StoredProvider]>([])
 
     /// Opens the store, runs migrations and resolves the server secret.
     /// Reservations left by a previous process are settled here, before any request is served.
@@ -162,7 +164,10 @@ public final class Gateway: Sendable {
             requestLog,
             usage,
             UpstreamClientService(clients: { [router, client] in router.clients(with: client) }),
-            KeyCacheRefresher(authenticator: authenticator, settings: settings, store: store, interval: .seconds(1), logger: logger),
+            KeyCacheRefresher(
+                authenticator: authenticator, settings: settings, store: store, interval: .seconds(1), logger: logger,
+                changed: { [self] in await self.reloadProvidersIfChanged() }
+            ),
             ReservationReaper(gate: gate, interval: .seconds(20), minimumAge: 120, logger: logger),
             UsageRetention(store: store, settings: settings, clock: clock, interval: .seconds(3600), logger: logger),
             CatalogRefresher(router: router, probe: ProviderProbe(client: client), interval: config.catalogRefreshInterval, logger: logger),
@@ -173,9 +178,26 @@ public final class Gateway: Sendable {
         ]
     }
 
+    /// Reloads the providers when the stored ones differ from those in force (changed by another
+    /// instance), then reads the changed catalog.
+    func reloadProvidersIfChanged() async {
+        do {
+            let stored = try await store.storedProviders()
+            guard stored != providersInForce.withLock({ $0 }) else { return }
+            try await reloadProviders(stored)
+            await refreshCatalog()
+        } catch {
+            logger.warning("provider reload failed", metadata: ["error": "\(String(describing: type(of: error)))"])
+        }
+    }
+
     /// Puts configuration's providers and the stored ones in force (at start and after an admin change).
     public func reloadProviders() async throws {
-        let stored = try await store.storedProviders()
+        try await reloadProviders(store.storedProviders())
+    }
+
+    func reloadProviders(_ stored: [StoredProvider]) async throws {
+        providersInForce.withLock { $0 = stored }
         let names = Set(configuredProviders.map(\.name))
         var all = configuredProviders
         for p in stored where !names.contains(p.name) {

@@ -162,6 +162,7 @@ extension SQLStore {
 
     public func saveProvider(_ p: StoredProvider) async throws {
         try await serial { db in
+            try await Self.transaction(db) { db in
             try await db.raw(
                 """
                 INSERT INTO providers (name, kind, base_url, api_key_sealed, models, max_concurrent, allow_private, created_at, updated_at)
@@ -171,14 +172,20 @@ extension SQLStore {
                     models = excluded.models, max_concurrent = excluded.max_concurrent, allow_private = excluded.allow_private, updated_at = excluded.updated_at
                 """
             ).run()
+            // Other instances notice through the generation and reload their providers.
+            try await Self.bumpKeyGeneration(db)
+            }
         }
     }
 
     public func deleteProvider(name: String) async throws -> Bool {
         try await serial { db in
-            guard try await db.raw("SELECT name FROM providers WHERE name = \(bind: name)").first() != nil else { return false }
-            try await db.raw("DELETE FROM providers WHERE name = \(bind: name)").run()
-            return true
+            try await Self.transaction(db) { db in
+                guard try await db.raw("SELECT name FROM providers WHERE name = \(bind: name)").first() != nil else { return false }
+                try await db.raw("DELETE FROM providers WHERE name = \(bind: name)").run()
+                try await Self.bumpKeyGeneration(db)
+                return true
+            }
         }
     }
 
