@@ -210,10 +210,10 @@ import TollgateTestSupport
         try await restarted.stop()
     }
 
-    @Test(arguments: TestDatabase.all) func theOutputCapIsEnforcedWhenTheUpstreamIgnoresIt(_ database: TestDatabase) async throws {
+    @Test func theOutputCapIsEnforcedWhenTheUpstreamIgnoresIt() async throws {
         var behavior = MockOllama.Behavior()
         behavior.endless = true
-        try await withGateway(behavior: behavior, database: database) { gw in
+        try await withGateway(behavior: behavior) { gw in
             let key = try await gw.createKey(policy: SubjectPolicy(outputCaps: OutputCaps(defaultCap: 30)))
             for path in ["/api/chat", "/api/generate"] {
                 let body = path == "/api/chat"
@@ -285,9 +285,9 @@ import TollgateTestSupport
         }
     }
 
-    @Test(arguments: TestDatabase.all) func aRequestRateLimitNeverAdmitsMoreThanTheLimitInAnyRollingMinute(_ database: TestDatabase) async throws {
+    @Test func aRequestRateLimitNeverAdmitsMoreThanTheLimitInAnyRollingMinute() async throws {
         let clock = ManualClock(ISO8601DateFormatter().date(from: "2026-11-23T10:00:59Z")!.addingTimeInterval(0.5))
-        try await withGateway(clock: clock, database: database) { gw in
+        try await withGateway(clock: clock) { gw in
             let key = try await gw.createKey(policy: SubjectPolicy(rates: RateLimits(requestsPerMinute: 60)))
             let body = Self.body("/api/embed")
             var first: HTTPHeaders?
@@ -314,10 +314,10 @@ import TollgateTestSupport
         }
     }
 
-    @Test(arguments: TestDatabase.all) func concurrencyAndTokenRateLimits(_ database: TestDatabase) async throws {
+    @Test func concurrencyAndTokenRateLimits() async throws {
         var behavior = MockOllama.Behavior()
         behavior.holdAfterChunk = 1
-        try await withGateway(behavior: behavior, database: database) { gw in
+        try await withGateway(behavior: behavior) { gw in
             let key = try await gw.createKey(policy: SubjectPolicy(rates: RateLimits(concurrent: 2)))
             let stream = #"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}"#
             var open: [HTTPClientResponse.Body.AsyncIterator] = []
@@ -410,8 +410,8 @@ import TollgateTestSupport
         }
     }
 
-    @Test(arguments: TestDatabase.all) func allowListAliasesDefaultModelAndOptionClamps(_ database: TestDatabase) async throws {
-        try await withGateway(database: database) { gw in
+    @Test func allowListAliasesDefaultModelAndOptionClamps() async throws {
+        try await withGateway { gw in
             let key = try await gw.createKey(
                 policy: SubjectPolicy(allowedModels: ModelPattern.list("llama3.2, qwen*"), outputCaps: OutputCaps(defaultCap: 50, maximum: 200))
             )

@@ -8,9 +8,10 @@ import TollgateTestSupport
 
 /// `tollgate export` / `tollgate import` (the real executable): a move to a fresh database keeps
 /// every user, key, setting, provider and usage record, rebuilds the quota counters, and the keys
-/// and the provider's sealed key keep working there.
+/// and the provider's sealed key keep working there. From SQLite to SQLite, and from SQLite to
+/// PostgreSQL (the move to several instances) when a PostgreSQL server is configured.
 @Suite(.timeLimit(.minutes(3))) struct TransferTests {
-    @Test func exportAndImportMoveEveryRecordToAnotherDatabase() async throws {
+    @Test(arguments: TestDatabase.all) func exportAndImportMoveEveryRecordToAnotherDatabase(_ targetDatabase: TestDatabase) async throws {
         let secret = String(repeating: "s3cr3t-", count: 6)
         let cloud = MockOllama()
         _ = try await cloud.start()
@@ -18,6 +19,8 @@ import TollgateTestSupport
         let source = try await TestGateway.start(["TOLLGATE_SECRET": secret])
         let target = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-import-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        let targetURL = try await targetDatabase.freshURL(directory: target)
+        let targetEnvironment = ["TOLLGATE_SECRET": secret, "DATABASE_URL": targetURL]
         do {
             // Something of everything in the source.
             let user = object(try await source.adminJSON(.POST, "/api/users", body: #"{"name":"lab","email":"lab@example.org","daily_tokens":100000}"#, expect: 201))
@@ -46,12 +49,16 @@ import TollgateTestSupport
             let dump = try String(contentsOfFile: source.directory + "/dump.jsonl", encoding: .utf8)
             #expect(!dump.contains("sk-moved-along-77") && !dump.contains(key), "the export holds a secret")
             try FileManager.default.copyItem(atPath: source.directory + "/dump.jsonl", toPath: target + "/dump.jsonl")
-            let imported = try await TollgateProcess(directory: target, environment: ["TOLLGATE_SECRET": secret]).run(["import", "-i", "dump.jsonl"])
+            let imported = try await TollgateProcess(directory: target, environment: targetEnvironment).run(["import", "-i", "dump.jsonl"])
             #expect(imported.status == 0, "\(imported.err)")
 
             // Every record is there, equal.
             let a = try await SQLStore.openSQLite(path: source.directory + "/tollgate.db", logger: Logger(label: "a"))
-            let b = try await SQLStore.openSQLite(path: target + "/tollgate.db", logger: Logger(label: "b"))
+            let b: SQLStore
+            switch try TollgateConfig.parseDatabaseURL(targetURL) {
+            case .sqlite(let path): b = try await SQLStore.openSQLite(path: path, logger: Logger(label: "b"))
+            case .postgres(let settings): b = try await SQLStore.openPostgres(settings, poolSize: 2, logger: Logger(label: "b"))
+            }
             let (ua, ub) = (try await a.users(), try await b.users())
             #expect(ua == ub && ua.count == 1)
             let (ka, kb) = (try await a.keys(), try await b.keys())
@@ -73,7 +80,7 @@ import TollgateTestSupport
             await b.close()
 
             // A gateway on the imported database takes the same key and opens the provider's key.
-            let moved = try await TestGateway.start(["TOLLGATE_SECRET": secret], directory: target, mock: source.mock)
+            let moved = try await TestGateway.start(targetEnvironment, directory: target, mock: source.mock)
             #expect(try await moved.send("/api/chat", body: #"{"model":"llama3.2","messages":[],"stream":false}"#, key: key).status == 200)
             #expect(try await moved.send("/v1/chat/completions", body: #"{"model":"cloud/gpt-4o-mini","messages":[{"role":"user","content":"x"}]}"#, key: key).status == 200)
             #expect(cloud.lastPost?.header("authorization") == "Bearer sk-moved-along-77")
@@ -81,7 +88,7 @@ import TollgateTestSupport
 
             // A file that is not an export is refused, naming the line.
             try "{\"type\":\"user\"}\n".write(toFile: target + "/bad.jsonl", atomically: true, encoding: .utf8)
-            let bad = try await TollgateProcess(directory: target, environment: ["TOLLGATE_SECRET": secret]).run(["import", "-i", "bad.jsonl"])
+            let bad = try await TollgateProcess(directory: target, environment: targetEnvironment).run(["import", "-i", "bad.jsonl"])
             #expect(bad.status != 0 && bad.err.contains("line 1"), "\(bad.err)")
         } catch {
             Issue.record(error)

@@ -86,7 +86,7 @@ public final class SQLStore: TollgateStore {
         quiet.logLevel = max(logger.logLevel, .notice)
         let client = StoreEngine.postgresClient(settings, poolSize: poolSize, logger: quiet)
         let run = Task { await client.run() }
-        let store = SQLStore(engine: .postgres(client, run, quiet))
+        let store = SQLStore(engine: .postgres(client, run, quiet, ConnectionWatch()))
         do {
             try await store.ping()
         } catch {
@@ -104,7 +104,7 @@ public final class SQLStore: TollgateStore {
                 try? await connection.close()
                 try? await thread.shutdownGracefully()
             }
-        case .postgres(_, let run, _):
+        case .postgres(_, let run, _, _):
             run.cancel()
         }
     }
@@ -119,7 +119,7 @@ public final class SQLStore: TollgateStore {
                 try await connection.close()
                 try await thread.shutdownGracefully()
             }
-        case .postgres(_, let run, _):
+        case .postgres(_, let run, _, _):
             run.cancel()
             await run.value
         }
@@ -139,13 +139,19 @@ public final class SQLStore: TollgateStore {
         case .sqlite(let connection, _, let db):
             let gate = self.gate
             return try await Task { try await gate.run { try await operation(db, .sqlite(connection)) } }.value
-        case .postgres(let client, _, let logger):
+        case .postgres(let client, _, let logger, let watch):
             return try await Task {
                 var attempt = 0
                 while true {
                     do {
                         return try await client.withConnection { c in
-                            try await operation(c.sql(queryLogLevel: nil), .postgres(c, logger))
+                            do {
+                                return try await watch.run(c) { try await operation(c.sql(queryLogLevel: nil), .postgres(c, logger)) }
+                            } catch where StoreEngine.isConnectionLost(error) {
+                                // The session is gone: make sure the pool never hands this connection out again.
+                                try? await c.close()
+                                throw error
+                            }
                         }
                     } catch where attempt < 5 && StoreEngine.isTransient(error) {
                         attempt += 1
@@ -166,7 +172,8 @@ public final class SQLStore: TollgateStore {
             try await db.raw("COMMIT").run()
             return value
         } catch {
-            try? await db.raw("ROLLBACK").run()
+            // A session the server ended has nothing to roll back (and takes no more statements).
+            if !StoreEngine.isConnectionLost(error) { try? await db.raw("ROLLBACK").run() }
             throw error
         }
     }

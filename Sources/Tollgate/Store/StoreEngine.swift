@@ -7,6 +7,7 @@ import PostgresNIO
 import SQLKit
 import SQLiteKit
 import SQLiteNIO
+import Synchronization
 
 /// A row of a raw query, read the same way on both databases.
 protocol RawRow {
@@ -93,17 +94,26 @@ enum RawConnection: Sendable {
 /// What a store runs on: one SQLite connection taken in turns, or a pool of PostgreSQL connections.
 enum StoreEngine: Sendable {
     case sqlite(SQLiteConnection, NIOThreadPool, any SQLDatabase)
-    case postgres(PostgresClient, Task<Void, Never>, Logger)
+    case postgres(PostgresClient, Task<Void, Never>, Logger, ConnectionWatch)
 
     /// Errors worth running the whole operation again for: serialization failures, deadlocks,
     /// connections that dropped or could not be made (the transaction was rolled back).
     static func isTransient(_ error: any Error) -> Bool {
+        if isConnectionLost(error) { return true }
+        guard let e = error as? PSQLError, e.code == .server else { return false }
+        let state = e.serverInfo?[.sqlState] ?? ""
+        return state == "40001" || state == "40P01"
+    }
+
+    /// Errors after which the connection is unusable: the server ended the session or the socket closed.
+    static func isConnectionLost(_ error: any Error) -> Bool {
+        if error is StoreConnectionLost { return true }
         guard let e = error as? PSQLError else { return false }
         switch e.code {
-        case .serverClosedConnection, .connectionError, .uncleanShutdown: return true
+        case .serverClosedConnection, .connectionError, .uncleanShutdown, .clientClosedConnection: return true
         case .server:
             let state = e.serverInfo?[.sqlState] ?? ""
-            return state == "40001" || state == "40P01" || state.hasPrefix("08") || state == "57P01"
+            return state.hasPrefix("08") || state.hasPrefix("57P")
         default: return false
         }
     }
@@ -133,6 +143,62 @@ extension StoreEngine {
         if let underlying = e.underlying { text += ": \(underlying)" }
         return text
     }
+}
+
+/// Fails the operations running on a PostgreSQL connection as soon as it closes.
+///
+/// PostgresNIO 1.33 can leave a statement in flight unanswered when the server ends the session
+/// (seen with `pg_terminate_backend`: the connection closed, the query's await never returned);
+/// without this watch the operation, and the request behind it, would wait forever. The watch
+/// registers one close callback per connection (not per operation, so nothing accumulates on a
+/// long-lived connection); an abandoned await is left to end on its own.
+final class ConnectionWatch: Sendable {
+    private struct State {
+        var watched: Set<Int> = []
+        var pending: [Int: [UInt64: @Sendable () -> Void]] = [:]
+        var next: UInt64 = 0
+    }
+    private let state = Mutex(State())
+
+    func run<T: Sendable>(_ connection: PostgresConnection, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let pending = PendingContinuation<T>()
+        let id = connection.id
+        return try await withCheckedThrowingContinuation { continuation in
+            pending.set(continuation)
+            let (token, first) = state.withLock { s in
+                s.next += 1
+                s.pending[id, default: [:]][s.next] = { pending.take()?.resume(throwing: StoreConnectionLost()) }
+                return (s.next, s.watched.insert(id).inserted)
+            }
+            if first { connection.closeFuture.whenComplete { [self] _ in closed(id) } }
+            Task {
+                let result: Result<T, any Error>
+                do { result = .success(try await body()) } catch { result = .failure(error) }
+                state.withLock { s in _ = s.pending[id]?.removeValue(forKey: token) }
+                pending.take()?.resume(with: result)
+            }
+        }
+    }
+
+    private func closed(_ id: Int) {
+        let waiting = state.withLock { s in
+            s.watched.remove(id)
+            return s.pending.removeValue(forKey: id).map { Array($0.values) } ?? []
+        }
+        for fail in waiting { fail() }
+    }
+}
+
+/// A continuation resumed by whichever comes first.
+final class PendingContinuation<T: Sendable>: Sendable {
+    private let state = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    func set(_ c: CheckedContinuation<T, any Error>) { state.withLock { $0 = c } }
+    func take() -> CheckedContinuation<T, any Error>? { state.withLock { $0.take() } }
+}
+
+/// The connection an operation ran on closed before the operation ended (retried by the store).
+struct StoreConnectionLost: Error, CustomStringConvertible {
+    var description: String { "the database connection closed during the operation" }
 }
 
 /// The store could not be opened; the message names the server (never the password) and the cause.
