@@ -99,13 +99,38 @@ import TollgateTestSupport
         }
 
         func chat(_ instance: Int, key: String) async throws -> Int {
+            try await chatting(instance, key: key).status
+        }
+
+        /// A chat request; its status and the model that served it.
+        func chatting(_ instance: Int, key: String) async throws -> (status: Int, model: String?) {
             var request = HTTPClientRequest(url: "http://127.0.0.1:\(ports[instance].proxy)/api/chat")
             request.method = .POST
             request.headers.add(name: "authorization", value: "Bearer \(key)")
             request.body = .bytes(ByteBuffer(string: #"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}],"stream":false}"#))
             let response = try await http.execute(request, timeout: .seconds(60))
             _ = try await response.body.collect(upTo: 1 << 20)
-            return Int(response.status.code)
+            return (Int(response.status.code), response.headers.first(name: "x-tollgate-model"))
+        }
+
+        /// A call to an instance's admin API with an admin key.
+        func admin(_ instance: Int, _ method: HTTPMethod, _ path: String, key: String, body: String? = nil) async throws -> (status: Int, body: String) {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(ports[instance].admin)\(path)")
+            request.method = method
+            request.headers.add(name: "authorization", value: "Bearer \(key)")
+            if let body {
+                request.headers.add(name: "content-type", value: "application/json")
+                request.body = .bytes(ByteBuffer(string: body))
+            }
+            let response = try await http.execute(request, timeout: .seconds(30))
+            return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
+        }
+
+        func get(_ instance: Int, _ path: String, key: String) async throws -> String {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(ports[instance].proxy)\(path)")
+            request.headers.add(name: "authorization", value: "Bearer \(key)")
+            let response = try await http.execute(request, timeout: .seconds(30))
+            return String(buffer: try await response.body.collect(upTo: 1 << 20))
         }
 
         func openStore() async throws -> SQLStore {
@@ -160,20 +185,35 @@ import TollgateTestSupport
         }
     }
 
-    @Test(arguments: TestDatabase.postgresOnly) func aKeyRevokedThroughOneInstanceIsRefusedByTheOther(_ database: TestDatabase) async throws {
+    @Test(arguments: TestDatabase.postgresOnly) func changesThroughOneInstanceReachTheOther(_ database: TestDatabase) async throws {
         try await Self.withPair { pair in
             let (key, id) = try await pair.createKey([])
+            let (other, _) = try await pair.createKey([])
             let (adminKey, _) = try await pair.createKey(["--admin"])
             #expect(try await pair.chat(1, key: key) == 200)
-            var revoke = HTTPClientRequest(url: "http://127.0.0.1:\(pair.ports[0].admin)/api/api-keys/\(id)/revoke")
-            revoke.method = .POST
-            revoke.headers.add(name: "authorization", value: "Bearer \(adminKey)")
-            let answer = try await pair.http.execute(revoke, timeout: .seconds(10))
-            #expect(answer.status == .ok)
+            // A key revoked through instance 0.
+            #expect(try await pair.admin(0, .POST, "/api/api-keys/\(id)/revoke", key: adminKey).status == 200)
             #expect(try await pair.chat(0, key: key) == 401, "the instance that revoked it refuses at once")
             // The other instance polls the store's change counter every second (README: "Several instances").
             let refused = await eventually(timeout: .seconds(5)) { try await pair.chat(1, key: key) == 401 }
             #expect(refused, "the other instance still serves a revoked key after 5 s")
+
+            // A model lock set through instance 0 (settings).
+            #expect(try await pair.chatting(1, key: other).model == "llama3.2")
+            #expect(try await pair.admin(0, .PUT, "/api/settings", key: adminKey, body: #"{"force_model":"qwen3:8b"}"#).status == 200)
+            let locked = await eventually(timeout: .seconds(5)) { try await pair.chatting(1, key: other).model == "qwen3:8b" }
+            #expect(locked, "the other instance does not apply the model lock after 5 s")
+
+            // A provider added through instance 0 (the catalog; with the lock off, which narrows the list to its model).
+            #expect(try await pair.admin(0, .PUT, "/api/settings", key: adminKey, body: #"{"force_model":null}"#).status == 200)
+            #expect(!(try await pair.get(1, "/v1/models", key: other)).contains(#""owned_by":"pair-cloud""#))
+            let added = try await pair.admin(
+                0, .POST, "/api/providers", key: adminKey,
+                body: #"{"name":"pair-cloud","kind":"openai","base_url":"\#(pair.mock.baseURL)/v1","models":["gpt-4o-mini"],"allow_private":true}"#
+            )
+            #expect(added.status == 201, "\(added.body)")
+            let listed = await eventually(timeout: .seconds(5)) { try await pair.get(1, "/v1/models", key: other).contains(#""owned_by":"pair-cloud""#) }
+            #expect(listed, "the other instance does not list the new provider's models after 5 s")
         }
     }
 
