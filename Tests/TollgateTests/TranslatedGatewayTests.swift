@@ -90,6 +90,31 @@ import TollgateTestSupport
         }
     }
 
+    /// The paths the seeds' users know: `/api/chat/completions` is the OpenAI chat route (streaming
+    /// too), `/api/versions` is `/api/version`; their spelling variants stay refused.
+    @Test func theSeedsAliasesAnswerAsTheRoutesTheyName() async throws {
+        try await withGateway { gw in
+            let key = try await gw.createKey()
+            let plain = try await gw.send("/api/chat/completions", body: Self.chat, key: key)
+            #expect(plain.status == 200, "\(plain.body)")
+            #expect(Self.json(plain.body)["object"]?.stringValue == "chat.completion")
+            #expect(gw.mock.lastPost?.path == "/api/chat")
+            let streamed = try await gw.send("/api/chat/completions", body: Self.chatStream, key: key)
+            #expect(streamed.status == 200 && streamed.body.hasSuffix("data: [DONE]\n\n"), "\(streamed.body)")
+            #expect(try await gw.send("/api/chat/completions", method: .GET, key: key).status == 405)
+            #expect(try await gw.send("/api/chat/completions", body: Self.chat).status == 401)
+            let version = try await gw.send("/api/versions", method: .GET, key: key)
+            #expect(version.status == 200 && Self.json(version.body)["version"]?.stringValue != nil, "\(version.body)")
+            #expect(gw.mock.received.last { $0.method == "GET" && $0.path.hasPrefix("/api/version") }?.path == "/api/version")
+            for variant in ["/api/Versions", "/api/versions/", "/api//chat/completions", "/api/chat/completions/"] {
+                #expect(try await gw.send(variant, body: Self.chat, key: key).status == 403, "\(variant)")
+            }
+            // Recorded under the route's own name.
+            #expect(await eventually { try await gw.usageRecords().filter { $0.endpoint == "/v1/chat/completions" }.count == 2 })
+            #expect(!(try await gw.usageRecords()).contains { $0.endpoint == "/api/chat/completions" || $0.endpoint == "/api/versions" })
+        }
+    }
+
     @Test func aStreamWithoutUsageIsRecordedAsEstimated() async throws {
         var behavior = MockOllama.Behavior()
         behavior.promptEvalCount = nil  // Ollama omits it when the prompt was cached

@@ -47,7 +47,12 @@ public enum OllamaEndpoint: String, Sendable, CaseIterable {
         case forbidden
     }
 
+    /// Paths the users of the gateways Tollgate replaces call, answered as the endpoint they name
+    /// (and forwarded to the upstream under its real path).
+    static let aliases: [String: OllamaEndpoint] = ["/api/versions": .version]
+
     static let byPath: [String: OllamaEndpoint] = Dictionary(uniqueKeysWithValues: allCases.map { ($0.rawValue, $0) })
+        .merging(aliases) { real, _ in real }
 
     public static func match(method: HTTPRequest.Method, rawPath: Substring) -> Match {
         guard let endpoint = byPath[String(rawPath)] else { return .forbidden }

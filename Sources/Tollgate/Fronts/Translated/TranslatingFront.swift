@@ -61,7 +61,8 @@ enum TranslatedRoute: Sendable, Equatable {
         let route: TranslatedRoute
         let allowed: HTTPRequest.Method
         switch rawPath {
-        case "/v1/chat/completions": (route, allowed) = (.chat, .post)
+        // `/api/chat/completions`: the OpenAI chat route under Ollama's prefix, as the seeds' users call it.
+        case "/v1/chat/completions", "/api/chat/completions": (route, allowed) = (.chat, .post)
         case "/v1/completions": (route, allowed) = (.completion, .post)
         case "/v1/embeddings": (route, allowed) = (.embeddings, .post)
         case "/v1/models": (route, allowed) = (.models, .get)
