@@ -58,6 +58,8 @@ public struct TollgateConfig: Sendable {
     public var catalogRefreshInterval: Duration = .seconds(60)
     /// Peers whose `X-Forwarded-For` names the client (admin login throttling; later all client addresses).
     public var trustedProxies: TrustedProxies = .none
+    /// Cross-origin access to the proxy listener (`ALLOWED_ORIGINS`); nil: no CORS headers.
+    public var cors: CORSPolicy?
     /// How often each provider is checked for health.
     public var healthCheckInterval: Duration = .seconds(10)
     public var database: Database
@@ -186,6 +188,7 @@ public struct TollgateConfig: Sendable {
         config.usageLogMaxBytes = try parseInt(
             source.value("TOLLGATE_LOG_FILE_MAX_BYTES"), default: 10 << 20, range: 1024...(1 << 40), variable: "TOLLGATE_LOG_FILE_MAX_BYTES"
         )
+        config.cors = try CORSPolicy.parse(source.value("ALLOWED_ORIGINS"))
         config.databasePoolSize = try parseInt(source.value("TOLLGATE_DB_POOL_SIZE"), default: 10, range: 1...500, variable: "TOLLGATE_DB_POOL_SIZE")
         config.usageLogBackups = try parseInt(source.value("TOLLGATE_LOG_FILE_BACKUPS"), default: 5, range: 0...1000, variable: "TOLLGATE_LOG_FILE_BACKUPS")
         switch try source.value("TOLLGATE_ACCESS_LOG")?.lowercased() {
