@@ -72,6 +72,8 @@ enum AccountRoutes {
             ("expires_at", AdminJSON.date(k.expiresAt)), ("tags", .array(k.tags.map { .string($0) })), ("trusts_end_users", .bool(k.trustsEndUsers)),
             ("allowed_models", k.policy.allowedModels.map { .array($0.map { .string($0.text) }) } ?? .null),
             ("output_cap_default", AdminJSON.int(k.policy.outputCaps.defaultCap)), ("output_cap_max", AdminJSON.int(k.policy.outputCaps.maximum)),
+            ("allowed_addresses", k.allowedAddresses.map { .array($0.map { .string($0) }) } ?? .null),
+            ("denied_addresses", k.deniedAddresses.map { .array($0.map { .string($0) }) } ?? .null),
         ]
         fields += policyJSON(k.policy)
         fields.append(("usage", usage))
@@ -101,6 +103,8 @@ enum AccountRoutes {
         ("tags", Schema.array(Schema.string(maxLength: 64, pattern: tagPattern))), ("trusts_end_users", Schema.boolean),
         ("allowed_models", Schema.nullable(Schema.array(Schema.string(maxLength: 300)))),
         ("output_cap_default", Schema.nullable(Schema.integer(minimum: 1))), ("output_cap_max", Schema.nullable(Schema.integer(minimum: 1))),
+        ("allowed_addresses", Schema.nullable(Schema.array(Schema.string(maxLength: 64)))),
+        ("denied_addresses", Schema.nullable(Schema.array(Schema.string(maxLength: 64)))),
     ] + limitProperties
 
     static var keySchema: JSONValue {
@@ -111,6 +115,7 @@ enum AccountRoutes {
                 ("updated_at", Schema.dateTime), ("expires_at", Schema.nullable(Schema.dateTime)), ("tags", Schema.array(Schema.string)),
                 ("trusts_end_users", Schema.boolean), ("allowed_models", Schema.nullable(Schema.array(Schema.string))),
                 ("output_cap_default", Schema.nullable(Schema.integer)), ("output_cap_max", Schema.nullable(Schema.integer)),
+                ("allowed_addresses", Schema.nullable(Schema.array(Schema.string))), ("denied_addresses", Schema.nullable(Schema.array(Schema.string))),
             ] + limitProperties.map { ($0.0, Schema.nullable(Schema.integer)) } + [("usage", usageSchema), ("key", Schema.string)],
             optional: ["key"]
         )
@@ -167,6 +172,11 @@ enum AccountRoutes {
         }
         if let v = body.strings("allowed_models", nullable: true, rule: "model names, or prefixes ending in *", valid: { !$0.isEmpty && $0.count <= 300 && !$0.contains(",") }) {
             k.policy.allowedModels = v.map { $0.map(ModelPattern.init) }
+        }
+        for (field, path) in [("allowed_addresses", \KeyRecord.allowedAddresses), ("denied_addresses", \KeyRecord.deniedAddresses)] {
+            if let v = body.strings(field, nullable: true, rule: "IP addresses or CIDR ranges (10.0.0.0/8, 2001:db8::/32)", valid: AddressRules.isValidEntry) {
+                k[keyPath: path] = v
+            }
         }
         if let v = body.int("output_cap_default", min: 1) { k.policy.outputCaps.defaultCap = v }
         if let v = body.int("output_cap_max", min: 1) { k.policy.outputCaps.maximum = v }
@@ -321,7 +331,10 @@ enum AccountRoutes {
                 var record = created.record
                 record.tags = k.tags
                 record.trustsEndUsers = k.trustsEndUsers
-                if !k.tags.isEmpty || k.trustsEndUsers { _ = try await deps.store.updateKey(record) }
+                record.allowedAddresses = k.allowedAddresses
+                record.deniedAddresses = k.deniedAddresses
+                // (The plaintext is not out yet, so nobody can use the key before these are stored.)
+                if record != created.record { _ = try await deps.store.updateKey(record) }
                 await deps.changed()
                 await deps.audit(
                     call, "key.create", target: record.publicID,

@@ -58,6 +58,9 @@ public struct TollgateConfig: Sendable {
     public var catalogRefreshInterval: Duration = .seconds(60)
     /// Peers whose `X-Forwarded-For` names the client (admin login throttling; later all client addresses).
     public var trustedProxies: TrustedProxies = .none
+    /// Client addresses the proxy listener serves (`TOLLGATE_ALLOWED_ADDRESSES`, `TOLLGATE_DENIED_ADDRESSES`);
+    /// checked before any key is looked at.
+    public var addressRules = AddressRules(allow: nil)
     /// Cross-origin access to the proxy listener (`ALLOWED_ORIGINS`); nil: no CORS headers.
     public var cors: CORSPolicy?
     /// How often each provider is checked for health.
@@ -103,6 +106,7 @@ public struct TollgateConfig: Sendable {
         "TOLLGATE_DRAIN_TIMEOUT", "TOLLGATE_USAGE_FLUSH_MS", "TOLLGATE_USAGE_QUEUE_LIMIT", "TOLLGATE_LOG_LEVEL",
         "TOLLGATE_LOG_FORMAT", "TOLLGATE_DB_BUSY_TIMEOUT_MS", "TOLLGATE_PROVIDERS", "TOLLGATE_CATALOG_REFRESH",
         "TOLLGATE_HEALTH_INTERVAL", "TOLLGATE_TRUSTED_PROXIES", "TOLLGATE_LOG_FILE_MAX_BYTES", "TOLLGATE_LOG_FILE_BACKUPS", "TOLLGATE_ACCESS_LOG", "TOLLGATE_DB_POOL_SIZE",
+        "TOLLGATE_ALLOWED_ADDRESSES", "TOLLGATE_DENIED_ADDRESSES",
     ]
 
     /// Loads and validates the configuration. Every problem names its variable.
@@ -182,6 +186,18 @@ public struct TollgateConfig: Sendable {
             }
             config.trustedProxies = trusted
         }
+        var lists: [TrustedProxies?] = []
+        for variable in ["TOLLGATE_ALLOWED_ADDRESSES", "TOLLGATE_DENIED_ADDRESSES"] {
+            guard let list = try source.value(variable), !list.trimmingCharacters(in: .whitespaces).isEmpty else {
+                lists.append(nil)
+                continue
+            }
+            guard let parsed = TrustedProxies(list: list) else {
+                throw ConfigError(variable: variable, message: "must be IP addresses or CIDR ranges, comma-separated")
+            }
+            lists.append(parsed)
+        }
+        config.addressRules = AddressRules(allow: lists[0], deny: lists[1] ?? .none)
         config.declaredModels = declaredModels
         config.catalogRefreshInterval = try parseSeconds(source.value("TOLLGATE_CATALOG_REFRESH"), default: 60, variable: "TOLLGATE_CATALOG_REFRESH")
         config.healthCheckInterval = try parseSeconds(source.value("TOLLGATE_HEALTH_INTERVAL"), default: 10, variable: "TOLLGATE_HEALTH_INTERVAL")

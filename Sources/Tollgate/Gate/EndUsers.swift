@@ -60,13 +60,21 @@ extension OllamaFront {
 
     /// Authenticates the key, then attributes the request: the Open WebUI end user a trusted key
     /// names, and the tags of the `X-Proxy-Tag` header (over the key's own).
-    func identify(_ headers: HTTPFields) async -> Result<KeyIdentity, IdentifyRefusal> {
+    func identify(_ headers: HTTPFields, address: String?) async -> Result<KeyIdentity, IdentifyRefusal> {
         var identity: KeyIdentity
         switch await authenticator.authenticate(headers) {
         case .success(let id): identity = id
         case .failure(let failure):
             gate.rejections.add(failure == .storeUnavailable ? "store unavailable" : failure == .missing ? "no key" : "\(failure) key")
             return .failure(IdentifyRefusal(status: failure.status, message: failure.message))
+        }
+        // The key's own address rules (after the global ones, which the listener checked first).
+        let key = identity.key
+        if key.allowedAddresses != nil || key.deniedAddresses != nil,
+            !(AddressRules(allow: key.allowedAddresses, deny: key.deniedAddresses)?.permits(address) ?? false)
+        {
+            gate.rejections.add("address")
+            return .failure(IdentifyRefusal(status: .forbidden, message: "this key may not be used from this address"))
         }
         if let header = headers[Self.xProxyTag] {
             guard let tags = RequestTags.parse(header) else {

@@ -89,13 +89,24 @@ public struct CORSPolicy: Sendable, Equatable {
     }
 }
 
-/// The proxy listener's responder: CORS around the front when `ALLOWED_ORIGINS` is set, the front
-/// alone (one branch) when it is not.
-struct CORSResponder: HTTPResponder {
+/// The proxy listener's responder: resolves the client's address (`X-Forwarded-For` only from a
+/// trusted proxy) and applies the global address rules before anything else, then CORS around the
+/// front when `ALLOWED_ORIGINS` is set (the front alone, one branch, when it is not).
+struct ProxyResponder: HTTPResponder {
     let policy: CORSPolicy?
     let front: OllamaFront
+    let trustedProxies: TrustedProxies
+    let addressRules: AddressRules
 
     func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
+        var context = context
+        if trustedProxies != .none, let peer = context.peerAddress {
+            context.resolvedClient = trustedProxies.client(peer: peer, forwardedFor: request.headers[values: .xForwardedFor])
+        }
+        if !addressRules.isEmpty, !addressRules.permits(context.clientAddress) {
+            front.gate.rejections.add("address")
+            return OllamaFront.refusal(request, .forbidden, "requests from this address are not allowed")
+        }
         guard let policy, let origin = request.headers[.origin] else { return try await front.respond(to: request, context: context) }
         if request.method == .options, request.headers[.accessControlRequestMethod] != nil {
             return policy.preflight(origin: origin, requestedHeaders: request.headers[.accessControlRequestHeaders], requestID: RequestIDGenerator.next())

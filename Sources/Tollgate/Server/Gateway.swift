@@ -146,7 +146,7 @@ public final class Gateway: Sendable {
         let idle = TimeAmount(config.clientIdleTimeout)
         let ports = boundPorts
         let proxy = Application(
-            responder: CORSResponder(policy: config.cors, front: front),
+            responder: ProxyResponder(policy: config.cors, front: front, trustedProxies: config.trustedProxies, addressRules: config.addressRules),
             server: .http1(configuration: .init(additionalChannelHandlers: [self.connections.makeHandler()], idleTimeout: idle)),
             // A deep accept queue: bursts of new connections (a class starting at once) are queued, not reset.
             configuration: .init(address: .hostname(config.proxy.host, port: config.proxy.port), serverName: nil, backlog: 2048),

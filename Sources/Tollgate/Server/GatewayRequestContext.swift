@@ -13,6 +13,12 @@ public struct GatewayRequestContext: RequestContext {
         self.channel = source.channel
     }
 
+    /// The client as the proxy listener resolved it (the peer, or `X-Forwarded-For` from a trusted proxy).
+    var resolvedClient: String?
+
     /// The peer's IP address (no port).
-    public var clientAddress: String? { channel.remoteAddress?.ipAddress }
+    public var peerAddress: String? { channel.remoteAddress?.ipAddress }
+
+    /// The client's IP address: as resolved on the proxy listener, else the peer's.
+    public var clientAddress: String? { resolvedClient ?? peerAddress }
 }

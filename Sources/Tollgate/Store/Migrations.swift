@@ -186,5 +186,13 @@ enum Migrations {
                 "CREATE TABLE IF NOT EXISTS gateway_instances (id TEXT PRIMARY KEY, seen_at BIGINT NOT NULL)",
             ]
         ),
+        (
+            9,
+            [
+                // Per-key address rules (comma-separated addresses and CIDR ranges).
+                "ALTER TABLE api_keys ADD COLUMN allowed_addresses TEXT",
+                "ALTER TABLE api_keys ADD COLUMN denied_addresses TEXT",
+            ]
+        ),
     ]
 }

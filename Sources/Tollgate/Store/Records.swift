@@ -25,11 +25,17 @@ public struct KeyRecord: Sendable, Equatable, Codable {
     /// Requests with this key may name an Open WebUI end user (`X-OpenWebUI-User-*`), who is then
     /// the request's user, with quotas of their own.
     public var trustsEndUsers: Bool
+    /// Client addresses or CIDR ranges the key may be used from (nil: any), and those it may not.
+    public var allowedAddresses: [String]?
+    public var deniedAddresses: [String]?
 
     public init(
         publicID: String, name: String, secretHash: String, status: KeyStatus, createdAt: Date, expiresAt: Date?, updatedAt: Date,
-        userID: String? = nil, isAdmin: Bool = false, policy: SubjectPolicy = .init(), tags: [String] = [], trustsEndUsers: Bool = false
+        userID: String? = nil, isAdmin: Bool = false, policy: SubjectPolicy = .init(), tags: [String] = [], trustsEndUsers: Bool = false,
+        allowedAddresses: [String]? = nil, deniedAddresses: [String]? = nil
     ) {
+        self.allowedAddresses = allowedAddresses
+        self.deniedAddresses = deniedAddresses
         self.tags = tags
         self.trustsEndUsers = trustsEndUsers
         self.publicID = publicID

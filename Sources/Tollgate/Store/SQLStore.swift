@@ -217,10 +217,12 @@ public final class SQLStore: TollgateStore {
             try await Self.transaction(db) { db in
                 try await db.raw(
                     """
-                    INSERT INTO api_keys (id, name, secret_hash, status, created_at, expires_at, updated_at, user_id, is_admin, tags, trusts_end_users)
+                    INSERT INTO api_keys (id, name, secret_hash, status, created_at, expires_at, updated_at, user_id, is_admin, tags, trusts_end_users,
+                                          allowed_addresses, denied_addresses)
                     VALUES (\(bind: key.publicID), \(bind: key.name), \(bind: key.secretHash), \(bind: key.status.rawValue),
                             \(bind: Self.ms(key.createdAt)), \(bind: key.expiresAt.map(Self.ms)), \(bind: Self.ms(key.updatedAt)),
-                            \(bind: key.userID), \(bind: key.isAdmin ? 1 : 0), \(bind: Self.tagText(key.tags)), \(bind: key.trustsEndUsers ? 1 : 0))
+                            \(bind: key.userID), \(bind: key.isAdmin ? 1 : 0), \(bind: Self.tagText(key.tags)), \(bind: key.trustsEndUsers ? 1 : 0),
+                            \(bind: key.allowedAddresses.map { $0.joined(separator: ",") }), \(bind: key.deniedAddresses.map { $0.joined(separator: ",") }))
                     """
                 ).run()
                 try await Self.writeKeyPolicy(db, publicID: key.publicID, policy: key.policy, now: key.updatedAt)
@@ -310,7 +312,9 @@ public final class SQLStore: TollgateStore {
                 )
             ),
             tags: tags(try row.decode(column: "tags", as: String?.self)),
-            trustsEndUsers: try row.decode(column: "trusts_end_users", as: Int.self) != 0
+            trustsEndUsers: try row.decode(column: "trusts_end_users", as: Int.self) != 0,
+            allowedAddresses: try row.decode(column: "allowed_addresses", as: String?.self).map { $0.split(separator: ",").map(String.init) },
+            deniedAddresses: try row.decode(column: "denied_addresses", as: String?.self).map { $0.split(separator: ",").map(String.init) }
         )
     }
 

@@ -76,7 +76,7 @@ public struct OllamaFront: HTTPResponder {
         case nil: break
         }
         if rawPath == QuotaEndpoint.path {
-            return await QuotaEndpoint(front: self).respond(to: request, requestID: requestID)
+            return await QuotaEndpoint(front: self).respond(to: request, requestID: requestID, address: context.clientAddress)
         }
         let endpoint: OllamaEndpoint
         switch OllamaEndpoint.match(method: request.method, rawPath: rawPath) {
@@ -95,7 +95,7 @@ public struct OllamaFront: HTTPResponder {
         }
 
         var identity: KeyIdentity
-        switch await identify(request.headers) {
+        switch await identify(request.headers, address: context.clientAddress) {
         case .success(let id): identity = id
         case .failure(let failure):
             var r = Self.error(failure.status, failure.message, requestID)
@@ -242,6 +242,15 @@ public struct OllamaFront: HTTPResponder {
         guard let p = pathAndQuery else { return "" }
         if let q = p.firstIndex(of: "?") { return p[..<q] }
         return p[...]
+    }
+
+    /// An error in the dialect of the route the request names (Ollama's for any other path).
+    static func refusal(_ request: Request, _ status: HTTPResponse.Status, _ message: String) -> Response {
+        let requestID = RequestIDGenerator.next()
+        switch TranslatedRoute.match(method: request.method, rawPath: rawPath(request.head.path)) {
+        case .route(let route)?, .wrongMethod(let route, _)?: return route.dialect.error(status, message, requestID)
+        case nil: return error(status, message, requestID)
+        }
     }
 
     static func error(_ status: HTTPResponse.Status, _ message: String, _ requestID: String, retryAfter: Int? = nil) -> Response {

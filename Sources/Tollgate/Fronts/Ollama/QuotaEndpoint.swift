@@ -10,14 +10,14 @@ struct QuotaEndpoint {
     static let path: Substring = "/tollgate/v1/quota"
     let front: OllamaFront
 
-    func respond(to request: Request, requestID: String) async -> Response {
+    func respond(to request: Request, requestID: String, address: String?) async -> Response {
         guard request.method == .get || request.method == .head else {
             var r = OllamaFront.error(.methodNotAllowed, "method \(request.method.rawValue) not allowed on \(Self.path)", requestID)
             r.headers[.allow] = "GET, HEAD"
             return r
         }
         let identity: KeyIdentity
-        switch await front.identify(request.headers) {
+        switch await front.identify(request.headers, address: address) {
         case .success(let id): identity = id
         case .failure(let failure):
             var r = OllamaFront.error(failure.status, failure.message, requestID)

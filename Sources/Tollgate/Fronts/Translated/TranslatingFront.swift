@@ -95,7 +95,7 @@ struct TranslatingFront {
 
     func respond(to request: Request, context: GatewayRequestContext) async -> Response {
         let identity: KeyIdentity
-        switch await front.identify(request.headers) {
+        switch await front.identify(request.headers, address: context.clientAddress) {
         case .success(let id): identity = id
         case .failure(let failure):
             var r = error(failure.status, failure.message)
