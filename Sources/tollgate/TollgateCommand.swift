@@ -47,7 +47,7 @@ struct Serve: AsyncParsableCommand {
         logger.info(
             "tollgate starting",
             metadata: [
-                "proxy": "\(config.proxy.host):\(config.proxy.port)", "admin": "\(config.admin.host):\(config.admin.port)",
+                "proxy": "\(config.proxy.host):\(config.proxy.port)", "admin": "\(config.adminEnabled ? "\(config.admin.host):\(config.admin.port)" : "off (ADMIN_ENABLED=false)")",
                 "ollama": "\(config.ollamaURL.absoluteString)",
             ]
         )

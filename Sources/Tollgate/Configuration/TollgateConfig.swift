@@ -68,6 +68,8 @@ public struct TollgateConfig: Sendable {
     public var database: Database
     public var proxy: Listener
     public var admin: Listener
+    /// Whether the admin listener runs (`ADMIN_ENABLED`; the CLI works either way).
+    public var adminEnabled = true
     public var timeZone: TimeZone
     /// The rotating usage log (`LOG_FILE`; a relative path is under the data directory; nil: none).
     public var usageLogFile: String?
@@ -134,6 +136,12 @@ public struct TollgateConfig: Sendable {
         // The admin API reaches everything: it listens beyond this machine only when asked to, explicitly.
         if !admin.isLoopback, try source.value("ADMIN_ALLOW_REMOTE") != "true" {
             throw ConfigError(variable: "ADMIN_HOST", message: "\(admin.host) is not a loopback address; set ADMIN_ALLOW_REMOTE=true to expose the admin API (behind TLS)")
+        }
+        let adminEnabled: Bool
+        switch try source.value("ADMIN_ENABLED")?.lowercased() {
+        case nil, "", "true", "1", "yes", "on": adminEnabled = true
+        case "false", "0", "no", "off": adminEnabled = false
+        default: throw ConfigError(variable: "ADMIN_ENABLED", message: "must be true or false")
         }
         let timeZone: TimeZone
         if let name = try source.value("APP_TZ") {
@@ -205,6 +213,7 @@ public struct TollgateConfig: Sendable {
             source.value("TOLLGATE_LOG_FILE_MAX_BYTES"), default: 10 << 20, range: 1024...(1 << 40), variable: "TOLLGATE_LOG_FILE_MAX_BYTES"
         )
         config.cors = try CORSPolicy.parse(source.value("ALLOWED_ORIGINS"))
+        config.adminEnabled = adminEnabled
         config.databasePoolSize = try parseInt(source.value("TOLLGATE_DB_POOL_SIZE"), default: 10, range: 1...500, variable: "TOLLGATE_DB_POOL_SIZE")
         config.usageLogBackups = try parseInt(source.value("TOLLGATE_LOG_FILE_BACKUPS"), default: 5, range: 0...1000, variable: "TOLLGATE_LOG_FILE_BACKUPS")
         switch try source.value("TOLLGATE_ACCESS_LOG")?.lowercased() {

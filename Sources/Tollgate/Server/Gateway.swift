@@ -160,7 +160,7 @@ public final class Gateway: Sendable {
             onServerRunning: { channel in ports.set(.admin, channel.localAddress?.port) },
             logger: logger
         )
-        return [
+        var services: [any Service] = [
             requestLog,
             usage,
             UpstreamClientService(clients: { [router, client] in router.clients(with: client) }),
@@ -172,10 +172,18 @@ public final class Gateway: Sendable {
             UsageRetention(store: store, settings: settings, clock: clock, interval: .seconds(3600), logger: logger),
             CatalogRefresher(router: router, probe: ProviderProbe(client: client), interval: config.catalogRefreshInterval, logger: logger),
             HealthChecker(router: router, probe: ProviderProbe(client: client), interval: config.healthCheckInterval, logger: logger),
-            admin,
-            proxy,
-            DrainCoordinator(drain: drain, clients: { [router, client] in router.clients(with: client) }, deadline: config.drainTimeout, logger: logger),
         ]
+        if config.adminEnabled {
+            services.append(admin)
+        } else {
+            // ADMIN_ENABLED=false: no admin listener (no UI, admin API, /metrics or health endpoints); the CLI still works.
+            ports.set(.admin, 0)
+        }
+        services.append(proxy)
+        services.append(
+            DrainCoordinator(drain: drain, clients: { [router, client] in router.clients(with: client) }, deadline: config.drainTimeout, logger: logger)
+        )
+        return services
     }
 
     /// Reloads the providers when the stored ones differ from those in force (changed by another
