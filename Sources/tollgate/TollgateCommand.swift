@@ -8,7 +8,7 @@ struct TollgateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "A self-hosted LLM gateway: keys, quotas and usage records in front of Ollama.",
-        subcommands: [Serve.self, Migrate.self, Users.self, Keys.self, Settings.self, Usage.self, Export.self, Import.self],
+        subcommands: [Serve.self, Migrate.self, Users.self, Keys.self, Settings.self, Usage.self, Export.self, Import.self, Admin.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -65,6 +65,37 @@ struct Migrate: AsyncParsableCommand {
         try await store.migrate()
         print("schema is up to date")
         await store.close()
+    }
+}
+
+struct Admin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The admin password.", subcommands: [SetPassword.self])
+
+    struct SetPassword: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-password",
+            abstract: "Read a new admin password from standard input (one line) and store its hash; running servers end their admin sessions."
+        )
+
+        func run() async throws {
+            let config = try loadConfig()
+            if config.adminPassword != nil {
+                throw failCLI(ConfigError(variable: "ADMIN_PASSWORD", message: "is set and wins over a stored password: change it there"))
+            }
+            guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+                throw failCLI(AdminPasswordError.tooShort)
+            }
+            let store = try await Gateway.openStore(config: config, logger: cliLogger(config))
+            do {
+                try await store.migrate()
+                try await AdminPassword.set(line, store: store)
+            } catch {
+                await store.close()
+                throw failCLI(error)
+            }
+            await store.close()
+            print("admin password changed; admin sessions end within a second")
+        }
     }
 }
 

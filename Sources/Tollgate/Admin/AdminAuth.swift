@@ -59,7 +59,7 @@ enum ConstantTime {
 
 /// How the admin password is checked: the configured one (kept only as a digest in memory) or the
 /// hash of the one generated at first start (stored; the plaintext is shown once and never again).
-enum AdminSecret: Sendable {
+enum AdminSecret: Sendable, Equatable {
     case configured(digest: [UInt8])
     case stored(PasswordHash)
 
@@ -74,13 +74,13 @@ enum AdminSecret: Sendable {
             }
             return .configured(digest: Array(SHA256.hash(data: Array(password.utf8))))
         }
-        if let text = try await store.adminState("admin_password_hash"), let hash = PasswordHash(text: text) {
+        if let text = try await store.adminState(storedHashName), let hash = PasswordHash(text: text) {
             return .stored(hash)
         }
         let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
         let password = String((0..<24).map { _ in alphabet[Int.random(in: 0..<alphabet.count)] })
         let hash = try PasswordHash.make(password)
-        try await store.setAdminState("admin_password_hash", to: hash.text)
+        try await store.setAdminState(storedHashName, to: hash.text)
         // The one time the generated password is shown: it is not stored anywhere in plaintext.
         logger.warning(
             """
@@ -94,6 +94,17 @@ enum AdminSecret: Sendable {
             """
         )
         return .stored(hash)
+    }
+
+    static let storedHashName = "admin_password_hash"
+
+    /// Stores a new admin password (its hash) for the API and the CLI; running instances pick it up
+    /// through the change counter. Refused when `ADMIN_PASSWORD` is configured (it would win at start).
+    static func store(_ password: String, in store: any TollgateStore) async throws -> PasswordHash {
+        guard password.count >= minimumLength else { throw AdminPasswordError.tooShort }
+        let hash = try PasswordHash.make(password)
+        try await store.setAdminPassword(hash: hash.text)
+        return hash
     }
 
     func verify(_ password: String) -> Bool {
@@ -155,7 +166,9 @@ final class LoginThrottle: Sendable {
 /// Who may use the admin API: the admin password (`Authorization: Bearer <password>`) or an
 /// admin-scope key. Ordinary keys are refused (403), everything else 401; a locked-out address 429.
 final class AdminAuth: Sendable {
-    let secret: AdminSecret
+    private let secretBox: Mutex<AdminSecret>
+    /// How the admin password is checked now (it changes when the password is changed).
+    var secret: AdminSecret { secretBox.withLock { $0 } }
     let keys: KeyAuthenticator
     let throttle: LoginThrottle
     let sessions = AdminSessions()
@@ -169,7 +182,7 @@ final class AdminAuth: Sendable {
     init(secret: AdminSecret, keys: KeyAuthenticator, throttle: LoginThrottle, secureCookies: Bool = false, trustedProxies: TrustedProxies = .none) {
         self.secureCookies = secureCookies
         self.trustedProxies = trustedProxies
-        self.secret = secret
+        self.secretBox = Mutex(secret)
         self.keys = keys
         self.throttle = throttle
     }
@@ -237,13 +250,37 @@ final class AdminAuth: Sendable {
         return .success(sessions.start(replacing: previous))
     }
 
+    /// Puts a new password in force: every browser session ends and bearer passwords verified so far
+    /// are forgotten, so only the new password works from now on.
+    func replace(secret: AdminSecret) {
+        secretBox.withLock { $0 = secret }
+        verified.withLock { $0.removeAll() }
+        sessions.endAll()
+    }
+
     func passwordMatches(_ token: String) -> Bool {
         let digest = Array(SHA256.hash(data: Array(token.utf8)))
         if verified.withLock({ $0.contains(digest) }) { return true }
-        guard secret.verify(token) else { return false }
-        verified.withLock { _ = $0.insert(digest) }
+        let current = secret
+        guard current.verify(token) else { return false }
+        // Remembered only if the password did not change meanwhile (a change empties the set).
+        verified.withLock { v in if secret == current { v.insert(digest) } }
         return true
     }
+}
+
+/// The admin password as the CLI changes it (`tollgate admin set-password`).
+public enum AdminPassword {
+    /// Stores a new admin password; running gateways on the same database put it in force (and end
+    /// their admin sessions) within a second.
+    public static func set(_ password: String, store: any TollgateStore) async throws {
+        _ = try await AdminSecret.store(password, in: store)
+    }
+}
+
+public enum AdminPasswordError: Error, CustomStringConvertible {
+    case tooShort
+    public var description: String { "the admin password must be at least \(AdminSecret.minimumLength) characters" }
 }
 
 struct AdminAuthRefusal: Error {
@@ -300,6 +337,8 @@ final class AdminSessions: Sendable {
     }
 
     func end(_ id: String) { sessions.withLock { $0[id] = nil } }
+
+    func endAll() { sessions.withLock { $0.removeAll() } }
 
     /// The session id in a `Cookie` header, if any.
     static func id(in headers: HTTPFields) -> String? {

@@ -123,6 +123,42 @@ enum AdminRoutes {
                 return AdminJSON.response(.ok, .object([("status", .string("logged out"))]), headers: extra)
             },
             AdminEndpoint(
+                method: .post, path: "/api/admin/password",
+                summary: "Change the admin password (stored as a hash); every admin session ends, on every instance within a second", tag: "auth",
+                body: Schema.object([("current_password", Schema.string), ("new_password", JSONValue.object([("type", .string("string")), ("minLength", .number(AdminSecret.minimumLength))]))]),
+                responses: [
+                    .init(status: 200, description: "changed; log in again", schema: status, headers: ["Set-Cookie"]),
+                    .init(status: 409, description: "the password is set by ADMIN_PASSWORD", schema: Schema.ref("Error")),
+                ]
+            ) { request, call in
+                if case .configured = auth.secret {
+                    throw AdminError.conflict("the admin password is set by ADMIN_PASSWORD: change it there and restart")
+                }
+                let body = try await request.body.collect(upTo: 64 << 10)
+                guard let value = try? JSONValue.parse(Array(body.readableBytesView), maxDepth: 4) else {
+                    throw AdminError(status: .badRequest, message: "send a JSON object", fields: [("current_password", "is required"), ("new_password", "is required")])
+                }
+                var fields: [(String, String)] = []
+                let current = value["current_password"]?.stringValue, new = value["new_password"]?.stringValue
+                if current == nil { fields.append(("current_password", "is required")) }
+                if let new, new.count < AdminSecret.minimumLength {
+                    fields.append(("new_password", "must be at least \(AdminSecret.minimumLength) characters"))
+                } else if new == nil {
+                    fields.append(("new_password", "is required"))
+                }
+                guard fields.isEmpty, let current, let new else { throw AdminError(status: .badRequest, message: "cannot change the password", fields: fields) }
+                guard auth.passwordMatches(current) else {
+                    await auth.throttle.failed(auth.client(request, call.context))
+                    throw AdminError(status: .badRequest, message: "the current password is wrong", fields: [("current_password", "is wrong")])
+                }
+                let hash = try await AdminSecret.store(new, in: deps.store)
+                auth.replace(secret: .stored(hash))
+                await deps.audit(call, "admin.password", target: nil)
+                var extra = HTTPFields()
+                extra[.setCookie] = AdminSessions.cookie("", secure: auth.secureCookies, maxAge: 0)
+                return AdminJSON.response(.ok, .object([("status", .string("password changed; log in again"))]), headers: extra)
+            },
+            AdminEndpoint(
                 method: .get, path: "/api/whoami", summary: "Who the credentials belong to", tag: "auth",
                 responses: [.init(status: 200, description: "the subject (admin or key:<id>)", schema: Schema.object([("subject", Schema.string)]))]
             ) { _, call in

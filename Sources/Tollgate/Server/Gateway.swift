@@ -166,7 +166,10 @@ public final class Gateway: Sendable {
             UpstreamClientService(clients: { [router, client] in router.clients(with: client) }),
             KeyCacheRefresher(
                 authenticator: authenticator, settings: settings, store: store, interval: .seconds(1), logger: logger,
-                changed: { [self] in await self.reloadProvidersIfChanged() }
+                changed: { [self] in
+                    await self.reloadProvidersIfChanged()
+                    await self.reloadAdminPasswordIfChanged()
+                }
             ),
             ReservationReaper(gate: gate, interval: .seconds(20), minimumAge: 120, logger: logger),
             UsageRetention(store: store, settings: settings, clock: clock, interval: .seconds(3600), logger: logger),
@@ -197,6 +200,14 @@ public final class Gateway: Sendable {
         } catch {
             logger.warning("provider reload failed", metadata: ["error": "\(String(describing: type(of: error)))"])
         }
+    }
+
+    /// Puts a stored admin password changed elsewhere (the CLI, another instance) in force; sessions end.
+    func reloadAdminPasswordIfChanged() async {
+        guard case .stored(let current) = adminAuth.secret else { return }
+        guard let text = try? await store.adminState(AdminSecret.storedHashName), let hash = PasswordHash(text: text), hash != current else { return }
+        adminAuth.replace(secret: .stored(hash))
+        logger.notice("the admin password was changed; admin sessions ended")
     }
 
     /// Puts configuration's providers and the stored ones in force (at start and after an admin change).

@@ -457,6 +457,20 @@ public final class SQLStore: TollgateStore {
         }
     }
 
+    public func setAdminPassword(hash: String) async throws {
+        try await serial { db in
+            try await Self.transaction(db) { db in
+                try await db.raw(
+                    """
+                    INSERT INTO admin_state (name, value, updated_at) VALUES (\(bind: AdminSecret.storedHashName), \(bind: hash), \(bind: Self.ms(Date())))
+                    ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                    """
+                ).run()
+                try await Self.bumpKeyGeneration(db)
+            }
+        }
+    }
+
     public func loginFailures() async throws -> [LoginFailureRecord] {
         try await serial { db in
             try await db.raw("SELECT address, failures, window_start, locked_until FROM login_failures").all().map { row in

@@ -36,6 +36,8 @@ public protocol TollgateStore: Sendable {
     /// Gateway-owned state that is not an operator setting (never listed with the settings).
     func adminState(_ name: String) async throws -> String?
     func setAdminState(_ name: String, to value: String) async throws
+    /// Stores the admin password's hash and bumps the change counter (running instances reload it).
+    func setAdminPassword(hash: String) async throws
     /// Failed admin logins per client address.
     func loginFailures() async throws -> [LoginFailureRecord]
     func saveLoginFailure(_ record: LoginFailureRecord) async throws

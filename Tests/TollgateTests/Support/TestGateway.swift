@@ -53,6 +53,7 @@ final class TestGateway: Sendable {
             "ADMIN_PASSWORD": TestGateway.adminPassword,
         ]
         values.merge(overrides) { _, new in new }
+        if values["ADMIN_PASSWORD"] == "" { values["ADMIN_PASSWORD"] = nil }  // "": start with a generated password
         let config = try TollgateConfig.load(from: ConfigSource(values: values))
         let logs = LogCapture()
         let gateway = try await Gateway.open(config: config, logger: logs.logger(), clock: clock)

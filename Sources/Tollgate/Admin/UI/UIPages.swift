@@ -471,8 +471,22 @@ enum UIPages {
             <div><label for="tz">Time zone</label><input id="tz" value="\(HTML.escape(deps.gate.calendar.timeZone.identifier))" disabled aria-describedby="tz-hint"><small id="tz-hint">Set by APP_TZ at start.</small></div>
             <div><button type="submit">Save settings</button></div></form>
             <p>Aliases and prices are edited on the <a href="/ui/providers">Providers</a> page.</p>
-            """
+            <h2>Admin password</h2>
+            """ + passwordForm(deps)
         return HTML.page(title: "Settings", active: "/ui/settings", csrf: csrf, body)
+    }
+
+    /// Changing the admin password ends every session, this one too: the page then goes to the login.
+    static func passwordForm(_ deps: AdminDeps) -> String {
+        if case .configured = deps.auth.secret {
+            return "<p id=\"password-configured\">The admin password is set by <code>ADMIN_PASSWORD</code>; change it there and restart.</p>"
+        }
+        return """
+            <form class="panel grid" data-api="POST /api/admin/password" data-then="/ui/login" id="password-form">
+            <div>\(HTML.field("current_password", "Current password", input: "password", required: true))</div>
+            <div>\(HTML.field("new_password", "New password", input: "password", hint: "At least \(AdminSecret.minimumLength) characters. Every admin session ends, this one too.", required: true))</div>
+            <div><button type="submit">Change the admin password</button></div></form>
+            """
     }
 
     static func help(_ deps: AdminDeps, port: Int) -> String {
