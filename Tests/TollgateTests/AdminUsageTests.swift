@@ -60,7 +60,9 @@ import TollgateTestSupport
                 if let user {
                     headers = [("X-OpenWebUI-User-Id", user), ("X-OpenWebUI-User-Email", "\(user)@uni.example"), ("X-OpenWebUI-User-Name", user.capitalized), ("X-OpenWebUI-User-Role", "user")]
                 }
-                return try await gw.send("/v1/chat/completions", body: Self.chat, key: key, headers: headers).status
+                let r = try await gw.send("/v1/chat/completions", body: Self.chat, key: key, headers: headers)
+                if r.status != 200 { Issue.record("as \(user ?? "-"): \(r.status) \(r.body)") }
+                return r.status
             }
             #expect(try await ask(key, as: "alice") == 200)
             #expect(try await ask(key, as: "alice") == 200)

@@ -102,6 +102,15 @@ def text_of(element_id, by=By.ID):
         raise
 
 
+def value_of(selector):
+    """A field's value read in one script call, or None: the page is replaced after a save, and a
+    node found before the reload can vanish between a find and a separate attribute read."""
+    try:
+        return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.value : null", selector)
+    except WebDriverException:
+        return None
+
+
 def wait_page(path_part):
     wait.until(lambda d: path_part in d.current_url and d.execute_script("return document.readyState") == "complete")
 
@@ -183,7 +192,7 @@ try:
     driver.get(key_link)
     fill("edit-key", "daily_requests", "3")
     submit("edit-key")
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#edit-key [name=daily_requests]").get_attribute("value") == "3"
+    wait.until(lambda d: value_of("#edit-key [name=daily_requests]") == "3"
                and "/ 3 requests" in d.page_source)
     shot("08-key-quota")
     status, _, body = proxy_chat(key)
@@ -224,7 +233,7 @@ try:
     wait.until(lambda d: " ms," in text_of("provider-state"))
     fill("edit-provider", "max_concurrent", "4")
     submit("edit-provider")
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#edit-provider [name=max_concurrent]").get_attribute("value") == "4")
+    wait.until(lambda d: value_of("#edit-provider [name=max_concurrent]") == "4")
     assert [p["max_concurrent"] for p in admin_api("GET", "/api/providers") if p["name"] == "lab-cloud"] == [4]
     driver.find_element(By.XPATH, "//button[text()='Remove provider']").click()
     wait.until(EC.alert_is_present())

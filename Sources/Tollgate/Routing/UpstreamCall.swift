@@ -102,7 +102,10 @@ enum UpstreamCall {
                     throw FirstByteTimeout()
                 }
                 let failure = UpstreamFailure(error, aborted: false)
-                guard failure.outcome == .upstreamUnreachable || failure.outcome == .timeout, !Task.isCancelled else { throw error }
+                // A connection closed before the response head (a pooled keep-alive connection the
+                // server had just dropped, a server going away) fails over too: the client has had nothing.
+                let closedEarly = (error as? HTTPClientError) == .remoteConnectionClosed
+                guard failure.outcome == .upstreamUnreachable || failure.outcome == .timeout || closedEarly, !Task.isCancelled else { throw error }
                 route.backend.recordFailure()
                 lease.release()
                 if canRetry() { continue }

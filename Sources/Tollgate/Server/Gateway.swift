@@ -18,7 +18,7 @@ public final class Gateway: Sendable {
     let client: UpstreamClient
     let logger: Logger
     public let gate: RequestGate
-    public let settings = SettingsCache()
+    public let settings: SettingsCache
     public let clock: any GatewayClock
     public let calendar: QuotaCalendar
     public let router: BackendRouter
@@ -79,6 +79,8 @@ public final class Gateway: Sendable {
         loginFailures: [LoginFailureRecord]
     ) {
         self.config = config
+        let settings = SettingsCache()
+        self.settings = settings
         self.serverSecret = secret
         self.store = store
         self.logger = logger
@@ -108,7 +110,8 @@ public final class Gateway: Sendable {
                 metrics.observe(record)
                 requestLog.add(record)
             },
-            onFlush: { metrics.flushed(records: $0, took: $1) }
+            onFlush: { metrics.flushed(records: $0, took: $1) },
+            keepRecords: { settings.current.recordUsage }
         )
         self.drain = DrainState()
         self.client = UpstreamClient(connectTimeout: config.upstreamConnectTimeout, readTimeout: config.upstreamReadTimeout)

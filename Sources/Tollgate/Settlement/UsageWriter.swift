@@ -27,6 +27,8 @@ public final class UsageWriter: Service, Sendable {
     let onRecord: (@Sendable (UsageRecord) -> Void)?
     /// Told how long each successful flush took.
     let onFlush: (@Sendable (Int, Duration) -> Void)?
+    /// Whether records are kept (the `record_usage` setting), asked at each flush.
+    let keepRecords: @Sendable () -> Bool
     let state = Mutex(State())
     /// Requests begun and not yet settled (streams open now, among others).
     let open = Atomic<Int>(0)
@@ -34,8 +36,10 @@ public final class UsageWriter: Service, Sendable {
     public init(
         store: any TollgateStore, interval: Duration, limit: Int, logger: Logger, calendar: QuotaCalendar,
         onWritten: @escaping @Sendable ([String]) -> Void = { _ in },
-        onRecord: (@Sendable (UsageRecord) -> Void)? = nil, onFlush: (@Sendable (Int, Duration) -> Void)? = nil
+        onRecord: (@Sendable (UsageRecord) -> Void)? = nil, onFlush: (@Sendable (Int, Duration) -> Void)? = nil,
+        keepRecords: @escaping @Sendable () -> Bool = { true }
     ) {
+        self.keepRecords = keepRecords
         self.onRecord = onRecord
         self.onFlush = onFlush
         self.calendar = calendar
@@ -97,7 +101,7 @@ public final class UsageWriter: Service, Sendable {
         }
         do {
             let began = ContinuousClock.now
-            try await store.insertUsage(batch, calendar: calendar)
+            try await store.insertUsage(batch, calendar: calendar, keepRecords: keepRecords())
             onFlush?(batch.count, ContinuousClock.now - began)
             state.withLock { $0.inFlight -= batch.count }
             onWritten(batch.map(\.requestID))

@@ -194,5 +194,13 @@ enum Migrations {
                 "ALTER TABLE api_keys ADD COLUMN denied_addresses TEXT",
             ]
         ),
+        (
+            10,
+            [
+                // With usage recording off, the ids of settled requests (kept a day) make settlement exactly-once.
+                "CREATE TABLE IF NOT EXISTS settled_requests (request_id TEXT PRIMARY KEY, created_at BIGINT NOT NULL)",
+                "CREATE INDEX IF NOT EXISTS settled_requests_time ON settled_requests (created_at)",
+            ]
+        ),
     ]
 }

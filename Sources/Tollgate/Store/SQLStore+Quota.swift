@@ -221,11 +221,11 @@ extension SQLStore {
         }
     }
 
-    public func insertUsage(_ records: [UsageRecord], calendar: QuotaCalendar) async throws {
+    public func insertUsage(_ records: [UsageRecord], calendar: QuotaCalendar, keepRecords: Bool) async throws {
         guard !records.isEmpty else { return }
         try await serialRaw { db, connection in
             try await Self.transaction(db) { db in
-                try await Self.insertAndSettle(db, connection: connection, records: records, calendar: calendar, now: nil)
+                try await Self.insertAndSettle(db, connection: connection, records: records, calendar: calendar, now: nil, keepRecords: keepRecords)
             }
         }
     }
@@ -233,22 +233,33 @@ extension SQLStore {
     /// Inserts the records not stored yet and settles each one's counters: a reserved subject has
     /// its reservation replaced by the recorded tokens; a subject without a reservation (no quota
     /// to check) is counted. Runs inside the caller's transaction.
-    static func insertAndSettle(_ db: any SQLDatabase, connection: RawConnection, records: [UsageRecord], calendar: QuotaCalendar, now: Date?) async throws {
+    static func insertAndSettle(
+        _ db: any SQLDatabase, connection: RawConnection, records: [UsageRecord], calendar: QuotaCalendar, now: Date?, keepRecords: Bool = true
+    ) async throws {
         guard !records.isEmpty else { return }
-        // Only records not stored yet count: a retried flush must not charge twice.
+        // Only records not stored (or settled without a record) yet count: a retried flush must not charge twice.
         var seen = Set<String>()
         var existing = Set<String>()
         for chunk in chunks(records.map(\.requestID), 400) {
-            let sql = "SELECT request_id FROM usage_records WHERE request_id IN (" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")"
-            for row in try await connection.query(sql, chunk.map { .text($0) }) {
+            let list = "(" + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")"
+            let sql = "SELECT request_id FROM usage_records WHERE request_id IN " + list + " UNION SELECT request_id FROM settled_requests WHERE request_id IN " + list
+            for row in try await connection.query(sql, chunk.map { .text($0) } + chunk.map { .text($0) }) {
                 if let id = row.column("request_id")?.string { existing.insert(id) }
             }
         }
         let fresh = records.filter { !existing.contains($0.requestID) && seen.insert($0.requestID).inserted }
         guard !fresh.isEmpty else { return }
+        if !keepRecords {
+            for chunk in chunks(fresh, 400) {
+                let sql = "INSERT INTO settled_requests (request_id, created_at) VALUES "
+                    + Array(repeating: "(?,?)", count: chunk.count).joined(separator: ",") + " ON CONFLICT DO NOTHING"
+                _ = try await connection.query(sql, chunk.flatMap { [.text($0.requestID), .integer(SQLiteInt64(ms($0.createdAt)))] as [SQLiteData] })
+            }
+            _ = try await connection.query("DELETE FROM settled_requests WHERE created_at < ?", [.integer(SQLiteInt64(ms(Date()) - 86_400_000))])
+        }
         // Bound as SQLiteData directly: SQLKit's Encodable binding costs a Codable round trip per
         // optional value, measurable per request at the proxy's request rates.
-        for chunk in chunks(fresh, 400) {
+        for chunk in chunks(keepRecords ? fresh : [], 400) {
             let row = "(" + Array(repeating: "?", count: usageColumns.count).joined(separator: ",") + ")"
             let sql = "INSERT INTO usage_records (\(usageColumns.joined(separator: ", "))) VALUES "
                 + Array(repeating: row, count: chunk.count).joined(separator: ",") + " ON CONFLICT (request_id) DO NOTHING"
@@ -257,7 +268,7 @@ extension SQLStore {
             for r in chunk { appendBinds(r, to: &binds) }
             _ = try await connection.query(sql, binds)
         }
-        let tagRows = fresh.flatMap { r in r.tags.map { (r.requestID, $0, ms(r.createdAt)) } }
+        let tagRows = keepRecords ? fresh.flatMap { r in r.tags.map { (r.requestID, $0, ms(r.createdAt)) } } : []
         for chunk in chunks(tagRows, 300) {
             let sql = "INSERT INTO usage_tags (request_id, tag, created_at) VALUES "
                 + Array(repeating: "(?,?,?)", count: chunk.count).joined(separator: ",") + " ON CONFLICT DO NOTHING"

@@ -55,7 +55,9 @@ public protocol TollgateStore: Sendable {
     func openReservations() async throws -> Int
 
     /// Inserts records, ignoring request ids that are already stored, and settles their quota counters.
-    func insertUsage(_ records: [UsageRecord], calendar: QuotaCalendar) async throws
+    /// With `keepRecords` false the records only settle the counters; their request ids are kept a
+    /// day (instead of the records) so a retried batch is still settled once.
+    func insertUsage(_ records: [UsageRecord], calendar: QuotaCalendar, keepRecords: Bool) async throws
     /// Records matching a filter, newest first, a page at a time.
     func usage(_ filter: UsageFilter) async throws -> [UsageRecord]
     func usageCount(_ filter: UsageFilter) async throws -> Int
@@ -137,5 +139,11 @@ public struct LoginFailureRecord: Sendable, Equatable {
         self.failures = failures
         self.windowStart = windowStart
         self.lockedUntil = lockedUntil
+    }
+}
+
+extension TollgateStore {
+    public func insertUsage(_ records: [UsageRecord], calendar: QuotaCalendar) async throws {
+        try await insertUsage(records, calendar: calendar, keepRecords: true)
     }
 }

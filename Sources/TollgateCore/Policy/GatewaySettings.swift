@@ -26,6 +26,8 @@ public struct GatewaySettings: Sendable, Equatable {
     public var endUserQuotas = QuotaLimits()
     /// Replaces the primary Ollama server's URL (llmproxy's `ollama_url` setting).
     public var ollamaURL: String?
+    /// Whether each request's usage record is kept (false: only quota counters, and request ids for a day).
+    public var recordUsage = true
 
     public init() {}
 
@@ -156,6 +158,7 @@ public struct GatewaySettings: Sendable, Equatable {
         case endUserDailyRequests = "end_user_daily_requests"
         case endUserMonthlyRequests = "end_user_monthly_requests"
         case ollamaURL = "ollama_url"
+        case recordUsage = "record_usage"
 
         public var help: String {
             switch self {
@@ -175,6 +178,7 @@ public struct GatewaySettings: Sendable, Equatable {
             case .endUserDailyRequests: "daily request quota of a new Open WebUI end user"
             case .endUserMonthlyRequests: "monthly request quota of a new Open WebUI end user"
             case .ollamaURL: "URL of the primary Ollama server (replaces OLLAMA_URL's first entry while set)"
+            case .recordUsage: "false: keep no per-request usage records (quota counters keep counting; request ids are kept 24 h so each request is settled once)"
             case .modelDefaults: #"Ollama defaults for OpenAI/Anthropic requests, JSON: {"llama3.2":{"num_ctx":8192,"keep_alive":"10m","think":false},"*":{...}}"#
             }
         }
@@ -215,6 +219,12 @@ public struct GatewaySettings: Sendable, Equatable {
                 throw Invalid(name: name, message: #"must be a JSON object of model → {"input": USD per million tokens, "output": USD per million tokens}"#)
             }
             return v
+        case .recordUsage:
+            switch v.lowercased() {
+            case "true", "on", "yes", "1": return "true"
+            case "false", "off", "no", "0": return "false"
+            default: throw Invalid(name: name, message: "must be true or false")
+            }
         case .ollamaURL:
             guard let url = URLText.http(v) else { throw Invalid(name: name, message: "must be an http:// or https:// URL with a host") }
             return url
@@ -251,6 +261,7 @@ public struct GatewaySettings: Sendable, Equatable {
             case .endUserDailyRequests: endUserQuotas.dailyRequests = Int(value)
             case .endUserMonthlyRequests: endUserQuotas.monthlyRequests = Int(value)
             case .ollamaURL: ollamaURL = value
+            case .recordUsage: recordUsage = value != "false"
             }
         }
     }
