@@ -187,6 +187,8 @@ import TollgateCore
             let bad = try await Self.admin(gw, .PATCH, "/api/api-keys/\(id)/quota", body: #"{"daily_requests":-1,"bogus":1}"#)
             #expect(bad.status == 400 && bad.body.contains("bogus") && bad.body.contains("daily_requests"))
             #expect(try await gw.send("/api/chat", body: chat, key: key).status == 200)
+            // Requests made with no quota in force are counted when their records are written (README).
+            _ = try await gw.waitForUsage(count: 2)
             // A partial update takes effect at once.
             let patched = try await Self.admin(gw, .PATCH, "/api/api-keys/\(id)/quota", body: #"{"daily_requests":3}"#)
             #expect(patched.status == 200)

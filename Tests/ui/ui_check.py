@@ -86,6 +86,20 @@ def submit(form_id):
     driver.find_element(By.CSS_SELECTOR, "#" + form_id + " button[type=submit]").click()
 
 
+def submit_and_reload(form_id):
+    """Submits a form whose success reloads the page, and waits for the new page: the old one
+    (with the values just typed) is marked, and only an unmarked, fully loaded document counts."""
+    driver.execute_script("window.__beforeSave = true")
+    submit(form_id)
+
+    def reloaded(d):
+        try:
+            return d.execute_script("return !window.__beforeSave && document.readyState === 'complete'")
+        except WebDriverException:
+            return False
+    wait.until(reloaded)
+
+
 def fill(form_id, name, value):
     el = driver.find_element(By.CSS_SELECTOR, "#" + form_id + " [name=" + name + "]")
     el.clear()
@@ -191,7 +205,7 @@ try:
     # 5. A quota changed on the key's page: the next request over it gets 429.
     driver.get(key_link)
     fill("edit-key", "daily_requests", "3")
-    submit("edit-key")
+    submit_and_reload("edit-key")
     wait.until(lambda d: value_of("#edit-key [name=daily_requests]") == "3"
                and "/ 3 requests" in d.page_source)
     shot("08-key-quota")
@@ -232,7 +246,7 @@ try:
     driver.find_element(By.XPATH, "//button[text()='Test now']").click()
     wait.until(lambda d: " ms," in text_of("provider-state"))
     fill("edit-provider", "max_concurrent", "4")
-    submit("edit-provider")
+    submit_and_reload("edit-provider")
     wait.until(lambda d: value_of("#edit-provider [name=max_concurrent]") == "4")
     assert [p["max_concurrent"] for p in admin_api("GET", "/api/providers") if p["name"] == "lab-cloud"] == [4]
     driver.find_element(By.XPATH, "//button[text()='Remove provider']").click()

@@ -58,8 +58,10 @@ final class IdleWatchedBody: Sendable {
             while !Task.isCancelled, !handoff.isDone {
                 try? await Task.sleep(for: step)
                 if handoff.stalled(longerThan: idle) {
-                    reader.cancel()
+                    // The timeout is handed over first: the reader, once cancelled, would otherwise
+                    // race it with its cancellation error and the stall would read as a client leaving.
                     await handoff.put(.failed(UpstreamIdleTimeout()))
+                    reader.cancel()
                     return
                 }
             }
