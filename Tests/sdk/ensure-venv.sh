@@ -11,6 +11,8 @@ if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want"
 exec 9>"$root/.build/sdk-venv.lock"
 flock 9
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
+# Made afresh: a folder left by another interpreter (pyenv's, Debian's) cannot be upgraded in place.
+rm -rf "$venv"
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/Tests/sdk/requirements.txt"
 printf '%s' "$want" > "$stamp"

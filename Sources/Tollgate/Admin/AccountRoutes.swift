@@ -22,10 +22,17 @@ struct AdminDeps: Sendable {
     let configuredProviders: [String]
     let metrics: GatewayMetrics
     let usage: UsageWriter
+    let clientNames: ClientNames
     /// Puts the stored providers in force and reads their models.
     let reloadProviders: @Sendable () async throws -> Void
     /// Makes a change visible to the request path at once (key cache, settings).
     let changed: @Sendable () async -> Void
+
+    /// Host names of the records' client addresses when the `client_names` setting is on (else none).
+    func hostNames(of records: [UsageRecord]) async -> [String: String] {
+        guard settings.current.clientNames else { return [:] }
+        return await clientNames.names(for: records.compactMap(\.clientAddress))
+    }
 
     /// Writes an audit entry; an entry that cannot be written is logged, never fails the change already made.
     func audit(_ call: AdminCall, _ action: String, target: String?, detail: JSONValue? = nil) async {

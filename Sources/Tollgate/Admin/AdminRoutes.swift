@@ -41,7 +41,7 @@ enum AdminRoutes {
 
     /// Every route of the admin listener.
     static func all(_ deps: AdminDeps) -> [AdminEndpoint] {
-        var endpoints = basics(deps) + AccountRoutes.endpoints(deps) + CompatRoutes.endpoints(deps) + OperationsRoutes.endpoints(deps) + ProviderRoutes.endpoints(deps) + UIPages.endpoints(deps)
+        var endpoints = basics(deps) + AccountRoutes.endpoints(deps) + CompatRoutes.endpoints(deps) + OperationsRoutes.endpoints(deps) + ProviderRoutes.endpoints(deps) + ScheduleRoutes.endpoints(deps) + UIPages.endpoints(deps)
         let document = OpenAPIDocument.build(endpoints + [openAPI(document: "")]).text
         endpoints.append(openAPI(document: document))
         return endpoints

@@ -161,10 +161,10 @@ enum OperationsRoutes {
     static let usageColumns = [
         "request_id", "created_at", "key_id", "user_id", "endpoint", "model_requested", "model_served", "provider", "stream", "http_status", "outcome",
         "prompt_tokens", "completion_tokens", "total_tokens", "usage_source", "estimated", "latency_ms", "ttfb_ms", "cost_usd", "cost_nanos",
-        "client_address", "error", "tags",
+        "client_address", "client_name", "error", "tags",
     ]
 
-    static func usageJSON(_ r: UsageRecord) -> JSONValue {
+    static func usageJSON(_ r: UsageRecord, names: [String: String] = [:]) -> JSONValue {
         let total = r.promptTokens == nil && r.completionTokens == nil ? nil : (r.promptTokens ?? 0) + (r.completionTokens ?? 0)
         return .object([
             ("request_id", .string(r.requestID)), ("created_at", AdminJSON.date(r.createdAt)), ("key_id", AdminJSON.string(r.keyID)),
@@ -174,7 +174,7 @@ enum OperationsRoutes {
             ("completion_tokens", AdminJSON.int(r.completionTokens)), ("total_tokens", AdminJSON.int(total)), ("usage_source", .string(r.usageSource.rawValue)),
             ("estimated", .bool(r.usageSource == .estimated)), ("latency_ms", .number(r.latencyMs)), ("ttfb_ms", r.ttfbMs.map { .number($0) } ?? .null),
             ("cost_usd", AdminJSON.usd(r.costNanos)), ("cost_nanos", AdminJSON.int(r.costNanos)), ("client_address", AdminJSON.string(r.clientAddress)),
-            ("error", AdminJSON.string(r.error)), ("tags", .array(r.tags.map { .string($0) })),
+            ("client_name", AdminJSON.string(r.clientAddress.flatMap { names[$0] })), ("error", AdminJSON.string(r.error)), ("tags", .array(r.tags.map { .string($0) })),
         ])
     }
 
@@ -185,7 +185,8 @@ enum OperationsRoutes {
         ("prompt_tokens", Schema.nullable(Schema.integer)), ("completion_tokens", Schema.nullable(Schema.integer)), ("total_tokens", Schema.nullable(Schema.integer)),
         ("usage_source", Schema.enumeration(["upstream", "estimated", "unknown", "none"])), ("estimated", Schema.boolean), ("latency_ms", Schema.number),
         ("ttfb_ms", Schema.nullable(Schema.number)), ("cost_usd", Schema.nullable(Schema.number)), ("cost_nanos", Schema.nullable(Schema.integer)),
-        ("client_address", Schema.nullable(Schema.string)), ("error", Schema.nullable(Schema.string)), ("tags", Schema.array(Schema.string)),
+        ("client_address", Schema.nullable(Schema.string)), ("client_name", Schema.nullable(Schema.string)), ("error", Schema.nullable(Schema.string)),
+        ("tags", Schema.array(Schema.string)),
     ])
 
     static let groupings = ["day", "hour", "key", "user", "model", "provider", "tag", "status", "endpoint"]
@@ -370,7 +371,8 @@ enum OperationsRoutes {
                 let filter = usageFilter(&query, limit: 100, maximum: 1000)
                 try query.check()
                 let records = try await deps.store.usage(filter)
-                return AdminJSON.list(records.map(usageJSON), total: try await deps.store.usageCount(filter))
+                let names = await deps.hostNames(of: records)
+                return AdminJSON.list(records.map { usageJSON($0, names: names) }, total: try await deps.store.usageCount(filter))
             },
             AdminEndpoint(
                 method: .get, path: "/api/usage/summary", summary: "Usage sums by day or hour (local time) or by key, user, model, provider, tag, status, endpoint",
@@ -396,8 +398,10 @@ enum OperationsRoutes {
                 let filter = usageFilter(&query, limit: 10_000, maximum: 100_000)
                 try query.check()
                 var csv = usageColumns.joined(separator: ",") + "\r\n"
-                for record in try await deps.store.usage(filter) {
-                    guard case .object(let pairs) = usageJSON(record) else { continue }
+                let records = try await deps.store.usage(filter)
+                let names = await deps.hostNames(of: records)
+                for record in records {
+                    guard case .object(let pairs) = usageJSON(record, names: names) else { continue }
                     csv += pairs.map { csvField($0.1) }.joined(separator: ",") + "\r\n"
                 }
                 return Response(

@@ -89,7 +89,36 @@ extension OllamaFront {
                 return .failure(IdentifyRefusal(status: .serviceUnavailable, message: "the gateway cannot record the end user right now; try again shortly"))
             }
         }
+        let schedules = settings.current.schedules
+        if !schedules.isEmpty { identity.applySchedules(schedules, at: gate.clock.now(), timeZone: gate.calendar.timeZone) }
         return .success(identity)
+    }
+}
+
+extension KeyIdentity {
+    /// Puts the schedules in force now on this request: their model lock, and their limits in place
+    /// of the key's (for schedules naming the key or one of its tags) and the user's (naming the user).
+    mutating func applySchedules(_ schedules: [PolicySchedule], at now: Date, timeZone: TimeZone) {
+        for s in schedules where s.isActive(at: now, timeZone: timeZone) {
+            let forKey = s.applies(toKey: key.publicID, tags: key.tags)
+            let forUser = s.applies(toUser: user?.id)
+            guard forKey || forUser else { continue }
+            if let model = s.forceModel { scheduledModel = model }
+            if forKey { key.policy.quotas = key.policy.quotas.replacing(with: s.quotas) }
+            if forUser, var u = user {
+                u.policy.quotas = u.policy.quotas.replacing(with: s.quotas)
+                user = u
+            }
+        }
+    }
+}
+
+extension GatewaySettings {
+    /// The model policy of a request: the global lock, else a schedule's, then aliases and the key's allow-list.
+    func modelPolicy(for identity: KeyIdentity) -> ModelPolicy {
+        var policy = modelPolicy(allowed: identity.key.policy.allowedModels)
+        if policy.forceModel == nil { policy.forceModel = identity.scheduledModel }
+        return policy
     }
 }
 

@@ -5,7 +5,10 @@ import TollgateCore
 
 /// Who a request belongs to, once authenticated.
 public struct KeyIdentity: Sendable {
-    public let key: KeyRecord
+    /// The key (its limits as in force now: a schedule may replace some).
+    public var key: KeyRecord
+    /// A schedule's model lock for this request (the global model lock still comes first).
+    public var scheduledModel: String?
     /// The request's user: the key's, or the Open WebUI end user a trusted key named.
     public var user: UserRecord?
     /// Attribution tags: the key's, the `X-Proxy-Tag` header's and the model suffix's.

@@ -19,6 +19,8 @@ public final class Gateway: Sendable {
     let logger: Logger
     public let gate: RequestGate
     public let settings: SettingsCache
+    /// Host names of client addresses for the usage views (the `client_names` setting).
+    let clientNames = ClientNames()
     public let clock: any GatewayClock
     public let calendar: QuotaCalendar
     public let router: BackendRouter
@@ -249,7 +251,7 @@ public final class Gateway: Sendable {
             AdminDeps(
                 store: store, manager: KeyManager(store: store, serverSecret: serverSecret), auth: adminAuth, gate: gate, router: router,
                 settings: settings, client: client, config: config, drain: drain, proxyPort: { await ports.wait().proxy },
-                secrets: secrets, configuredProviders: configuredProviders.map(\.name), metrics: metrics, usage: usage,
+                secrets: secrets, configuredProviders: configuredProviders.map(\.name), metrics: metrics, usage: usage, clientNames: clientNames,
                 reloadProviders: { [self] in
                     try await self.reloadProviders()
                     await self.refreshCatalog()

@@ -28,6 +28,10 @@ public struct GatewaySettings: Sendable, Equatable {
     public var ollamaURL: String?
     /// Whether each request's usage record is kept (false: only quota counters, and request ids for a day).
     public var recordUsage = true
+    /// Whether the usage views show host names of client addresses (cached, forward-confirmed reverse DNS).
+    public var clientNames = false
+    /// Temporary and weekly policies (model locks, limits) for sets of keys or users.
+    public var schedules: [PolicySchedule] = []
 
     public init() {}
 
@@ -159,6 +163,8 @@ public struct GatewaySettings: Sendable, Equatable {
         case endUserMonthlyRequests = "end_user_monthly_requests"
         case ollamaURL = "ollama_url"
         case recordUsage = "record_usage"
+        case clientNames = "client_names"
+        case schedules
 
         public var help: String {
             switch self {
@@ -179,6 +185,8 @@ public struct GatewaySettings: Sendable, Equatable {
             case .endUserMonthlyRequests: "monthly request quota of a new Open WebUI end user"
             case .ollamaURL: "URL of the primary Ollama server (replaces OLLAMA_URL's first entry while set)"
             case .recordUsage: "false: keep no per-request usage records (quota counters keep counting; request ids are kept 24 h so each request is settled once)"
+            case .schedules: "temporary and weekly model locks and limits for sets of keys or users (JSON list; edited through /api/schedules)"
+            case .clientNames: "true: the usage views show clients' host names (reverse DNS confirmed forward, cached an hour; looked up only when a view asks, never on the request path)"
             case .modelDefaults: #"Ollama defaults for OpenAI/Anthropic requests, JSON: {"llama3.2":{"num_ctx":8192,"keep_alive":"10m","think":false},"*":{...}}"#
             }
         }
@@ -219,7 +227,12 @@ public struct GatewaySettings: Sendable, Equatable {
                 throw Invalid(name: name, message: #"must be a JSON object of model → {"input": USD per million tokens, "output": USD per million tokens}"#)
             }
             return v
-        case .recordUsage:
+        case .schedules:
+            guard let list = PolicySchedule.list(v), (try? JSONValue.parse(v))?.arrayValue?.count == list.count else {
+                throw Invalid(name: name, message: "must be a JSON list of schedules, as /api/schedules shows them")
+            }
+            return PolicySchedule.text(list)
+        case .recordUsage, .clientNames:
             switch v.lowercased() {
             case "true", "on", "yes", "1": return "true"
             case "false", "off", "no", "0": return "false"
@@ -262,6 +275,8 @@ public struct GatewaySettings: Sendable, Equatable {
             case .endUserMonthlyRequests: endUserQuotas.monthlyRequests = Int(value)
             case .ollamaURL: ollamaURL = value
             case .recordUsage: recordUsage = value != "false"
+            case .clientNames: clientNames = value == "true"
+            case .schedules: schedules = PolicySchedule.list(value) ?? []
             }
         }
     }

@@ -97,7 +97,11 @@ enum Assets {
               if (!el.name || el.disabled) continue;
               const v = value(el);
               if (v === null && el.dataset.omitEmpty !== undefined) continue;
-              body[el.name] = v;
+              // "weekly.from" fills body.weekly.from.
+              const names = el.name.split(".");
+              let into = body;
+              for (const n of names.slice(0, -1)) into = into[n] = into[n] || {};
+              into[names[names.length - 1]] = v;
             }
             const data = await call(method, path, body);
             if (form.dataset.reveal !== undefined && data && data.key) {

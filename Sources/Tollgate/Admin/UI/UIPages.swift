@@ -85,8 +85,8 @@ enum UIPages {
             page("/ui/settings", "Settings", deps) { _, _, csrf in
                 try await settings(deps, csrf: csrf)
             },
-            page("/ui/help", "How to use a key from curl, the SDKs, Open WebUI and LangChain", deps) { _, _, csrf in
-                HTML.page(title: "Help", active: "/ui/help", csrf: csrf, help(deps, port: await deps.proxyPort()))
+            page("/ui/help", "How to create a key and use it from curl, the SDKs, Open WebUI and LangChain", deps) { request, _, csrf in
+                HTML.page(title: "Help", active: "/ui/help", csrf: csrf, help(deps, port: await deps.proxyPort(), authority: request.head.authority))
             },
         ]
     }
@@ -394,6 +394,13 @@ enum UIPages {
         return HTML.page(title: "Provider “\(b.name)”", active: "/ui/providers", csrf: csrf, body)
     }
 
+    /// A client's address, with its host name when one is known (the `client_names` setting).
+    static func clientCell(_ address: String?, name: String?) -> String {
+        guard let address else { return "—" }
+        guard let name else { return "<span class=\"client\">\(HTML.escape(address))</span>" }
+        return "<span class=\"client\" title=\"\(HTML.escape(address))\">\(HTML.escape(name))</span>"
+    }
+
     static func usage(_ deps: AdminDeps, request: Request, csrf: String) async throws -> Response {
         var query = AdminQuery(request)
         query.emptyIsAbsent = true
@@ -437,13 +444,15 @@ enum UIPages {
             }
             breakdowns += "<h2>\(title)</h2>" + HTML.table(["", "Requests", "Tokens", "Cost", "Errors"], Array(rows), empty: "No records.")
         }
-        let recent = try await deps.store.usage(filter).map { r -> [String] in
+        let records = try await deps.store.usage(filter)
+        let hostNames = await deps.hostNames(of: records)
+        let recent = records.map { r -> [String] in
             let tokens = (r.promptTokens ?? 0) + (r.completionTokens ?? 0)
             return [
                 HTML.escape(AdminJSON.timestamp(r.createdAt)), HTML.escape(r.keyID ?? "—"), HTML.escape(r.modelServed ?? r.modelRequested ?? "—"),
                 HTML.escape(r.endpoint), String(r.httpStatus), HTML.number(tokens) + (r.usageSource == .estimated ? " <abbr title=\"estimated\">est.</abbr>" : ""),
                 r.costNanos.map(HTML.usd) ?? "—", String(format: "%.0f ms", r.latencyMs), r.ttfbMs.map { String(format: "%.0f ms", $0) } ?? "—",
-                HTML.escape(r.tags.joined(separator: ", ")),
+                HTML.escape(r.tags.joined(separator: ", ")), clientCell(r.clientAddress, name: r.clientAddress.flatMap { hostNames[$0] }),
             ]
         }
         let inputs = [("since", "Since", "date"), ("until", "Until", "date"), ("key_id", "Key", "text"), ("user_id", "User", "text"), ("model", "Model", "text"), ("provider", "Provider", "text"), ("tag", "Tag", "text"), ("status", "Status", "text")]
@@ -454,14 +463,14 @@ enum UIPages {
             \(chart.svg)
             <p><a href="\(HTML.escape(csv))" download>Export CSV</a></p>
             \(breakdowns)
-            <h2>Recent requests</h2>\(HTML.table(["Time (UTC)", "Key", "Model", "Endpoint", "Status", "Tokens", "Cost", "Latency", "First byte", "Tags"], recent, empty: "No records match."))
+            <h2>Recent requests</h2>\(HTML.table(["Time (UTC)", "Key", "Model", "Endpoint", "Status", "Tokens", "Cost", "Latency", "First byte", "Tags", "Client"], recent, empty: "No records match."))
             """
         return HTML.page(title: "Usage", active: "/ui/usage", csrf: csrf, body)
     }
 
     static func settings(_ deps: AdminDeps, csrf: String) async throws -> Response {
         let stored = try await deps.store.settings()
-        let fields = GatewaySettings.Name.allCases.filter { ![.aliases, .prices].contains($0) }.map { name -> String in
+        let fields = GatewaySettings.Name.allCases.filter { ![.aliases, .prices, .schedules].contains($0) }.map { name -> String in
             var value = stored[name.rawValue]
             if name == .ollamaURL, value == nil { value = deps.router.primaryOllama?.config.baseURL }
             return "<div>" + HTML.field(name.rawValue, name.rawValue.replacingOccurrences(of: "_", with: " ").capitalized, value: value, hint: name.help + "; empty: not set") + "</div>"
@@ -471,9 +480,51 @@ enum UIPages {
             <div><label for="tz">Time zone</label><input id="tz" value="\(HTML.escape(deps.gate.calendar.timeZone.identifier))" disabled aria-describedby="tz-hint"><small id="tz-hint">Set by APP_TZ at start.</small></div>
             <div><button type="submit">Save settings</button></div></form>
             <p>Aliases and prices are edited on the <a href="/ui/providers">Providers</a> page.</p>
+            <h2>Scheduled policies</h2>
+            """ + schedules(deps) + """
             <h2>Admin password</h2>
             """ + passwordForm(deps)
         return HTML.page(title: "Settings", active: "/ui/settings", csrf: csrf, body)
+    }
+
+    /// Temporary and weekly policies: the list, with whether each is in force, and a form to add one.
+    static func schedules(_ deps: AdminDeps) -> String {
+        let now = deps.gate.clock.now(), zone = deps.gate.calendar.timeZone
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let rows = deps.settings.current.schedules.map { s -> [String] in
+            let who = s.keyTags.map { "tag " + $0 } + s.keyIDs.map { "key " + $0 } + s.userIDs.map { "user " + $0 }
+            var what: [String] = s.forceModel.map { ["model " + $0] } ?? []
+            let q = s.quotas
+            for (label, value) in [("tokens/day", q.dailyTokens), ("tokens/month", q.monthlyTokens), ("requests/day", q.dailyRequests), ("requests/month", q.monthlyRequests)] {
+                if let value { what.append("\(value) \(label)") }
+            }
+            var when: [String] = []
+            if let w = s.weekly {
+                when.append(w.days.sorted().map { days[$0 - 1] }.joined(separator: ", ") + " " + PolicySchedule.clock(w.from) + "–" + PolicySchedule.clock(w.to))
+            }
+            if let a = s.startsAt { when.append("from " + AdminJSON.timestamp(a)) }
+            if let b = s.endsAt { when.append("until " + AdminJSON.timestamp(b)) }
+            let state = !s.enabled ? HTML.badge("off", "bad") : s.isActive(at: now, timeZone: zone) ? HTML.badge("in force", "ok") : HTML.badge("waiting", "warn")
+            let toggle = "<button type=\"button\" data-api=\"PATCH /api/schedules/\(HTML.escape(s.id))\" data-body='{\"enabled\":\(!s.enabled)}'>\(s.enabled ? "Turn off" : "Turn on")</button>"
+            let remove = "<button type=\"button\" class=\"danger\" data-api=\"DELETE /api/schedules/\(HTML.escape(s.id))\" data-confirm=\"Remove this schedule? Its policy ends at once.\">Remove</button>"
+            return [HTML.escape(s.name), HTML.escape(who.joined(separator: ", ")), HTML.escape(what.joined(separator: ", ")), HTML.escape(when.joined(separator: ", ")), state, toggle + " " + remove]
+        }
+        let table = HTML.table(["Name", "Applies to", "Policy", "When (\(zone.identifier))", "State", ""], rows, empty: "No schedules.")
+        return table + """
+            <form class="panel grid" data-api="POST /api/schedules" id="schedule-form">
+            <div>\(HTML.field("name", "Name", hint: "e.g. course 101 lab session", required: true))</div>
+            <div>\(HTML.field("key_tags", "Key tags", type: "list", hint: "comma-separated: keys with any of these tags"))</div>
+            <div>\(HTML.field("user_ids", "User ids", type: "list", hint: "comma-separated; their keys and their own quotas"))</div>
+            <div>\(HTML.field("force_model", "Model lock", hint: "every request of those keys uses this model", omitEmpty: true))</div>
+            <div>\(HTML.field("quotas.daily_tokens", "Tokens per day", type: "int", input: "number", hint: "replaces the keys' own while in force", omitEmpty: true))</div>
+            <div>\(HTML.field("quotas.daily_requests", "Requests per day", type: "int", input: "number", omitEmpty: true))</div>
+            <div>\(HTML.field("weekly.days", "Days", type: "list", hint: "weekly: e.g. tue, thu", emptyIsNull: true, omitEmpty: true))</div>
+            <div>\(HTML.field("weekly.from", "From", input: "time", hint: "local time", omitEmpty: true))</div>
+            <div>\(HTML.field("weekly.to", "To", input: "time", omitEmpty: true))</div>
+            <div>\(HTML.field("starts_at", "Starts", type: "date", input: "datetime-local", hint: "optional with a weekly window", omitEmpty: true))</div>
+            <div>\(HTML.field("ends_at", "Ends", type: "date", input: "datetime-local", omitEmpty: true))</div>
+            <div><button type="submit">Add schedule</button></div></form>
+            """
     }
 
     /// Changing the admin password ends every session, this one too: the page then goes to the login.
@@ -489,25 +540,108 @@ enum UIPages {
             """
     }
 
-    static func help(_ deps: AdminDeps, port: Int) -> String {
-        let host = deps.config.proxy.host == "0.0.0.0" || deps.config.proxy.host == "::" ? "127.0.0.1" : deps.config.proxy.host
-        let base = "http://\(host):\(port)"
+    /// How to get a key and use it, with this gateway's URLs and a model it serves filled in. Every
+    /// example is marked (`data-example`, `data-check`) and run by Tests/ui/help_check.py against a
+    /// test gateway, so the page cannot drift from what the gateway accepts.
+    static func help(_ deps: AdminDeps, port: Int, authority: String?) -> String {
+        // The host the browser reached the admin UI by: the proxy is on the same machine. A proxy
+        // bound to one address is named by that address.
+        let seen = authority.flatMap { HelpURLs.host(ofAuthority: $0) } ?? "127.0.0.1"
+        let proxyHost = ["0.0.0.0", "::", ""].contains(deps.config.proxy.host) ? seen : deps.config.proxy.host
+        let base = "http://" + HelpURLs.bracketed(proxyHost) + ":\(port)"
+        let admin = "http://" + (authority ?? "127.0.0.1:\(deps.config.admin.port)")
+        let model = deps.settings.current.forceModel ?? deps.router.catalog.all().first?.model.name ?? "llama3.2"
+        func example(_ id: String, _ lang: String, _ code: String) -> String {
+            "<pre data-example=\"\(id)\" data-lang=\"\(lang)\"><code>\(HTML.escape(code))</code></pre>"
+        }
+        let b = base, m = model
+        let apiKeyExample = example("api-key", "sh", """
+                curl -s \(admin)/api/api-keys -H "Authorization: Bearer $ADMIN_PASSWORD" \\
+                  -H "Content-Type: application/json" -d '{"name":"alice"}'
+                """)
+        let curlExample = example("curl", "sh", """
+                curl -s \(b)/v1/chat/completions -H "Authorization: Bearer $GATEWAY_API_KEY" \\
+                  -H "Content-Type: application/json" \\
+                  -d '{"model":"\(m)","messages":[{"role":"user","content":"Hello"}]}'
+                """)
+        let curlOllamaExample = example("curl-ollama", "sh", """
+                curl -s \(b)/api/chat -H "Authorization: Bearer $GATEWAY_API_KEY" \\
+                  -d '{"model":"\(m)","stream":false,"messages":[{"role":"user","content":"Hello"}]}'
+                """)
+        let openAIExample = example("openai", "python", """
+                import os
+                from openai import OpenAI
+
+                client = OpenAI(base_url="\(b)/v1", api_key=os.environ["GATEWAY_API_KEY"])
+                reply = client.chat.completions.create(model="\(m)", messages=[{"role": "user", "content": "Hello"}])
+                print(reply.choices[0].message.content)
+                """)
+        let anthropicExample = example("anthropic", "python", """
+                import os
+                from anthropic import Anthropic
+
+                client = Anthropic(base_url="\(b)", api_key=os.environ["GATEWAY_API_KEY"])
+                reply = client.messages.create(model="\(m)", max_tokens=200, messages=[{"role": "user", "content": "Hello"}])
+                print(reply.content[0].text)
+                """)
+        let ollamaExample = example("ollama", "python", """
+                import os
+                from ollama import Client
+
+                client = Client(host="\(b)", headers={"Authorization": "Bearer " + os.environ["GATEWAY_API_KEY"]})
+                reply = client.chat(model="\(m)", messages=[{"role": "user", "content": "Hello"}])
+                print(reply.message.content)
+                """)
+        let langChainExample = example("langchain", "python", """
+                import os
+                from langchain_openai import ChatOpenAI
+
+                llm = ChatOpenAI(base_url="\(b)/v1", api_key=os.environ["GATEWAY_API_KEY"], model="\(m)")
+                print(llm.invoke("Hello").content)
+                """)
         return """
-            <p>Create a key on the <a href="/ui/keys">Keys</a> page, then use it with any client. The gateway's proxy is at <code>\(HTML.escape(base))</code>.</p>
-            <h2>curl</h2><pre>curl \(HTML.escape(base))/v1/chat/completions -H "Authorization: Bearer $KEY" \\
-              -H "Content-Type: application/json" -d '{"model":"llama3.2","messages":[{"role":"user","content":"Hello"}]}'</pre>
-            <h2>OpenAI SDK (Python)</h2><pre>from openai import OpenAI
-            client = OpenAI(base_url="\(HTML.escape(base))/v1", api_key=KEY)
-            print(client.chat.completions.create(model="llama3.2", messages=[{"role": "user", "content": "Hello"}]).choices[0].message.content)</pre>
-            <h2>Anthropic SDK (Python)</h2><pre>from anthropic import Anthropic
-            client = Anthropic(base_url="\(HTML.escape(base))", api_key=KEY)
-            print(client.messages.create(model="llama3.2", max_tokens=200, messages=[{"role": "user", "content": "Hello"}]).content[0].text)</pre>
-            <h2>Ollama SDK (Python)</h2><pre>from ollama import Client
-            client = Client(host="\(HTML.escape(base))", headers={"Authorization": "Bearer " + KEY})
-            print(client.chat(model="llama3.2", messages=[{"role": "user", "content": "Hello"}]).message.content)</pre>
-            <h2>Open WebUI</h2><p>Add an OpenAI connection with URL <code>\(HTML.escape(base))/v1</code> and the key, or an Ollama connection with URL <code>\(HTML.escape(base))</code>. For per-user quotas, create the key with “Trusts Open WebUI end-user headers” and set <code>ENABLE_FORWARD_USER_INFO_HEADERS=true</code> in Open WebUI.</p>
-            <h2>LangChain</h2><pre>from langchain_openai import ChatOpenAI
-            llm = ChatOpenAI(base_url="\(HTML.escape(base))/v1", api_key=KEY, model="llama3.2")</pre>
+            <p>The gateway's proxy is at <code>\(HTML.escape(base))</code>: Ollama routes at its root, OpenAI routes
+            under <code>/v1</code>, Anthropic's <code>/v1/messages</code>. Keys are sent as <code>Authorization: Bearer</code>
+            (or <code>x-api-key</code>). The examples use <code>\(HTML.escape(model))</code>, a model this gateway serves.</p>
+            <h2>1. Create a key</h2>
+            <p>On the <a href="/ui/keys">Keys</a> page (“New key”): the key is shown once. Or with the CLI, on the gateway's
+            machine with the same <code>DATABASE_URL</code>:</p>
+            \(example("cli-key", "sh", "tollgate keys create --name alice --daily-tokens 100000"))
+            <p>Or through the admin API (here with the admin password in <code>ADMIN_PASSWORD</code>; an admin key works too):</p>
+            \(apiKeyExample)
+            <p>Then hand the key over and let the client read it from the environment:
+            <code>export GATEWAY_API_KEY=tg-…</code></p>
+            <h2>2. curl</h2>
+            \(curlExample)
+            \(curlOllamaExample)
+            <h2>3. OpenAI SDK (Python, <code>pip install openai</code>)</h2>
+            \(openAIExample)
+            <h2>4. Anthropic SDK (Python, <code>pip install anthropic</code>)</h2>
+            \(anthropicExample)
+            <h2>5. Ollama SDK (Python, <code>pip install ollama</code>)</h2>
+            \(ollamaExample)
+            <h2>6. LangChain (Python, <code>pip install langchain-openai</code>)</h2>
+            \(langChainExample)
+            <h2>7. Open WebUI</h2>
+            <p>Admin Settings → Connections: add an OpenAI connection with URL <code data-check="openai-connection">\(HTML.escape(b))/v1</code>
+            and the key, or an Ollama connection with URL <code data-check="ollama-connection">\(HTML.escape(b))</code> and the key as a
+            Bearer header. For per-user quotas, create the key with “Trusts Open WebUI end-user headers” and set
+            <code>ENABLE_FORWARD_USER_INFO_HEADERS=true</code> in Open WebUI.</p>
             """
     }
+}
+
+/// Host names for the help page's URLs.
+enum HelpURLs {
+    /// The host of a `Host` header value (`example.org:8001`, `[::1]:8001`), without brackets.
+    static func host(ofAuthority authority: String) -> String? {
+        if authority.hasPrefix("[") {
+            guard let end = authority.firstIndex(of: "]") else { return nil }
+            return String(authority[authority.index(after: authority.startIndex)..<end])
+        }
+        let host = authority.split(separator: ":", maxSplits: 1).first.map(String.init) ?? authority
+        return host.isEmpty ? nil : host
+    }
+
+    static func bracketed(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
 }

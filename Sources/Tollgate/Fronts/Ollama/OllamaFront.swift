@@ -152,7 +152,7 @@ public struct OllamaFront: HTTPResponder {
             let field = endpoint == .show && document.fields["model"] == nil ? "name" : "model"
             let (requested, suffixTags) = RequestTags.split(model: document.string(field) ?? "")
             if !suffixTags.isEmpty { identity.tags = RequestTags.merge(identity.tags, suffixTags) }
-            switch current.modelPolicy(allowed: identity.key.policy.allowedModels).resolve(requested: requested) {
+            switch current.modelPolicy(for: identity).resolve(requested: requested) {
             case .missing:
                 return Self.error(.badRequest, "model is required", requestID)
             case .denied(let denied, let allowed):

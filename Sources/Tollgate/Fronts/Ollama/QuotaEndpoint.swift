@@ -44,7 +44,7 @@ struct QuotaEndpoint {
             return OllamaFront.error(.serviceUnavailable, "the quota store is unavailable; try again shortly", requestID, retryAfter: 1)
         }
         let settings = front.settings.current
-        object["model_lock"] = settings.forceModel ?? NSNull()
+        object["model_lock"] = settings.forceModel ?? identity.scheduledModel ?? NSNull()
         object["allowed_models"] = identity.key.policy.allowedModels.map { $0.map(\.text) } ?? NSNull()
         object["time_zone"] = calendar.timeZone.identifier
         object["now"] = Self.iso(now, calendar.timeZone)

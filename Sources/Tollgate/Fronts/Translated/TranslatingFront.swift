@@ -103,7 +103,7 @@ struct TranslatingFront {
             return r
         }
         let current = front.settings.current
-        let modelPolicy = current.modelPolicy(allowed: identity.key.policy.allowedModels)
+        let modelPolicy = current.modelPolicy(for: identity)
         switch route {
         case .models:
             return await FederatedModels(front: front, requestID: requestID).openAIModels(policy: modelPolicy, id: nil)
@@ -166,7 +166,7 @@ struct TranslatingFront {
     func applyModelPolicy(_ model: inout String, _ identity: inout KeyIdentity) -> Response? {
         let (requested, suffixTags) = RequestTags.split(model: model)
         if !suffixTags.isEmpty { identity.tags = RequestTags.merge(identity.tags, suffixTags) }
-        switch front.settings.current.modelPolicy(allowed: identity.key.policy.allowedModels).resolve(requested: requested.isEmpty ? nil : requested) {
+        switch front.settings.current.modelPolicy(for: identity).resolve(requested: requested.isEmpty ? nil : requested) {
         case .missing:
             return error(.badRequest, "model is required", param: "model")
         case .denied(let denied, let allowed):
