@@ -42,8 +42,14 @@ struct TollgateProcess {
     }
 
     /// Runs to completion and returns exit status, standard output and standard error.
-    func run(_ arguments: [String]) async throws -> (status: Int32, out: String, err: String) {
+    func run(_ arguments: [String], input: String? = nil) async throws -> (status: Int32, out: String, err: String) {
         let (process, out, err) = try makeProcess(arguments)
+        if let input {
+            let stdin = Pipe()
+            process.standardInput = stdin
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        }
         return try await Subprocess.run(process, out: out, err: err)
     }
 }
