@@ -80,6 +80,10 @@ import TollgateTestSupport
             #expect(bad.status == 400 && bad.body.contains("denied_addresses"), "\(bad.body)")
             let stored = try await gw.gateway.store.key(publicID: id)
             #expect(stored?.allowedAddresses == nil && stored?.deniedAddresses == ["127.0.0.0/8", "::1"])
+            // The key's page edits them (an empty field sends null: no rule).
+            let page = try await gw.admin(.GET, "/ui/keys/\(id)")
+            #expect(page.body.contains(#"name="denied_addresses" type="text" data-type="list" data-empty="null" value="127.0.0.0/8, ::1""#), "\(page.body)")
+            #expect(page.body.contains(#"name="allowed_addresses" type="text" data-type="list" data-empty="null" value="""#))
         }
     }
 }

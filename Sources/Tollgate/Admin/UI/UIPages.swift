@@ -254,6 +254,8 @@ enum UIPages {
             <div>\(HTML.field("expires_at", "Expires", value: expires, type: "date", input: "date", hint: "empty: never"))</div>
             <div>\(HTML.field("tags", "Tags", value: k.tags.joined(separator: ", "), type: "list"))</div>
             \(limitFields(k.policy, key: true))
+            <div>\(HTML.field("allowed_addresses", "Allowed addresses", value: k.allowedAddresses?.joined(separator: ", "), type: "list", hint: "addresses or CIDR ranges, comma-separated; empty: any", emptyIsNull: true))</div>
+            <div>\(HTML.field("denied_addresses", "Denied addresses", value: k.deniedAddresses?.joined(separator: ", "), type: "list", hint: "refused even when allowed; empty: none", emptyIsNull: true))</div>
             <div>\(HTML.checkbox("trusts_end_users", "Trusts Open WebUI end-user headers", checked: k.trustsEndUsers))</div>
             <div><button type="submit">Save</button></div></form>
             <p><a href="/ui/usage?key_id=\(HTML.escape(k.publicID))">This key's usage</a></p>
