@@ -147,8 +147,18 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "Expiry: YYYY-MM-DD (midnight, local time) or an ISO 8601 date-time.") var expires: String?
         @Option(help: "The user (id or name) the key belongs to; the user's quotas apply too.") var user: String?
         @Flag(help: "An admin-scope key (for scripts against the admin API).") var admin = false
+        @Option(help: "Tags for the key's usage records and for scheduled policies, comma-separated.") var tags: String?
+        @Option(help: "Client addresses or CIDR ranges the key may be used from, comma-separated (default: any).") var allowedAddresses: String?
+        @Option(help: "Client addresses or CIDR ranges the key is refused from, comma-separated.") var deniedAddresses: String?
         @OptionGroup var limits: LimitOptions
         @OptionGroup var keyOptions: KeyPolicyOptions
+
+        static func list(_ text: String?, option: String, valid: (String) -> Bool, rule: String) throws -> [String]? {
+            guard let text else { return nil }
+            let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            if let bad = items.first(where: { !valid($0) }) { throw failCLI(ValidationError("--\(option): '\(bad)' is not \(rule)")) }
+            return items
+        }
 
         func run() async throws {
             var expiry: Date?
@@ -156,12 +166,22 @@ struct Keys: AsyncParsableCommand {
                 guard let d = parseDate(expires) else { throw failCLI(ValidationError("--expires: cannot read '\(expires)'")) }
                 expiry = d
             }
-            let created = try await runCLI { manager, _ in
+            let tagList = try Self.list(tags, option: "tags", valid: RequestTags.isValid, rule: "a tag (1 to 64 letters, digits, '.', '_', '-', '/')")
+            let allowed = try Self.list(allowedAddresses, option: "allowed-addresses", valid: AddressRules.isValidEntry, rule: "an IP address or CIDR range")
+            let denied = try Self.list(deniedAddresses, option: "denied-addresses", valid: AddressRules.isValidEntry, rule: "an IP address or CIDR range")
+            let created = try await runCLI { manager, store in
                 var policy = SubjectPolicy()
                 try limits.apply(to: &policy)
                 try keyOptions.apply(to: &policy)
                 let owner = try await user.asyncMap { try await manager.user($0).id }
-                return try await manager.create(name: name, expiresAt: expiry, userID: owner, isAdmin: admin, policy: policy)
+                let created = try await manager.create(name: name, expiresAt: expiry, userID: owner, isAdmin: admin, policy: policy)
+                // Stored before the key is printed, so it is never usable without them.
+                var record = created.record
+                record.tags = RequestTags.merge(tagList ?? [])
+                record.allowedAddresses = allowed
+                record.deniedAddresses = denied
+                if record != created.record { _ = try await store.updateKey(record) }
+                return (record: record, plaintext: created.plaintext)
             }
             print("id:      \(created.record.publicID)")
             print("name:    \(created.record.name)")
@@ -199,6 +219,9 @@ struct Keys: AsyncParsableCommand {
             print("expires:  \(formatDate(k.expiresAt))")
             print("user:     \(k.userID ?? "-")")
             print("admin:    \(k.isAdmin ? "yes" : "no")")
+            if !k.tags.isEmpty { print("tags:     \(k.tags.joined(separator: ", "))") }
+            if let a = k.allowedAddresses { print("allowed addresses: \(a.joined(separator: ", "))") }
+            if let d = k.deniedAddresses { print("denied addresses:  \(d.joined(separator: ", "))") }
             for line in limitsText(k.policy) + keyPolicyText(k.policy) { print(line) }
             printUsage(try await runCLI { _, store in try await store.quotaState(subject: QuotaSubject.keyID(k.publicID)) })
         }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -13,6 +14,27 @@ import TollgateTestSupport
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-proc-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
+    }
+
+    /// `keys create` sets tags and the key's own address rules (checked as the admin API checks them).
+    @Test func keysCreateTakesTagsAndAddressRules() async throws {
+        let dir = try Self.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cli = TollgateProcess(directory: dir)
+        let bad = try await cli.run(["keys", "create", "--name", "x", "--allowed-addresses", "10.0.0.0/33"])
+        #expect(bad.status != 0 && bad.err.contains("--allowed-addresses") && bad.err.contains("10.0.0.0/33"), "\(bad.err)")
+        let created = try await cli.run([
+            "keys", "create", "--name", "lab", "--tags", "course-101, lab", "--allowed-addresses", "10.0.0.0/8", "--denied-addresses", "10.9.0.0/16",
+        ])
+        #expect(created.status == 0, "\(created.err)")
+        let key = try #require(created.out.split(separator: "\n").first { $0.hasPrefix("key:") }?.split(separator: " ").last.map(String.init))
+        let id = String(key.dropFirst(3).prefix(10))
+        let show = try await cli.run(["keys", "show", id])
+        #expect(show.out.contains("tags:     course-101, lab") && show.out.contains("allowed addresses: 10.0.0.0/8") && show.out.contains("denied addresses:  10.9.0.0/16"), "\(show.out)")
+        let store = try await SQLStore.openSQLite(path: dir + "/tollgate.db", logger: Logger(label: "t"))
+        let record = try #require(try await store.key(publicID: id))
+        #expect(record.tags == ["course-101", "lab"] && record.allowedAddresses == ["10.0.0.0/8"] && record.deniedAddresses == ["10.9.0.0/16"])
+        await store.close()
     }
 
     @Test func keysAndUsageCommands() async throws {
