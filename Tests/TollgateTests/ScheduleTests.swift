@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOHTTP1
 import Testing
 import TollgateCore
@@ -126,5 +127,42 @@ import TollgateTestSupport
             let actions = try await gw.gateway.store.audit(limit: 20, offset: 0).map(\.action)
             #expect(Set(actions).isSuperset(of: ["schedule.create", "schedule.update", "schedule.delete"]))
         }
+    }
+}
+
+/// Schedules are one stored value: changes from several stores at once (two instances) must all land.
+@Suite(.timeLimit(.minutes(2))) struct SettingUpdateTests {
+    @Test(arguments: TestDatabase.all) func concurrentChangesFromTwoStoresAreAllKept(_ database: TestDatabase) async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("setting-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let url = try await database.freshURL(directory: dir)
+        func open() async throws -> SQLStore {
+            switch try TollgateConfig.parseDatabaseURL(url) {
+            case .sqlite(let path): return try await SQLStore.openSQLite(path: path, logger: Logger(label: "setting-test"))
+            case .postgres(let settings): return try await SQLStore.openPostgres(settings, poolSize: 8, logger: Logger(label: "setting-test"))
+            }
+        }
+        let first = try await open()
+        try await first.migrate()
+        let second = try await open()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<60 {
+                let store = i % 2 == 0 ? first : second
+                group.addTask {
+                    _ = try await store.updateSetting("schedules") { current in
+                        (((current.map { $0 + "," } ?? "") + "s\(i)"), ())
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let stored = try #require(try await first.settings()["schedules"])
+        #expect(Set(stored.split(separator: ",").map(String.init)) == Set((0..<60).map { "s\($0)" }), "\(stored)")
+        // A change that throws leaves the value as it was.
+        struct Refused: Error {}
+        await #expect(throws: Refused.self) { try await second.updateSetting("schedules") { _ in throw Refused() } as Void }
+        #expect(try await first.settings()["schedules"] == stored)
+        await first.close()
+        await second.close()
     }
 }

@@ -30,9 +30,6 @@ enum ScheduleRoutes {
         [("id", Schema.string)] + properties.map { ($0.0, $0.0 == "quotas" ? limits : $0.1) } + [("active", Schema.boolean)]
     )
 
-    /// Changes are made one at a time in this process (the list is one stored value).
-    static let writes = AsyncSerialGate()
-
     static func json(_ s: PolicySchedule, deps: AdminDeps) -> JSONValue {
         guard case .object(var pairs) = s.json else { return s.json }
         pairs.append(("active", .bool(s.isActive(at: deps.gate.clock.now(), timeZone: deps.gate.calendar.timeZone))))
@@ -47,16 +44,16 @@ enum ScheduleRoutes {
         let reply = AdminEndpoint.Reply(status: 200, description: "the schedule", schema: schema)
         let notFound = AdminEndpoint.Reply(status: 404, description: "no such schedule", schema: Schema.ref("Error"))
 
-        /// Reads the list, changes it and stores it, one change at a time.
-        @Sendable func change<T: Sendable>(_ body: @Sendable (inout [PolicySchedule]) throws -> T) async throws -> T {
-            try await writes.run {
-                let stored = try await deps.store.settings()[GatewaySettings.Name.schedules.rawValue]
+        /// Reads the list, changes it and stores it as one step in the store (concurrent changes, from
+        /// any instance, are applied one after the other).
+        @Sendable func change<T: Sendable>(_ body: @escaping @Sendable (inout [PolicySchedule]) throws -> T) async throws -> T {
+            let result = try await deps.store.updateSetting(GatewaySettings.Name.schedules.rawValue) { stored in
                 var list = stored.flatMap(PolicySchedule.list) ?? []
                 let result = try body(&list)
-                try await deps.store.setSetting(GatewaySettings.Name.schedules.rawValue, to: list.isEmpty ? nil : PolicySchedule.text(list))
-                await deps.changed()
-                return result
+                return (list.isEmpty ? nil : PolicySchedule.text(list), result)
             }
+            await deps.changed()
+            return result
         }
 
         return [

@@ -438,6 +438,32 @@ public final class SQLStore: TollgateStore {
         }
     }
 
+    public func updateSetting<T: Sendable>(_ name: String, _ change: @escaping @Sendable (String?) throws -> (value: String?, result: T)) async throws -> T {
+        try await serialRaw { db, connection in
+            try await Self.transaction(db) { db in
+                // PostgreSQL: one transaction-scoped lock for such changes (it also covers a setting
+                // that has no row yet); SQLite: BEGIN IMMEDIATE already holds the write lock.
+                if connection.isPostgres { try await db.raw("SELECT pg_advisory_xact_lock(73490002)").run() }
+                let current = try await db.raw("SELECT value FROM settings WHERE name = \(bind: name)").first()?.decode(column: "value", as: String.self)
+                let (value, result) = try change(current)
+                if value != current {
+                    if let value {
+                        try await db.raw(
+                            """
+                            INSERT INTO settings (name, value, updated_at) VALUES (\(bind: name), \(bind: value), \(bind: Self.ms(Date())))
+                            ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                            """
+                        ).run()
+                    } else {
+                        try await db.raw("DELETE FROM settings WHERE name = \(bind: name)").run()
+                    }
+                    try await Self.bumpKeyGeneration(db)
+                }
+                return result
+            }
+        }
+    }
+
     // MARK: Admin state
 
     public func adminState(_ name: String) async throws -> String? {

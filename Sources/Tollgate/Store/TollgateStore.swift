@@ -33,6 +33,10 @@ public protocol TollgateStore: Sendable {
     func settings() async throws -> [String: String]
     /// Sets (or, with nil, removes) one setting.
     func setSetting(_ name: String, to value: String?) async throws
+    /// Reads a setting, changes it and writes it back as one step: concurrent changes (from other
+    /// instances too) are applied one after the other, none lost. `change` may run more than once
+    /// (a transient database error retries the whole step); what it throws leaves the setting as it was.
+    func updateSetting<T: Sendable>(_ name: String, _ change: @escaping @Sendable (String?) throws -> (value: String?, result: T)) async throws -> T
     /// Gateway-owned state that is not an operator setting (never listed with the settings).
     func adminState(_ name: String) async throws -> String?
     func setAdminState(_ name: String, to value: String) async throws
