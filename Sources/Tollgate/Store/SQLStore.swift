@@ -422,20 +422,23 @@ public final class SQLStore: TollgateStore {
 
     public func setSetting(_ name: String, to value: String?) async throws {
         try await serial { db in
-            try await Self.transaction(db) { db in
-                if let value {
-                    try await db.raw(
-                        """
-                        INSERT INTO settings (name, value, updated_at) VALUES (\(bind: name), \(bind: value), \(bind: Self.ms(Date())))
-                        ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
-                        """
-                    ).run()
-                } else {
-                    try await db.raw("DELETE FROM settings WHERE name = \(bind: name)").run()
-                }
-                try await Self.bumpKeyGeneration(db)
-            }
+            try await Self.transaction(db) { db in try await Self.writeSetting(db, name, value) }
         }
+    }
+
+    /// Stores (or, for nil, removes) a setting and bumps the change counter; inside a transaction.
+    static func writeSetting(_ db: any SQLDatabase, _ name: String, _ value: String?) async throws {
+        if let value {
+            try await db.raw(
+                """
+                INSERT INTO settings (name, value, updated_at) VALUES (\(bind: name), \(bind: value), \(bind: Self.ms(Date())))
+                ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                """
+            ).run()
+        } else {
+            try await db.raw("DELETE FROM settings WHERE name = \(bind: name)").run()
+        }
+        try await bumpKeyGeneration(db)
     }
 
     public func updateSetting<T: Sendable>(_ name: String, _ change: @escaping @Sendable (String?) throws -> (value: String?, result: T)) async throws -> T {
@@ -446,19 +449,7 @@ public final class SQLStore: TollgateStore {
                 if connection.isPostgres { try await db.raw("SELECT pg_advisory_xact_lock(73490002)").run() }
                 let current = try await db.raw("SELECT value FROM settings WHERE name = \(bind: name)").first()?.decode(column: "value", as: String.self)
                 let (value, result) = try change(current)
-                if value != current {
-                    if let value {
-                        try await db.raw(
-                            """
-                            INSERT INTO settings (name, value, updated_at) VALUES (\(bind: name), \(bind: value), \(bind: Self.ms(Date())))
-                            ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
-                            """
-                        ).run()
-                    } else {
-                        try await db.raw("DELETE FROM settings WHERE name = \(bind: name)").run()
-                    }
-                    try await Self.bumpKeyGeneration(db)
-                }
+                if value != current { try await Self.writeSetting(db, name, value) }
                 return result
             }
         }
