@@ -2,6 +2,8 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import Synchronization
 import Testing
 @testable import Tollgate
 import TollgateCore
@@ -508,5 +510,65 @@ import TollgateTestSupport
             throw error
         }
         try await gw.stop()
+    }
+}
+
+/// A server that reads a request and hangs up without a byte of answer (a dying keep-alive
+/// connection, a crashing upstream). Counts the requests it dropped.
+final class HangingUpServer: Sendable {
+    final class HangUp: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let server: HangingUpServer
+        init(_ server: HangingUpServer) { self.server = server }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            server.dropped.withLock { $0 += 1 }
+            context.close(promise: nil)
+        }
+    }
+
+    let dropped = Mutex(0)
+    let bound = Mutex<(any Channel)?>(nil)
+    var port: Int { bound.withLock { $0?.localAddress?.port ?? 0 } }
+
+    func start() async throws {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(HangUp(self)) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        bound.withLock { $0 = channel }
+    }
+
+    func stop() async { try? await bound.withLock { $0 }?.close() }
+}
+
+@Suite(.timeLimit(.minutes(2))) struct EarlyCloseFailoverTests {
+    @Test func aConnectionClosedBeforeTheAnswerFailsOverToAnotherServer() async throws {
+        let dying = HangingUpServer()
+        try await dying.start()
+        let healthy = MockOllama()
+        try await healthy.start()
+        let providers = #"""
+            {"providers":[{"name":"dying","kind":"ollama","url":"http://127.0.0.1:\#(dying.port)","models":[{"name":"llama3.2"}]},
+                          {"name":"healthy","kind":"ollama","url":"\#(healthy.baseURL)","models":[{"name":"llama3.2"}]}]}
+            """#
+        let gw = try await TestGateway.start(["OLLAMA_URL": "none", "TOLLGATE_PROVIDERS": providers], mock: healthy)
+        do {
+            let key = try await gw.createKey()
+            let chat = #"{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"x"}]}"#
+            for _ in 0..<6 {
+                let r = try await gw.send("/api/chat", body: chat, key: key)
+                #expect(r.status == 200, "\(r.body)")
+            }
+            // The dying server really was tried (and hung up), and every answer came from the other.
+            #expect(dying.dropped.withLock { $0 } >= 1)
+            let records = try await gw.waitForUsage(count: 6)
+            #expect(records.allSatisfy { $0.provider == "healthy" && $0.httpStatus == 200 }, "\(records.map { "\($0.provider ?? "-") \($0.httpStatus)" })")
+        } catch {
+            try? await gw.stop()
+            throw error
+        }
+        try await gw.stop()
+        await dying.stop()
     }
 }
