@@ -19,6 +19,11 @@ import TollgateTestSupport
             for _ in 0..<3 { #expect(try await gw.send("/api/chat", body: Self.chat, key: key).status == 200) }
             #expect(try await gw.send("/api/chat", body: Self.chat, key: key).status == 429)
             #expect(try await gw.usageRecords().isEmpty)
+            // Nor a line in the usage log file or the access log.
+            gw.gateway.requestLog.sync()
+            let file = gw.directory + "/logs/usage.log"
+            #expect((try? String(contentsOfFile: file, encoding: .utf8))?.isEmpty ?? true)
+            #expect(!gw.logs.text.split(separator: "\n").contains { $0.hasPrefix("info request ") })
             let state = try #require(try await gw.gateway.store.quotaState(subject: QuotaSubject.keyID(id)))
             #expect(state.day.requests == 3 && state.day.tokensReserved == 0 && state.day.tokensUsed > 0)
             #expect(try await gw.gateway.store.openReservations() == 0)
@@ -28,6 +33,9 @@ import TollgateTestSupport
             gw.gateway.authenticator.invalidate()
             #expect(try await gw.send("/api/chat", body: Self.chat, key: key).status == 200)
             #expect(try await gw.waitForUsage(count: 1).count == 1)
+            gw.gateway.requestLog.sync()
+            #expect((try? String(contentsOfFile: file, encoding: .utf8))?.split(separator: "\n").count == 1)
+            #expect(gw.logs.text.split(separator: "\n").filter { $0.hasPrefix("info request ") }.count == 1)
         }
     }
 

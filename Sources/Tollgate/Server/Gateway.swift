@@ -110,7 +110,9 @@ public final class Gateway: Sendable {
             onWritten: { gate.written($0) },
             onRecord: { record in
                 metrics.observe(record)
-                requestLog.add(record)
+                // With `record_usage` off no per-request line is written either (usage log file,
+                // access log); metrics keep their sums.
+                if settings.current.recordUsage { requestLog.add(record) }
             },
             onFlush: { metrics.flushed(records: $0, took: $1) },
             keepRecords: { settings.current.recordUsage }

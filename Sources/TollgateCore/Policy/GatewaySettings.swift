@@ -184,7 +184,7 @@ public struct GatewaySettings: Sendable, Equatable {
             case .endUserDailyRequests: "daily request quota of a new Open WebUI end user"
             case .endUserMonthlyRequests: "monthly request quota of a new Open WebUI end user"
             case .ollamaURL: "URL of the primary Ollama server (replaces OLLAMA_URL's first entry while set)"
-            case .recordUsage: "false: keep no per-request usage records (quota counters keep counting; request ids are kept 24 h so each request is settled once)"
+            case .recordUsage: "false: keep no per-request records — no usage record, usage log line or access log line (quota counters keep counting; request ids are kept 24 h so each request is settled once)"
             case .schedules: "temporary and weekly model locks and limits for sets of keys or users (JSON list; edited through /api/schedules)"
             case .clientNames: "true: the usage views show clients' host names (reverse DNS confirmed forward, cached an hour; looked up only when a view asks, never on the request path)"
             case .modelDefaults: #"Ollama defaults for OpenAI/Anthropic requests, JSON: {"llama3.2":{"num_ctx":8192,"keep_alive":"10m","think":false},"*":{...}}"#
