@@ -30,6 +30,8 @@ public struct ProviderConfig: Sendable, Equatable {
     /// Longest silence between chunks once an answer has begun (shorter than `readTimeout`, which then
     /// only bounds the wait for the first byte: generous for cold model loads, strict mid-stream).
     public var idleTimeout: Duration?
+    /// Anthropic: the `anthropic-beta` features a client may switch on (nil: every one it names).
+    public var anthropicBetas: [String]?
 
     public init(name: String, kind: Kind, baseURL: String, apiKey: String? = nil) {
         self.name = name
@@ -165,6 +167,12 @@ extension TollgateConfig {
             p.readTimeout = try seconds("read_timeout")
             p.firstByteTimeout = try seconds("first_byte_timeout")
             p.idleTimeout = try seconds("idle_timeout")
+            if let betas = entry["anthropic_beta"] {
+                guard let list = betas.arrayValue?.compactMap(\.stringValue), list.count == betas.arrayValue?.count else {
+                    throw ConfigError(variable: variable, message: "\(at).anthropic_beta must be a list of beta feature names")
+                }
+                p.anthropicBetas = list
+            }
             for (j, m) in (entry["models"]?.arrayValue ?? []).enumerated() {
                 p.models.append(try parseModel(m, at: "\(at).models[\(j)]"))
             }

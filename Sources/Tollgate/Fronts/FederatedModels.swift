@@ -29,8 +29,8 @@ struct FederatedModels {
         let probe = ProviderProbe(client: front.client)
         // Live lists from the Ollama servers, concurrently.
         let live = await withTaskGroup(of: (String, [JSONValue]?).self) { group in
-            for backend in router.backends where backend.kind == .ollama {
-                group.addTask { (backend.name, await probe.get(backend, "/api/tags")?["models"]?.arrayValue) }
+            for backend in router.backends where backend.adapter.speaks(.ollama) {
+                group.addTask { (backend.name, await probe.get(backend, backend.adapter.modelListPath)?["models"]?.arrayValue) }
             }
             var out: [String: [JSONValue]] = [:]
             for await (name, models) in group { if let models { out[name] = models } }
@@ -39,7 +39,7 @@ struct FederatedModels {
         var all: [Listed] = []
         var seenOllama = Set<String>()
         for backend in router.backends {
-            if backend.kind == .ollama, let models = live[backend.name] {
+            if backend.adapter.speaks(.ollama), let models = live[backend.name] {
                 for m in models {
                     guard let name = m["name"]?.stringValue ?? m["model"]?.stringValue, seenOllama.insert(ModelPolicy.normalized(name)).inserted else { continue }
                     let meta = router.catalog.metadata(provider: backend.name, model: name) ?? ModelMetadata(name: name)
@@ -47,15 +47,15 @@ struct FederatedModels {
                 }
             } else {
                 for (provider, meta) in router.catalog.all() where provider == backend.name {
-                    if backend.kind == .ollama, !seenOllama.insert(ModelPolicy.normalized(meta.name)).inserted { continue }
+                    if backend.adapter.speaks(.ollama), !seenOllama.insert(ModelPolicy.normalized(meta.name)).inserted { continue }
                     all.append(Listed(id: meta.name, provider: provider, metadata: meta))
                 }
             }
         }
         // A name served by providers of different kinds is listed qualified.
-        var kinds: [String: Set<ProviderConfig.Kind>] = [:]
-        for l in all { kinds[ModelPolicy.normalized(l.id), default: []].insert(router.backend(named: l.provider)?.kind ?? .ollama) }
-        for i in all.indices where (kinds[ModelPolicy.normalized(all[i].id)]?.count ?? 0) > 1 {
+        var dialects: [String: Set<ClientDialect>] = [:]
+        for l in all { dialects[ModelPolicy.normalized(l.id), default: []].insert(router.backend(named: l.provider)?.adapter.nativeDialect ?? .ollama) }
+        for i in all.indices where (dialects[ModelPolicy.normalized(all[i].id)]?.count ?? 0) > 1 {
             all[i].id = all[i].provider + "/" + all[i].id
         }
         guard let allowed else { return all }

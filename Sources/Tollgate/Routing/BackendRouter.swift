@@ -7,11 +7,15 @@ import TollgateCore
 public final class Backend: Sendable {
     public let config: ProviderConfig
     let outstanding = Atomic<Int>(0)
+    /// Answers in which the provider refused the gateway's credential (401/403), since start.
+    let credentialRefusals = Atomic<Int>(0)
     let health = Mutex(Health())
     /// Admission to the provider when it has a concurrency limit (nil: unbounded).
     let slots: ProviderSlots?
     /// A client of its own when the provider has timeouts of its own (nil: the gateway's).
     public let client: UpstreamClient?
+    /// What differs by the dialect the provider speaks.
+    let adapter: any UpstreamAdapter
 
     struct Health {
         var consecutiveFailures = 0
@@ -26,6 +30,7 @@ public final class Backend: Sendable {
 
     public init(_ config: ProviderConfig, defaults: (connect: Duration, read: Duration)? = nil) {
         self.config = config
+        self.adapter = UpstreamAdapters.make(for: config.kind)
         if let defaults, config.connectTimeout != nil || config.readTimeout != nil {
             self.client = UpstreamClient(connectTimeout: config.connectTimeout ?? defaults.connect, readTimeout: config.readTimeout ?? defaults.read)
         } else {
@@ -84,17 +89,10 @@ public final class Backend: Sendable {
         }
     }
 
-    /// The provider's credential and version headers; the client's never reach an upstream.
-    func authorize(_ headers: inout HTTPHeaders) {
-        switch config.kind {
-        case .ollama:
-            if let key = config.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
-        case .openai:
-            if let key = config.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
-        case .anthropic:
-            if let key = config.apiKey { headers.add(name: "x-api-key", value: key) }
-            headers.add(name: "anthropic-version", value: "2023-06-01")
-        }
+    /// The provider's credential and version headers (and the client headers its dialect
+    /// forwards); the client's credential never reaches an upstream.
+    func authorize(_ headers: inout HTTPHeaders, forwarding client: ForwardedHeaders = .none) {
+        adapter.authorize(&headers, config: config, forwarding: client)
     }
 
     /// Counts a request in flight until the lease is released (at settlement); with a concurrency
@@ -262,7 +260,7 @@ public struct BackendRouter: Sendable {
     public func resolve(_ model: String) -> Resolution {
         let backends = self.backends  // one reading: the list may be replaced meanwhile
         // One Ollama server (the common case): everything goes there, no catalog to consult.
-        if backends.count == 1, backends[0].kind == .ollama {
+        if backends.count == 1, backends[0].adapter.servesUnlistedModels {
             let prefix = backends[0].name + "/"
             return .routes([Route(backend: backends[0], model: model.hasPrefix(prefix) ? String(model.dropFirst(prefix.count)) : model)])
         }
@@ -273,12 +271,12 @@ public struct BackendRouter: Sendable {
         let listed = catalog.providers(serving: model)
         let matches = backends.compactMap { b in listed[b.name].map { Route(backend: b, model: $0) } }
         if !matches.isEmpty {
-            let kinds = Set(matches.map { $0.backend.kind })
-            if kinds.count > 1 { return .ambiguous(model, providers: matches.map { $0.backend.name }) }
+            let dialects = Set(matches.map { $0.backend.adapter.nativeDialect })
+            if dialects.count > 1 { return .ambiguous(model, providers: matches.map { $0.backend.name }) }
             return .routes(matches)
         }
-        let ollama = backends.filter { $0.kind == .ollama }
-        return ollama.isEmpty ? .notFound(model) : .routes(ollama.map { Route(backend: $0, model: model) })
+        let open = backends.filter { $0.adapter.servesUnlistedModels }
+        return open.isEmpty ? .notFound(model) : .routes(open.map { Route(backend: $0, model: model) })
     }
 
     /// The least busy healthy route not yet tried; if every untried one is unhealthy, the least busy of them.
@@ -294,7 +292,7 @@ public struct BackendRouter: Sendable {
     }
 
     /// The first Ollama server (requests that name no model: `/api/tags`, `/api/version`).
-    public var primaryOllama: Backend? { backends.first { $0.kind == .ollama } }
+    public var primaryOllama: Backend? { backends.first { $0.adapter.nativeDialect == .ollama } }
 
     public func backend(named name: String) -> Backend? { backends.first { $0.name == name } }
 }

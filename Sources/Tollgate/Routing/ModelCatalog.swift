@@ -13,7 +13,8 @@ public final class ModelCatalog: Sendable {
         var everywhere: [String: ModelMetadata] = [:]
         /// Declared at the top level for one provider (kept when the provider is replaced).
         var declaredFor: [String: [ModelMetadata]] = [:]
-        var kinds: [String: ProviderConfig.Kind] = [:]
+        /// Each provider's adapter: how it compares model names.
+        var adapters: [String: any UpstreamAdapter] = [:]
         var order: [String] = []
         /// The merged list and an index by name, rebuilt when a list changes (routing reads them per request).
         var merged: [(provider: String, model: ModelMetadata)] = []
@@ -27,7 +28,7 @@ public final class ModelCatalog: Sendable {
     public init(providers: [ProviderConfig] = [], declared: [DeclaredModel] = []) {
         state.withLock { s in
             for p in providers {
-                s.kinds[p.name] = p.kind
+                s.adapters[p.name] = UpstreamAdapters.make(for: p.kind)
                 s.order.append(p.name)
                 s.declared[p.name] = p.models
             }
@@ -47,7 +48,7 @@ public final class ModelCatalog: Sendable {
     /// Adds a provider (or replaces its kind and declared models).
     public func setProvider(_ p: ProviderConfig) {
         state.withLock { s in
-            s.kinds[p.name] = p.kind
+            s.adapters[p.name] = UpstreamAdapters.make(for: p.kind)
             if !s.order.contains(p.name) { s.order.append(p.name) }
             s.declared[p.name] = p.models + (s.declaredFor[p.name] ?? [])
             Self.rebuild(&s)
@@ -58,7 +59,7 @@ public final class ModelCatalog: Sendable {
     /// Forgets a provider and its models.
     public func removeProvider(_ name: String) {
         state.withLock { s in
-            s.kinds[name] = nil
+            s.adapters[name] = nil
             s.order.removeAll { $0 == name }
             s.declared[name] = nil
             s.discovered[name] = nil
@@ -79,8 +80,8 @@ public final class ModelCatalog: Sendable {
     /// A lookup key under which every spelling of one model meets (`llama3.2` and `llama3.2:latest`).
     static func key(_ name: String) -> String { ModelPolicy.normalized(name) }
 
-    static func same(_ a: String, _ b: String, kind: ProviderConfig.Kind?) -> Bool {
-        kind == .ollama ? ModelPolicy.sameModel(a, b) : a == b
+    static func same(_ a: String, _ b: String, adapter: (any UpstreamAdapter)?) -> Bool {
+        adapter?.sameModel(a, b) ?? (a == b)
     }
 
     /// Every model of every provider, merged, in provider order.
@@ -91,10 +92,10 @@ public final class ModelCatalog: Sendable {
     static func rebuild(_ s: inout State) {
         var out: [(String, ModelMetadata)] = []
         for provider in s.order {
-            let kind = s.kinds[provider]
+            let adapter = s.adapters[provider]
             var models = s.discovered[provider] ?? []
             for d in s.declared[provider] ?? [] {
-                if let i = models.firstIndex(where: { Self.same($0.name, d.name, kind: kind) }) {
+                if let i = models.firstIndex(where: { Self.same($0.name, d.name, adapter: adapter) }) {
                     models[i] = Self.merge(models[i], d)
                 } else {
                     models.append(d)
@@ -122,7 +123,7 @@ public final class ModelCatalog: Sendable {
             var out: [String: String] = [:]
             for i in s.byName[Self.key(model)] ?? [] {
                 let (provider, m) = s.merged[i]
-                if Self.same(m.name, model, kind: s.kinds[provider]) { out[provider] = m.name }
+                if Self.same(m.name, model, adapter: s.adapters[provider]) { out[provider] = m.name }
             }
             return out
         }
@@ -131,7 +132,7 @@ public final class ModelCatalog: Sendable {
     /// Metadata of one provider's model (declared, discovered, or the bare name's declaration).
     public func metadata(provider: String, model: String) -> ModelMetadata? {
         state.withLock { s in
-            for i in s.byName[Self.key(model)] ?? [] where s.merged[i].provider == provider && Self.same(s.merged[i].model.name, model, kind: s.kinds[provider]) {
+            for i in s.byName[Self.key(model)] ?? [] where s.merged[i].provider == provider && Self.same(s.merged[i].model.name, model, adapter: s.adapters[provider]) {
                 return s.merged[i].model
             }
             return s.everywhere[model]

@@ -14,33 +14,13 @@ struct ProviderProbe: Sendable {
 
     /// The provider's model list, or nil when it could not be read.
     func models(of backend: Backend) async -> [ModelMetadata]? {
-        let path: String
-        switch backend.kind {
-        case .ollama: path = "/api/tags"
-        case .openai: path = "/models"
-        case .anthropic: path = "/v1/models?limit=1000"
-        }
-        guard let value = await get(backend, path) else { return nil }
-        switch backend.kind {
-        case .ollama:
-            return (value["models"]?.arrayValue ?? []).compactMap { m in
-                guard let name = m["name"]?.stringValue ?? m["model"]?.stringValue else { return nil }
-                return ModelMetadata(
-                    name: name, contextLength: m["details"]?["context_length"]?.intValue ?? m["context_length"]?.intValue,
-                    capabilities: m["capabilities"]?.arrayValue?.compactMap(\.stringValue) ?? []
-                )
-            }
-        case .openai, .anthropic:
-            return (value["data"]?.arrayValue ?? []).compactMap { m in
-                guard let id = m["id"]?.stringValue else { return nil }
-                return ModelMetadata(name: id, contextLength: m["context_length"]?.intValue ?? m["context_window"]?.intValue)
-            }
-        }
+        guard let value = await get(backend, backend.adapter.modelListPath) else { return nil }
+        return backend.adapter.models(fromList: value)
     }
 
     /// Whether the provider answers a cheap request; the round trip is kept as the provider's latency.
     func isUp(_ backend: Backend) async -> Bool {
-        let path = backend.kind == .ollama ? "/api/version" : backend.kind == .openai ? "/models" : "/v1/models?limit=1"
+        let path = backend.adapter.probePath
         let started = ContinuousClock.now
         let up = await get(backend, path) != nil
         let took = ContinuousClock.now - started
@@ -71,7 +51,7 @@ struct CatalogRefresher: Service {
     let logger: Logger
 
     /// A single Ollama server needs no catalog: every model goes to it, and its own lists pass through.
-    static func needed(_ router: BackendRouter) -> Bool { router.backends.count > 1 || router.backends.first?.kind != .ollama }
+    static func needed(_ router: BackendRouter) -> Bool { router.backends.count > 1 || router.backends.first?.adapter.servesUnlistedModels != true }
 
     func run() async throws {
         // Providers can be added while running: the need is judged at every tick.

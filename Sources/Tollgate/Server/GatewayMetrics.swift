@@ -20,6 +20,8 @@ public final class GatewayMetrics: Sendable {
     static let modelLimit = 200
     /// Rejection counts already added to the counters (the gate keeps totals since start).
     let rejectionsSeen = Mutex<[String: Int]>([:])
+    /// Credential refusals per backend already added to the counter.
+    let credentialRefusalsSeen = Mutex<[String: Int]>([:])
 
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -116,6 +118,14 @@ public final class GatewayMetrics: Sendable {
             CoreMetrics.Gauge(label: "tollgate_backend_in_flight", dimensions: labels, factory: factory).record(b.inFlight)
             CoreMetrics.Gauge(label: "tollgate_backend_consecutive_failures", dimensions: labels, factory: factory)
                 .record(b.health.withLock { $0.consecutiveFailures })
+            let refusals = b.credentialRefusals.load(ordering: .relaxed)
+            let newRefusals = credentialRefusalsSeen.withLock { seen in
+                defer { seen[b.name] = refusals }
+                return max(0, refusals - seen[b.name, default: 0])
+            }
+            if newRefusals > 0 {
+                CoreMetrics.Counter(label: "tollgate_upstream_credential_refusals_total", dimensions: [("backend", b.name)], factory: factory).increment(by: newRefusals)
+            }
         }
         let added = rejectionsSeen.withLock { seen -> [(String, Int)] in
             var out: [(String, Int)] = []
@@ -143,6 +153,7 @@ public final class GatewayMetrics: Sendable {
         "tollgate_request_duration_seconds": "Time from the request's arrival to its last byte, by front.",
         "tollgate_time_to_first_byte_seconds": "Time from the request's arrival to the first byte of the answer, by front.",
         "tollgate_upstream_errors_total": "Requests that ended with an upstream error, an unreachable upstream or a timeout, by backend.",
+        "tollgate_upstream_credential_refusals_total": "Answers in which a provider refused the gateway's own credential (HTTP 401/403), by backend: the provider key needs the operator's attention.",
         "tollgate_usage_flush_seconds": "Time to write one batch of usage records to the store.",
         "tollgate_usage_records_written_total": "Usage records written to the store.",
         "tollgate_backend_healthy": "1 when the backend passed its last health check, else 0.",

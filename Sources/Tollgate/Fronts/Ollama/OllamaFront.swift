@@ -186,17 +186,17 @@ public struct OllamaFront: HTTPResponder {
             routes = found
         }
         let target = routes[0]
-        if target.backend.kind == .ollama, routes.count == 1, let model, target.model != model {
+        if target.backend.adapter.speaks(.ollama), routes.count == 1, let model, target.model != model {
             rewriter.setString(endpoint == .show && document.fields["model"] == nil ? "name" : "model", target.model)  // provider/model → model
         }
         let body = rewriter.isEmpty ? buffer : ByteBuffer(bytes: rewriter.body())
         guard endpoint.isInference else {
-            if target.backend.kind != .ollama {
+            if !target.backend.adapter.speaks(.ollama) {
                 return FederatedModels(front: self, requestID: requestID).ollamaShow(route: target)
             }
             return await exchange(model, routes, identity).forward(method: .post, body: body, document: document)
         }
-        if target.backend.kind != .ollama {
+        if !target.backend.adapter.speaks(.ollama) {
             // Another dialect serves this model: translate the (policy-rewritten) request.
             return await TranslatingFront(front: self, route: .ollama(endpoint), requestID: requestID, started: started)
                 .ollamaRequest(body: body, model: model ?? "", routes: routes, cap: cap, identity: identity, context: context)
@@ -226,7 +226,7 @@ public struct OllamaFront: HTTPResponder {
     /// ten seconds), so a model just added at a provider is found on demand.
     func resolve(_ model: String) async -> BackendRouter.Resolution {
         let first = router.resolve(model)
-        guard case .notFound = first, router.backends.count > 1 || router.backends.first?.kind != .ollama, router.mayRefreshOnMiss() else { return first }
+        guard case .notFound = first, router.backends.count > 1 || router.backends.first?.adapter.servesUnlistedModels != true, router.mayRefreshOnMiss() else { return first }
         await CatalogRefresher.refresh(router: router, probe: ProviderProbe(client: client), logger: logger)
         return router.resolve(model)
     }

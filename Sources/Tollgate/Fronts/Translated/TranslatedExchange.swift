@@ -22,8 +22,10 @@ struct TranslatedExchange {
     /// The providers that serve the model (failover among them before the first byte).
     let routes: [Route]
     var requestedModel: String?
-    /// The client's request as sent, for a provider of the client's own dialect (relayed, not translated).
-    var original: JSONValue?
+    /// A request for a provider of the client's own dialect: relayed as sent, policy aside.
+    var relay: RelayRequest?
+    /// Client headers the provider's dialect may forward (`anthropic-beta`, `anthropic-version`).
+    var forwarded = ForwardedHeaders.none
     var admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
     var rateHeaders = RateLimitHeaders()
     /// Largest whole answer read from the upstream for a non-streamed translation.
@@ -31,54 +33,20 @@ struct TranslatedExchange {
 
     var dialect: ClientDialect { route.dialect }
 
-    /// Whether a provider kind speaks the client's dialect (its requests and answers are relayed as they are).
-    var sameDialect: @Sendable (ProviderConfig.Kind) -> Bool {
-        let dialect = self.dialect
-        let route = self.route
-        return { kind in
-            switch (dialect, kind) {
-            case (.openAI, .openai): route == .chat || route == .completion
-            case (.anthropic, .anthropic): true
-            default: false
-            }
-        }
-    }
-
-    /// The client's body with only what policy changes: the provider's model name, the output cap,
-    /// and (OpenAI streams) `stream_options.include_usage` so the gateway can meter.
-    static func passthroughBody(_ original: JSONValue, request: ChatRequest, route: Route) -> String {
-        var body = original
-        body.set("model", .string(route.model))
-        if let cap = request.maxTokens {
-            switch route.backend.kind {
-            case .anthropic: body.set("max_tokens", .number(cap))
-            default:
-                if body["max_completion_tokens"] != nil || (body["max_tokens"] == nil && route.backend.config.maxCompletionTokens) {
-                    body.set("max_completion_tokens", .number(cap))
-                } else {
-                    body.set("max_tokens", .number(cap))
-                }
-            }
-        }
-        if route.backend.kind == .openai, request.stream {
-            var options = body["stream_options"]?.objectValue.map { JSONValue.object($0) } ?? .object([])
-            options.set("include_usage", .bool(true))
-            body.set("stream_options", options)
-        }
-        return body.text
-    }
-
-    func headers(contentType: String) -> HTTPFields {
+    /// The answer's headers: the gateway's own, then those of the provider's that its adapter passes on.
+    func headers(contentType: String, upstream: [(HTTPField.Name, String)] = []) -> HTTPFields {
         var h: HTTPFields = [.contentType: contentType, .xRequestID: requestID, .xTollgateModel: model]
         if dialect == .anthropic { h[.requestID] = requestID }
         OllamaFront.add(rateHeaders, to: &h)
+        for (name, value) in upstream { h[name] = value }
         return h
     }
 
-    func failure(_ status: HTTPResponse.Status, _ message: String) -> Response {
+    func failure(_ status: HTTPResponse.Status, _ message: String, upstream: [(HTTPField.Name, String)] = []) -> Response {
         var r = dialect.error(status, message, requestID)
         OllamaFront.add(rateHeaders, to: &r.headers)
         r.headers[.xTollgateModel] = model
+        for (name, value) in upstream { r.headers[name] = value }
         return r
     }
 
@@ -96,16 +64,17 @@ struct TranslatedExchange {
 
     /// Sends the request to one of the routes, written for that route's dialect by `body`; a client
     /// that leaves while waiting for the head cancels the call.
-    func send(settlement: RequestSettlement, path: (Route) -> String, body: (Route) -> String) async throws -> UpstreamCall.Outcome {
-        try await UpstreamCall.send(
+    func send(settlement: RequestSettlement, path: (Route) -> String, body: (Route) -> ByteBuffer) async throws -> UpstreamCall.Outcome {
+        let forwarded = self.forwarded
+        return try await UpstreamCall.send(
             routes: routes, router: front.router, client: front.client, deadline: front.exchangeDeadline, watch: watch, settlement: settlement
         ) { route in
             var upstream = HTTPClientRequest(url: route.backend.baseURL + path(route))
             upstream.method = .POST
             upstream.headers.add(name: "user-agent", value: "tollgate")
             upstream.headers.add(name: "content-type", value: "application/json")
-            route.backend.authorize(&upstream.headers)
-            upstream.body = .bytes(ByteBuffer(string: body(route)))
+            route.backend.authorize(&upstream.headers, forwarding: forwarded)
+            upstream.body = .bytes(body(route))
             return upstream
         }
     }
@@ -118,7 +87,16 @@ struct TranslatedExchange {
         return self.failure(failure.status, failure.message)
     }
 
-    func upstreamStatus(_ response: HTTPClientResponse, settlement: RequestSettlement, passthrough: Bool = false) async -> Response {
+    /// A provider's error status, in the client's dialect; the request is settled. A refusal of
+    /// the gateway's credential becomes a 502 naming the provider; a 429 keeps the provider's
+    /// `Retry-After`; other statuses keep the provider's status and message (a relayed request
+    /// gets the provider's own body).
+    func upstreamStatus(_ response: HTTPClientResponse, route: Route, settlement: RequestSettlement, passthrough: Bool = false) async -> Response {
+        let passedOn = route.backend.adapter.passedOnHeaders(response.headers, to: dialect)
+        if let refusal = CredentialRefusal(status: Int(response.status.code), backend: route.backend) {
+            refusal.record(backend: route.backend, logger: front.logger, requestID: requestID, settlement: settlement)
+            return failure(.badGateway, refusal.message, upstream: passedOn)
+        }
         let bytes = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
         let error = (try? JSONValue.parse(bytes))?["error"]
         let message = error?.stringValue ?? error?["message"]?.stringValue ?? "upstream answered \(response.status.code)"
@@ -128,13 +106,13 @@ struct TranslatedExchange {
             r.outcome = .upstreamError
             r.error = message
         }
+        var extra = passedOn
+        if let retry = response.headers.first(name: "retry-after") { extra.append((.retryAfter, retry)) }
         if passthrough, !bytes.isEmpty {
             // Same dialect: the provider's own error body and status.
-            var h = headers(contentType: "application/json")
-            if let retry = response.headers.first(name: "retry-after") { h[.retryAfter] = retry }
-            return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+            return Response(status: status, headers: headers(contentType: "application/json", upstream: extra), body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
-        return failure(status, message)
+        return failure(status, message, upstream: extra)
     }
 
     // MARK: Chat and completions
@@ -143,32 +121,40 @@ struct TranslatedExchange {
         let settlement = settlement(stream: request.stream, promptEstimate: promptEstimate)
         let response: HTTPClientResponse
         let adapter: any ChatBackendAdapter
-        let original = self.original, sameDialect = self.sameDialect
+        let relay = self.relay, clientRoute = self.route
         let passthrough: Bool
         let idle: Duration?
+        let sentRoute: Route
         do {
             let sent = try await send(settlement: settlement) { route in
-                Self.adapter(for: route.backend).path(for: request)
+                route.backend.adapter.chatCodec(config: route.backend.config).path(for: request)
             } body: { route in
-                if let original, sameDialect(route.backend.kind) { return Self.passthroughBody(original, request: request, route: route) }
+                if let relay, route.backend.adapter.relays(clientRoute) {
+                    return ByteBuffer(bytes: route.backend.adapter.patch(relay, model: route.model, config: route.backend.config).body())
+                }
                 var forBackend = request
                 forBackend.model = route.model
-                return Self.adapter(for: route.backend).body(for: forBackend)
+                return ByteBuffer(string: route.backend.adapter.chatCodec(config: route.backend.config).body(for: forBackend))
             }
             response = sent.response
-            adapter = Self.adapter(for: sent.route.backend)
-            passthrough = original != nil && sameDialect(sent.route.backend.kind)
+            sentRoute = sent.route
+            adapter = sent.route.backend.adapter.chatCodec(config: sent.route.backend.config)
+            passthrough = relay != nil && sent.route.backend.adapter.relays(clientRoute)
             idle = sent.route.backend.config.idleTimeout
         } catch {
             return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
         }
-        guard response.status == .ok else { return await upstreamStatus(response, settlement: settlement, passthrough: passthrough) }
+        guard response.status == .ok else { return await upstreamStatus(response, route: sentRoute, settlement: settlement, passthrough: passthrough) }
+        let passedOn = sentRoute.backend.adapter.passedOnHeaders(response.headers, to: dialect)
         let ids = OllamaNative.ToolCallIDs(prefix: String(requestID.suffix(12)))
         // The extra usage chunk the gateway asked an OpenAI-compatible provider for, unless the client asked too.
         let dropUsageChunk = passthrough && route.dialect == .openAI && !request.includeUsage
         let created = Int(front.clock.now().timeIntervalSince1970)
         if !request.stream {
-            return await whole(response, adapter: adapter, ids: ids, created: created, settlement: settlement, promptEstimate: promptEstimate, passthrough: passthrough)
+            return await whole(
+                response, adapter: adapter, ids: ids, created: created, settlement: settlement, promptEstimate: promptEstimate, passthrough: passthrough,
+                passedOn: passedOn
+            )
         }
         let cap = request.maxTokens
         let headMs = settlement.elapsedMs()
@@ -180,7 +166,7 @@ struct TranslatedExchange {
         return Response(
             status: .ok,
             headers: {
-                var h = headers(contentType: route.dialect == .ollama ? "application/x-ndjson" : "text/event-stream; charset=utf-8")
+                var h = headers(contentType: route.dialect == .ollama ? "application/x-ndjson" : "text/event-stream; charset=utf-8", upstream: passedOn)
                 h[.cacheControl] = "no-cache"
                 return h
             }(),
@@ -299,15 +285,6 @@ struct TranslatedExchange {
         )
     }
 
-    /// The adapter for a backend's dialect.
-    static func adapter(for backend: Backend) -> any ChatBackendAdapter {
-        switch backend.kind {
-        case .ollama: OllamaChatBackend()
-        case .openai: OpenAIBackend(maxCompletionTokens: backend.config.maxCompletionTokens)
-        case .anthropic: AnthropicBackend()
-        }
-    }
-
     /// RFC 3339 time of a Unix timestamp, as Ollama writes `created_at`.
     static func timestamp(_ seconds: Int) -> String {
         let f = ISO8601DateFormatter()
@@ -325,7 +302,7 @@ struct TranslatedExchange {
 
     func whole(
         _ response: HTTPClientResponse, adapter: any ChatBackendAdapter, ids: OllamaNative.ToolCallIDs, created: Int, settlement: RequestSettlement,
-        promptEstimate: Int, passthrough: Bool = false
+        promptEstimate: Int, passthrough: Bool = false, passedOn: [(HTTPField.Name, String)] = []
     ) async -> Response {
         let bytes: ByteBuffer
         do {
@@ -337,6 +314,18 @@ struct TranslatedExchange {
         let answer: ChatResponse
         do {
             answer = try adapter.response(Array(bytes.readableBytesView), ids: ids)
+        } catch where passthrough {
+            // A relayed answer the gateway cannot read is still the provider's answer: the client
+            // gets it as it is, and the record says its tokens are estimated.
+            let estimate = TokenEstimate.fromTextBytes(bytes.readableBytes)
+            settlement.settle { r in
+                r.httpStatus = 200
+                r.ttfbMs = ttfb
+                r.promptTokens = promptEstimate
+                r.completionTokens = estimate
+                r.usageSource = .estimated
+            }
+            return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn), body: .init(byteBuffer: bytes))
         } catch {
             let message = "\(error)"
             settlement.settle { r in
@@ -359,7 +348,7 @@ struct TranslatedExchange {
         }
         if passthrough {
             // Same dialect: the provider's answer as it is.
-            return Response(status: .ok, headers: headers(contentType: "application/json"), body: .init(byteBuffer: bytes))
+            return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn), body: .init(byteBuffer: bytes))
         }
         let id = Self.responseID(route: route, requestID: requestID)
         let text: String
@@ -370,7 +359,7 @@ struct TranslatedExchange {
             text = OllamaDialect.response(answer, createdAt: Self.timestamp(created), generate: endpoint == .generate, usage: answer.usage ?? told)
         default: text = OpenAIDialect.chatResponse(answer, id: id, created: created, usage: told)
         }
-        return Response(status: .ok, headers: headers(contentType: "application/json"), body: .init(byteBuffer: ByteBuffer(string: text)))
+        return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn), body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     // MARK: Embeddings
@@ -378,25 +367,24 @@ struct TranslatedExchange {
     func embeddings(_ e: OpenAIDialect.EmbeddingsRequest, promptEstimate: Int) async -> Response {
         let settlement = settlement(stream: false, promptEstimate: promptEstimate)
         let response: HTTPClientResponse
-        let kind: ProviderConfig.Kind
+        let sentRoute: Route
         do {
             let sent = try await send(settlement: settlement) { route in
-                route.backend.kind == .ollama ? "/api/embed" : "/embeddings"
+                route.backend.adapter.embeddingsPath()
             } body: { route in
-                route.backend.kind == .ollama
-                    ? OllamaNative.embedBody(model: route.model, inputs: e.inputs, dimensions: e.dimensions, keepAlive: nil)
-                    : OpenAIBackend.embeddingsBody(model: route.model, inputs: e.inputs, dimensions: e.dimensions)
+                ByteBuffer(string: route.backend.adapter.embeddingsBody(model: route.model, inputs: e.inputs, dimensions: e.dimensions))
             }
             response = sent.response
-            kind = sent.route.backend.kind
+            sentRoute = sent.route
         } catch {
             return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
         }
-        guard response.status == .ok else { return await upstreamStatus(response, settlement: settlement) }
+        guard response.status == .ok else { return await upstreamStatus(response, route: sentRoute, settlement: settlement) }
+        let passedOn = sentRoute.backend.adapter.passedOnHeaders(response.headers, to: dialect)
         let decoded: OllamaNative.Embeddings
         do {
             let bytes = try await response.body.collect(upTo: Self.maxAnswerBytes)
-            decoded = kind == .ollama ? try OllamaNative.embeddings(bytes.readableBytesView) : try OpenAIBackend.embeddings(bytes.readableBytesView)
+            decoded = try sentRoute.backend.adapter.embeddings(bytes.readableBytesView)
         } catch {
             let message = (error as? OllamaNative.DecodeError)?.description ?? UpstreamFailure(error, aborted: front.drain.isAborted).message
             settlement.settle { r in
@@ -419,7 +407,7 @@ struct TranslatedExchange {
         let text = dialect == .ollama
             ? OllamaDialect.embedResponse(decoded, model: model, promptTokens: prompt)
             : OpenAIDialect.embeddingsResponse(decoded, model: model, base64: e.base64, promptTokens: prompt)
-        return Response(status: .ok, headers: headers(contentType: "application/json"), body: .init(byteBuffer: ByteBuffer(string: text)))
+        return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn), body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }
 

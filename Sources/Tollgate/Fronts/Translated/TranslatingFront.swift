@@ -125,24 +125,27 @@ struct TranslatingFront {
         } catch {
             return self.error(.badRequest, "request body could not be read")
         }
-        let bytes = Array(buffer.readableBytesView)
-        // The same checks as the Ollama front (depth, duplicate keys, UTF-8), then a full parse.
+        // The same checks as the Ollama front (depth, duplicate keys, UTF-8), in one pass that also
+        // reads what the gate needs; chat and completions need nothing more to be relayed.
+        let document: JSONInspector.Document
         do throws(JSONInspector.Failure) {
-            _ = try front.inspector.inspect(bytes)
+            document = try front.inspector.inspect(Array(buffer.readableBytesView))
         } catch {
             return self.error(.badRequest, error.description)
         }
+        switch route {
+        case .chat, .completion, .messages:
+            return await generate(document, identity: identity, context: context, forwarded: ForwardedHeaders(request.headers))
+        default: break
+        }
         let body: JSONValue
         do {
-            body = try JSONValue.parse(bytes, maxDepth: front.inspector.limits.maxDepth + 1)
+            body = try JSONValue.parse(document.bytes, maxDepth: front.inspector.limits.maxDepth + 1)
         } catch {
             return self.error(.badRequest, "\(error)")
         }
         do throws(RequestError) {
             switch route {
-            case .chat: return await chat(try OpenAIDialect.chatRequest(body), original: body, identity: identity, context: context)
-            case .completion: return await chat(try OpenAIDialect.completionRequest(body), original: body, identity: identity, context: context)
-            case .messages: return await chat(try AnthropicDialect.request(body), original: body, identity: identity, context: context)
             case .countTokens:
                 var r = try AnthropicDialect.request(body, countOnly: true)
                 var identity = identity
@@ -153,11 +156,62 @@ struct TranslatingFront {
                 )
             case .embeddings:
                 return await embeddings(try OpenAIDialect.embeddingsRequest(body), identity: identity, context: context, request: request)
-            case .models, .model, .ollama: return error(.notFound, "not found")
+            default: return error(.notFound, "not found")
             }
         } catch {
             return self.error(.init(code: error.status), error.message, param: error.param)
         }
+    }
+
+    /// Chat and completions. The gate reads only its fields (model, stream, output cap); a
+    /// provider of the client's own dialect gets the request relayed as sent — fields, content
+    /// parts and blocks the gateway does not model included — and any other provider a
+    /// translation through the canonical model.
+    func generate(_ document: JSONInspector.Document, identity: KeyIdentity, context: GatewayRequestContext, forwarded: ForwardedHeaders) async -> Response {
+        var relay: RelayRequest
+        do throws(RequestError) {
+            relay = try RelayRequest(route: route, document: document)
+        } catch {
+            return self.error(.init(code: error.status), error.message, param: error.param)
+        }
+        var identity = identity
+        var model = relay.model
+        if let denied = applyModelPolicy(&model, &identity) { return denied }
+        let routes: [Route]
+        switch await self.routes(for: model) {
+        case .success(let found): routes = found
+        case .failure(let refusal): return refusal.response
+        }
+        guard routes[0].backend.adapter.relays(route) else {
+            let body: JSONValue
+            do {
+                body = try JSONValue.parse(document.bytes, maxDepth: front.inspector.limits.maxDepth + 1)
+            } catch {
+                return self.error(.badRequest, "\(error)")
+            }
+            var decoded: ChatRequest
+            do throws(RequestError) {
+                switch route {
+                case .completion: decoded = try OpenAIDialect.completionRequest(body)
+                case .messages: decoded = try AnthropicDialect.request(body)
+                default: decoded = try OpenAIDialect.chatRequest(body)
+                }
+            } catch {
+                return self.error(.init(code: error.status), error.message, param: error.param)
+            }
+            decoded.model = model
+            return await translate(decoded, requested: relay.model, identity: identity, routes: routes, context: context, forwarded: forwarded)
+        }
+        let current = front.settings.current
+        let options = OllamaOptionPolicy(caps: identity.key.policy.outputCaps.over(current.outputCaps))
+        relay.cap = options.cap(asked: relay.askedCap)
+        let promptEstimate = TokenEstimate.fromTextBytes(document.promptTextBytes)
+        let estimate = promptEstimate + (relay.cap ?? OllamaFront.uncappedOutputReserve)
+        let relayed = relay
+        return await admitAndRun(
+            identity: identity, context: context, model: model, requested: relay.model, routes: routes, promptEstimate: promptEstimate, estimate: estimate,
+            relay: relayed, forwarded: forwarded
+        ) { await $0.chat(relayed.canonical, promptEstimate: promptEstimate) }
     }
 
     /// Resolves the model through default, alias, lock and allow-list; returns a refusal or nil.
@@ -191,14 +245,15 @@ struct TranslatingFront {
     /// Admission (rate limits, quotas) and then the exchange, for every translated request.
     func admitAndRun(
         identity: KeyIdentity, context: GatewayRequestContext, model: String, requested: String, routes: [Route], promptEstimate: Int, estimate: Int,
-        original: JSONValue? = nil, run: (TranslatedExchange) async -> Response
+        relay: RelayRequest? = nil, forwarded: ForwardedHeaders = .none, run: (TranslatedExchange) async -> Response
     ) async -> Response {
         var exchange = TranslatedExchange(
             front: front, route: route, identity: identity, requestID: requestID, started: started, clientAddress: context.clientAddress,
             watch: front.connections.watch(for: context.channel), model: model, routes: routes
         )
         exchange.requestedModel = requested
-        exchange.original = original
+        exchange.relay = relay
+        exchange.forwarded = forwarded
         switch await front.gate.admit(
             identity: identity, requestID: requestID, endpoint: route.endpoint, model: model, promptEstimate: promptEstimate, estimate: estimate
         ) {
@@ -213,12 +268,13 @@ struct TranslatingFront {
         }
     }
 
-    func chat(_ decoded: ChatRequest, original: JSONValue?, identity: KeyIdentity, context: GatewayRequestContext) async -> Response {
+    /// A request translated through the canonical model: caps, clamps and the model's Ollama
+    /// defaults apply, then admission and the exchange.
+    func translate(
+        _ decoded: ChatRequest, requested: String, identity: KeyIdentity, routes: [Route], context: GatewayRequestContext, forwarded: ForwardedHeaders
+    ) async -> Response {
         var r = decoded
-        var identity = identity
-        let requested = r.model
         let current = front.settings.current
-        if let denied = applyModelPolicy(&r.model, &identity) { return denied }
         let options = OllamaOptionPolicy(
             caps: identity.key.policy.outputCaps.over(current.outputCaps), numCtxMax: current.numCtxMax,
             keepAliveMin: current.keepAliveMin, keepAliveMax: current.keepAliveMax
@@ -232,18 +288,13 @@ struct TranslatingFront {
         let keepAlive = defaults?.keepAlive ?? OllamaOptionPolicy.ollamaDefaultKeepAlive
         let bounded = options.bound(keepAlive: keepAlive)
         if defaults?.keepAlive != nil || bounded != keepAlive { r.keepAlive = .number(Int(bounded.rounded())) }
-        let routes: [Route]
-        switch await self.routes(for: r.model) {
-        case .success(let found): routes = found
-        case .failure(let refusal): return refusal.response
-        }
         let promptEstimate = TokenEstimate.fromTextBytes(r.promptTextBytes)
         let estimate = promptEstimate + (r.maxTokens ?? OllamaFront.uncappedOutputReserve)
-        let model = r.model
+        let request = r
         return await admitAndRun(
-            identity: identity, context: context, model: model, requested: requested, routes: routes, promptEstimate: promptEstimate, estimate: estimate,
-            original: original
-        ) { await $0.chat(r, promptEstimate: promptEstimate) }
+            identity: identity, context: context, model: r.model, requested: requested, routes: routes, promptEstimate: promptEstimate, estimate: estimate,
+            forwarded: forwarded
+        ) { await $0.chat(request, promptEstimate: promptEstimate) }
     }
 
     func embeddings(_ decoded: OpenAIDialect.EmbeddingsRequest, identity: KeyIdentity, context: GatewayRequestContext, request: Request) async -> Response {
@@ -260,8 +311,8 @@ struct TranslatingFront {
         case .success(let found): routes = found
         case .failure(let refusal): return refusal.response
         }
-        if routes[0].backend.kind == .anthropic {
-            return error(.badRequest, "model '\(e.model)' is served by Anthropic, which has no embeddings API", param: "model")
+        if !routes[0].backend.adapter.hasEmbeddings {
+            return error(.badRequest, "model '\(e.model)' is served by provider '\(routes[0].backend.name)', which has no embeddings API", param: "model")
         }
         let promptEstimate = TokenEstimate.fromTextBytes(e.inputs.reduce(0) { $0 + $1.utf8.count })
         return await admitAndRun(

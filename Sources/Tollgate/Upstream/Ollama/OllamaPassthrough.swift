@@ -74,6 +74,10 @@ struct OllamaPassthrough {
             }
             response = sent.response
             idle = sent.route.backend.config.idleTimeout
+            if let refusal = CredentialRefusal(status: Int(response.status.code), backend: sent.route.backend) {
+                refusal.record(backend: sent.route.backend, logger: front.logger, requestID: requestID, settlement: settlement)
+                return self.failure(.badGateway, refusal.message)
+            }
         } catch {
             let failure = UpstreamFailure(error, aborted: front.drain.isAborted)
             failure.settle(settlement, promptEstimate: promptEstimate)  // nil unless an inference endpoint
