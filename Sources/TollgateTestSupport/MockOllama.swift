@@ -40,6 +40,11 @@ public final class MockOllama: Sendable {
         public var remoteModels = ["gpt-4o-mini", "claude-sonnet-4-5"]
         /// A provider-reported cost (OpenRouter's `usage.cost`, USD) on OpenAI-style answers.
         public var reportedCost: Double?
+        /// The provider key the mock accepts on its OpenAI and Anthropic paths (nil: any); another
+        /// gets a 401 in that dialect's shape, as the real APIs answer.
+        public var requiredKey: String?
+        /// `Retry-After` on a 429 from `failStatus`.
+        public var retryAfter = "1"
         /// Set by the mock when `num_predict` ended the answer (done_reason `length`).
         var cutByCap = false
         public init() {}

@@ -36,16 +36,12 @@ struct MockOllamaResponder: HTTPResponder {
         let model = behavior.model ?? (json["model"] as? String) ?? "mock"
         if delay > .zero { try await Task.sleep(for: delay) }
         if path.hasPrefix("/v1/") {
-            // OpenAI-compatible and Anthropic wire formats (errors in their shapes).
-            if let status = behavior.failStatus {
-                var r = Self.json(["type": "error", "error": ["type": "api_error", "message": "mock failure \(status)"]], status: .init(code: status))
-                if status == 429 { r.headers[.retryAfter] = "1" }
-                return r
-            }
-            if model.hasPrefix("missing") {
-                return Self.json(["type": "error", "error": ["type": "not_found_error", "message": "model '\(model)' not found"]], status: .notFound)
-            }
-            if let answer = cloudAnswer(path: String(path.prefix { $0 != "?" }), json: json, model: model, behavior: behavior) { return answer }
+            // OpenAI-compatible and Anthropic wire formats: their errors, their refusals, their headers.
+            let anthropic = path.hasPrefix("/v1/messages")
+            var r = cloudRefusal(request, json: json, model: model, anthropic: anthropic, behavior: behavior)
+                ?? cloudAnswer(path: String(path.prefix { $0 != "?" }), json: json, model: model, behavior: behavior)
+            if r != nil { Self.addProviderHeaders(&r!.headers, anthropic: anthropic, serial: mock.hitCount) }
+            if let r { return r }
         }
         if let status = behavior.failStatus {
             return Self.json(["error": "mock failure \(status)"], status: .init(code: status))
@@ -218,5 +214,62 @@ struct MockOllamaResponder: HTTPResponder {
     static func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
         return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+extension MockOllamaResponder {
+    /// An error in the provider's own shape (OpenAI's `{"error":{…}}`, Anthropic's `{"type":"error",…}`).
+    static func cloudError(_ status: Int, type: String, message: String, anthropic: Bool) -> Response {
+        let body: [String: Any] = anthropic
+            ? ["type": "error", "error": ["type": type, "message": message]]
+            : ["error": ["message": message, "type": type, "param": NSNull(), "code": NSNull()]]
+        return json(body, status: .init(code: status))
+    }
+
+    /// What the real APIs refuse before looking at the request: a wrong key (401), Anthropic
+    /// without `anthropic-version` or `max_tokens` (400), and the failures the test orders.
+    func cloudRefusal(_ request: Request, json: [String: Any], model: String, anthropic: Bool, behavior: MockOllama.Behavior) -> Response? {
+        if let required = behavior.requiredKey {
+            let sent = anthropic ? request.headers[HTTPField.Name("x-api-key")!] : request.headers[.authorization].map { String($0.dropFirst("Bearer ".count)) }
+            if sent != required {
+                return anthropic
+                    ? Self.cloudError(401, type: "authentication_error", message: "invalid x-api-key", anthropic: true)
+                    : Self.cloudError(401, type: "invalid_request_error", message: "Incorrect API key provided: \(sent?.prefix(6) ?? "")***", anthropic: false)
+            }
+        }
+        if anthropic, request.method == .post {
+            if request.headers[HTTPField.Name("anthropic-version")!] == nil {
+                return Self.cloudError(400, type: "invalid_request_error", message: "anthropic-version: header is required", anthropic: true)
+            }
+            if request.head.path == "/v1/messages", json["max_tokens"] == nil {
+                return Self.cloudError(400, type: "invalid_request_error", message: "max_tokens: Field required", anthropic: true)
+            }
+        }
+        if let status = behavior.failStatus {
+            var r = Self.cloudError(status, type: anthropic ? "api_error" : "server_error", message: "mock failure \(status)", anthropic: anthropic)
+            if status == 429 { r.headers[.retryAfter] = behavior.retryAfter }
+            return r
+        }
+        if model.hasPrefix("missing") {
+            return anthropic
+                ? Self.cloudError(404, type: "not_found_error", message: "model: \(model)", anthropic: true)
+                : Self.cloudError(404, type: "invalid_request_error", message: "The model `\(model)` does not exist or you do not have access to it.", anthropic: false)
+        }
+        return nil
+    }
+
+    /// The headers the real providers send with every answer: a request id, OpenAI's processing
+    /// time and rate-limit state, Anthropic's rate-limit state.
+    static func addProviderHeaders(_ headers: inout HTTPFields, anthropic: Bool, serial: Int) {
+        if anthropic {
+            headers[HTTPField.Name("request-id")!] = "req_mock_anthropic_\(serial)"
+            headers[HTTPField.Name("anthropic-ratelimit-requests-limit")!] = "50"
+            headers[HTTPField.Name("anthropic-ratelimit-requests-remaining")!] = "49"
+        } else {
+            headers[HTTPField.Name("x-request-id")!] = "req_mock_openai_\(serial)"
+            headers[HTTPField.Name("openai-processing-ms")!] = "7"
+            headers[HTTPField.Name("x-ratelimit-limit-requests")!] = "500"
+            headers[HTTPField.Name("x-ratelimit-remaining-requests")!] = "499"
+        }
     }
 }
