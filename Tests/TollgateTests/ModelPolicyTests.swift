@@ -62,7 +62,7 @@ import TollgateCore
     @Test func insertsMissingKeysAndOptions() throws {
         var rewriter = RequestRewriter(try document(#"{"prompt":"hi"}"#))
         rewriter.setString("model", "m")
-        try rewriter.editOptions { $0["num_predict"] = $0["num_predict"] ?? 256 }
+        try rewriter.editOptions { if $0["num_predict"] == nil { $0.update("num_predict", .number(256)) } }
         let out = try document(String(decoding: rewriter.body(), as: UTF8.self))
         #expect(out.string("model") == "m")
         #expect(out.string("prompt") == "hi")
@@ -82,8 +82,8 @@ import TollgateCore
 
         var clamped = RequestRewriter(try document(text))
         try clamped.editOptions { options in
-            if let ctx = options["num_ctx"] as? Int, ctx > 8192 { options["num_ctx"] = 8192 }
-            options["num_predict"] = 512
+            if let ctx = options["num_ctx"]?.intValue, ctx > 8192 { options.update("num_ctx", .number(8192)) }
+            options.update("num_predict", .number(512))
         }
         let out = try document(String(decoding: clamped.body(), as: UTF8.self))
         let options = try JSONSerialization.jsonObject(with: Data(out.raw("options")!)) as? [String: Any]
@@ -92,5 +92,7 @@ import TollgateCore
         #expect(options?["seed"] as? Int == 7)
         #expect(options?["temperature"] is NSNull)
         #expect(out.string("model") == "m")
+        // Only the changed values differ: the client's keys keep their order and spelling.
+        #expect(String(decoding: out.raw("options")!, as: UTF8.self) == #"{"temperature":null,"num_ctx":8192,"seed":7,"num_predict":512}"#)
     }
 }

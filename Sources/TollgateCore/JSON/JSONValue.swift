@@ -60,6 +60,18 @@ public enum JSONValue: Sendable, Equatable {
         self = .object(pairs)
     }
 
+    /// Sets a key of an object where it already is (appended when absent), so the other keys keep
+    /// their order; does nothing to other values.
+    public mutating func update(_ key: String, _ value: JSONValue) {
+        guard case .object(var pairs) = self else { return }
+        if let i = pairs.firstIndex(where: { $0.0 == key }) {
+            pairs[i].1 = value
+        } else {
+            pairs.append((key, value))
+        }
+        self = .object(pairs)
+    }
+
     // MARK: Writing
 
     /// Compact JSON text.

@@ -33,10 +33,10 @@ public struct OllamaOptionPolicy: Sendable, Equatable {
                 if generates {
                     let asked = Self.integer(options["num_predict"])
                     let value = self.cap(asked: asked.flatMap { $0 >= 0 ? $0 : nil })
-                    if let value, value != asked { options["num_predict"] = value }
+                    if let value, value != asked { options.update("num_predict", .number(value)) }
                     cap = value
                 }
-                if let maximum = numCtxMax, let n = Self.integer(options["num_ctx"]), n > maximum { options["num_ctx"] = maximum }
+                if let maximum = numCtxMax, let n = Self.integer(options["num_ctx"]), n > maximum { options.update("num_ctx", .number(maximum)) }
             }
         }
         if keepAliveMin != nil || keepAliveMax != nil {
@@ -74,10 +74,8 @@ public struct OllamaOptionPolicy: Sendable, Equatable {
         return value
     }
 
-    static func integer(_ value: Any?) -> Int? {
-        guard let number = value as? NSNumber else { return nil }
-        let d = number.doubleValue
-        guard d.isFinite, d.rounded() == d, abs(d) < 1e15 else { return nil }
+    static func integer(_ value: JSONValue?) -> Int? {
+        guard let d = value?.doubleValue, d.isFinite, d.rounded() == d, abs(d) < 1e15 else { return nil }
         return Int(d)
     }
 }

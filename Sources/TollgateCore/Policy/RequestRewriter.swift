@@ -1,5 +1,3 @@
-import Foundation
-
 /// Rewrites the few top-level values that policy demands (the model under a lock or alias, an
 /// injected or clamped output cap, clamped Ollama options) and leaves every other byte of the
 /// request exactly as the client sent it.
@@ -26,17 +24,17 @@ public struct RequestRewriter: Sendable {
     }
 
     /// Edits the top-level `options` object (created when absent or null). `edit` receives the
-    /// decoded object; values the client sent as `null` stay `NSNull`.
-    public mutating func editOptions(_ edit: (inout [String: Any]) -> Void) throws {
-        var options: [String: Any] = [:]
-        if let raw = document.raw("options"), let value = document.fields["options"], value.kind == .object {
-            options = (try JSONSerialization.jsonObject(with: Data(raw), options: [.fragmentsAllowed]) as? [String: Any]) ?? [:]
+    /// object as read (key order and number spellings kept); it is written back only when it
+    /// changed, and then only that value is re-encoded.
+    public mutating func editOptions(_ edit: (inout JSONValue) -> Void) throws {
+        var options: JSONValue = .object([])
+        if let raw = document.raw("options"), document.fields["options"]?.kind == .object {
+            options = try JSONValue.parse(raw, maxDepth: 512)
         }
-        let before = options as NSDictionary
+        let before = options
         edit(&options)
-        if before.isEqual(to: options) { return }
-        let data = try JSONSerialization.data(withJSONObject: options, options: [.sortedKeys])
-        replacements["options"] = Array(data)
+        if before == options { return }
+        replacements["options"] = Array(options.text.utf8)
     }
 
     /// The rewritten body (the original bytes when nothing changed).
