@@ -245,6 +245,18 @@ extension MockOllamaResponder {
                 return Self.cloudError(400, type: "invalid_request_error", message: "max_tokens: Field required", anthropic: true)
             }
         }
+        // The shape of the body, as the real APIs check it before anything else.
+        if request.method == .post, let path = request.head.path?.prefix(while: { $0 != "?" }) {
+            if path == "/v1/chat/completions" || path == "/v1/messages" {
+                guard let messages = json["messages"] as? [Any], messages.allSatisfy({ $0 is [String: Any] }) else {
+                    let message = anthropic ? "messages: Input should be a valid list" : "Invalid type for 'messages': expected an array of objects."
+                    return Self.cloudError(400, type: "invalid_request_error", message: message, anthropic: anthropic)
+                }
+            }
+            if path != "/v1/embeddings", json["model"] as? String == nil {
+                return Self.cloudError(400, type: "invalid_request_error", message: anthropic ? "model: Field required" : "you must provide a model parameter", anthropic: anthropic)
+            }
+        }
         if let status = behavior.failStatus {
             var r = Self.cloudError(status, type: anthropic ? "api_error" : "server_error", message: "mock failure \(status)", anthropic: anthropic)
             if status == 429 { r.headers[.retryAfter] = behavior.retryAfter }

@@ -49,52 +49,6 @@ extension KeyAuthenticator {
     }
 }
 
-/// Why a request could not be identified, in words for the client's dialect.
-struct IdentifyRefusal: Error {
-    let status: HTTPResponse.Status
-    let message: String
-}
-
-extension OllamaFront {
-    static let xProxyTag = HTTPField.Name("x-proxy-tag")!
-
-    /// Authenticates the key, then attributes the request: the Open WebUI end user a trusted key
-    /// names, and the tags of the `X-Proxy-Tag` header (over the key's own).
-    func identify(_ headers: HTTPFields, address: String?) async -> Result<KeyIdentity, IdentifyRefusal> {
-        var identity: KeyIdentity
-        switch await authenticator.authenticate(headers) {
-        case .success(let id): identity = id
-        case .failure(let failure):
-            gate.rejections.add(failure == .storeUnavailable ? "store unavailable" : failure == .missing ? "no key" : "\(failure) key")
-            return .failure(IdentifyRefusal(status: failure.status, message: failure.message))
-        }
-        // The key's own address rules (after the global ones, which the listener checked first).
-        let key = identity.key
-        if key.allowedAddresses != nil || key.deniedAddresses != nil,
-            !(AddressRules(allow: key.allowedAddresses, deny: key.deniedAddresses)?.permits(address) ?? false)
-        {
-            gate.rejections.add("address")
-            return .failure(IdentifyRefusal(status: .forbidden, message: "this key may not be used from this address"))
-        }
-        if let header = headers[Self.xProxyTag] {
-            guard let tags = RequestTags.parse(header) else {
-                return .failure(IdentifyRefusal(status: .badRequest, message: "X-Proxy-Tag: tags are 1 to 64 letters, digits, '.', '_', '-' or '/', separated by commas"))
-            }
-            identity.tags = RequestTags.merge(identity.key.tags, tags)
-        }
-        if identity.key.trustsEndUsers {
-            do {
-                if let endUser = try await authenticator.endUser(headers, defaults: settings.current.endUserQuotas) { identity.user = endUser }
-            } catch {
-                return .failure(IdentifyRefusal(status: .serviceUnavailable, message: "the gateway cannot record the end user right now; try again shortly"))
-            }
-        }
-        let schedules = settings.current.schedules
-        if !schedules.isEmpty { identity.applySchedules(schedules, at: gate.clock.now(), timeZone: gate.calendar.timeZone) }
-        return .success(identity)
-    }
-}
-
 extension KeyIdentity {
     /// Puts the schedules in force now on this request: their model lock, and their limits in place
     /// of the key's (for schedules naming the key or one of its tags) and the user's (naming the user).

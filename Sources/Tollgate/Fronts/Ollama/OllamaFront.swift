@@ -21,15 +21,14 @@ public struct OllamaFront: HTTPResponder {
     let client: UpstreamClient
     let usage: UsageWriter
     let drain: DrainState
-    let inspector: JSONInspector
     let maxBodyBytes: Int
     let logger: Logger
     let connections: ClientConnectionRegistry
     let gate: RequestGate
     let settings: SettingsCache
     let clock: any GatewayClock
-    /// Output tokens reserved for a generating request that runs with no output cap.
-    static let uncappedOutputReserve = 1024
+    /// The gate's steps (identity, capacity, body bounds, model policy, routing, admission).
+    let gatekeeper: Gatekeeper
     /// Upper bound on one upstream exchange, streaming included.
     let exchangeDeadline: TimeAmount = .hours(6)
 
@@ -47,9 +46,12 @@ public struct OllamaFront: HTTPResponder {
         self.client = client
         self.usage = usage
         self.drain = drain
-        self.inspector = JSONInspector(limits: .init(maxDepth: maxJSONDepth))
         self.maxBodyBytes = maxBodyBytes
         self.logger = logger
+        self.gatekeeper = Gatekeeper(
+            authenticator: authenticator, gate: gate, settings: settings, router: router, probe: ProviderProbe(client: client), usage: usage,
+            inspector: JSONInspector(limits: .init(maxDepth: maxJSONDepth)), maxBodyBytes: maxBodyBytes, logger: logger
+        )
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -60,8 +62,8 @@ public struct OllamaFront: HTTPResponder {
         if drain.isDraining {
             var r: Response
             switch translated {
-            case .route(let route)?, .wrongMethod(let route, _)?: r = route.dialect.error(.serviceUnavailable, "gateway is shutting down", requestID)
-            case nil: r = Self.error(.serviceUnavailable, "gateway is shutting down", requestID)
+            case .route(let route)?, .wrongMethod(let route, _)?: r = route.dialect.error(.shuttingDown, requestID: requestID)
+            case nil: r = ClientDialect.ollama.error(.shuttingDown, requestID: requestID)
             }
             r.headers[.connection] = "close"
             return r
@@ -70,7 +72,7 @@ public struct OllamaFront: HTTPResponder {
         case .route(let route)?:
             return await TranslatingFront(front: self, route: route, requestID: requestID, started: started).respond(to: request, context: context)
         case .wrongMethod(let route, let allowed)?:
-            var r = route.dialect.error(.methodNotAllowed, "method \(request.method.rawValue) not allowed on \(rawPath)", requestID)
+            var r = route.dialect.error(.methodNotAllowed(request.method, path: rawPath), requestID: requestID)
             r.headers[.allow] = allowed.rawValue
             return r
         case nil: break
@@ -81,9 +83,9 @@ public struct OllamaFront: HTTPResponder {
         let endpoint: OllamaEndpoint
         switch OllamaEndpoint.match(method: request.method, rawPath: rawPath) {
         case .forbidden:
-            return Self.error(.forbidden, "endpoint not allowed", requestID)
+            return ClientDialect.ollama.error(.endpointNotAllowed, requestID: requestID)
         case .wrongMethod(let allowed):
-            var r = Self.error(.methodNotAllowed, "method \(request.method.rawValue) not allowed on \(rawPath)", requestID)
+            var r = ClientDialect.ollama.error(.methodNotAllowed(request.method, path: rawPath), requestID: requestID)
             r.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
             return r
         case .endpoint(let e):
@@ -94,17 +96,13 @@ public struct OllamaFront: HTTPResponder {
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .xRequestID: requestID], body: .init(byteBuffer: body))
         }
 
+        let gatekeeper = self.gatekeeper
         var identity: KeyIdentity
-        switch await identify(request.headers, address: context.clientAddress) {
+        switch await gatekeeper.identify(request.headers, address: context.clientAddress) {
         case .success(let id): identity = id
-        case .failure(let failure):
-            var r = Self.error(failure.status, failure.message, requestID)
-            if failure.status == .unauthorized { r.headers[.wwwAuthenticate] = "Bearer" }
-            return r
+        case .failure(let refusal): return ClientDialect.ollama.error(refusal, requestID: requestID)
         }
-        if usage.isSaturated {
-            return Self.error(.serviceUnavailable, "usage recording is backed up; try again shortly", requestID, retryAfter: 1)
-        }
+        if let refusal = gatekeeper.capacity() { return ClientDialect.ollama.error(refusal, requestID: requestID) }
 
         let exchange = { (model: String?, routes: [Route], identity: KeyIdentity) in
             OllamaPassthrough(
@@ -122,20 +120,10 @@ public struct OllamaFront: HTTPResponder {
             guard let primary = router.primaryOllama else { return FederatedModels.ollamaWithout(endpoint, requestID: requestID) }
             return await exchange(nil, [Route(backend: primary, model: "")], identity).forward(method: request.method, body: nil, document: nil)
         }
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
-            return Self.error(.contentTooLarge, "request body exceeds \(maxBodyBytes) bytes", requestID)
-        }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            return Self.error(.contentTooLarge, "request body exceeds \(maxBodyBytes) bytes", requestID)
-        }
-        let document: JSONInspector.Document
-        do throws(JSONInspector.Failure) {
-            document = try inspector.inspect(Array(buffer.readableBytesView))
-        } catch {
-            return Self.error(.badRequest, error.description, requestID)
+        let document: JSONInspector.Document, buffer: ByteBuffer
+        switch await gatekeeper.body(of: request) {
+        case .success(let read): (document, buffer) = (read.document, read.buffer)
+        case .failure(let refusal): return ClientDialect.ollama.error(refusal, requestID: requestID)
         }
         if let stream = document.fields["stream"], stream.kind != .bool(true), stream.kind != .bool(false), stream.kind != .null {
             return Self.error(.badRequest, "stream must be a boolean", requestID)
@@ -148,19 +136,13 @@ public struct OllamaFront: HTTPResponder {
         let current = settings.current
         var rewriter = RequestRewriter(document)
         var model: String?
+        let modelField = endpoint == .show && document.fields["model"] == nil ? "name" : "model"
         if endpoint.requiresModel {
-            let field = endpoint == .show && document.fields["model"] == nil ? "name" : "model"
-            let (requested, suffixTags) = RequestTags.split(model: document.string(field) ?? "")
-            if !suffixTags.isEmpty { identity.tags = RequestTags.merge(identity.tags, suffixTags) }
-            switch current.modelPolicy(for: identity).resolve(requested: requested) {
-            case .missing:
-                return Self.error(.badRequest, "model is required", requestID)
-            case .denied(let denied, let allowed):
-                let list = allowed.isEmpty ? "none" : allowed.joined(separator: ", ")
-                return Self.error(.forbidden, "model '\(denied)' is not allowed for this key; allowed models: \(list)", requestID)
-            case .use(let use, let rewritten):
-                model = use
-                if rewritten || !suffixTags.isEmpty { rewriter.setString(field, use) }
+            switch gatekeeper.model(document.string(modelField), identity: &identity) {
+            case .failure(let refusal): return ClientDialect.ollama.error(refusal, requestID: requestID)
+            case .success(let chosen):
+                model = chosen.name
+                if chosen.rewritten { rewriter.setString(modelField, chosen.name) }
             }
         }
         var cap: Int?
@@ -177,17 +159,13 @@ public struct OllamaFront: HTTPResponder {
         }
         // Router: the providers that serve the model.
         let routes: [Route]
-        switch await resolve(model ?? "") {
-        case .notFound(let name):
-            return Self.error(.notFound, "model '\(name)' not found", requestID)
-        case .ambiguous(let name, let providers):
-            return Self.error(.badRequest, "model '\(name)' is served by several providers (\(providers.joined(separator: ", "))); name one as provider/model", requestID)
-        case .routes(let found):
-            routes = found
+        switch await gatekeeper.routes(for: model ?? "") {
+        case .success(let found): routes = found
+        case .failure(let refusal): return ClientDialect.ollama.error(refusal, requestID: requestID)
         }
         let target = routes[0]
         if target.backend.adapter.speaks(.ollama), routes.count == 1, let model, target.model != model {
-            rewriter.setString(endpoint == .show && document.fields["model"] == nil ? "name" : "model", target.model)  // provider/model → model
+            rewriter.setString(modelField, target.model)  // provider/model → model
         }
         let body = rewriter.isEmpty ? buffer : ByteBuffer(bytes: rewriter.body())
         guard endpoint.isInference else {
@@ -204,31 +182,19 @@ public struct OllamaFront: HTTPResponder {
 
         // Admission: rate limits and quotas, with the prompt estimate plus the output cap in force.
         let promptEstimate = TokenEstimate.fromTextBytes(document.promptTextBytes)
-        let estimate = promptEstimate + (endpoint.generates ? (cap ?? Self.uncappedOutputReserve) : 0)
-        switch await gate.admit(
+        switch await gatekeeper.admit(
             identity: identity, requestID: requestID, endpoint: endpoint.rawValue, model: model, promptEstimate: promptEstimate,
-            estimate: estimate
+            outputReserve: endpoint.generates ? (cap ?? Gatekeeper.uncappedOutputReserve) : 0
         ) {
-        case .rejected(let rejection):
-            var r = Self.error(.init(code: rejection.status), rejection.message, requestID, retryAfter: rejection.retryAfter)
-            Self.add(rejection.headers, to: &r.headers)
-            return r
-        case .admitted(let ticket, let headers):
+        case .failure(let refusal):
+            return ClientDialect.ollama.error(refusal, requestID: requestID)
+        case .success(let admission):
             var exchange = exchange(model, routes, identity)
-            exchange.admission = (gate, ticket)
-            exchange.rateHeaders = headers
+            exchange.admission = (admission.gate, admission.ticket)
+            exchange.rateHeaders = admission.rateHeaders
             exchange.outputCap = cap
             return await exchange.forward(method: .post, body: body, document: document)
         }
-    }
-
-    /// The providers of a model; a name no catalog lists refreshes the catalog once (at most every
-    /// ten seconds), so a model just added at a provider is found on demand.
-    func resolve(_ model: String) async -> BackendRouter.Resolution {
-        let first = router.resolve(model)
-        guard case .notFound = first, router.backends.count > 1 || router.backends.first?.adapter.servesUnlistedModels != true, router.mayRefreshOnMiss() else { return first }
-        await CatalogRefresher.refresh(router: router, probe: ProviderProbe(client: client), logger: logger)
-        return router.resolve(model)
     }
 
     static func add(_ rate: RateLimitHeaders, to headers: inout HTTPFields) {

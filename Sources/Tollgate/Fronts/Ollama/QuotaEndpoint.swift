@@ -17,12 +17,9 @@ struct QuotaEndpoint {
             return r
         }
         let identity: KeyIdentity
-        switch await front.identify(request.headers, address: address) {
+        switch await front.gatekeeper.identify(request.headers, address: address) {
         case .success(let id): identity = id
-        case .failure(let failure):
-            var r = OllamaFront.error(failure.status, failure.message, requestID)
-            if failure.status == .unauthorized { r.headers[.wwwAuthenticate] = "Bearer" }
-            return r
+        case .failure(let refusal): return ClientDialect.ollama.error(refusal, requestID: requestID)
         }
         let now = front.clock.now()
         let calendar = front.gate.calendar

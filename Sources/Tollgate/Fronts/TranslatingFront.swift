@@ -1,0 +1,232 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+
+/// The OpenAI and Anthropic fronts (and Ollama requests whose model another dialect serves):
+/// the gate's steps in order, then a relay to a provider of the client's own dialect or a
+/// translation through the canonical model. The dialect-specific decoding is in
+/// `Fronts/OpenAI` and `Fronts/Anthropic`.
+struct TranslatingFront {
+    let front: OllamaFront
+    let route: TranslatedRoute
+    let requestID: String
+    let started: ContinuousClock.Instant
+
+    var dialect: ClientDialect { route.dialect }
+
+    func error(_ status: HTTPResponse.Status, _ message: String, param: String? = nil, retryAfter: Int? = nil) -> Response {
+        dialect.error(status, message, requestID, param: param, retryAfter: retryAfter)
+    }
+
+    func refusal(_ refusal: GateRefusal) -> Response { dialect.error(refusal, requestID: requestID) }
+
+    func respond(to request: Request, context: GatewayRequestContext) async -> Response {
+        let gatekeeper = front.gatekeeper
+        let identity: KeyIdentity
+        switch await gatekeeper.identify(request.headers, address: context.clientAddress) {
+        case .success(let id): identity = id
+        case .failure(let refused): return refusal(refused)
+        }
+        let modelPolicy = front.settings.current.modelPolicy(for: identity)
+        switch route {
+        case .models:
+            return await FederatedModels(front: front, requestID: requestID).openAIModels(policy: modelPolicy, id: nil)
+        case .model(let id):
+            return await FederatedModels(front: front, requestID: requestID).openAIModels(policy: modelPolicy, id: id)
+        default: break
+        }
+        if let refused = gatekeeper.capacity() { return refusal(refused) }
+        // The same checks as the Ollama front (size, depth, duplicate keys, UTF-8), in one pass that
+        // also reads what the gate needs; chat and completions need nothing more to be relayed.
+        let document: JSONInspector.Document
+        switch await gatekeeper.body(of: request) {
+        case .success(let read): document = read.document
+        case .failure(let refused): return refusal(refused)
+        }
+        switch route {
+        case .chat, .completion, .messages:
+            return await generate(document, identity: identity, context: context, forwarded: ForwardedHeaders(request.headers))
+        default: break
+        }
+        let body: JSONValue
+        do {
+            body = try JSONValue.parse(document.bytes, maxDepth: front.gatekeeper.inspector.limits.maxDepth + 1)
+        } catch {
+            return self.error(.badRequest, "\(error)")
+        }
+        do throws(RequestError) {
+            switch route {
+            case .countTokens:
+                return countTokens(try AnthropicDialect.request(body, countOnly: true), identity: identity)
+            case .embeddings:
+                return await embeddings(try OpenAIDialect.embeddingsRequest(body), identity: identity, context: context, request: request)
+            default: return error(.notFound, "not found")
+            }
+        } catch {
+            return self.error(.init(code: error.status), error.message, param: error.param)
+        }
+    }
+
+    /// Chat and completions. The gate reads only its fields (model, stream, output cap); a
+    /// provider of the client's own dialect gets the request relayed as sent — fields, content
+    /// parts and blocks the gateway does not model included — and any other provider a
+    /// translation through the canonical model.
+    func generate(_ document: JSONInspector.Document, identity: KeyIdentity, context: GatewayRequestContext, forwarded: ForwardedHeaders) async -> Response {
+        var relay: RelayRequest
+        do throws(RequestError) {
+            relay = try RelayRequest(route: route, document: document)
+        } catch {
+            return self.error(.init(code: error.status), error.message, param: error.param)
+        }
+        var identity = identity
+        let model: String
+        switch front.gatekeeper.model(relay.model, identity: &identity) {
+        case .success(let chosen): model = chosen.name
+        case .failure(let refused): return refusal(refused)
+        }
+        let routes: [Route]
+        switch await front.gatekeeper.routes(for: model) {
+        case .success(let found): routes = found
+        case .failure(let refused): return refusal(refused)
+        }
+        guard routes[0].backend.adapter.relays(route) else {
+            let body: JSONValue
+            do {
+                body = try JSONValue.parse(document.bytes, maxDepth: front.gatekeeper.inspector.limits.maxDepth + 1)
+            } catch {
+                return self.error(.badRequest, "\(error)")
+            }
+            var decoded: ChatRequest
+            do throws(RequestError) {
+                switch route {
+                case .completion: decoded = try OpenAIDialect.completionRequest(body)
+                case .messages: decoded = try AnthropicDialect.request(body)
+                default: decoded = try OpenAIDialect.chatRequest(body)
+                }
+            } catch {
+                return self.error(.init(code: error.status), error.message, param: error.param)
+            }
+            decoded.model = model
+            return await translate(decoded, requested: relay.model, identity: identity, routes: routes, context: context, forwarded: forwarded)
+        }
+        let current = front.settings.current
+        let options = OllamaOptionPolicy(caps: identity.key.policy.outputCaps.over(current.outputCaps))
+        relay.cap = options.cap(asked: relay.askedCap)
+        let promptEstimate = TokenEstimate.fromTextBytes(document.promptTextBytes)
+        let relayed = relay
+        return await admitAndRun(
+            identity: identity, context: context, model: model, requested: relay.model, routes: routes, promptEstimate: promptEstimate,
+            outputReserve: relay.cap ?? Gatekeeper.uncappedOutputReserve, relay: relayed, forwarded: forwarded
+        ) { await $0.chat(relayed.canonical, promptEstimate: promptEstimate) }
+    }
+
+    /// Model policy for a request whose model the dialect's decoder read; returns a refusal or nil.
+    func applyModelPolicy(_ model: inout String, _ identity: inout KeyIdentity) -> Response? {
+        switch front.gatekeeper.model(model, identity: &identity) {
+        case .success(let chosen):
+            model = chosen.name
+            return nil
+        case .failure(let refused):
+            return refusal(refused)
+        }
+    }
+
+    /// Admission (rate limits, quotas) and then the exchange, for every translated request.
+    func admitAndRun(
+        identity: KeyIdentity, context: GatewayRequestContext, model: String, requested: String, routes: [Route], promptEstimate: Int,
+        outputReserve: Int, relay: RelayRequest? = nil, forwarded: ForwardedHeaders = .none, run: (TranslatedExchange) async -> Response
+    ) async -> Response {
+        var exchange = TranslatedExchange(
+            front: front, route: route, identity: identity, requestID: requestID, started: started, clientAddress: context.clientAddress,
+            watch: front.connections.watch(for: context.channel), model: model, routes: routes
+        )
+        exchange.requestedModel = requested
+        exchange.relay = relay
+        exchange.forwarded = forwarded
+        switch await front.gatekeeper.admit(
+            identity: identity, requestID: requestID, endpoint: route.endpoint, model: model, promptEstimate: promptEstimate, outputReserve: outputReserve
+        ) {
+        case .failure(let refused):
+            return refusal(refused)
+        case .success(let admission):
+            exchange.admission = (admission.gate, admission.ticket)
+            exchange.rateHeaders = admission.rateHeaders
+            return await run(exchange)
+        }
+    }
+
+    /// A request translated through the canonical model: caps, clamps and the model's Ollama
+    /// defaults apply, then admission and the exchange.
+    func translate(
+        _ decoded: ChatRequest, requested: String, identity: KeyIdentity, routes: [Route], context: GatewayRequestContext, forwarded: ForwardedHeaders
+    ) async -> Response {
+        var r = decoded
+        let current = front.settings.current
+        let options = OllamaOptionPolicy(
+            caps: identity.key.policy.outputCaps.over(current.outputCaps), numCtxMax: current.numCtxMax,
+            keepAliveMin: current.keepAliveMin, keepAliveMax: current.keepAliveMax
+        )
+        r.maxTokens = options.cap(asked: r.maxTokens)
+        // Ollama extras the OpenAI and Anthropic dialects cannot express, from the model's defaults.
+        let defaults = current.defaults(forModel: r.model)
+        r.numCtx = defaults?.numCtx
+        if let maximum = current.numCtxMax, let n = r.numCtx, n > maximum { r.numCtx = maximum }
+        if r.think == nil { r.think = defaults?.think }
+        let keepAlive = defaults?.keepAlive ?? OllamaOptionPolicy.ollamaDefaultKeepAlive
+        let bounded = options.bound(keepAlive: keepAlive)
+        if defaults?.keepAlive != nil || bounded != keepAlive { r.keepAlive = .number(Int(bounded.rounded())) }
+        let promptEstimate = TokenEstimate.fromTextBytes(r.promptTextBytes)
+        let request = r
+        return await admitAndRun(
+            identity: identity, context: context, model: r.model, requested: requested, routes: routes, promptEstimate: promptEstimate,
+            outputReserve: r.maxTokens ?? Gatekeeper.uncappedOutputReserve, forwarded: forwarded
+        ) { await $0.chat(request, promptEstimate: promptEstimate) }
+    }
+
+    /// An Ollama request (already through model policy, caps and clamps) whose model another dialect serves.
+    func ollamaRequest(body: ByteBuffer, model: String, routes: [Route], cap: Int?, identity: KeyIdentity, context: GatewayRequestContext) async -> Response {
+        guard case .ollama(let endpoint) = route else { return error(.notFound, "not found") }
+        let value: JSONValue
+        do { value = try JSONValue.parse(Array(body.readableBytesView), maxDepth: front.gatekeeper.inspector.limits.maxDepth + 1) } catch {
+            return self.error(.badRequest, "\(error)")
+        }
+        switch endpoint {
+        case .chat, .generate:
+            var r: ChatRequest
+            do throws(RequestError) { r = try OllamaDialect.request(value, generate: endpoint == .generate) } catch {
+                return self.error(.init(code: error.status), error.message)
+            }
+            r.model = model
+            r.maxTokens = cap ?? r.maxTokens
+            let promptEstimate = TokenEstimate.fromTextBytes(r.promptTextBytes)
+            let request = r
+            return await admitAndRun(
+                identity: identity, context: context, model: model, requested: model, routes: routes, promptEstimate: promptEstimate,
+                outputReserve: r.maxTokens ?? Gatekeeper.uncappedOutputReserve
+            ) { await $0.chat(request, promptEstimate: promptEstimate) }
+        case .embed:
+            let inputs: [String]
+            switch value["input"] {
+            case .string(let s)?: inputs = [s]
+            case .array(let items)?: inputs = items.compactMap(\.stringValue)
+            default: return error(.badRequest, "input must be a string or an array of strings")
+            }
+            let e = OpenAIDialect.EmbeddingsRequest(model: model, inputs: inputs, base64: false, dimensions: value["dimensions"]?.intValue)
+            return await embed(e, requested: model, identity: identity, context: context)
+        default:
+            return error(.badRequest, "\(endpoint.rawValue) is only available for models served by Ollama")
+        }
+    }
+
+    static func timestamp(_ text: String) -> Int? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let d = f.date(from: text) { return Int(d.timeIntervalSince1970) }
+        f.formatOptions = [.withInternetDateTime]
+        return f.date(from: text).map { Int($0.timeIntervalSince1970) }
+    }
+}
