@@ -219,4 +219,15 @@ import TollgateTestSupport
             try TollgateConfig.load(from: ConfigSource(values: ["TOLLGATE_PROVIDERS": file.replacingOccurrences(of: #"["context-1m-2025-08-07"]"#, with: "7")]))
         }
     }
+
+    @Test func relayedEventsKeepTheProvidersLineEndings() {
+        var events = SSEEvents()
+        let input = "event: a\r\ndata: {\"x\":1}\r\n\r\ndata: {\"y\":2}\n\n: comment\r\n\r\ndata: partial"
+        // Fed in two pieces that split a CRLF.
+        let bytes = Array(input.utf8)
+        let split = events.feed(bytes[..<9]) + events.feed(bytes[9...])
+        #expect(split.map { String(decoding: $0, as: UTF8.self) } == ["event: a\r\ndata: {\"x\":1}\r\n\r\n", "data: {\"y\":2}\n\n", ": comment\r\n\r\n"])
+        #expect(events.rest().map { String(decoding: $0, as: UTF8.self) } == ["data: partial\n\n"])
+        #expect(events.rest().isEmpty)
+    }
 }

@@ -156,13 +156,20 @@ struct TranslatedExchange {
                 passedOn: passedOn
             )
         }
-        let cap = request.maxTokens
         let headMs = settlement.elapsedMs()
         let pending = UnsafeTransfer(UpstreamBodyReader(response.body, idle: idle))
         let drain = front.drain
         let route = self.route
-        let model = self.model
-        let streamID = Self.responseID(route: route, requestID: requestID)
+        let tap = UnsafeTransfer(
+            ChatEventTap(
+                decoder: adapter.streamDecoder(ids: ids),
+                encoder: StreamWriter(
+                    route: route, id: Self.responseID(route: route, requestID: requestID), created: created, model: model, request: request,
+                    inputEstimate: promptEstimate
+                ),
+                passthrough: passthrough, dropUsageChunk: dropUsageChunk, cap: request.maxTokens, promptEstimate: promptEstimate
+            )
+        )
         return Response(
             status: .ok,
             headers: {
@@ -171,116 +178,9 @@ struct TranslatedExchange {
                 return h
             }(),
             body: ResponseBody { writer in
-                var iterator = pending.value
-                var decoder = adapter.streamDecoder(ids: ids)
-                var encoder = StreamWriter(route: route, id: streamID, created: created, model: model, request: request, inputEstimate: promptEstimate)
-                var generated = 0
-                var clientGone = false
-                var firstByteMs: Double?
-                var reported: TokenUsage?
-                var outcome = UsageOutcome.completed
-                var failureMessage: String?
-                var capCut = false
-                var ended = false
-                // Same dialect: the upstream's own events go out as they are (policy aside); the decoder only meters.
-                var events = SSEEvents()
-                while !ended {
-                    // Each unit: the upstream's bytes to relay as they are (pass-through), and what they mean.
-                    var units: [(raw: [UInt8]?, events: [ChatEvent])]
-                    do {
-                        if let chunk = try await iterator.next() {
-                            if firstByteMs == nil { firstByteMs = settlement.elapsedMs() }
-                            if passthrough {
-                                units = events.feed(chunk.readableBytesView).map { raw in (raw, decoder.feed(raw)) }
-                            } else {
-                                units = [(nil, decoder.feed(chunk.readableBytesView))]
-                            }
-                        } else {
-                            var last = passthrough ? events.rest().map { raw in (Optional(raw), decoder.feed(raw)) } : []
-                            last.append((nil, decoder.finish()))
-                            if !decoder.isFinished { last.append((nil, [.failure("upstream ended the stream early")])) }
-                            units = last
-                            ended = true
-                        }
-                    } catch {
-                        let failure = UpstreamFailure(error, aborted: drain.isAborted)
-                        units = [(nil, [.failure(failure.streamMessage)])]
-                        outcome = failure.outcome == .timeout || failure.outcome == .shutdown ? failure.outcome : .upstreamError
-                        ended = true
-                    }
-                    var out = ""
-                    var bytes: [UInt8] = []
-                    units: for unit in units {
-                        var relay = unit.raw != nil
-                        for event in unit.events {
-                            switch event {
-                            case .text, .thinking:
-                                generated += 1
-                                if let cap, generated > cap {
-                                    // The upstream ignored the cap: end as if it had stopped there.
-                                    capCut = true
-                                    out += encoder.encode(.finish(.length, usage: nil), usage: TokenUsage(promptTokens: decoder.promptTokens ?? promptEstimate, completionTokens: cap))
-                                    ended = true
-                                    relay = false
-                                } else if unit.raw == nil {
-                                    out += encoder.encode(event)
-                                }
-                            case .finish(_, let usage):
-                                reported = usage
-                                let told = usage ?? TokenUsage(promptTokens: decoder.promptTokens ?? promptEstimate, completionTokens: decoder.completionTokens ?? generated)
-                                if unit.raw == nil { out += encoder.encode(event, usage: told) }
-                                ended = true
-                            case .failure(let message):
-                                if outcome == .completed { outcome = .upstreamError }
-                                failureMessage = message
-                                if unit.raw == nil { out += encoder.encode(event) }
-                                ended = true
-                            default:
-                                if unit.raw == nil { out += encoder.encode(event) }
-                            }
-                            if capCut { break }
-                        }
-                        if relay, let raw = unit.raw, !(dropUsageChunk && SSEEvents.isUsageOnly(raw)) {
-                            if !out.isEmpty {
-                                bytes += Array(out.utf8)
-                                out = ""
-                            }
-                            bytes += raw
-                        }
-                        if capCut { break units }
-                    }
-                    if !out.isEmpty { bytes += Array(out.utf8) }
-                    if !bytes.isEmpty {
-                        do { try await writer.write(ByteBuffer(bytes: bytes)) } catch {
-                            clientGone = true
-                            ended = true
-                        }
-                    }
-                }
-                settlement.settle { r in
-                    r.httpStatus = 200
-                    r.ttfbMs = firstByteMs ?? headMs
-                    r.modelServed = decoder.servedModel
-                    r.costNanos = decoder.reportedCostNanos
-                    if let reported, !capCut {
-                        r.promptTokens = reported.promptTokens
-                        r.completionTokens = reported.completionTokens
-                        r.usageSource = .upstream
-                    } else {
-                        r.promptTokens = decoder.promptTokens ?? promptEstimate
-                        r.completionTokens = capCut ? cap : (decoder.completionTokens ?? generated)
-                        r.usageSource = .estimated
-                    }
-                    if clientGone {
-                        r.outcome = .clientDisconnect
-                    } else if capCut {
-                        r.outcome = .capReached
-                    } else {
-                        r.outcome = outcome
-                        r.error = failureMessage
-                    }
-                }
-                if !clientGone { try? await writer.finish(nil) }
+                var upstream = pending.value
+                var tap = tap.value
+                await ExchangeStream.run(tap: &tap, upstream: &upstream, writer: &writer, settlement: settlement, status: 200, headMs: headMs, drain: drain)
             }
         )
     }

@@ -6,29 +6,29 @@ public struct SSEEvents: Sendable {
 
     public init() {}
 
-    /// Complete events in `bytes`, each with its lines and the closing blank line (`\n` line ends).
+    /// Complete events in `bytes`, each with its lines and the closing blank line, exactly as the
+    /// upstream wrote them (`\n` or `\r\n` line ends are kept: a relay does not rewrite them).
     public mutating func feed(_ bytes: some Collection<UInt8>) -> [[UInt8]] {
         var out: [[UInt8]] = []
         let complete = (try? lines.feed(bytes)) ?? []
-        for var line in complete {
-            if line.last == 0x0D { line = line.dropLast() }
+        for line in complete {
             current += line
             current.append(0x0A)
-            if line.isEmpty {
-                if current.count > 1 { out.append(current) }
+            if line.isEmpty || (line.count == 1 && line.first == 0x0D) {
+                if current.count > line.count + 1 { out.append(current) }
                 current.removeAll(keepingCapacity: true)
             }
         }
         return out
     }
 
-    /// What is left at the end of the stream (an event without its blank line).
+    /// What is left at the end of the stream (an event without its blank line), completed with one.
     public mutating func rest() -> [[UInt8]] {
-        var line = lines.rest()
-        if line.last == 0x0D { line = line.dropLast() }
+        let line = lines.rest()
         current += line
         defer { current.removeAll() }
-        return current.isEmpty ? [] : [current + [0x0A, 0x0A]]
+        guard current.contains(where: { $0 != 0x0A && $0 != 0x0D }) else { return [] }
+        return [current + (current.last == 0x0A ? [0x0A] : [0x0A, 0x0A])]
     }
 
     /// An OpenAI usage-only chunk (`"choices": []` with `usage`), the one a client that did not ask for usage must not see.

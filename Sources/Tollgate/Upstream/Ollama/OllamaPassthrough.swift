@@ -127,22 +127,29 @@ struct OllamaPassthrough {
 
         func settle(meter: OllamaStreamMeter, ttfbMs: Double, clientGone: Bool, failure: UpstreamFailure?, capCut: Bool = false) {
             settlement.settle { r in
-                OllamaPassthrough.finishRecord(&r, status: status, meter: meter, ttfbMs: ttfbMs, clientGone: clientGone, failure: failure)
-                if endpoint.isInference {
-                    OllamaPassthrough.fillTokens(&r, meter: meter, endpoint: endpoint, promptEstimate: promptEstimate, stream: stream)
-                }
-                if capCut, !clientGone {
-                    r.outcome = .capReached
-                    r.completionTokens = meter.contentLines
-                    r.promptTokens = meter.promptEvalCount ?? promptEstimate
-                    r.usageSource = .estimated
-                }
+                r.httpStatus = Int(status.code)
+                r.ttfbMs = ttfbMs
+                record(&r, meter: meter, clientGone: clientGone, failure: failure, capCut: capCut)
+            }
+        }
+
+        /// The record's outcome, served model and tokens with their provenance.
+        func record(_ r: inout UsageRecord, meter: OllamaStreamMeter, clientGone: Bool, failure: UpstreamFailure?, capCut: Bool) {
+            OllamaPassthrough.finishRecord(&r, status: status, meter: meter, clientGone: clientGone, failure: failure)
+            if endpoint.isInference {
+                OllamaPassthrough.fillTokens(&r, meter: meter, endpoint: endpoint, promptEstimate: promptEstimate, stream: stream)
+            }
+            if capCut, !clientGone {
+                r.outcome = .capReached
+                r.completionTokens = meter.contentLines
+                r.promptTokens = meter.promptEvalCount ?? promptEstimate
+                r.usageSource = .estimated
             }
         }
     }
 
     /// Streams the answer to the client chunk by chunk (starting with `first` if it was already
-    /// read), metering it, then settles.
+    /// read) through the one stream loop, metered and capped by ``OllamaRelayTap``; then settles.
     func relay(
         headers: HTTPFields, first: ByteBuffer?, failure: UpstreamFailure?, rest: UpstreamBodyReader,
         close: Closing, headMs: Double, isHead: Bool
@@ -152,79 +159,18 @@ struct OllamaPassthrough {
         return Response(
             status: close.status, headers: headers,
             body: ResponseBody { writer in
-                var meter = OllamaStreamMeter()
-                var clientGone = false
-                var upstreamFailure = failure
-                var firstByteMs: Double?
-                var iterator = pending.value
-                var carried = first
-                var cutter = close.cap.map(StreamCapCutter.init)
-                while upstreamFailure == nil {
-                    let next: ByteBuffer?
-                    if let c = carried {
-                        next = c
-                        carried = nil
-                    } else {
-                        do {
-                            next = try await iterator.next()
-                        } catch {
-                            upstreamFailure = UpstreamFailure(error, aborted: drain.isAborted)
-                            break
-                        }
-                    }
-                    guard var chunk = next else { break }
-                    if firstByteMs == nil { firstByteMs = close.settlement.elapsedMs() }
-                    if cutter != nil {
-                        guard let passed = cutter!.admit(chunk) else { break }
-                        chunk = passed
-                        if cutter!.isCut {
-                            meter.observe(chunk)
-                            if !isHead, chunk.readableBytes > 0 {
-                                do { try await writer.write(chunk) } catch { clientGone = true }
-                            }
-                            break
-                        }
-                        if chunk.readableBytes == 0 { continue }
-                    }
-                    meter.observe(chunk)
-                    if isHead { continue }
-                    do {
-                        try await writer.write(chunk)
-                    } catch {
-                        clientGone = true
-                        break
-                    }
-                }
-                meter.finish()
-                // Cut here, or the upstream stopped right at the cap without its final line: end at the cap either way.
-                let capCut = cutter?.reachedCap == true
-                if capCut { upstreamFailure = nil }
-                if capCut, !clientGone {
-                    // Cut at the output cap: end like Ollama does when num_predict is reached.
-                    let line = StreamCapCutter.terminalLine(
-                        model: meter.servedModel, isChat: close.endpoint == .chat, promptTokens: meter.promptEvalCount ?? close.promptEstimate,
-                        completionTokens: meter.contentLines
-                    )
-                    do { try await writer.write(ByteBuffer(string: line)) } catch { clientGone = true }
-                }
-                if let upstreamFailure, !clientGone {
-                    // The status is already sent: end with one error line, as Ollama does.
-                    let line = JSONText.ollamaError(upstreamFailure.streamMessage) + "\n"
-                    do { try await writer.write(ByteBuffer(string: line)) } catch { clientGone = true }
-                }
-                close.settle(meter: meter, ttfbMs: firstByteMs ?? headMs, clientGone: clientGone, failure: upstreamFailure, capCut: capCut)
-                if !clientGone { try? await writer.finish(nil) }
+                var tap = OllamaRelayTap(close: close)
+                var upstream = pending.value
+                await ExchangeStream.run(
+                    tap: &tap, upstream: &upstream, first: first, failed: failure, writer: &writer, settlement: close.settlement,
+                    status: Int(close.status.code), headMs: headMs, drain: drain, isHead: isHead
+                )
             }
         )
     }
 
     /// Status, timing and outcome of a request whose upstream answered.
-    static func finishRecord(
-        _ r: inout UsageRecord, status: HTTPResponse.Status, meter: OllamaStreamMeter, ttfbMs: Double, clientGone: Bool,
-        failure: UpstreamFailure?
-    ) {
-        r.httpStatus = Int(status.code)
-        r.ttfbMs = ttfbMs
+    static func finishRecord(_ r: inout UsageRecord, status: HTTPResponse.Status, meter: OllamaStreamMeter, clientGone: Bool, failure: UpstreamFailure?) {
         r.modelServed = meter.servedModel
         if clientGone {
             r.outcome = .clientDisconnect
