@@ -110,15 +110,12 @@ struct ChatEventTap: StreamTap {
     func settle(_ r: inout UsageRecord, clientGone: Bool, failure: UpstreamFailure?) {
         r.modelServed = decoder.servedModel
         r.costNanos = decoder.reportedCostNanos
-        if let reported, !capCut {
-            r.promptTokens = reported.promptTokens
-            r.completionTokens = reported.completionTokens
-            r.usageSource = .upstream
-        } else {
-            r.promptTokens = decoder.promptTokens ?? promptEstimate
-            r.completionTokens = capCut ? cap : (decoder.completionTokens ?? generated)
-            r.usageSource = .estimated
-        }
+        // A cut answer's counts are the gateway's: the provider's would describe what it went on to generate.
+        let told = capCut ? nil : reported
+        TokenCounts(
+            reportedPrompt: told?.promptTokens, reportedCompletion: told?.completionTokens, estimatedPrompt: decoder.promptTokens ?? promptEstimate,
+            estimatedCompletion: capCut ? cap : (decoder.completionTokens ?? generated)
+        ).apply(to: &r)
         if clientGone {
             r.outcome = .clientDisconnect
         } else if capCut {

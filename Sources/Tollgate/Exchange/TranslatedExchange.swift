@@ -221,9 +221,7 @@ struct TranslatedExchange {
             settlement.settle { r in
                 r.httpStatus = 200
                 r.ttfbMs = ttfb
-                r.promptTokens = promptEstimate
-                r.completionTokens = estimate
-                r.usageSource = .estimated
+                TokenCounts.estimated(prompt: promptEstimate, completion: estimate).apply(to: &r)
             }
             return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn), body: .init(byteBuffer: bytes))
         } catch {
@@ -236,15 +234,17 @@ struct TranslatedExchange {
             }
             return failure(.badGateway, message)
         }
-        let told = answer.usage ?? TokenUsage(promptTokens: promptEstimate, completionTokens: TokenEstimate.fromTextBytes(answer.text.utf8.count))
+        let counts = TokenCounts(
+            reportedPrompt: answer.usage?.promptTokens, reportedCompletion: answer.usage?.completionTokens, estimatedPrompt: promptEstimate,
+            estimatedCompletion: TokenEstimate.fromTextBytes(answer.text.utf8.count)
+        )
+        let told = TokenUsage(promptTokens: counts.prompt ?? promptEstimate, completionTokens: counts.completion ?? 0)
         settlement.settle { r in
             r.httpStatus = 200
             r.ttfbMs = ttfb
             r.modelServed = answer.model
             r.costNanos = answer.reportedCostNanos
-            r.promptTokens = told.promptTokens
-            r.completionTokens = told.completionTokens
-            r.usageSource = answer.usage == nil ? .estimated : .upstream
+            counts.apply(to: &r)
         }
         if passthrough {
             // Same dialect: the provider's answer as it is.
@@ -295,14 +295,14 @@ struct TranslatedExchange {
             return failure(.badGateway, message)
         }
         let ttfb = settlement.elapsedMs()
-        let prompt = decoded.promptTokens ?? promptEstimate
+        // Embeddings generate nothing: the completion count is known to be 0.
+        let counts = TokenCounts(reportedPrompt: decoded.promptTokens, reportedCompletion: 0, estimatedPrompt: promptEstimate, estimatedCompletion: 0)
+        let prompt = counts.prompt ?? promptEstimate
         settlement.settle { r in
             r.httpStatus = 200
             r.ttfbMs = ttfb
             r.modelServed = decoded.model
-            r.promptTokens = prompt
-            r.completionTokens = 0
-            r.usageSource = decoded.promptTokens == nil ? .estimated : .upstream
+            counts.apply(to: &r)
         }
         let text = dialect == .ollama
             ? OllamaDialect.embedResponse(decoded, model: model, promptTokens: prompt)

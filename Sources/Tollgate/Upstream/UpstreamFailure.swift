@@ -92,8 +92,7 @@ struct UpstreamFailure {
             r.outcome = outcome
             r.error = message
             if outcome == .clientDisconnect, let promptEstimate {
-                r.promptTokens = promptEstimate
-                r.usageSource = .estimated
+                TokenCounts.estimated(prompt: promptEstimate, completion: nil).apply(to: &r)
             }
         }
     }

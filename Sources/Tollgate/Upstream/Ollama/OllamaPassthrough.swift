@@ -141,9 +141,7 @@ struct OllamaPassthrough {
             }
             if capCut, !clientGone {
                 r.outcome = .capReached
-                r.completionTokens = meter.contentLines
-                r.promptTokens = meter.promptEvalCount ?? promptEstimate
-                r.usageSource = .estimated
+                TokenCounts.estimated(prompt: meter.promptEvalCount ?? promptEstimate, completion: meter.contentLines).apply(to: &r)
             }
         }
     }
@@ -185,31 +183,14 @@ struct OllamaPassthrough {
         }
     }
 
-    /// Tokens with their provenance: the upstream's counts when it reported them, else estimates.
+    /// Tokens with their provenance: Ollama's counts when it reported them, else estimates (a
+    /// missing count: cut, or Ollama omitting a zero `prompt_eval_count` for a cached prompt).
     static func fillTokens(_ r: inout UsageRecord, meter: OllamaStreamMeter, endpoint: OllamaEndpoint, promptEstimate: Int?, stream: Bool) {
         let embedding = endpoint == .embed || endpoint == .embeddings
-        if embedding {
-            if let p = meter.promptEvalCount {
-                r.promptTokens = p
-                r.completionTokens = 0
-                r.usageSource = .upstream
-            } else {
-                r.promptTokens = promptEstimate
-                r.completionTokens = 0
-                r.usageSource = .estimated
-            }
-            return
-        }
-        if let p = meter.promptEvalCount, let c = meter.evalCount {
-            r.promptTokens = p
-            r.completionTokens = c
-            r.usageSource = .upstream
-            return
-        }
-        // Cut, or counts missing (Ollama omits a zero prompt_eval_count when the prompt was cached).
-        r.promptTokens = meter.promptEvalCount ?? promptEstimate
-        r.completionTokens = meter.evalCount ?? (stream ? meter.contentLines : nil)
-        r.usageSource = .estimated
+        TokenCounts(
+            reportedPrompt: meter.promptEvalCount, reportedCompletion: embedding ? 0 : meter.evalCount, estimatedPrompt: promptEstimate,
+            estimatedCompletion: embedding ? 0 : (stream ? meter.contentLines : nil)
+        ).apply(to: &r)
     }
 }
 
