@@ -11,7 +11,7 @@ import TollgateCore
 /// `/api/chat`, `/api/generate` or `/api/embed`, and the answer comes back in the client's
 /// dialect — whole, or event by event while the upstream streams. Settled exactly once.
 struct TranslatedExchange {
-    let front: OllamaFront
+    let services: ProxyServices
     let route: TranslatedRoute
     let identity: KeyIdentity
     let requestID: String
@@ -52,12 +52,12 @@ struct TranslatedExchange {
 
     func settlement(stream: Bool, promptEstimate: Int) -> RequestSettlement {
         RequestSettlement(
-            writer: front.usage,
+            writer: services.usage,
             template: identity.usageTemplate(
-                requestID: requestID, createdAt: front.clock.now(), endpoint: route.endpoint, modelRequested: requestedModel ?? model, stream: stream,
-                usageSource: .unknown, clientAddress: clientAddress, defaultTag: front.settings.current.defaultTag
+                requestID: requestID, createdAt: services.clock.now(), endpoint: route.endpoint, modelRequested: requestedModel ?? model, stream: stream,
+                usageSource: .unknown, clientAddress: clientAddress, defaultTag: services.settings.current.defaultTag
             ),
-            prices: front.settings.current,
+            prices: services.settings.current,
             started: started, promptEstimate: promptEstimate, admission: admission
         )
     }
@@ -67,7 +67,7 @@ struct TranslatedExchange {
     func send(settlement: RequestSettlement, path: (Route) -> String, body: (Route) -> ByteBuffer) async throws -> UpstreamCall.Outcome {
         let forwarded = self.forwarded
         return try await UpstreamCall.send(
-            routes: routes, router: front.router, client: front.client, deadline: front.exchangeDeadline, watch: watch, settlement: settlement
+            routes: routes, router: services.router, client: services.client, deadline: services.exchangeDeadline, watch: watch, settlement: settlement
         ) { route in
             var upstream = HTTPClientRequest(url: route.backend.baseURL + path(route))
             upstream.method = .POST
@@ -81,9 +81,9 @@ struct TranslatedExchange {
 
     /// A failed call or an upstream error status, in the client's dialect; the request is settled.
     func upstreamFailed(_ error: any Error, settlement: RequestSettlement, promptEstimate: Int) -> Response {
-        let failure = UpstreamFailure(error, aborted: front.drain.isAborted)
+        let failure = UpstreamFailure(error, aborted: services.drain.isAborted)
         failure.settle(settlement, promptEstimate: promptEstimate)
-        failure.log(front.logger, requestID: requestID, backends: routes)
+        failure.log(services.logger, requestID: requestID, backends: routes)
         return self.failure(failure.status, failure.message)
     }
 
@@ -94,7 +94,7 @@ struct TranslatedExchange {
     func upstreamStatus(_ response: HTTPClientResponse, route: Route, settlement: RequestSettlement, passthrough: Bool = false) async -> Response {
         let passedOn = route.backend.adapter.passedOnHeaders(response.headers, to: dialect)
         if let refusal = CredentialRefusal(status: Int(response.status.code), backend: route.backend) {
-            refusal.record(backend: route.backend, logger: front.logger, requestID: requestID, settlement: settlement)
+            refusal.record(backend: route.backend, logger: services.logger, requestID: requestID, settlement: settlement)
             return failure(.badGateway, refusal.message, upstream: passedOn)
         }
         let bytes = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
@@ -149,7 +149,7 @@ struct TranslatedExchange {
         let ids = OllamaNative.ToolCallIDs(prefix: String(requestID.suffix(12)))
         // The extra usage chunk the gateway asked an OpenAI-compatible provider for, unless the client asked too.
         let dropUsageChunk = passthrough && route.dialect == .openAI && !request.includeUsage
-        let created = Int(front.clock.now().timeIntervalSince1970)
+        let created = Int(services.clock.now().timeIntervalSince1970)
         if !request.stream {
             return await whole(
                 response, adapter: adapter, ids: ids, created: created, settlement: settlement, promptEstimate: promptEstimate, passthrough: passthrough,
@@ -158,7 +158,7 @@ struct TranslatedExchange {
         }
         let headMs = settlement.elapsedMs()
         let pending = UnsafeTransfer(UpstreamBodyReader(response.body, idle: idle))
-        let drain = front.drain
+        let drain = services.drain
         let route = self.route
         let tap = UnsafeTransfer(
             ChatEventTap(
@@ -286,7 +286,7 @@ struct TranslatedExchange {
             let bytes = try await response.body.collect(upTo: Self.maxAnswerBytes)
             decoded = try sentRoute.backend.adapter.embeddings(bytes.readableBytesView)
         } catch {
-            let message = (error as? OllamaNative.DecodeError)?.description ?? UpstreamFailure(error, aborted: front.drain.isAborted).message
+            let message = (error as? OllamaNative.DecodeError)?.description ?? UpstreamFailure(error, aborted: services.drain.isAborted).message
             settlement.settle { r in
                 r.httpStatus = 502
                 r.outcome = .upstreamError

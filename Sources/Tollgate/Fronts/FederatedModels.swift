@@ -12,7 +12,7 @@ import TollgateCore
 /// providers' come from the catalog. A model listed by one kind of provider keeps its own name;
 /// a name several providers share is listed as `provider/model`.
 struct FederatedModels {
-    let front: OllamaFront
+    let services: ProxyServices
     let requestID: String
 
     struct Listed {
@@ -25,8 +25,8 @@ struct FederatedModels {
 
     /// Every model of every provider the key may use (`allowed` nil: all).
     func listed(allowed: [ModelPattern]?) async -> [Listed] {
-        let router = front.router
-        let probe = ProviderProbe(client: front.client)
+        let router = services.router
+        let probe = ProviderProbe(client: services.client)
         // Live lists from the Ollama servers, concurrently.
         let live = await withTaskGroup(of: (String, [JSONValue]?).self) { group in
             for backend in router.backends where backend.adapter.speaks(.ollama) {
@@ -114,7 +114,7 @@ struct FederatedModels {
     /// `/api/show` for a model another dialect serves: what the catalog knows, in Ollama's shape
     /// (clients read `model_info["<architecture>.context_length"]` and `capabilities`).
     func ollamaShow(route: Route) -> Response {
-        let meta = front.router.catalog.metadata(provider: route.backend.name, model: route.model) ?? ModelMetadata(name: route.model)
+        let meta = services.router.catalog.metadata(provider: route.backend.name, model: route.model) ?? ModelMetadata(name: route.model)
         var info: [(String, JSONValue)] = [("general.architecture", .string("tollgate")), ("general.basename", .string(route.model))]
         if let c = meta.contextLength { info.append(("tollgate.context_length", .number(c))) }
         let capabilities = meta.capabilities.isEmpty ? ["completion", "tools"] : meta.capabilities

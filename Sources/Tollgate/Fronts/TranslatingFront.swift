@@ -11,7 +11,7 @@ import TollgateCore
 /// translation through the canonical model. The dialect-specific decoding is in
 /// `Fronts/OpenAI` and `Fronts/Anthropic`.
 struct TranslatingFront {
-    let front: OllamaFront
+    let services: ProxyServices
     let route: TranslatedRoute
     let requestID: String
     let started: ContinuousClock.Instant
@@ -25,18 +25,18 @@ struct TranslatingFront {
     func refusal(_ refusal: GateRefusal) -> Response { dialect.error(refusal, requestID: requestID) }
 
     func respond(to request: Request, context: GatewayRequestContext) async -> Response {
-        let gatekeeper = front.gatekeeper
+        let gatekeeper = services.gatekeeper
         let identity: KeyIdentity
         switch await gatekeeper.identify(request.headers, address: context.clientAddress) {
         case .success(let id): identity = id
         case .failure(let refused): return refusal(refused)
         }
-        let modelPolicy = front.settings.current.modelPolicy(for: identity)
+        let modelPolicy = services.settings.current.modelPolicy(for: identity)
         switch route {
         case .models:
-            return await FederatedModels(front: front, requestID: requestID).openAIModels(policy: modelPolicy, id: nil)
+            return await FederatedModels(services: services, requestID: requestID).openAIModels(policy: modelPolicy, id: nil)
         case .model(let id):
-            return await FederatedModels(front: front, requestID: requestID).openAIModels(policy: modelPolicy, id: id)
+            return await FederatedModels(services: services, requestID: requestID).openAIModels(policy: modelPolicy, id: id)
         default: break
         }
         if let refused = gatekeeper.capacity() { return refusal(refused) }
@@ -54,7 +54,7 @@ struct TranslatingFront {
         }
         let body: JSONValue
         do {
-            body = try JSONValue.parse(document.bytes, maxDepth: front.gatekeeper.inspector.limits.maxDepth + 1)
+            body = try JSONValue.parse(document.bytes, maxDepth: services.gatekeeper.inspector.limits.maxDepth + 1)
         } catch {
             return self.error(.badRequest, "\(error)")
         }
@@ -84,19 +84,19 @@ struct TranslatingFront {
         }
         var identity = identity
         let model: String
-        switch front.gatekeeper.model(relay.model, identity: &identity) {
+        switch services.gatekeeper.model(relay.model, identity: &identity) {
         case .success(let chosen): model = chosen.name
         case .failure(let refused): return refusal(refused)
         }
         let routes: [Route]
-        switch await front.gatekeeper.routes(for: model) {
+        switch await services.gatekeeper.routes(for: model) {
         case .success(let found): routes = found
         case .failure(let refused): return refusal(refused)
         }
         guard routes[0].backend.adapter.relays(route) else {
             let body: JSONValue
             do {
-                body = try JSONValue.parse(document.bytes, maxDepth: front.gatekeeper.inspector.limits.maxDepth + 1)
+                body = try JSONValue.parse(document.bytes, maxDepth: services.gatekeeper.inspector.limits.maxDepth + 1)
             } catch {
                 return self.error(.badRequest, "\(error)")
             }
@@ -113,7 +113,7 @@ struct TranslatingFront {
             decoded.model = model
             return await translate(decoded, requested: relay.model, identity: identity, routes: routes, context: context, forwarded: forwarded)
         }
-        let current = front.settings.current
+        let current = services.settings.current
         let options = OllamaOptionPolicy(caps: identity.key.policy.outputCaps.over(current.outputCaps))
         relay.cap = options.cap(asked: relay.askedCap)
         let promptEstimate = TokenEstimate.fromTextBytes(document.promptTextBytes)
@@ -126,7 +126,7 @@ struct TranslatingFront {
 
     /// Model policy for a request whose model the dialect's decoder read; returns a refusal or nil.
     func applyModelPolicy(_ model: inout String, _ identity: inout KeyIdentity) -> Response? {
-        switch front.gatekeeper.model(model, identity: &identity) {
+        switch services.gatekeeper.model(model, identity: &identity) {
         case .success(let chosen):
             model = chosen.name
             return nil
@@ -141,13 +141,13 @@ struct TranslatingFront {
         outputReserve: Int, relay: RelayRequest? = nil, forwarded: ForwardedHeaders = .none, run: (TranslatedExchange) async -> Response
     ) async -> Response {
         var exchange = TranslatedExchange(
-            front: front, route: route, identity: identity, requestID: requestID, started: started, clientAddress: context.clientAddress,
-            watch: front.connections.watch(for: context.channel), model: model, routes: routes
+            services: services, route: route, identity: identity, requestID: requestID, started: started, clientAddress: context.clientAddress,
+            watch: services.connections.watch(for: context.channel), model: model, routes: routes
         )
         exchange.requestedModel = requested
         exchange.relay = relay
         exchange.forwarded = forwarded
-        switch await front.gatekeeper.admit(
+        switch await services.gatekeeper.admit(
             identity: identity, requestID: requestID, endpoint: route.endpoint, model: model, promptEstimate: promptEstimate, outputReserve: outputReserve
         ) {
         case .failure(let refused):
@@ -165,7 +165,7 @@ struct TranslatingFront {
         _ decoded: ChatRequest, requested: String, identity: KeyIdentity, routes: [Route], context: GatewayRequestContext, forwarded: ForwardedHeaders
     ) async -> Response {
         var r = decoded
-        let current = front.settings.current
+        let current = services.settings.current
         let options = OllamaOptionPolicy(
             caps: identity.key.policy.outputCaps.over(current.outputCaps), numCtxMax: current.numCtxMax,
             keepAliveMin: current.keepAliveMin, keepAliveMax: current.keepAliveMax
@@ -191,7 +191,7 @@ struct TranslatingFront {
     func ollamaRequest(body: ByteBuffer, model: String, routes: [Route], cap: Int?, identity: KeyIdentity, context: GatewayRequestContext) async -> Response {
         guard case .ollama(let endpoint) = route else { return error(.notFound, "not found") }
         let value: JSONValue
-        do { value = try JSONValue.parse(Array(body.readableBytesView), maxDepth: front.gatekeeper.inspector.limits.maxDepth + 1) } catch {
+        do { value = try JSONValue.parse(Array(body.readableBytesView), maxDepth: services.gatekeeper.inspector.limits.maxDepth + 1) } catch {
             return self.error(.badRequest, "\(error)")
         }
         switch endpoint {

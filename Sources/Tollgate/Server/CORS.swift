@@ -104,7 +104,7 @@ struct ProxyResponder: HTTPResponder {
             context.resolvedClient = trustedProxies.client(peer: peer, forwardedFor: request.headers[values: .xForwardedFor])
         }
         if !addressRules.isEmpty, !addressRules.permits(context.clientAddress) {
-            front.gate.rejections.add("address")
+            front.services.gate.rejections.add("address")
             return OllamaFront.refusal(request, .forbidden, "requests from this address are not allowed")
         }
         guard let policy, let origin = request.headers[.origin] else { return try await front.respond(to: request, context: context) }

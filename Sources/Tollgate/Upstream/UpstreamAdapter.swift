@@ -16,6 +16,8 @@ protocol UpstreamAdapter: Sendable {
     var servesUnlistedModels: Bool { get }
     /// Whether the provider has an embeddings API.
     var hasEmbeddings: Bool { get }
+    /// The dialect's name for people (the admin UI's provider form).
+    var displayName: String { get }
 
     /// The provider's credential and version headers, and the client headers this dialect
     /// forwards (Anthropic's `anthropic-beta` / `anthropic-version`). The client's own credential

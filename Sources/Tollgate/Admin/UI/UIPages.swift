@@ -351,7 +351,7 @@ enum UIPages {
     static func providerFields(_ current: Backend?) -> String {
         let kind = current?.kind ?? .openai
         let options = ProviderConfig.Kind.allCases.map { k in
-            let label = k == .openai ? "OpenAI-compatible" : k == .anthropic ? "Anthropic" : "Ollama"
+            let label = UpstreamAdapters.make(for: k).displayName
             return "<option value=\"\(k.rawValue)\"\(k == kind ? " selected" : "")>\(label)</option>"
         }.joined()
         let keyHint = current == nil ? "sent as the provider's credential; stored sealed, never shown again" : (current?.config.apiKey != nil

@@ -16,41 +16,21 @@ import TollgateCore
 public struct OllamaFront: HTTPResponder {
     public typealias Context = GatewayRequestContext
 
-    let authenticator: KeyAuthenticator
-    let router: BackendRouter
-    let client: UpstreamClient
-    let usage: UsageWriter
-    let drain: DrainState
-    let maxBodyBytes: Int
-    let logger: Logger
-    let connections: ClientConnectionRegistry
-    let gate: RequestGate
-    let settings: SettingsCache
-    let clock: any GatewayClock
-    /// The gate's steps (identity, capacity, body bounds, model policy, routing, admission).
-    let gatekeeper: Gatekeeper
-    /// Upper bound on one upstream exchange, streaming included.
-    let exchangeDeadline: TimeAmount = .hours(6)
+    /// The gate, router, usage writer and the rest every stage of a request shares.
+    let services: ProxyServices
 
     init(
         authenticator: KeyAuthenticator, router: BackendRouter, client: UpstreamClient, usage: UsageWriter,
         drain: DrainState, maxBodyBytes: Int, maxJSONDepth: Int, connections: ClientConnectionRegistry, gate: RequestGate,
         settings: SettingsCache, clock: any GatewayClock, logger: Logger
     ) {
-        self.gate = gate
-        self.settings = settings
-        self.clock = clock
-        self.connections = connections
-        self.authenticator = authenticator
-        self.router = router
-        self.client = client
-        self.usage = usage
-        self.drain = drain
-        self.maxBodyBytes = maxBodyBytes
-        self.logger = logger
-        self.gatekeeper = Gatekeeper(
+        let gatekeeper = Gatekeeper(
             authenticator: authenticator, gate: gate, settings: settings, router: router, probe: ProviderProbe(client: client), usage: usage,
             inspector: JSONInspector(limits: .init(maxDepth: maxJSONDepth)), maxBodyBytes: maxBodyBytes, logger: logger
+        )
+        self.services = ProxyServices(
+            gatekeeper: gatekeeper, router: router, client: client, usage: usage, drain: drain, connections: connections, settings: settings,
+            clock: clock, logger: logger
         )
     }
 
@@ -59,7 +39,7 @@ public struct OllamaFront: HTTPResponder {
         let started = ContinuousClock.now
         let rawPath = Self.rawPath(request.head.path)
         let translated = TranslatedRoute.match(method: request.method, rawPath: rawPath)
-        if drain.isDraining {
+        if services.drain.isDraining {
             var r: Response
             switch translated {
             case .route(let route)?, .wrongMethod(let route, _)?: r = route.dialect.error(.shuttingDown, requestID: requestID)
@@ -70,7 +50,7 @@ public struct OllamaFront: HTTPResponder {
         }
         switch translated {
         case .route(let route)?:
-            return await TranslatingFront(front: self, route: route, requestID: requestID, started: started).respond(to: request, context: context)
+            return await TranslatingFront(services: services, route: route, requestID: requestID, started: started).respond(to: request, context: context)
         case .wrongMethod(let route, let allowed)?:
             var r = route.dialect.error(.methodNotAllowed(request.method, path: rawPath), requestID: requestID)
             r.headers[.allow] = allowed.rawValue
@@ -78,7 +58,7 @@ public struct OllamaFront: HTTPResponder {
         case nil: break
         }
         if rawPath == QuotaEndpoint.path {
-            return await QuotaEndpoint(front: self).respond(to: request, requestID: requestID, address: context.clientAddress)
+            return await QuotaEndpoint(services: services).respond(to: request, requestID: requestID, address: context.clientAddress)
         }
         let endpoint: OllamaEndpoint
         switch OllamaEndpoint.match(method: request.method, rawPath: rawPath) {
@@ -96,7 +76,7 @@ public struct OllamaFront: HTTPResponder {
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .xRequestID: requestID], body: .init(byteBuffer: body))
         }
 
-        let gatekeeper = self.gatekeeper
+        let gatekeeper = services.gatekeeper
         var identity: KeyIdentity
         switch await gatekeeper.identify(request.headers, address: context.clientAddress) {
         case .success(let id): identity = id
@@ -106,18 +86,18 @@ public struct OllamaFront: HTTPResponder {
 
         let exchange = { (model: String?, routes: [Route], identity: KeyIdentity) in
             OllamaPassthrough(
-                front: self, endpoint: endpoint, identity: identity, requestID: requestID, started: started,
+                services: services, endpoint: endpoint, identity: identity, requestID: requestID, started: started,
                 clientAddress: context.clientAddress, accept: request.headers[.accept],
-                watch: connections.watch(for: context.channel), model: model, routes: routes
+                watch: services.connections.watch(for: context.channel), model: model, routes: routes
             )
         }
         guard endpoint.methods.contains(.post) else {
             // Model lists are federated across providers (and filtered by the key's allow-list).
             let allowed = identity.key.policy.allowedModels
-            if endpoint == .tags, router.backends.count > 1 || allowed != nil || router.primaryOllama == nil {
-                return await FederatedModels(front: self, requestID: requestID).ollamaTags(allowed: allowed, head: request.method == .head)
+            if endpoint == .tags, services.router.backends.count > 1 || allowed != nil || services.router.primaryOllama == nil {
+                return await FederatedModels(services: services, requestID: requestID).ollamaTags(allowed: allowed, head: request.method == .head)
             }
-            guard let primary = router.primaryOllama else { return FederatedModels.ollamaWithout(endpoint, requestID: requestID) }
+            guard let primary = services.router.primaryOllama else { return FederatedModels.ollamaWithout(endpoint, requestID: requestID) }
             return await exchange(nil, [Route(backend: primary, model: "")], identity).forward(method: request.method, body: nil, document: nil)
         }
         let document: JSONInspector.Document, buffer: ByteBuffer
@@ -133,7 +113,7 @@ public struct OllamaFront: HTTPResponder {
         }
 
         // Gate: model policy (default, alias, lock, allow-list), output cap and option clamps.
-        let current = settings.current
+        let current = services.settings.current
         var rewriter = RequestRewriter(document)
         var model: String?
         let modelField = endpoint == .show && document.fields["model"] == nil ? "name" : "model"
@@ -170,13 +150,13 @@ public struct OllamaFront: HTTPResponder {
         let body = rewriter.isEmpty ? buffer : ByteBuffer(bytes: rewriter.body())
         guard endpoint.isInference else {
             if !target.backend.adapter.speaks(.ollama) {
-                return FederatedModels(front: self, requestID: requestID).ollamaShow(route: target)
+                return FederatedModels(services: services, requestID: requestID).ollamaShow(route: target)
             }
             return await exchange(model, routes, identity).forward(method: .post, body: body, document: document)
         }
         if !target.backend.adapter.speaks(.ollama) {
             // Another dialect serves this model: translate the (policy-rewritten) request.
-            return await TranslatingFront(front: self, route: .ollama(endpoint), requestID: requestID, started: started)
+            return await TranslatingFront(services: services, route: .ollama(endpoint), requestID: requestID, started: started)
                 .ollamaRequest(body: body, model: model ?? "", routes: routes, cap: cap, identity: identity, context: context)
         }
 

@@ -8,7 +8,7 @@ import TollgateCore
 /// when they reset, for the key and its user. Nothing about other keys.
 struct QuotaEndpoint {
     static let path: Substring = "/tollgate/v1/quota"
-    let front: OllamaFront
+    let services: ProxyServices
 
     func respond(to request: Request, requestID: String, address: String?) async -> Response {
         guard request.method == .get || request.method == .head else {
@@ -17,12 +17,12 @@ struct QuotaEndpoint {
             return r
         }
         let identity: KeyIdentity
-        switch await front.gatekeeper.identify(request.headers, address: address) {
+        switch await services.gatekeeper.identify(request.headers, address: address) {
         case .success(let id): identity = id
         case .failure(let refusal): return ClientDialect.ollama.error(refusal, requestID: requestID)
         }
-        let now = front.clock.now()
-        let calendar = front.gate.calendar
+        let now = services.clock.now()
+        let calendar = services.gate.calendar
         var object: [String: Any] = [:]
         do {
             object["key"] = try await describe(
@@ -40,7 +40,7 @@ struct QuotaEndpoint {
         } catch {
             return OllamaFront.error(.serviceUnavailable, "the quota store is unavailable; try again shortly", requestID, retryAfter: 1)
         }
-        let settings = front.settings.current
+        let settings = services.settings.current
         object["model_lock"] = settings.forceModel ?? identity.scheduledModel ?? NSNull()
         object["allowed_models"] = identity.key.policy.allowedModels.map { $0.map(\.text) } ?? NSNull()
         object["time_zone"] = calendar.timeZone.identifier
@@ -54,7 +54,7 @@ struct QuotaEndpoint {
 
     func describe(subject: String, policy: SubjectPolicy, now: Date, calendar: QuotaCalendar, extra: [String: Any]) async throws -> [String: Any] {
         let q = policy.quotas, r = policy.rates
-        let stored = try await front.gate.store.quotaState(subject: subject) ?? QuotaLedger.empty(now: now, calendar: calendar)
+        let stored = try await services.gate.store.quotaState(subject: subject) ?? QuotaLedger.empty(now: now, calendar: calendar)
         let state = QuotaLedger.rolled(stored, now: now, calendar: calendar)
         let tokensLeft = QuotaLedger.remainingTokens(state, limits: q, now: now, calendar: calendar)
         let requestsLeft = QuotaLedger.remainingRequests(state, limits: q, now: now, calendar: calendar)
@@ -70,7 +70,7 @@ struct QuotaEndpoint {
                 "remaining_tokens": (period == .day ? tokensLeft.day : tokensLeft.month) ?? NSNull(),
             ]
         }
-        let minute = front.gate.rateState(subject, rates: r)
+        let minute = services.gate.rateState(subject, rates: r)
         var out = extra
         out["day"] = window(.day)
         out["month"] = window(.month)

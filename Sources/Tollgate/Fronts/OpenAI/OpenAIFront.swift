@@ -16,7 +16,7 @@ extension TranslatingFront {
 
     func embed(_ e: OpenAIDialect.EmbeddingsRequest, requested: String, identity: KeyIdentity, context: GatewayRequestContext) async -> Response {
         let routes: [Route]
-        switch await front.gatekeeper.routes(for: e.model) {
+        switch await services.gatekeeper.routes(for: e.model) {
         case .success(let found): routes = found
         case .failure(let refused): return refusal(refused)
         }

@@ -10,6 +10,7 @@ struct AnthropicAdapter: UpstreamAdapter {
 
     var nativeDialect: ClientDialect { .anthropic }
     var hasEmbeddings: Bool { false }
+    var displayName: String { "Anthropic" }
 
     /// The provider key, the client's `anthropic-version` (else the default), and the client's
     /// `anthropic-beta` features that the provider's allow-list admits (default: all of them).

@@ -7,6 +7,7 @@ import TollgateCore
 struct OllamaAdapter: UpstreamAdapter {
     var nativeDialect: ClientDialect { .ollama }
     var servesUnlistedModels: Bool { true }
+    var displayName: String { "Ollama" }
 
     func authorize(_ headers: inout HTTPHeaders, config: ProviderConfig, forwarding client: ForwardedHeaders) {
         // An Ollama behind an authenticating proxy (Ollama's own cloud, a reverse proxy).

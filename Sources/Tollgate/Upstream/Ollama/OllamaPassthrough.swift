@@ -10,7 +10,7 @@ import TollgateCore
 /// One request's trip to an Ollama backend and back, with no translation: the body goes up
 /// unchanged and the answer is relayed chunk by chunk while the meter reads it, then settled once.
 struct OllamaPassthrough {
-    let front: OllamaFront
+    let services: ProxyServices
     let endpoint: OllamaEndpoint
     let identity: KeyIdentity
     let requestID: String
@@ -44,12 +44,12 @@ struct OllamaPassthrough {
         let stream = endpoint.streamsByDefault ? (document?.bool("stream") ?? true) : false
         let promptEstimate = endpoint.isInference ? TokenEstimate.fromTextBytes(document?.promptTextBytes ?? 0) : nil
         let settlement = RequestSettlement(
-            writer: front.usage,
+            writer: services.usage,
             template: identity.usageTemplate(
-                requestID: requestID, createdAt: front.clock.now(), endpoint: endpoint.rawValue, modelRequested: requested ?? model, stream: stream,
-                usageSource: endpoint.isInference ? .unknown : .none, clientAddress: clientAddress, defaultTag: front.settings.current.defaultTag
+                requestID: requestID, createdAt: services.clock.now(), endpoint: endpoint.rawValue, modelRequested: requested ?? model, stream: stream,
+                usageSource: endpoint.isInference ? .unknown : .none, clientAddress: clientAddress, defaultTag: services.settings.current.defaultTag
             ),
-            prices: front.settings.current,
+            prices: services.settings.current,
             started: started,
             promptEstimate: promptEstimate,
             admission: admission
@@ -59,7 +59,7 @@ struct OllamaPassthrough {
         do {
             let accept = self.accept
             let sent = try await UpstreamCall.send(
-                routes: routes, router: front.router, client: front.client, deadline: front.exchangeDeadline, watch: watch, settlement: settlement
+                routes: routes, router: services.router, client: services.client, deadline: services.exchangeDeadline, watch: watch, settlement: settlement
             ) { route in
                 var upstreamRequest = HTTPClientRequest(url: route.backend.baseURL + endpoint.rawValue)
                 upstreamRequest.method = NIOHTTP1.HTTPMethod(rawValue: method.rawValue)
@@ -75,13 +75,13 @@ struct OllamaPassthrough {
             response = sent.response
             idle = sent.route.backend.config.idleTimeout
             if let refusal = CredentialRefusal(status: Int(response.status.code), backend: sent.route.backend) {
-                refusal.record(backend: sent.route.backend, logger: front.logger, requestID: requestID, settlement: settlement)
+                refusal.record(backend: sent.route.backend, logger: services.logger, requestID: requestID, settlement: settlement)
                 return self.failure(.badGateway, refusal.message)
             }
         } catch {
-            let failure = UpstreamFailure(error, aborted: front.drain.isAborted)
+            let failure = UpstreamFailure(error, aborted: services.drain.isAborted)
             failure.settle(settlement, promptEstimate: promptEstimate)  // nil unless an inference endpoint
-            failure.log(front.logger, requestID: requestID, backends: routes)
+            failure.log(services.logger, requestID: requestID, backends: routes)
             return self.failure(failure.status, failure.message)
         }
 
@@ -102,7 +102,7 @@ struct OllamaPassthrough {
         var first: ByteBuffer?
         var failure: UpstreamFailure?
         if let length = response.headers.first(name: "content-length").flatMap(Int.init), length > 0, !isHead {
-            do { first = try await iterator.next() } catch { failure = UpstreamFailure(error, aborted: front.drain.isAborted) }
+            do { first = try await iterator.next() } catch { failure = UpstreamFailure(error, aborted: services.drain.isAborted) }
             if let chunk = first, chunk.readableBytes == length {
                 var meter = OllamaStreamMeter()
                 meter.observe(chunk)
@@ -152,7 +152,7 @@ struct OllamaPassthrough {
         headers: HTTPFields, first: ByteBuffer?, failure: UpstreamFailure?, rest: UpstreamBodyReader,
         close: Closing, headMs: Double, isHead: Bool
     ) -> Response {
-        let drain = front.drain
+        let drain = services.drain
         let pending = UnsafeTransfer(rest)
         return Response(
             status: close.status, headers: headers,

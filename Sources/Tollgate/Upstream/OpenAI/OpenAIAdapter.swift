@@ -7,6 +7,7 @@ import TollgateCore
 /// the version prefix (`https://api.openai.com/v1`).
 struct OpenAIAdapter: UpstreamAdapter {
     var nativeDialect: ClientDialect { .openAI }
+    var displayName: String { "OpenAI-compatible" }
 
     func authorize(_ headers: inout HTTPHeaders, config: ProviderConfig, forwarding client: ForwardedHeaders) {
         if let key = config.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
