@@ -253,6 +253,9 @@ extension MockOllamaResponder {
                     return Self.cloudError(400, type: "invalid_request_error", message: message, anthropic: anthropic)
                 }
             }
+            if let messages = json["messages"] as? [[String: Any]], let problem = Self.toolPairingProblem(messages, anthropic: anthropic) {
+                return Self.cloudError(400, type: "invalid_request_error", message: problem, anthropic: anthropic)
+            }
             if path != "/v1/embeddings", json["model"] as? String == nil {
                 return Self.cloudError(400, type: "invalid_request_error", message: anthropic ? "model: Field required" : "you must provide a model parameter", anthropic: anthropic)
             }
@@ -283,5 +286,42 @@ extension MockOllamaResponder {
             headers[HTTPField.Name("x-ratelimit-limit-requests")!] = "500"
             headers[HTTPField.Name("x-ratelimit-remaining-requests")!] = "499"
         }
+    }
+
+    /// Tool results must answer the calls of the turn just before them, each call exactly once — as
+    /// OpenAI and Anthropic check it (their words).
+    static func toolPairingProblem(_ messages: [[String: Any]], anthropic: Bool) -> String? {
+        var open: [String] = []
+        for (i, m) in messages.enumerated() {
+            let role = m["role"] as? String
+            if anthropic {
+                let blocks = m["content"] as? [[String: Any]] ?? []
+                if role == "user" {
+                    let results = blocks.filter { $0["type"] as? String == "tool_result" }.map { $0["tool_use_id"] as? String ?? "" }
+                    for id in results where !open.contains(id) {
+                        return "messages.\(i).content: unexpected `tool_use_id` found in `tool_result` blocks: \(id). Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+                    }
+                    if !open.isEmpty, Set(results) != Set(open) {
+                        return "messages.\(i): `tool_use` ids were found without `tool_result` blocks immediately after: \(open.filter { !results.contains($0) }.joined(separator: ", "))"
+                    }
+                    open = []
+                } else if role == "assistant" {
+                    open = blocks.filter { $0["type"] as? String == "tool_use" }.map { $0["id"] as? String ?? "" }
+                }
+            } else {
+                if role == "tool" {
+                    guard let id = m["tool_call_id"] as? String, let at = open.firstIndex(of: id) else {
+                        return "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'."
+                    }
+                    open.remove(at: at)
+                    continue
+                }
+                if !open.isEmpty {
+                    return "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: \(open.joined(separator: ", "))"
+                }
+                if role == "assistant" { open = (m["tool_calls"] as? [[String: Any]] ?? []).map { $0["id"] as? String ?? "" } }
+            }
+        }
+        return nil
     }
 }

@@ -16,6 +16,9 @@ public enum OllamaDialect {
             r.kind = .completion(prompt: body["prompt"]?.stringValue ?? "", suffix: body["suffix"]?.stringValue)
             if let system = body["system"]?.stringValue, !system.isEmpty { r.messages.append(ChatMessage(role: .system, content: [.text(system)])) }
         } else {
+            // Calls of the latest assistant turn not answered yet, in order: Ollama's tool messages
+            // carry no call id, so each is paired with the next unanswered call (of its tool, when named).
+            var unanswered: [ToolCall] = []
             for (i, m) in (body["messages"]?.arrayValue ?? []).enumerated() {
                 let role: ChatRole
                 switch m["role"]?.stringValue {
@@ -41,12 +44,23 @@ public enum OllamaDialect {
                     }
                     message.toolCalls.append(ToolCall(id: call["id"]?.stringValue ?? "call_\(i)_\(j)", name: name, arguments: args))
                 }
+                if role == .assistant, !message.toolCalls.isEmpty { unanswered = message.toolCalls }
                 if role == .tool {
                     message.toolName = m["tool_name"]?.stringValue ?? m["name"]?.stringValue
-                    message.toolCallID = m["tool_call_id"]?.stringValue
-                    // Ollama pairs results with calls by name; other dialects need the call's id.
-                    if message.toolCallID == nil, let name = message.toolName {
-                        message.toolCallID = r.messages.reversed().lazy.flatMap(\.toolCalls).first { $0.name == name }?.id
+                    let given = m["tool_call_id"]?.stringValue
+                    let match = unanswered.firstIndex { call in
+                        if let given { return call.id == given }
+                        return message.toolName.map { $0 == call.name } ?? true
+                    }
+                    if let match {
+                        message.toolCallID = unanswered[match].id
+                        message.toolName = message.toolName ?? unanswered[match].name
+                        unanswered.remove(at: match)
+                    } else if let given {
+                        message.toolCallID = given
+                    } else {
+                        // Other dialects need the call a result answers; there is none to name.
+                        throw RequestError("messages[\(i)]: a tool result must follow an assistant message whose tool call it answers", param: "messages")
                     }
                 }
                 r.messages.append(message)

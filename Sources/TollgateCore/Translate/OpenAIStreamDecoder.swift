@@ -45,7 +45,9 @@ public struct OpenAIStreamDecoder: Sendable, LineEventDecoder {
             .map { .toolCall($0) }
         calls.removeAll()
         let reason = finishReason ?? .stop
-        events.append(.finish(events.isEmpty ? reason : .toolCalls, usage: usage))
+        // Calls cut short by the output limit are still a `length` finish: the client must know the
+        // arguments may be incomplete.
+        events.append(.finish(events.isEmpty || reason == .length ? reason : .toolCalls, usage: usage))
         return events
     }
 
@@ -78,6 +80,8 @@ public struct OpenAIStreamDecoder: Sendable, LineEventDecoder {
             let delta = choice["delta"]
             if let t = delta?["reasoning_content"]?.stringValue ?? delta?["reasoning"]?.stringValue, !t.isEmpty { events.append(.thinking(t)) }
             if let t = delta?["content"]?.stringValue, !t.isEmpty { events.append(.text(t)) }
+            // Legacy completions (`/v1/completions`) stream their text in `choices[].text`.
+            if delta == nil, let t = choice["text"]?.stringValue, !t.isEmpty { events.append(.text(t)) }
             for fragment in delta?["tool_calls"]?.arrayValue ?? [] {
                 let index = fragment["index"]?.intValue ?? 0
                 let id = fragment["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }

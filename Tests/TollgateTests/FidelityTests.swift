@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+@testable import Tollgate
+import TollgateCore
+import TollgateTestSupport
+
+/// Cross-dialect fidelity (issue 18), against the strict mock providers: tool results pair with the
+/// calls they answer, legacy completion streams carry their text, a cut finish stays a cut finish.
+@Suite(.timeLimit(.minutes(2))) struct FidelityTests {
+    /// An Ollama tool loop with two calls of the same tool (no ids: Ollama has none).
+    static let ollamaToolLoop = #"""
+        {"model":"MODEL","stream":false,"messages":[
+          {"role":"user","content":"weather in Tokyo and Paris?"},
+          {"role":"assistant","content":"","tool_calls":[
+            {"function":{"name":"get_weather","arguments":{"city":"Tokyo"}}},
+            {"function":{"name":"get_weather","arguments":{"city":"Paris"}}}]},
+          {"role":"tool","tool_name":"get_weather","content":"sunny"},
+          {"role":"tool","tool_name":"get_weather","content":"rainy"}],
+         "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]}
+        """#
+
+    @Test func ollamaToolResultsPairWithTheirOwnCallsOnEveryProvider() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            // OpenAI-compatible provider: each tool message names its own call (the strict mock refuses otherwise).
+            let openAI = try await gw.send("/api/chat", body: Self.ollamaToolLoop.replacingOccurrences(of: "MODEL", with: "gpt-4o-mini"), key: key)
+            #expect(openAI.status == 200, "\(openAI.body)")
+            let sent = try #require(fleet.openAI.lastPost?.bodyJSON?["messages"] as? [[String: Any]])
+            let callIDs = (sent[1]["tool_calls"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+            #expect(callIDs.count == 2 && Set(callIDs).count == 2)
+            #expect(sent[2]["tool_call_id"] as? String == callIDs.first && sent[2]["content"] as? String == "sunny")
+            #expect(sent[3]["tool_call_id"] as? String == callIDs.last && sent[3]["content"] as? String == "rainy")
+            // Anthropic: both results in the next user turn, each naming its tool_use.
+            let anthropic = try await gw.send("/api/chat", body: Self.ollamaToolLoop.replacingOccurrences(of: "MODEL", with: "claude-sonnet-4-5"), key: key)
+            #expect(anthropic.status == 200, "\(anthropic.body)")
+            let toAnthropic = try #require(fleet.anthropic.lastPost?.bodyJSON?["messages"] as? [[String: Any]])
+            let uses = (toAnthropic[1]["content"] as? [[String: Any]])?.filter { $0["type"] as? String == "tool_use" }.compactMap { $0["id"] as? String } ?? []
+            let results = (toAnthropic[2]["content"] as? [[String: Any]])?.filter { $0["type"] as? String == "tool_result" } ?? []
+            #expect(uses.count == 2 && results.map { $0["tool_use_id"] as? String } == uses.map { Optional($0) })
+            // A result with no call to answer is refused with the field named, before any provider sees it.
+            let before = fleet.openAI.hitCount
+            let orphan = try await gw.send(
+                "/api/chat", body: #"{"model":"gpt-4o-mini","stream":false,"messages":[{"role":"user","content":"x"},{"role":"tool","tool_name":"get_weather","content":"sunny"}]}"#,
+                key: key
+            )
+            #expect(orphan.status == 400 && orphan.body.contains("messages[1]") && orphan.body.contains("tool call"), "\(orphan.body)")
+            #expect(fleet.openAI.hitCount == before)
+        }
+    }
+
+    @Test func legacyCompletionStreamsCarryTheirTextAndTheCapHolds() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            // /api/generate streamed to an OpenAI-compatible provider (its /completions streams `choices[].text`).
+            let key = try await gw.createKey()
+            let generate = try await gw.send("/api/generate", body: #"{"model":"gpt-4o-mini","prompt":"Once upon"}"#, key: key)
+            #expect(generate.status == 200)
+            let text = generate.body.split(separator: "\n").compactMap { try? JSONValue.parse(String($0))["response"]?.stringValue }.joined()
+            #expect(text == "tok0 tok1 tok2 tok3 tok4 ", "\(generate.body)")
+            // A relayed /v1/completions stream whose provider ignores the cap is cut at it.
+            fleet.openAI.updateBehavior { $0.endless = true }
+            let capped = try await gw.createKey(policy: SubjectPolicy(outputCaps: OutputCaps(maximum: 3)))
+            let stream = try await gw.send("/v1/completions", body: #"{"model":"gpt-4o-mini","prompt":"x","stream":true}"#, key: capped)
+            #expect(stream.status == 200)
+            #expect(stream.body.components(separatedBy: "tok").count - 1 == 3, "\(stream.body.prefix(600))")
+            #expect(stream.body.contains(#""finish_reason":"length""#))
+            let records = try await gw.waitForUsage(count: 2)
+            let cut = try #require(records.first { $0.endpoint == "/v1/completions" })
+            #expect(cut.outcome == .capReached && cut.completionTokens == 3 && cut.usageSource == .estimated)
+            let generated = try #require(records.first { $0.endpoint == "/api/generate" })
+            #expect(generated.usageSource == .upstream && generated.completionTokens == 5)
+        }
+    }
+
+    @Test func toolCallsCutByTheLimitFinishWithLength() {
+        var decoder = OpenAIStreamDecoder(ids: OllamaNative.ToolCallIDs(prefix: "t"))
+        let stream = """
+            data: {"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{\\"a\\":"}}]},"finish_reason":null}]}
+
+            data: {"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"length"}]}
+
+            data: [DONE]
+
+
+            """
+        let events = decoder.feed(Array(stream.utf8)) + decoder.finish()
+        #expect(events.contains { if case .toolCall(let c) = $0 { c.id == "call_1" } else { false } })
+        #expect(events.contains { if case .finish(.length, _) = $0 { true } else { false } })
+    }
+}
