@@ -52,7 +52,7 @@ import TollgateTestSupport
     @Test func legacyCompletionStreamsCarryTheirTextAndTheCapHolds() async throws {
         try await ProviderTests.withFleet { fleet in
             let gw = fleet.gw
-            // /api/generate streamed to an OpenAI-compatible provider (its /completions streams `choices[].text`).
+            // /api/generate streamed to an OpenAI-compatible provider.
             let key = try await gw.createKey()
             let generate = try await gw.send("/api/generate", body: #"{"model":"gpt-4o-mini","prompt":"Once upon"}"#, key: key)
             #expect(generate.status == 200)
@@ -70,6 +70,38 @@ import TollgateTestSupport
             #expect(cut.outcome == .capReached && cut.completionTokens == 3 && cut.usageSource == .estimated)
             let generated = try #require(records.first { $0.endpoint == "/api/generate" })
             #expect(generated.usageSource == .upstream && generated.completionTokens == 5)
+        }
+    }
+
+    @Test func generateCarriesItsSystemPromptAndImagesOrRefusesWhatOnlyOllamaCanDo() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGBgAAAABQABXvMqGgAAAABJRU5ErkJggg=="
+            let body = #"{"model":"MODEL","prompt":"Describe it","system":"Be brief.","images":["\#(png)"],"stream":false}"#
+            // OpenAI-compatible: a chat turn (not legacy /completions), system and image carried.
+            let openAI = try await gw.send("/api/generate", body: body.replacingOccurrences(of: "MODEL", with: "gpt-4o-mini"), key: key)
+            #expect(openAI.status == 200, "\(openAI.body)")
+            #expect((try JSONValue.parse(openAI.body))["response"]?.stringValue == "tok0 tok1 tok2 tok3 tok4 ")
+            let toOpenAI = try #require(fleet.openAI.lastPost)
+            #expect(toOpenAI.path == "/v1/chat/completions")
+            let messages = try #require(toOpenAI.bodyJSON?["messages"] as? [[String: Any]])
+            #expect(messages.first?["role"] as? String == "system" && messages.first?["content"] as? String == "Be brief.")
+            let parts = messages.last?["content"] as? [[String: Any]] ?? []
+            #expect(parts.contains { ($0["image_url"] as? [String: Any])?["url"] as? String == "data:image/png;base64,\(png)" })
+            #expect(parts.contains { $0["text"] as? String == "Describe it" })
+            // Anthropic: the system field and an image block.
+            let anthropic = try await gw.send("/api/generate", body: body.replacingOccurrences(of: "MODEL", with: "claude-sonnet-4-5"), key: key)
+            #expect(anthropic.status == 200, "\(anthropic.body)")
+            let toAnthropic = try #require(fleet.anthropic.lastPost?.bodyJSON)
+            #expect(toAnthropic["system"] as? String == "Be brief.")
+            let blocks = (toAnthropic["messages"] as? [[String: Any]])?.last?["content"] as? [[String: Any]] ?? []
+            #expect(blocks.contains { $0["type"] as? String == "image" } && blocks.contains { $0["text"] as? String == "Describe it" })
+            // What only Ollama's own prompt handling means is refused by name.
+            for (field, extra) in [("raw", #""raw":true"#), ("template", #""template":"{{ .Prompt }}""#), ("context", #""context":[1,2,3]"#)] {
+                let r = try await gw.send("/api/generate", body: #"{"model":"gpt-4o-mini","prompt":"x","stream":false,\#(extra)}"#, key: key)
+                #expect(r.status == 400 && r.body.contains(field) && r.body.contains("only available for models served by Ollama"), "\(r.body)")
+            }
         }
     }
 

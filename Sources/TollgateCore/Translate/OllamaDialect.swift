@@ -13,8 +13,29 @@ public enum OllamaDialect {
         default: throw RequestError("stream must be a boolean")
         }
         if generate {
-            r.kind = .completion(prompt: body["prompt"]?.stringValue ?? "", suffix: body["suffix"]?.stringValue)
+            // What only Ollama's own prompt handling can do is refused by name, never dropped.
+            if body["raw"]?.boolValue == true { throw RequestError("raw prompts are only available for models served by Ollama", param: "raw") }
+            if let template = body["template"]?.stringValue, !template.isEmpty {
+                throw RequestError("template is only available for models served by Ollama", param: "template")
+            }
+            if let context = body["context"]?.arrayValue, !context.isEmpty {
+                throw RequestError("context (Ollama's token state) is only available for models served by Ollama; send the conversation to /api/chat", param: "context")
+            }
+            let prompt = body["prompt"]?.stringValue ?? ""
             if let system = body["system"]?.stringValue, !system.isEmpty { r.messages.append(ChatMessage(role: .system, content: [.text(system)])) }
+            var images: [ContentPart] = []
+            for image in body["images"]?.arrayValue ?? [] {
+                if let data = image.stringValue { images.append(.image(mediaType: Self.mediaType(base64: data), base64: data)) }
+            }
+            if let suffix = body["suffix"]?.stringValue {
+                // Fill-in-the-middle needs a completions API; images cannot go there.
+                if !images.isEmpty { throw RequestError("images cannot be sent with suffix to a model not served by Ollama", param: "images") }
+                r.kind = .completion(prompt: prompt, suffix: suffix)
+            } else {
+                // A generation is one user turn to a chat model (every cloud provider serves chat;
+                // few still serve legacy completions): the system prompt and images go with it.
+                r.messages.append(ChatMessage(role: .user, content: images + [.text(prompt)]))
+            }
         } else {
             // Calls of the latest assistant turn not answered yet, in order: Ollama's tool messages
             // carry no call id, so each is paired with the next unanswered call (of its tool, when named).
