@@ -105,6 +105,21 @@ import TollgateTestSupport
         }
     }
 
+    @Test func malformedToolArgumentsInTheHistoryAreRefusedNotEmptied() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            let history = #"{"model":"MODEL","messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"city\": \"Tok"}}]},{"role":"tool","tool_call_id":"call_1","content":"ok"}]}"#
+            for model in ["llama3.2", "claude-sonnet-4-5"] {
+                let r = try await gw.send("/v1/chat/completions", body: history.replacingOccurrences(of: "MODEL", with: model), key: key)
+                #expect(r.status == 400 && r.body.contains("messages[1].tool_calls[0].function.arguments"), "\(model) \(r.body)")
+            }
+            // Well-formed ones still go through (an empty string means no arguments).
+            let fine = history.replacingOccurrences(of: "MODEL", with: "claude-sonnet-4-5").replacingOccurrences(of: #""{\"city\": \"Tok""#, with: #""""#)
+            #expect(try await gw.send("/v1/chat/completions", body: fine, key: key).status == 200)
+        }
+    }
+
     @Test func toolCallsCutByTheLimitFinishWithLength() {
         var decoder = OpenAIStreamDecoder(ids: OllamaNative.ToolCallIDs(prefix: "t"))
         let stream = """

@@ -149,9 +149,17 @@ public enum OpenAIDialect {
                 }
                 let args: String
                 switch f["arguments"] {
-                case .string(let s)?: args = s
+                case nil, .null?: args = "{}"
                 case let v? where v.objectValue != nil: args = v.text
-                default: args = "{}"
+                case .string(let s)? where (try? JSONValue.parse(s))?.objectValue != nil || s.trimmingCharacters(in: .whitespaces).isEmpty:
+                    args = s.trimmingCharacters(in: .whitespaces).isEmpty ? "{}" : s
+                default:
+                    // Translation targets (Ollama, Anthropic) take arguments as an object: a malformed
+                    // string would otherwise become `{}` and change what the call said.
+                    throw RequestError(
+                        "\(param).tool_calls[\(j)].function.arguments must be a JSON object (or a string holding one) to reach this model",
+                        param: "\(param).tool_calls[\(j)].function.arguments"
+                    )
                 }
                 message.toolCalls.append(ToolCall(id: call["id"]?.stringValue ?? "call_\(index)_\(j)", name: name, arguments: args))
             }
