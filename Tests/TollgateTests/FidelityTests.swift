@@ -120,6 +120,24 @@ import TollgateTestSupport
         }
     }
 
+    @Test func streamedAnthropicPromptCountsKeepTheirCachedTokens() {
+        var decoder = AnthropicStreamDecoder()
+        let stream = """
+            event: message_start
+            data: {"type":"message_start","message":{"id":"m","model":"claude","usage":{"input_tokens":5,"cache_read_input_tokens":100,"cache_creation_input_tokens":20,"output_tokens":1}}}
+
+            event: message_delta
+            data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":5,"cache_read_input_tokens":100,"cache_creation_input_tokens":20,"output_tokens":7}}
+
+            event: message_stop
+            data: {"type":"message_stop"}
+
+
+            """
+        let events = decoder.feed(Array(stream.utf8)) + decoder.finish()
+        #expect(events.contains { if case .finish(_, let usage) = $0 { usage == TokenUsage(promptTokens: 125, completionTokens: 7) } else { false } })
+    }
+
     @Test func toolCallsCutByTheLimitFinishWithLength() {
         var decoder = OpenAIStreamDecoder(ids: OllamaNative.ToolCallIDs(prefix: "t"))
         let stream = """

@@ -193,7 +193,11 @@ public struct AnthropicStreamDecoder: ChatStreamDecoder, LineEventDecoder {
         case "message_delta"?:
             stop = AnthropicBackend.finishReason(value["delta"]?["stop_reason"]?.stringValue)
             if let o = value["usage"]?["output_tokens"]?.intValue { outputTokens = o }
-            if let i = value["usage"]?["input_tokens"]?.intValue { inputTokens = i }
+            // Cumulative counts; cached prompt tokens are prompt tokens too (as in message_start).
+            let u = value["usage"]
+            if let i = u?["input_tokens"]?.intValue {
+                inputTokens = i + (u?["cache_read_input_tokens"]?.intValue ?? 0) + (u?["cache_creation_input_tokens"]?.intValue ?? 0)
+            }
             return []
         case "message_stop"?:
             isFinished = true
