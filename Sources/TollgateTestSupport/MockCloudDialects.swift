@@ -97,6 +97,8 @@ extension MockOllamaResponder {
             ])
         case "/v1/chat/completions", "/v1/completions":
             return openAIChat(json: json, model: model, behavior: behavior, completion: path == "/v1/completions")
+        case "/v1/messages/count_tokens":
+            return Self.json(["input_tokens": (behavior.promptEvalCount ?? 26) + 1000])
         case "/v1/messages":
             return anthropicMessages(json: json, model: model, behavior: behavior)
         default:

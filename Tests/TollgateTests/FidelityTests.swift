@@ -120,6 +120,26 @@ import TollgateTestSupport
         }
     }
 
+    @Test func countTokensAsksAnAnthropicProviderAndEstimatesOnlyForOthers() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            // Served by Anthropic: the provider counts (the strict mock answers its prompt count + 1000),
+            // the body relayed as sent (a URL image source too) with the client's beta header.
+            let body = #"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":[{"type":"image","source":{"type":"url","url":"https://example.com/a.png"}},{"type":"text","text":"hi"}]}]}"#
+            let counted = try await gw.send("/v1/messages/count_tokens", body: body, key: key, headers: [("anthropic-beta", "token-counting-2024-11-01")])
+            #expect(counted.status == 200 && counted.body == #"{"input_tokens":1026}"#, "\(counted.body)")
+            let sent = try #require(fleet.anthropic.lastPost)
+            #expect(sent.path == "/v1/messages/count_tokens" && sent.body == Array(body.utf8))
+            #expect(sent.header("anthropic-beta") == "token-counting-2024-11-01" && sent.header("x-api-key") == ProviderTests.anthropicKey)
+            // Served by Ollama: the gateway's estimate, no upstream call.
+            let before = fleet.anthropic.hitCount
+            let estimated = try await gw.send("/v1/messages/count_tokens", body: #"{"model":"llama3.2","messages":[{"role":"user","content":"hello there"}]}"#, key: key)
+            #expect(estimated.status == 200 && estimated.body.contains("input_tokens") && !estimated.body.contains("1026"))
+            #expect(fleet.anthropic.hitCount == before)
+        }
+    }
+
     @Test func streamedAnthropicPromptCountsKeepTheirCachedTokens() {
         var decoder = AnthropicStreamDecoder()
         let stream = """

@@ -50,6 +50,8 @@ struct TranslatingFront {
         switch route {
         case .chat, .completion, .messages:
             return await generate(document, identity: identity, context: context, forwarded: ForwardedHeaders(request.headers))
+        case .countTokens:
+            if let counted = await providerCount(document, identity: identity, forwarded: ForwardedHeaders(request.headers)) { return counted }
         default: break
         }
         let body: JSONValue

@@ -19,12 +19,17 @@ struct CredentialRefusal {
         "provider '\(provider)' refused the gateway's credential (HTTP \(status)); the gateway's operator must check that provider's key"
     }
 
-    /// Counts and logs the refusal, and settles the request as an upstream error answered with 502.
-    func record(backend: Backend, logger: Logger, requestID: String, settlement: RequestSettlement) {
+    /// Counts and logs the refusal for the operator.
+    func report(backend: Backend, logger: Logger, requestID: String) {
         backend.credentialRefusals.add(1, ordering: .relaxed)
         logger.error(
             "provider refused the gateway's credential", metadata: ["request_id": "\(requestID)", "provider": "\(provider)", "status": "\(status)"]
         )
+    }
+
+    /// Reports the refusal and settles the request as an upstream error answered with 502.
+    func record(backend: Backend, logger: Logger, requestID: String, settlement: RequestSettlement) {
+        report(backend: backend, logger: logger, requestID: requestID)
         let message = self.message
         settlement.settle { r in
             r.httpStatus = 502
