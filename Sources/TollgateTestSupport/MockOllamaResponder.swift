@@ -244,6 +244,15 @@ extension MockOllamaResponder {
             if request.head.path == "/v1/messages", json["max_tokens"] == nil {
                 return Self.cloudError(400, type: "invalid_request_error", message: "max_tokens: Field required", anthropic: true)
             }
+            if let thinking = json["thinking"] as? [String: Any], thinking["type"] as? String == "enabled" {
+                let budget = thinking["budget_tokens"] as? Int ?? 0
+                if budget < 1024 {
+                    return Self.cloudError(400, type: "invalid_request_error", message: "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024", anthropic: true)
+                }
+                if let maxTokens = json["max_tokens"] as? Int, budget >= maxTokens {
+                    return Self.cloudError(400, type: "invalid_request_error", message: "`max_tokens` must be greater than `thinking.budget_tokens`.", anthropic: true)
+                }
+            }
         }
         // The shape of the body, as the real APIs check it before anything else.
         if request.method == .post, let path = request.head.path?.prefix(while: { $0 != "?" }) {

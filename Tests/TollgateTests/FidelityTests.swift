@@ -140,6 +140,28 @@ import TollgateTestSupport
         }
     }
 
+    @Test func aKeysCapBelowTheThinkingBudgetLowersTheBudgetOnTheRelay() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            // Claude Code's shape: max_tokens 32000 with a thinking budget of 31999.
+            let body = #"{"model":"claude-sonnet-4-5","max_tokens":32000,"thinking":{"type":"enabled","budget_tokens":31999},"messages":[{"role":"user","content":"x"}]}"#
+            let capped = try await gw.createKey(policy: SubjectPolicy(outputCaps: OutputCaps(maximum: 8000)))
+            let r = try await gw.send("/v1/messages", body: body, key: capped)
+            #expect(r.status == 200, "\(r.body)")
+            #expect(
+                fleet.anthropic.lastPost?.body
+                    == Array(body.replacingOccurrences(of: #""max_tokens":32000"#, with: #""max_tokens":8000"#)
+                        .replacingOccurrences(of: #""budget_tokens":31999"#, with: #""budget_tokens":7999"#).utf8)
+            )
+            // No room for Anthropic's minimum budget: refused, naming the field, before the provider.
+            let tiny = try await gw.createKey(policy: SubjectPolicy(outputCaps: OutputCaps(maximum: 1000)))
+            let before = fleet.anthropic.hitCount
+            let refused = try await gw.send("/v1/messages", body: body, key: tiny)
+            #expect(refused.status == 400 && refused.body.contains("thinking") && refused.body.contains("1000"), "\(refused.body)")
+            #expect(fleet.anthropic.hitCount == before)
+        }
+    }
+
     @Test func streamedAnthropicPromptCountsKeepTheirCachedTokens() {
         var decoder = AnthropicStreamDecoder()
         let stream = """

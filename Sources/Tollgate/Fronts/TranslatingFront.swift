@@ -118,6 +118,7 @@ struct TranslatingFront {
         let current = services.settings.current
         let options = OllamaOptionPolicy(caps: identity.key.policy.outputCaps.over(current.outputCaps))
         relay.cap = options.cap(asked: relay.askedCap)
+        if let conflict = routes[0].backend.adapter.refusal(for: relay) { return refusal(.invalid(conflict)) }
         let promptEstimate = TokenEstimate.fromTextBytes(document.promptTextBytes)
         let relayed = relay
         return await admitAndRun(

@@ -32,6 +32,10 @@ protocol UpstreamAdapter: Sendable {
     /// Every other byte stays as the client sent it.
     func patch(_ relay: RelayRequest, model: String, config: ProviderConfig) -> RequestRewriter
 
+    /// Why a relayed request cannot be sent once policy has patched it (nil: it can). Only
+    /// conflicts the gateway's own patch creates are judged; the rest is the provider's to judge.
+    func refusal(for relay: RelayRequest) -> RequestError?
+
     /// Embeddings: path, body and answer.
     func embeddingsPath() -> String
     func embeddingsBody(model: String, inputs: [String], dimensions: Int?) -> String
@@ -53,6 +57,7 @@ extension UpstreamAdapter {
     var hasEmbeddings: Bool { true }
     var servesUnlistedModels: Bool { false }
     func sameModel(_ a: String, _ b: String) -> Bool { a == b }
+    func refusal(for relay: RelayRequest) -> RequestError? { nil }
     func passedOnHeaders(_ upstream: HTTPHeaders, to client: ClientDialect) -> [(HTTPField.Name, String)] { [] }
     func patch(_ relay: RelayRequest, model: String, config: ProviderConfig) -> RequestRewriter {
         var rewriter = RequestRewriter(relay.document)

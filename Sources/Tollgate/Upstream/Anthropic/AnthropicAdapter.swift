@@ -27,11 +27,42 @@ struct AnthropicAdapter: UpstreamAdapter {
 
     func chatCodec(config: ProviderConfig) -> any ChatBackendAdapter { AnthropicBackend() }
 
+    /// Anthropic's thinking minimum: `budget_tokens` must be at least this and below `max_tokens`.
+    static let minimumThinkingBudget = 1024
+
+    /// The model name, and the output cap in force; a cap lowered below the client's
+    /// `thinking.budget_tokens` lowers the budget with it (Claude Code asks 32000 with a budget of
+    /// 31999: a key capped at 8000 still thinks, within 7999).
     func patch(_ relay: RelayRequest, model: String, config: ProviderConfig) -> RequestRewriter {
         var rewriter = RequestRewriter(relay.document)
         if relay.model != model { rewriter.setString("model", model) }
-        if let cap = relay.cap, cap != relay.askedCap { rewriter.setRaw("max_tokens", json: String(cap)) }
+        if let cap = relay.cap, cap != relay.askedCap {
+            rewriter.setRaw("max_tokens", json: String(cap))
+            if var thinking = Self.thinking(relay.document), let budget = thinking["budget_tokens"]?.intValue, budget >= cap {
+                thinking.update("budget_tokens", .number(max(Self.minimumThinkingBudget, cap - 1)))
+                rewriter.setRaw("thinking", json: thinking.text)
+            }
+        }
         return rewriter
+    }
+
+    /// A cap at or below Anthropic's minimum thinking budget leaves no room to think as asked.
+    func refusal(for relay: RelayRequest) -> RequestError? {
+        guard let cap = relay.cap, cap != relay.askedCap, cap <= Self.minimumThinkingBudget,
+            Self.thinking(relay.document)?["budget_tokens"] != nil
+        else { return nil }
+        return RequestError(
+            "thinking needs max_tokens above \(Self.minimumThinkingBudget), and this key's output cap is \(cap); ask without thinking",
+            param: "thinking.budget_tokens"
+        )
+    }
+
+    /// The client's `thinking` object when it enables budgeted thinking.
+    static func thinking(_ document: JSONInspector.Document) -> JSONValue? {
+        guard document.fields["thinking"]?.kind == .object, let raw = document.raw("thinking"),
+            let value = try? JSONValue.parse(Array(raw), maxDepth: 16), value["type"]?.stringValue == "enabled"
+        else { return nil }
+        return value
     }
 
     // Anthropic has no embeddings API (``hasEmbeddings`` keeps requests away); these are never called.
