@@ -265,6 +265,10 @@ extension MockOllamaResponder {
             if let messages = json["messages"] as? [[String: Any]], let problem = Self.toolPairingProblem(messages, anthropic: anthropic) {
                 return Self.cloudError(400, type: "invalid_request_error", message: problem, anthropic: anthropic)
             }
+            // OpenAI's non-reasoning models refuse reasoning parameters.
+            if !anthropic, json["reasoning_effort"] != nil, let m = json["model"] as? String, m.hasPrefix("gpt-4") || m.hasPrefix("gpt-3.5") {
+                return Self.cloudError(400, type: "invalid_request_error", message: "Unrecognized request argument supplied: reasoning_effort", anthropic: false)
+            }
             if path != "/v1/embeddings", json["model"] as? String == nil {
                 return Self.cloudError(400, type: "invalid_request_error", message: anthropic ? "model: Field required" : "you must provide a model parameter", anthropic: anthropic)
             }

@@ -162,6 +162,42 @@ import TollgateTestSupport
         }
     }
 
+    @Test func theModelsTraitsDecideReasoningAndTheDefaultOutputLimit() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            // gpt-4o-mini does not reason: thinking asked by an Ollama client is not sent as reasoning_effort (a 400 there).
+            let plain = try await gw.send("/api/chat", body: #"{"model":"gpt-4o-mini","think":true,"stream":false,"messages":[{"role":"user","content":"x"}]}"#, key: key)
+            #expect(plain.status == 200, "\(plain.body)")
+            #expect(fleet.openAI.lastPost?.bodyJSON?["reasoning_effort"] == nil)
+            // A reasoning model gets it, with max_completion_tokens.
+            let reasoning = try await gw.send(
+                "/api/chat", body: #"{"model":"openai/o4-mini","think":"high","stream":false,"options":{"num_predict":300},"messages":[{"role":"user","content":"x"}]}"#, key: key
+            )
+            #expect(reasoning.status == 200, "\(reasoning.body)")
+            let sent = try #require(fleet.openAI.lastPost?.bodyJSON)
+            #expect(sent["reasoning_effort"] as? String == "high" && sent["max_completion_tokens"] as? Int == 300 && sent["max_tokens"] == nil)
+            // An OpenAI client that names no cap gets the Claude model's own output limit, not 4096.
+            let claude = try await gw.send("/v1/chat/completions", body: #"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"x"}]}"#, key: key)
+            #expect(claude.status == 200, "\(claude.body)")
+            #expect(fleet.anthropic.lastPost?.bodyJSON?["max_tokens"] as? Int == 64000)
+        }
+    }
+
+    @Test func knownTraitsAndDeclaredOnes() throws {
+        #expect(ModelTraits.known("o3-mini").reasons == true && ModelTraits.known("openai/gpt-5").reasons == true)
+        #expect(ModelTraits.known("gpt-4o").reasons == false && ModelTraits.known("gpt-5-chat-latest").reasons == false)
+        #expect(ModelTraits.known("qwen3:32b").reasons == nil && ModelTraits.known("o1x").reasons == nil)
+        #expect(ModelTraits.known("claude-opus-4-1-20250805").maxOutputTokens == 32000 && ModelTraits.known("claude-3-5-haiku-latest").maxOutputTokens == 8192)
+        let file = #"{"providers":[{"name":"vllm","kind":"openai","url":"http://10.0.0.7:8000/v1","models":[{"name":"qwen3-32b","reasoning":true,"max_output_tokens":32768}]}]}"#
+        let config = try TollgateConfig.load(from: ConfigSource(values: ["OLLAMA_URL": "none", "TOLLGATE_PROVIDERS": file]))
+        let declared = try #require(config.providers.first?.models.first)
+        #expect(declared.traits == ModelTraits(reasons: true, maxOutputTokens: 32768))
+        #expect(throws: ConfigError.self) {
+            try TollgateConfig.load(from: ConfigSource(values: ["TOLLGATE_PROVIDERS": file.replacingOccurrences(of: "32768", with: "\"lots\"")]))
+        }
+    }
+
     @Test func streamedAnthropicPromptCountsKeepTheirCachedTokens() {
         var decoder = AnthropicStreamDecoder()
         let stream = """

@@ -15,7 +15,7 @@ import TollgateTestSupport
     /// An OpenAI request full of things the canonical model does not know (all valid for OpenAI),
     /// with spacing and escapes a re-serialiser would change.
     static let openAIBody = #"""
-        {"model": "openai/gpt-4o-mini",  "max_tokens": 500, "reasoning_effort": "minimal",
+        {"model": "openai/gpt-5-mini",  "max_tokens": 500, "reasoning_effort": "minimal",
          "messages": [{"role": "user", "content": [
             {"type": "text", "text": "caf\u00e9 \/ what is in these?"},
             {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "high"}},
@@ -58,7 +58,7 @@ import TollgateTestSupport
             let received = try #require(fleet.openAI.lastPost)
             // Only the model (provider/model → the provider's name) and the cap (500 → the key's 40) changed.
             let expected = Self.openAIBody
-                .replacingOccurrences(of: #""model": "openai/gpt-4o-mini""#, with: #""model": "gpt-4o-mini""#)
+                .replacingOccurrences(of: #""model": "openai/gpt-5-mini""#, with: #""model": "gpt-5-mini""#)
                 .replacingOccurrences(of: #""max_tokens": 500"#, with: #""max_tokens": 40"#)
             #expect(String(decoding: received.body, as: UTF8.self) == expected)
             #expect(received.path == "/v1/chat/completions")

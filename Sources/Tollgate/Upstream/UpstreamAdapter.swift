@@ -24,8 +24,9 @@ protocol UpstreamAdapter: Sendable {
     /// never reaches an upstream.
     func authorize(_ headers: inout HTTPHeaders, config: ProviderConfig, forwarding client: ForwardedHeaders)
 
-    /// The canonical-model codec of this dialect (paths, bodies, answers, stream decoder).
-    func chatCodec(config: ProviderConfig) -> any ChatBackendAdapter
+    /// The canonical-model codec of this dialect (paths, bodies, answers, stream decoder), for a
+    /// model with these traits (whether it reasons, its largest output).
+    func chatCodec(config: ProviderConfig, traits: ModelTraits) -> any ChatBackendAdapter
 
     /// The edits policy makes to a relayed request: the provider's model name, the output cap in
     /// force, and what the gateway needs to meter (OpenAI's `stream_options.include_usage`).

@@ -1,15 +1,18 @@
 /// Anthropic's Messages API as a backend (`POST /v1/messages`, relative to `https://api.anthropic.com`).
 public struct AnthropicBackend: ChatBackendAdapter {
-    /// `max_tokens` is required by Anthropic; used when neither the client nor policy set a cap.
+    /// `max_tokens` is required by Anthropic; used when neither the client nor policy set a cap and
+    /// the model's own limit is not known.
     public static let defaultMaxTokens = 4096
+    /// The `max_tokens` sent when neither the client nor policy set a cap: the model's largest output.
+    public var fallbackMaxTokens: Int
 
-    public init() {}
+    public init(maxOutputTokens: Int? = nil) { self.fallbackMaxTokens = maxOutputTokens ?? Self.defaultMaxTokens }
 
     public func path(for request: ChatRequest) -> String { "/v1/messages" }
 
     public func body(for request: ChatRequest) -> String {
         var o: [(String, JSONValue)] = [("model", .string(request.model))]
-        let maxTokens = request.maxTokens ?? Self.defaultMaxTokens
+        let maxTokens = request.maxTokens ?? fallbackMaxTokens
         o.append(("max_tokens", .number(maxTokens)))
         var messages = request.messages
         if case .completion(let prompt, _) = request.kind { messages.append(ChatMessage(role: .user, content: [.text(prompt)])) }

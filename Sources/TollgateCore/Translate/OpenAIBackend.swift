@@ -5,7 +5,14 @@ public struct OpenAIBackend: ChatBackendAdapter {
     /// Send `max_completion_tokens` (OpenAI itself) instead of `max_tokens` (everyone else).
     public var maxCompletionTokens: Bool
 
-    public init(maxCompletionTokens: Bool = false) { self.maxCompletionTokens = maxCompletionTokens }
+    /// Whether the model reasons: `reasoning_effort` goes with thinking unless the model is known not
+    /// to reason (gpt-4o, gpt-4.1… answer it with 400); unknown models get the client's wish.
+    public var reasons: Bool?
+
+    public init(maxCompletionTokens: Bool = false, reasons: Bool? = nil) {
+        self.maxCompletionTokens = maxCompletionTokens || reasons == true
+        self.reasons = reasons
+    }
 
     public func path(for request: ChatRequest) -> String {
         if case .completion = request.kind { return "/completions" }
@@ -53,9 +60,9 @@ public struct OpenAIBackend: ChatBackendAdapter {
         case .text?, nil: break
         }
         switch request.think {
-        case .effort(let e)?: o.append(("reasoning_effort", .string(e == "max" ? "high" : e)))
-        case .on?: o.append(("reasoning_effort", .string("medium")))
-        case .off?, nil: break
+        case .effort(let e)? where reasons != false: o.append(("reasoning_effort", .string(e == "max" ? "high" : e)))
+        case .on? where reasons != false: o.append(("reasoning_effort", .string("medium")))
+        default: break
         }
         o.append(("stream", .bool(request.stream)))
         // Usage always: the gateway meters it; the extra chunk is dropped if the client did not ask.

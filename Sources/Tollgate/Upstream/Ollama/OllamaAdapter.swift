@@ -14,7 +14,7 @@ struct OllamaAdapter: UpstreamAdapter {
         if let key = config.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
     }
 
-    func chatCodec(config: ProviderConfig) -> any ChatBackendAdapter { OllamaChatBackend() }
+    func chatCodec(config: ProviderConfig, traits: ModelTraits) -> any ChatBackendAdapter { OllamaChatBackend() }
 
     func embeddingsPath() -> String { "/api/embed" }
     func embeddingsBody(model: String, inputs: [String], dimensions: Int?) -> String {

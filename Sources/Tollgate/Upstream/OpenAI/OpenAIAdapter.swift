@@ -13,7 +13,10 @@ struct OpenAIAdapter: UpstreamAdapter {
         if let key = config.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
     }
 
-    func chatCodec(config: ProviderConfig) -> any ChatBackendAdapter { OpenAIBackend(maxCompletionTokens: config.maxCompletionTokens) }
+    /// OpenAI itself (and any reasoning model) wants `max_completion_tokens`; only reasoning models get `reasoning_effort`.
+    func chatCodec(config: ProviderConfig, traits: ModelTraits) -> any ChatBackendAdapter {
+        OpenAIBackend(maxCompletionTokens: config.maxCompletionTokens, reasons: traits.reasons)
+    }
 
     /// The cap in force replaces the client's (in the field the client used; OpenAI itself wants
     /// `max_completion_tokens` when the client named neither), and a stream asks for the final
