@@ -265,6 +265,14 @@ extension MockOllamaResponder {
             if let messages = json["messages"] as? [[String: Any]], let problem = Self.toolPairingProblem(messages, anthropic: anthropic) {
                 return Self.cloudError(400, type: "invalid_request_error", message: problem, anthropic: anthropic)
             }
+            // OpenAI takes images from users only.
+            if !anthropic, let messages = json["messages"] as? [[String: Any]] {
+                for (i, m) in messages.enumerated() where m["role"] as? String != "user" {
+                    if (m["content"] as? [[String: Any]])?.contains(where: { $0["type"] as? String == "image_url" }) == true {
+                        return Self.cloudError(400, type: "invalid_request_error", message: "Invalid 'messages[\(i)]'. Image URLs are only allowed for messages with role 'user'", anthropic: false)
+                    }
+                }
+            }
             // OpenAI's non-reasoning models refuse reasoning parameters.
             if !anthropic, json["reasoning_effort"] != nil, let m = json["model"] as? String, m.hasPrefix("gpt-4") || m.hasPrefix("gpt-3.5") {
                 return Self.cloudError(400, type: "invalid_request_error", message: "Unrecognized request argument supplied: reasoning_effort", anthropic: false)

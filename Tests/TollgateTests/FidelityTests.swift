@@ -198,6 +198,31 @@ import TollgateTestSupport
         }
     }
 
+    @Test func imagesATookReturnedReachAnOpenAIModelInAUserTurn() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGBgAAAABQABXvMqGgAAAABJRU5ErkJggg=="
+            let body = #"""
+                {"model":"gpt-4o-mini","max_tokens":50,"messages":[
+                  {"role":"user","content":"take a screenshot"},
+                  {"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"screenshot","input":{}}]},
+                  {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"done"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"\#(png)"}}]}]}],
+                 "tools":[{"name":"screenshot","input_schema":{"type":"object"}}]}
+                """#
+            let r = try await gw.send("/v1/messages", body: body, key: key)
+            #expect(r.status == 200, "\(r.body)")
+            let sent = try #require(fleet.openAI.lastPost?.bodyJSON?["messages"] as? [[String: Any]])
+            let tool = try #require(sent.first { $0["role"] as? String == "tool" })
+            #expect(tool["tool_call_id"] as? String == "toolu_1" && (tool["content"] as? String)?.contains("done") == true)
+            let after = try #require(sent.last)
+            #expect(after["role"] as? String == "user")
+            let parts = after["content"] as? [[String: Any]] ?? []
+            #expect(parts.contains { ($0["image_url"] as? [String: Any])?["url"] as? String == "data:image/png;base64,\(png)" })
+            #expect(parts.contains { ($0["text"] as? String)?.contains("toolu_1") == true })
+        }
+    }
+
     @Test func streamedAnthropicPromptCountsKeepTheirCachedTokens() {
         var decoder = AnthropicStreamDecoder()
         let stream = """

@@ -26,7 +26,7 @@ public struct OpenAIBackend: ChatBackendAdapter {
             o.append(("prompt", .string(prompt)))
             if let suffix { o.append(("suffix", .string(suffix))) }
         case .chat:
-            o.append(("messages", .array(request.messages.map(Self.message))))
+            o.append(("messages", .array(Self.messages(request.messages))))
             if !request.tools.isEmpty {
                 o.append((
                     "tools",
@@ -68,6 +68,38 @@ public struct OpenAIBackend: ChatBackendAdapter {
         // Usage always: the gateway meters it; the extra chunk is dropped if the client did not ask.
         if request.stream { o.append(("stream_options", .object([("include_usage", .bool(true))]))) }
         return JSONValue.object(o).text
+    }
+
+    /// The messages in OpenAI's shape. A `tool` message takes text only: images a tool returned
+    /// (an Anthropic `tool_result` can hold them) go in a user message right after the turn's tool
+    /// results, saying which call they came from, so the model still sees them.
+    static func messages(_ list: [ChatMessage]) -> [JSONValue] {
+        var out: [JSONValue] = []
+        var toolImages: [JSONValue] = []
+        func flushImages() {
+            guard !toolImages.isEmpty else { return }
+            out.append(.object([("role", .string("user")), ("content", .array(toolImages))]))
+            toolImages = []
+        }
+        for m in list {
+            guard m.role == .tool, !m.images.isEmpty else {
+                if m.role != .tool { flushImages() }
+                out.append(message(m))
+                continue
+            }
+            var textOnly = m
+            textOnly.content = m.content.filter { if case .text = $0 { true } else { false } }
+            if textOnly.content.isEmpty { textOnly.content = [.text("(the result is the image in the next message)")] }
+            out.append(message(textOnly))
+            toolImages.append(.object([("type", .string("text")), ("text", .string("Image returned by tool call \(m.toolCallID ?? "?"):"))]))
+            for part in m.content {
+                if case .image(let media, let data) = part {
+                    toolImages.append(.object([("type", .string("image_url")), ("image_url", .object([("url", .string("data:\(media);base64,\(data)"))]))]))
+                }
+            }
+        }
+        flushImages()
+        return out
     }
 
     static func message(_ m: ChatMessage) -> JSONValue {
