@@ -252,6 +252,15 @@ extension MockOllamaResponder {
                 if let maxTokens = json["max_tokens"] as? Int, budget >= maxTokens {
                     return Self.cloudError(400, type: "invalid_request_error", message: "`max_tokens` must be greater than `thinking.budget_tokens`.", anthropic: true)
                 }
+                if let t = json["temperature"] as? Double, t != 1 {
+                    return Self.cloudError(400, type: "invalid_request_error", message: "`temperature` may only be set to 1 when thinking is enabled.", anthropic: true)
+                }
+                if json["top_k"] != nil {
+                    return Self.cloudError(400, type: "invalid_request_error", message: "`top_k` must be unset when thinking is enabled.", anthropic: true)
+                }
+                if let choice = (json["tool_choice"] as? [String: Any])?["type"] as? String, choice == "any" || choice == "tool" {
+                    return Self.cloudError(400, type: "invalid_request_error", message: "Thinking may not be enabled when tool_choice forces tool use.", anthropic: true)
+                }
             }
         }
         // The shape of the body, as the real APIs check it before anything else.

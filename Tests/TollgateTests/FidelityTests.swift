@@ -223,6 +223,35 @@ import TollgateTestSupport
         }
     }
 
+    @Test func whatAnthropicRefusesWithThinkingIsRefusedByNameAndToolChoiceNoneKeepsTheTools() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            let before = fleet.anthropic.hitCount
+            for (path, body, field) in [
+                ("/api/chat", #"{"model":"claude-sonnet-4-5","think":true,"stream":false,"options":{"temperature":0.2},"messages":[{"role":"user","content":"x"}]}"#, "temperature"),
+                ("/api/chat", #"{"model":"claude-sonnet-4-5","think":"low","stream":false,"options":{"top_k":5},"messages":[{"role":"user","content":"x"}]}"#, "top_k"),
+                ("/v1/chat/completions", #"{"model":"claude-sonnet-4-5","reasoning_effort":"high","tool_choice":"required","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"messages":[{"role":"user","content":"x"}]}"#, "tool_choice"),
+            ] {
+                let r = try await gw.send(path, body: body, key: key)
+                #expect(r.status == 400 && r.body.contains(field) && r.body.contains("thinking"), "\(r.body)")
+            }
+            #expect(fleet.anthropic.hitCount == before)
+            // Thinking with temperature 1 is fine.
+            let fine = try await gw.send("/api/chat", body: #"{"model":"claude-sonnet-4-5","think":true,"stream":false,"options":{"temperature":1},"messages":[{"role":"user","content":"x"}]}"#, key: key)
+            #expect(fine.status == 200, "\(fine.body)")
+            // tool_choice none: the tools stay (a history may hold tool blocks), the model may not call them.
+            let none = try await gw.send(
+                "/v1/chat/completions",
+                body: #"{"model":"claude-sonnet-4-5","max_tokens":20,"tool_choice":"none","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"messages":[{"role":"user","content":"x"}]}"#,
+                key: key
+            )
+            #expect(none.status == 200, "\(none.body)")
+            let sent = try #require(fleet.anthropic.lastPost?.bodyJSON)
+            #expect((sent["tools"] as? [Any])?.count == 1 && (sent["tool_choice"] as? [String: Any])?["type"] as? String == "none")
+        }
+    }
+
     @Test func streamedAnthropicPromptCountsKeepTheirCachedTokens() {
         var decoder = AnthropicStreamDecoder()
         let stream = """

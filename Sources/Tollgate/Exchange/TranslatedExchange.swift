@@ -87,13 +87,6 @@ struct TranslatedExchange {
         return self.failure(failure.status, failure.message)
     }
 
-    /// The provider dialect's codec for the route's model, with the model's traits (declared in the
-    /// catalog, else known for its family).
-    func codec(_ route: Route) -> any ChatBackendAdapter {
-        let declared = services.router.catalog.metadata(provider: route.backend.name, model: route.model)
-        return route.backend.adapter.chatCodec(config: route.backend.config, traits: declared?.traits ?? ModelTraits.known(route.model))
-    }
-
     /// A provider's error status, in the client's dialect; the request is settled. A refusal of
     /// the gateway's credential becomes a 502 naming the provider; a 429 keeps the provider's
     /// `Retry-After`; other statuses keep the provider's status and message (a relayed request
@@ -134,18 +127,18 @@ struct TranslatedExchange {
         let sentRoute: Route
         do {
             let sent = try await send(settlement: settlement) { route in
-                codec(route).path(for: request)
+                services.codec(route).path(for: request)
             } body: { route in
                 if let relay, route.backend.adapter.relays(clientRoute) {
                     return ByteBuffer(bytes: route.backend.adapter.patch(relay, model: route.model, config: route.backend.config).body())
                 }
                 var forBackend = request
                 forBackend.model = route.model
-                return ByteBuffer(string: codec(route).body(for: forBackend))
+                return ByteBuffer(string: services.codec(route).body(for: forBackend))
             }
             response = sent.response
             sentRoute = sent.route
-            adapter = codec(sent.route)
+            adapter = services.codec(sent.route)
             passthrough = relay != nil && sent.route.backend.adapter.relays(clientRoute)
             idle = sent.route.backend.config.idleTimeout
         } catch {

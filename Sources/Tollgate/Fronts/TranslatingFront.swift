@@ -182,6 +182,7 @@ struct TranslatingFront {
         let keepAlive = defaults?.keepAlive ?? OllamaOptionPolicy.ollamaDefaultKeepAlive
         let bounded = options.bound(keepAlive: keepAlive)
         if defaults?.keepAlive != nil || bounded != keepAlive { r.keepAlive = .number(Int(bounded.rounded())) }
+        if let conflict = services.codec(routes[0]).refusal(for: r) { return refusal(.invalid(conflict)) }
         let promptEstimate = TokenEstimate.fromTextBytes(r.promptTextBytes)
         let request = r
         return await admitAndRun(
@@ -205,6 +206,7 @@ struct TranslatingFront {
             }
             r.model = model
             r.maxTokens = cap ?? r.maxTokens
+            if let conflict = services.codec(routes[0]).refusal(for: r) { return refusal(.invalid(conflict)) }
             let promptEstimate = TokenEstimate.fromTextBytes(r.promptTextBytes)
             let request = r
             return await admitAndRun(

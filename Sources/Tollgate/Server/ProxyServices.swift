@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import TollgateCore
 
 /// What every stage of a proxied request shares — the gate, the router and its HTTP client, the
 /// usage writer, drain and connection state, settings, the clock and the logger — handed to the
@@ -18,4 +19,11 @@ struct ProxyServices: Sendable {
     let exchangeDeadline: TimeAmount = .hours(6)
 
     var gate: RequestGate { gatekeeper.gate }
+
+    /// A route's provider-dialect codec, with the model's traits (declared in the catalog, else
+    /// known for its family).
+    func codec(_ route: Route) -> any ChatBackendAdapter {
+        let declared = router.catalog.metadata(provider: route.backend.name, model: route.model)
+        return route.backend.adapter.chatCodec(config: route.backend.config, traits: declared?.traits ?? ModelTraits.known(route.model))
+    }
 }

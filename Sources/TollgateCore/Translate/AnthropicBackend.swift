@@ -10,6 +10,37 @@ public struct AnthropicBackend: ChatBackendAdapter {
 
     public func path(for request: ChatRequest) -> String { "/v1/messages" }
 
+    /// The thinking budget sent for a request (nil: no thinking). Anthropic wants
+    /// 1024 ≤ budget < max_tokens; no room means no thinking.
+    func thinkingBudget(_ request: ChatRequest, maxTokens: Int) -> Int? {
+        let budget: Int?
+        switch request.think {
+        case .on?: budget = 4096
+        case .effort("low")?: budget = 1024
+        case .effort("medium")?: budget = 4096
+        case .effort?: budget = 16384
+        case .off?, nil: budget = nil
+        }
+        guard let budget, maxTokens > 1024 else { return nil }
+        return min(budget, maxTokens - 1)
+    }
+
+    /// With thinking on, Anthropic refuses a temperature other than 1, `top_k`, and a forced tool choice.
+    public func refusal(for request: ChatRequest) -> RequestError? {
+        guard thinkingBudget(request, maxTokens: request.maxTokens ?? fallbackMaxTokens) != nil else { return nil }
+        if let t = request.temperature, t.doubleValue != 1 {
+            return RequestError("temperature cannot be set with thinking on for Anthropic models; leave it out or turn thinking off", param: "temperature")
+        }
+        if request.topK != nil {
+            return RequestError("top_k cannot be set with thinking on for Anthropic models; leave it out or turn thinking off", param: "top_k")
+        }
+        switch request.toolChoice {
+        case .required?, .tool?:
+            return RequestError("with thinking on, Anthropic models take tool_choice auto or none only", param: "tool_choice")
+        default: return nil
+        }
+    }
+
     public func body(for request: ChatRequest) -> String {
         var o: [(String, JSONValue)] = [("model", .string(request.model))]
         let maxTokens = request.maxTokens ?? fallbackMaxTokens
@@ -19,7 +50,7 @@ public struct AnthropicBackend: ChatBackendAdapter {
         let system = messages.filter { $0.role == .system }.map(\.text).joined(separator: "\n")
         if !system.isEmpty { o.append(("system", .string(system))) }
         o.append(("messages", .array(Self.messages(messages.filter { $0.role != .system }))))
-        if !request.tools.isEmpty, request.toolChoice != .some(ToolChoice.none) {
+        if !request.tools.isEmpty {
             o.append((
                 "tools",
                 .array(request.tools.map { t in
@@ -32,6 +63,8 @@ public struct AnthropicBackend: ChatBackendAdapter {
             switch request.toolChoice {
             case .required?: o.append(("tool_choice", .object([("type", .string("any"))])))
             case .tool(let name)?: o.append(("tool_choice", .object([("type", .string("tool")), ("name", .string(name))])))
+            // The tools stay (a history with tool blocks needs their definitions); the model may not call them.
+            case .none?: o.append(("tool_choice", .object([("type", .string("none"))])))
             default: break
             }
         }
@@ -39,17 +72,8 @@ public struct AnthropicBackend: ChatBackendAdapter {
         if let v = request.temperature { o.append(("temperature", v)) }
         if let v = request.topP { o.append(("top_p", v)) }
         if let v = request.topK { o.append(("top_k", v)) }
-        let budget: Int?
-        switch request.think {
-        case .on?: budget = 4096
-        case .effort("low")?: budget = 1024
-        case .effort("medium")?: budget = 4096
-        case .effort?: budget = 16384
-        case .off?, nil: budget = nil
-        }
-        // Anthropic wants 1024 ≤ budget < max_tokens; no room means no thinking.
-        if let b = budget, maxTokens > 1024 {
-            o.append(("thinking", .object([("type", .string("enabled")), ("budget_tokens", .number(min(b, maxTokens - 1)))])))
+        if let budget = thinkingBudget(request, maxTokens: maxTokens) {
+            o.append(("thinking", .object([("type", .string("enabled")), ("budget_tokens", .number(budget))])))
         }
         o.append(("stream", .bool(request.stream)))
         return JSONValue.object(o).text

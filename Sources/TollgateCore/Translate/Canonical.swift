@@ -220,6 +220,13 @@ public protocol ChatBackendAdapter: Sendable {
     func body(for request: ChatRequest) -> String
     func response(_ bytes: [UInt8], ids: OllamaNative.ToolCallIDs) throws -> ChatResponse
     func streamDecoder(ids: OllamaNative.ToolCallIDs) -> any ChatStreamDecoder
+    /// Why this backend cannot take the request as asked (nil: it can): a combination its API
+    /// refuses, which the gateway will not silently resolve by dropping one side.
+    func refusal(for request: ChatRequest) -> RequestError?
+}
+
+extension ChatBackendAdapter {
+    public func refusal(for request: ChatRequest) -> RequestError? { nil }
 }
 
 /// Ollama's `/api/chat` and `/api/generate`.
