@@ -252,6 +252,27 @@ import TollgateTestSupport
         }
     }
 
+    @Test func aFailedToolResultSaysSoWhereTheDialectHasNoErrorFlag() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            let body = #"""
+                {"model":"MODEL","max_tokens":50,"messages":[
+                  {"role":"user","content":"read the file"},
+                  {"role":"assistant","content":[{"type":"tool_use","id":"toolu_9","name":"read","input":{"path":"/x"}}]},
+                  {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_9","is_error":true,"content":"no such file"}]}],
+                 "tools":[{"name":"read","input_schema":{"type":"object"}}]}
+                """#
+            #expect(try await gw.send("/v1/messages", body: body.replacingOccurrences(of: "MODEL", with: "gpt-4o-mini"), key: key).status == 200)
+            let tool = (fleet.openAI.lastPost?.bodyJSON?["messages"] as? [[String: Any]])?.first { $0["role"] as? String == "tool" }
+            #expect(tool?["content"] as? String == "Error: no such file")
+            #expect(try await gw.send("/v1/messages", body: body.replacingOccurrences(of: "MODEL", with: "llama3.2"), key: key).status == 200)
+            // Two Ollama servers share llama3.2: whichever got it.
+            let ollama = [gw.mock, fleet.ollamaB].compactMap { ($0.lastPost?.bodyJSON?["messages"] as? [[String: Any]])?.first { $0["role"] as? String == "tool" } }.first
+            #expect(ollama?["content"] as? String == "Error: no such file")
+        }
+    }
+
     @Test func streamedAnthropicPromptCountsKeepTheirCachedTokens() {
         var decoder = AnthropicStreamDecoder()
         let stream = """

@@ -58,6 +58,15 @@ public struct ChatMessage: Sendable, Equatable {
         content.reduce(into: "") { out, part in if case .text(let t) = part { out += t } }
     }
 
+    /// For dialects whose tool results have no error flag (OpenAI, Ollama): a failed result says so
+    /// in its text, so the model still knows the call failed.
+    public var errorMarkedInText: ChatMessage {
+        guard role == .tool, isError else { return self }
+        var marked = self
+        marked.content.insert(.text("Error: "), at: 0)
+        return marked
+    }
+
     public var images: [String] {
         content.compactMap { if case .image(_, let data) = $0 { data } else { nil } }
     }

@@ -58,7 +58,8 @@ public enum OllamaNative {
         return JSONValue.object(o).text
     }
 
-    static func message(_ m: ChatMessage) -> JSONValue {
+    static func message(_ original: ChatMessage) -> JSONValue {
+        let m = original.errorMarkedInText
         var o: [(String, JSONValue)] = [("role", .string(m.role.rawValue)), ("content", .string(m.text))]
         if let t = m.thinking, !t.isEmpty { o.append(("thinking", .string(t))) }
         let images = m.images

@@ -102,7 +102,8 @@ public struct OpenAIBackend: ChatBackendAdapter {
         return out
     }
 
-    static func message(_ m: ChatMessage) -> JSONValue {
+    static func message(_ original: ChatMessage) -> JSONValue {
+        let m = original.errorMarkedInText
         var o: [(String, JSONValue)] = [("role", .string(m.role.rawValue))]
         if m.images.isEmpty {
             o.append(("content", m.toolCalls.isEmpty || !m.text.isEmpty ? .string(m.text) : .null))
