@@ -258,6 +258,17 @@ extension MockOllamaResponder {
                 if json["top_k"] != nil {
                     return Self.cloudError(400, type: "invalid_request_error", message: "`top_k` must be unset when thinking is enabled.", anthropic: true)
                 }
+                // In a tool loop, the assistant turn with the calls must start with its signed thinking.
+                let assistants = (json["messages"] as? [[String: Any]] ?? []).filter { $0["role"] as? String == "assistant" }
+                if let last = assistants.last, let blocks = last["content"] as? [[String: Any]], blocks.contains(where: { $0["type"] as? String == "tool_use" }),
+                    !(blocks.first?["type"] as? String == "thinking" && !((blocks.first?["signature"] as? String) ?? "").isEmpty)
+                {
+                    return Self.cloudError(
+                        400, type: "invalid_request_error",
+                        message: "messages.\(assistants.count): Expected `thinking` or `redacted_thinking`, but found `tool_use`. When `thinking` is enabled, a final `assistant` message must start with a thinking block.",
+                        anthropic: true
+                    )
+                }
                 if let choice = (json["tool_choice"] as? [String: Any])?["type"] as? String, choice == "any" || choice == "tool" {
                     return Self.cloudError(400, type: "invalid_request_error", message: "Thinking may not be enabled when tool_choice forces tool use.", anthropic: true)
                 }

@@ -273,6 +273,32 @@ import TollgateTestSupport
         }
     }
 
+    @Test func anOpenAIClientsToolLoopWithThinkingKeepsTheSignatureThroughAnthropic() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            let tools = #"[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]"#
+            let first = try await gw.send(
+                "/v1/chat/completions",
+                body: #"{"model":"claude-sonnet-4-5","max_tokens":2000,"reasoning_effort":"low","tools":\#(tools),"messages":[{"role":"user","content":"weather?"}]}"#, key: key
+            )
+            #expect(first.status == 200, "\(first.body)")
+            let message = try #require(try JSONValue.parse(first.body)["choices"]?.arrayValue?.first?["message"])
+            #expect(message["thinking_blocks"]?.arrayValue?.first?["signature"]?.stringValue == "sig")
+            let callID = try #require(message["tool_calls"]?.arrayValue?.first?["id"]?.stringValue)
+            // The client sends the assistant message back as it got it, then the tool's result.
+            let second = try await gw.send(
+                "/v1/chat/completions",
+                body: #"{"model":"claude-sonnet-4-5","max_tokens":2000,"reasoning_effort":"low","tools":\#(tools),"messages":[{"role":"user","content":"weather?"},\#(message.text),{"role":"tool","tool_call_id":"\#(callID)","content":"sunny"}]}"#,
+                key: key
+            )
+            #expect(second.status == 200, "\(second.body)")
+            let assistant = (fleet.anthropic.lastPost?.bodyJSON?["messages"] as? [[String: Any]])?.first { $0["role"] as? String == "assistant" }
+            let blocks = assistant?["content"] as? [[String: Any]] ?? []
+            #expect(blocks.first?["type"] as? String == "thinking" && blocks.first?["signature"] as? String == "sig")
+        }
+    }
+
     @Test func streamedAnthropicPromptCountsKeepTheirCachedTokens() {
         var decoder = AnthropicStreamDecoder()
         let stream = """

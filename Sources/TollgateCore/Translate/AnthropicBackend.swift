@@ -140,7 +140,10 @@ public struct AnthropicBackend: ChatBackendAdapter {
         for block in value["content"]?.arrayValue ?? [] {
             switch block["type"]?.stringValue {
             case "text"?: r.text += block["text"]?.stringValue ?? ""
-            case "thinking"?: r.thinking = (r.thinking ?? "") + (block["thinking"]?.stringValue ?? "")
+            case "thinking"?:
+                r.thinking = (r.thinking ?? "") + (block["thinking"]?.stringValue ?? "")
+                // The first block's signature: a turn that returns it must return that block.
+                if r.thinkingSignature == nil { r.thinkingSignature = block["signature"]?.stringValue }
             case "tool_use"?:
                 r.toolCalls.append(
                     ToolCall(id: block["id"]?.stringValue ?? "", name: block["name"]?.stringValue ?? "", arguments: (block["input"] ?? .object([])).text)

@@ -167,6 +167,8 @@ public struct ChatResponse: Sendable, Equatable {
     public var model: String
     public var text: String
     public var thinking: String?
+    /// The provider's signature of the thinking (Anthropic), to go back with it in the next turn.
+    public var thinkingSignature: String?
     public var toolCalls: [ToolCall]
     public var finishReason: FinishReason
     /// Usage as the upstream reported it; nil when it reported none.

@@ -142,6 +142,13 @@ public enum OpenAIDialect {
         default: throw RequestError("\(param).content must be a string or an array of parts", param: param)
         }
         if let t = m["reasoning"]?.stringValue ?? m["reasoning_content"]?.stringValue { message.thinking = t }
+        // A thinking block returned as it came (with its signature), for a provider that checks it.
+        if let block = m["thinking_blocks"]?.arrayValue?.first(where: { $0["type"]?.stringValue == "thinking" }),
+            let t = block["thinking"]?.stringValue, let signature = block["signature"]?.stringValue
+        {
+            message.thinking = t
+            message.thinkingSignature = signature
+        }
         if role == .assistant, let calls = m["tool_calls"]?.arrayValue {
             for (j, call) in calls.enumerated() {
                 guard let f = call["function"], let name = f["name"]?.stringValue else {
@@ -215,6 +222,11 @@ public enum OpenAIDialect {
         var message: [(String, JSONValue)] = [("role", .string("assistant"))]
         message.append(("content", r.text.isEmpty && !r.toolCalls.isEmpty ? .null : .string(r.text)))
         if let t = r.thinking, !t.isEmpty { message.append(("reasoning", .string(t))) }
+        // OpenAI has no field for a thinking signature; `thinking_blocks` (LiteLLM's name) carries it,
+        // and a client that sends the message back in its next turn returns it to the provider.
+        if let t = r.thinking, !t.isEmpty, let signature = r.thinkingSignature, !signature.isEmpty {
+            message.append(("thinking_blocks", .array([.object([("type", .string("thinking")), ("thinking", .string(t)), ("signature", .string(signature))])])))
+        }
         if !r.toolCalls.isEmpty { message.append(("tool_calls", toolCallsJSON(r.toolCalls, indexed: false))) }
         return JSONValue.object([
             ("id", .string(id)), ("object", .string("chat.completion")), ("created", .number(created)), ("model", .string(r.model)),
