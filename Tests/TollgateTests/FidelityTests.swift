@@ -299,6 +299,21 @@ import TollgateTestSupport
         }
     }
 
+    @Test func aJSONFormatReachesAnthropicAsAnInstruction() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            let schema = #"{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}"#
+            let r = try await gw.send(
+                "/api/chat", body: #"{"model":"claude-sonnet-4-5","stream":false,"format":\#(schema),"messages":[{"role":"system","content":"Be terse."},{"role":"user","content":"x"}]}"#,
+                key: key
+            )
+            #expect(r.status == 200, "\(r.body)")
+            let system = fleet.anthropic.lastPost?.bodyJSON?["system"] as? String ?? ""
+            #expect(system.hasPrefix("Be terse.") && system.contains("matches this JSON schema") && system.contains(schema), "\(system)")
+        }
+    }
+
     @Test func streamedAnthropicPromptCountsKeepTheirCachedTokens() {
         var decoder = AnthropicStreamDecoder()
         let stream = """

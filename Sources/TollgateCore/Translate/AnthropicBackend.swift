@@ -47,7 +47,15 @@ public struct AnthropicBackend: ChatBackendAdapter {
         o.append(("max_tokens", .number(maxTokens)))
         var messages = request.messages
         if case .completion(let prompt, _) = request.kind { messages.append(ChatMessage(role: .user, content: [.text(prompt)])) }
-        let system = messages.filter { $0.role == .system }.map(\.text).joined(separator: "\n")
+        var systemParts = messages.filter { $0.role == .system }.map(\.text)
+        // Anthropic has no JSON mode on the Messages API: the request for JSON (or a schema) goes as an
+        // instruction rather than being dropped.
+        switch request.responseFormat {
+        case .json?: systemParts.append("Respond with a single JSON object and nothing else.")
+        case .schema(let schema)?: systemParts.append("Respond with a single JSON object that matches this JSON schema, and nothing else: \(schema.text)")
+        case .text?, nil: break
+        }
+        let system = systemParts.joined(separator: "\n")
         if !system.isEmpty { o.append(("system", .string(system))) }
         o.append(("messages", .array(Self.messages(messages.filter { $0.role != .system }))))
         if !request.tools.isEmpty {
