@@ -7,9 +7,10 @@ import NIOCore
 import NIOHTTP1
 import TollgateCore
 
-/// One translated request's trip to the Ollama backend: the canonical request is written as
-/// `/api/chat`, `/api/generate` or `/api/embed`, and the answer comes back in the client's
-/// dialect — whole, or event by event while the upstream streams. Settled exactly once.
+/// One provider exchange for the OpenAI and Anthropic fronts (and Ollama requests another dialect
+/// serves): the client's request relayed to a provider of its own dialect or translated for the
+/// provider's, and the answer back in the client's dialect — whole, or event by event through
+/// ``ExchangeStream`` while the upstream streams. Settled exactly once.
 struct TranslatedExchange {
     let services: ProxyServices
     let route: TranslatedRoute
@@ -51,31 +52,21 @@ struct TranslatedExchange {
     }
 
     func settlement(stream: Bool, promptEstimate: Int) -> RequestSettlement {
-        RequestSettlement(
-            writer: services.usage,
-            template: identity.usageTemplate(
-                requestID: requestID, createdAt: services.clock.now(), endpoint: route.endpoint, modelRequested: requestedModel ?? model, stream: stream,
-                usageSource: .unknown, clientAddress: clientAddress, defaultTag: services.settings.current.defaultTag
-            ),
-            prices: services.settings.current,
-            started: started, promptEstimate: promptEstimate, admission: admission
+        services.settlement(
+            identity: identity, requestID: requestID, endpoint: route.endpoint, modelRequested: requestedModel ?? model, stream: stream,
+            usageSource: .unknown, clientAddress: clientAddress, started: started, promptEstimate: promptEstimate, admission: admission
         )
     }
 
-    /// Sends the request to one of the routes, written for that route's dialect by `body`; a client
-    /// that leaves while waiting for the head cancels the call.
-    func send(settlement: RequestSettlement, path: (Route) -> String, body: (Route) -> ByteBuffer) async throws -> UpstreamCall.Outcome {
+    /// Sends the request to one of the routes, its path and body written for that route's dialect
+    /// by `write`; a client that leaves while waiting for the head cancels the call.
+    func send(settlement: RequestSettlement, write: (Route) -> (path: String, body: ByteBuffer)) async throws -> UpstreamCall.Outcome {
         let forwarded = self.forwarded
         return try await UpstreamCall.send(
             routes: routes, router: services.router, client: services.client, deadline: services.exchangeDeadline, watch: watch, settlement: settlement
         ) { route in
-            var upstream = HTTPClientRequest(url: route.backend.baseURL + path(route))
-            upstream.method = .POST
-            upstream.headers.add(name: "user-agent", value: "tollgate")
-            upstream.headers.add(name: "content-type", value: "application/json")
-            route.backend.authorize(&upstream.headers, forwarding: forwarded)
-            upstream.body = .bytes(body(route))
-            return upstream
+            let (path, body) = write(route)
+            return route.backend.request(path, method: .POST, json: body, forwarding: forwarded)
         }
     }
 
@@ -127,14 +118,13 @@ struct TranslatedExchange {
         let sentRoute: Route
         do {
             let sent = try await send(settlement: settlement) { route in
-                services.codec(route).path(for: request)
-            } body: { route in
+                let codec = services.codec(route)
                 if let relay, route.backend.adapter.relays(clientRoute) {
-                    return ByteBuffer(bytes: route.backend.adapter.patch(relay, model: route.model, config: route.backend.config).body())
+                    return (codec.path(for: request), ByteBuffer(bytes: route.backend.adapter.patch(relay, model: route.model, config: route.backend.config).body()))
                 }
                 var forBackend = request
                 forBackend.model = route.model
-                return ByteBuffer(string: services.codec(route).body(for: forBackend))
+                return (codec.path(for: request), ByteBuffer(string: codec.body(for: forBackend)))
             }
             response = sent.response
             sentRoute = sent.route
@@ -270,9 +260,7 @@ struct TranslatedExchange {
         let sentRoute: Route
         do {
             let sent = try await send(settlement: settlement) { route in
-                route.backend.adapter.embeddingsPath()
-            } body: { route in
-                ByteBuffer(string: route.backend.adapter.embeddingsBody(model: route.model, inputs: e.inputs, dimensions: e.dimensions))
+                (route.backend.adapter.embeddingsPath(), ByteBuffer(string: route.backend.adapter.embeddingsBody(model: route.model, inputs: e.inputs, dimensions: e.dimensions)))
             }
             response = sent.response
             sentRoute = sent.route

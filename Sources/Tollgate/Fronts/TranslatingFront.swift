@@ -24,6 +24,15 @@ struct TranslatingFront {
 
     func refusal(_ refusal: GateRefusal) -> Response { dialect.error(refusal, requestID: requestID) }
 
+    /// A body the inspector passed, as a `JSONValue` for a dialect decoder (translation only).
+    func value(of bytes: some Collection<UInt8>) -> Result<JSONValue, ResponseBox> {
+        do {
+            return .success(try JSONValue.parse(bytes, maxDepth: services.gatekeeper.inspector.limits.maxDepth + 1))
+        } catch {
+            return .failure(ResponseBox(self.error(.badRequest, "\(error)")))
+        }
+    }
+
     func respond(to request: Request, context: GatewayRequestContext) async -> Response {
         let gatekeeper = services.gatekeeper
         let identity: KeyIdentity
@@ -51,25 +60,22 @@ struct TranslatingFront {
         case .chat, .completion, .messages:
             return await generate(document, identity: identity, context: context, forwarded: ForwardedHeaders(request.headers))
         case .countTokens:
-            if let counted = await providerCount(document, identity: identity, forwarded: ForwardedHeaders(request.headers)) { return counted }
+            return await countTokens(document, identity: identity, forwarded: ForwardedHeaders(request.headers))
         default: break
         }
         let body: JSONValue
-        do {
-            body = try JSONValue.parse(document.bytes, maxDepth: services.gatekeeper.inspector.limits.maxDepth + 1)
-        } catch {
-            return self.error(.badRequest, "\(error)")
+        switch value(of: document.bytes) {
+        case .success(let v): body = v
+        case .failure(let refused): return refused.response
         }
         do throws(RequestError) {
             switch route {
-            case .countTokens:
-                return countTokens(try AnthropicDialect.request(body, countOnly: true), identity: identity)
             case .embeddings:
                 return await embeddings(try OpenAIDialect.embeddingsRequest(body), identity: identity, context: context, request: request)
             default: return error(.notFound, "not found")
             }
         } catch {
-            return self.error(.init(code: error.status), error.message, param: error.param)
+            return refusal(.invalid(error))
         }
     }
 
@@ -82,7 +88,7 @@ struct TranslatingFront {
         do throws(RequestError) {
             relay = try RelayRequest(route: route, document: document)
         } catch {
-            return self.error(.init(code: error.status), error.message, param: error.param)
+            return refusal(.invalid(error))
         }
         var identity = identity
         let model: String
@@ -97,10 +103,9 @@ struct TranslatingFront {
         }
         guard routes[0].backend.adapter.relays(route) else {
             let body: JSONValue
-            do {
-                body = try JSONValue.parse(document.bytes, maxDepth: services.gatekeeper.inspector.limits.maxDepth + 1)
-            } catch {
-                return self.error(.badRequest, "\(error)")
+            switch value(of: document.bytes) {
+            case .success(let v): body = v
+            case .failure(let refused): return refused.response
             }
             var decoded: ChatRequest
             do throws(RequestError) {
@@ -110,7 +115,7 @@ struct TranslatingFront {
                 default: decoded = try OpenAIDialect.chatRequest(body)
                 }
             } catch {
-                return self.error(.init(code: error.status), error.message, param: error.param)
+                return refusal(.invalid(error))
             }
             decoded.model = model
             return await translate(decoded, requested: relay.model, identity: identity, routes: routes, context: context, forwarded: forwarded)
@@ -195,14 +200,15 @@ struct TranslatingFront {
     func ollamaRequest(body: ByteBuffer, model: String, routes: [Route], cap: Int?, identity: KeyIdentity, context: GatewayRequestContext) async -> Response {
         guard case .ollama(let endpoint) = route else { return error(.notFound, "not found") }
         let value: JSONValue
-        do { value = try JSONValue.parse(Array(body.readableBytesView), maxDepth: services.gatekeeper.inspector.limits.maxDepth + 1) } catch {
-            return self.error(.badRequest, "\(error)")
+        switch self.value(of: body.readableBytesView) {
+        case .success(let v): value = v
+        case .failure(let refused): return refused.response
         }
         switch endpoint {
         case .chat, .generate:
             var r: ChatRequest
             do throws(RequestError) { r = try OllamaDialect.request(value, generate: endpoint == .generate) } catch {
-                return self.error(.init(code: error.status), error.message)
+                return refusal(.invalid(error))
             }
             r.model = model
             r.maxTokens = cap ?? r.maxTokens

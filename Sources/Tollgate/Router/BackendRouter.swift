@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
 import NIOHTTP1
 import Synchronization
 import TollgateCore
@@ -93,6 +95,20 @@ public final class Backend: Sendable {
     /// forwards); the client's credential never reaches an upstream.
     func authorize(_ headers: inout HTTPHeaders, forwarding client: ForwardedHeaders = .none) {
         adapter.authorize(&headers, config: config, forwarding: client)
+    }
+
+    /// A request to this provider: its URL, the gateway's user agent, the provider's credential and
+    /// version headers (and the client headers its dialect forwards), and a JSON body when given.
+    func request(_ path: String, method: HTTPMethod = .GET, json body: ByteBuffer? = nil, forwarding client: ForwardedHeaders = .none) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        request.headers.add(name: "user-agent", value: "tollgate")
+        authorize(&request.headers, forwarding: client)
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(body)
+        }
+        return request
     }
 
     /// Counts a request in flight until the lease is released (at settlement); with a concurrency

@@ -29,9 +29,7 @@ struct ProviderProbe: Sendable {
     }
 
     func get(_ backend: Backend, _ path: String) async -> JSONValue? {
-        var request = HTTPClientRequest(url: backend.baseURL + path)
-        request.headers.add(name: "user-agent", value: "tollgate")
-        backend.authorize(&request.headers)
+        let request = backend.request(path)
         do {
             let response = try await client.http.execute(request, timeout: timeout, logger: UpstreamClient.quietLogger)
             let body = try await response.body.collect(upTo: 32 << 20)

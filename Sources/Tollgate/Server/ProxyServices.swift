@@ -7,18 +7,36 @@ import TollgateCore
 /// fronts and exchanges as one value rather than reached through one of them.
 struct ProxyServices: Sendable {
     let gatekeeper: Gatekeeper
-    let router: BackendRouter
     let client: UpstreamClient
-    let usage: UsageWriter
     let drain: DrainState
     let connections: ClientConnectionRegistry
-    let settings: SettingsCache
     let clock: any GatewayClock
-    let logger: Logger
     /// Upper bound on one upstream exchange, streaming included.
     let exchangeDeadline: TimeAmount = .hours(6)
 
+    // What the gate holds already, read from it.
     var gate: RequestGate { gatekeeper.gate }
+    var router: BackendRouter { gatekeeper.router }
+    var usage: UsageWriter { gatekeeper.usage }
+    var settings: SettingsCache { gatekeeper.settings }
+    var logger: Logger { gatekeeper.logger }
+
+    /// The settlement of a request that reaches an upstream: its usage record as it starts, the
+    /// prices in force, and its admission (nil: nothing reserved).
+    func settlement(
+        identity: KeyIdentity, requestID: String, endpoint: String, modelRequested: String?, stream: Bool, usageSource: UsageSource,
+        clientAddress: String?, started: ContinuousClock.Instant, promptEstimate: Int?, admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
+    ) -> RequestSettlement {
+        let current = settings.current
+        return RequestSettlement(
+            writer: usage,
+            template: identity.usageTemplate(
+                requestID: requestID, createdAt: clock.now(), endpoint: endpoint, modelRequested: modelRequested, stream: stream,
+                usageSource: usageSource, clientAddress: clientAddress, defaultTag: current.defaultTag
+            ),
+            prices: current, started: started, promptEstimate: promptEstimate, admission: admission
+        )
+    }
 
     /// A route's provider-dialect codec, with the model's traits (declared in the catalog, else
     /// known for its family).

@@ -12,8 +12,10 @@ struct RelayRequest: Sendable {
     /// The output cap the client asked for, and in which field (`max_tokens`, `max_completion_tokens`).
     let askedCap: Int?
     let capField: String?
+    /// OpenAI's `stream_options` object as sent (read once, for the relay patch too).
+    let streamOptions: JSONValue?
     /// Whether the client itself asked for OpenAI's final usage chunk.
-    let includeUsage: Bool
+    var includeUsage: Bool { streamOptions?["include_usage"]?.boolValue ?? false }
     /// The output cap in force after policy (set by the gate).
     var cap: Int?
 
@@ -41,11 +43,18 @@ struct RelayRequest: Sendable {
         }
         askedCap = asked
         capField = field
-        var usage = false
         if let raw = document.raw("stream_options"), document.fields["stream_options"]?.kind == .object {
-            usage = (try? JSONValue.parse(Array(raw), maxDepth: 8))?["include_usage"]?.boolValue ?? false
+            streamOptions = try? JSONValue.parse(Array(raw), maxDepth: 64)
+        } else {
+            streamOptions = nil
         }
-        includeUsage = usage
+    }
+
+    /// The rewriter of the client's bytes, with the provider's model name in place of the client's.
+    func rewriter(model provided: String) -> RequestRewriter {
+        var rewriter = RequestRewriter(document)
+        if model != provided { rewriter.setString("model", provided) }
+        return rewriter
     }
 
     /// The canonical description the exchange loop needs (path, stream, cap, usage chunk).

@@ -60,11 +60,7 @@ extension UpstreamAdapter {
     func sameModel(_ a: String, _ b: String) -> Bool { a == b }
     func refusal(for relay: RelayRequest) -> RequestError? { nil }
     func passedOnHeaders(_ upstream: HTTPHeaders, to client: ClientDialect) -> [(HTTPField.Name, String)] { [] }
-    func patch(_ relay: RelayRequest, model: String, config: ProviderConfig) -> RequestRewriter {
-        var rewriter = RequestRewriter(relay.document)
-        if relay.model != model { rewriter.setString("model", model) }
-        return rewriter
-    }
+    func patch(_ relay: RelayRequest, model: String, config: ProviderConfig) -> RequestRewriter { relay.rewriter(model: model) }
 
     /// Whether the provider speaks a client dialect natively.
     func speaks(_ dialect: ClientDialect) -> Bool { nativeDialect == dialect }

@@ -8,27 +8,38 @@ import TollgateCore
 /// The Anthropic front's own requests besides `/v1/messages` (which ``TranslatingFront`` relays or
 /// translates): `/v1/messages/count_tokens` — counted by the provider when an Anthropic provider
 /// serves the model (relayed as sent, like `/v1/messages`), else estimated by the gateway.
+/// Counting is free: no quota, no record.
 extension TranslatingFront {
-    /// The provider's own count, or nil when the model is not served by an Anthropic provider (or
-    /// it could not be reached: the estimate answers then). Counting is free: no quota, no record.
-    func providerCount(_ document: JSONInspector.Document, identity: KeyIdentity, forwarded: ForwardedHeaders) async -> Response? {
+    func countTokens(_ document: JSONInspector.Document, identity: KeyIdentity, forwarded: ForwardedHeaders) async -> Response {
         var identity = identity
         let model: String
         switch services.gatekeeper.model(document.string("model"), identity: &identity) {
         case .success(let chosen): model = chosen.name
         case .failure(let refused): return refusal(refused)
         }
-        guard case .success(let routes) = await services.gatekeeper.routes(for: model), let route = services.router.pick(routes),
-            route.backend.adapter.speaks(.anthropic)
-        else { return nil }
+        if case .success(let routes) = await services.gatekeeper.routes(for: model), let route = services.router.pick(routes),
+            route.backend.adapter.speaks(.anthropic), let counted = await providerCount(document, route: route, forwarded: forwarded)
+        {
+            return counted
+        }
+        // The gateway's estimate (any other provider, or the provider could not be reached).
+        let request: ChatRequest
+        switch value(of: document.bytes) {
+        case .success(let body):
+            do throws(RequestError) { request = try AnthropicDialect.request(body, countOnly: true) } catch { return refusal(.invalid(error)) }
+        case .failure(let refused): return refused.response
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "application/json", .xRequestID: requestID, .requestID: requestID],
+            body: .init(byteBuffer: ByteBuffer(string: AnthropicDialect.countTokens(TokenEstimate.fromTextBytes(request.promptTextBytes))))
+        )
+    }
+
+    /// The provider's own count (its answer as it is), or nil when it could not be reached.
+    func providerCount(_ document: JSONInspector.Document, route: Route, forwarded: ForwardedHeaders) async -> Response? {
         var rewriter = RequestRewriter(document)
         if document.string("model") != route.model { rewriter.setString("model", route.model) }
-        var upstream = HTTPClientRequest(url: route.backend.baseURL + "/v1/messages/count_tokens")
-        upstream.method = .POST
-        upstream.headers.add(name: "user-agent", value: "tollgate")
-        upstream.headers.add(name: "content-type", value: "application/json")
-        route.backend.authorize(&upstream.headers, forwarding: forwarded)
-        upstream.body = .bytes(ByteBuffer(bytes: rewriter.body()))
+        let upstream = route.backend.request("/v1/messages/count_tokens", method: .POST, json: ByteBuffer(bytes: rewriter.body()), forwarding: forwarded)
         let response: HTTPClientResponse
         let body: ByteBuffer
         do {
@@ -44,15 +55,5 @@ extension TranslatingFront {
         var headers: HTTPFields = [.contentType: "application/json", .xRequestID: requestID, .requestID: requestID]
         for (name, value) in route.backend.adapter.passedOnHeaders(response.headers, to: .anthropic) { headers[name] = value }
         return Response(status: .init(code: Int(response.status.code)), headers: headers, body: .init(byteBuffer: body))
-    }
-
-    func countTokens(_ decoded: ChatRequest, identity: KeyIdentity) -> Response {
-        var request = decoded
-        var identity = identity
-        if let denied = applyModelPolicy(&request.model, &identity) { return denied }
-        return Response(
-            status: .ok, headers: [.contentType: "application/json", .xRequestID: requestID, .requestID: requestID],
-            body: .init(byteBuffer: ByteBuffer(string: AnthropicDialect.countTokens(TokenEstimate.fromTextBytes(request.promptTextBytes))))
-        )
     }
 }

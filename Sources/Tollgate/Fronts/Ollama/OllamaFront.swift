@@ -28,10 +28,7 @@ public struct OllamaFront: HTTPResponder {
             authenticator: authenticator, gate: gate, settings: settings, router: router, probe: ProviderProbe(client: client), usage: usage,
             inspector: JSONInspector(limits: .init(maxDepth: maxJSONDepth)), maxBodyBytes: maxBodyBytes, logger: logger
         )
-        self.services = ProxyServices(
-            gatekeeper: gatekeeper, router: router, client: client, usage: usage, drain: drain, connections: connections, settings: settings,
-            clock: clock, logger: logger
-        )
+        self.services = ProxyServices(gatekeeper: gatekeeper, client: client, drain: drain, connections: connections, clock: clock)
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {

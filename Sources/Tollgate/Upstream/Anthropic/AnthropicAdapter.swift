@@ -34,8 +34,7 @@ struct AnthropicAdapter: UpstreamAdapter {
     /// `thinking.budget_tokens` lowers the budget with it (Claude Code asks 32000 with a budget of
     /// 31999: a key capped at 8000 still thinks, within 7999).
     func patch(_ relay: RelayRequest, model: String, config: ProviderConfig) -> RequestRewriter {
-        var rewriter = RequestRewriter(relay.document)
-        if relay.model != model { rewriter.setString("model", model) }
+        var rewriter = relay.rewriter(model: model)
         if let cap = relay.cap, cap != relay.askedCap {
             rewriter.setRaw("max_tokens", json: String(cap))
             if var thinking = Self.thinking(relay.document), let budget = thinking["budget_tokens"]?.intValue, budget >= cap {

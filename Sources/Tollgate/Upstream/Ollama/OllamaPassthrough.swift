@@ -43,15 +43,9 @@ struct OllamaPassthrough {
         let requested = document?.string("model") ?? (endpoint == .show ? document?.string("name") : nil)
         let stream = endpoint.streamsByDefault ? (document?.bool("stream") ?? true) : false
         let promptEstimate = endpoint.isInference ? TokenEstimate.fromTextBytes(document?.promptTextBytes ?? 0) : nil
-        let settlement = RequestSettlement(
-            writer: services.usage,
-            template: identity.usageTemplate(
-                requestID: requestID, createdAt: services.clock.now(), endpoint: endpoint.rawValue, modelRequested: requested ?? model, stream: stream,
-                usageSource: endpoint.isInference ? .unknown : .none, clientAddress: clientAddress, defaultTag: services.settings.current.defaultTag
-            ),
-            prices: services.settings.current,
-            started: started,
-            promptEstimate: promptEstimate,
+        let settlement = services.settlement(
+            identity: identity, requestID: requestID, endpoint: endpoint.rawValue, modelRequested: requested ?? model, stream: stream,
+            usageSource: endpoint.isInference ? .unknown : .none, clientAddress: clientAddress, started: started, promptEstimate: promptEstimate,
             admission: admission
         )
         let response: HTTPClientResponse
@@ -61,15 +55,8 @@ struct OllamaPassthrough {
             let sent = try await UpstreamCall.send(
                 routes: routes, router: services.router, client: services.client, deadline: services.exchangeDeadline, watch: watch, settlement: settlement
             ) { route in
-                var upstreamRequest = HTTPClientRequest(url: route.backend.baseURL + endpoint.rawValue)
-                upstreamRequest.method = NIOHTTP1.HTTPMethod(rawValue: method.rawValue)
-                upstreamRequest.headers.add(name: "user-agent", value: "tollgate")
+                var upstreamRequest = route.backend.request(endpoint.rawValue, method: NIOHTTP1.HTTPMethod(rawValue: method.rawValue), json: body)
                 upstreamRequest.headers.add(name: "accept", value: accept ?? "*/*")
-                route.backend.authorize(&upstreamRequest.headers)
-                if let body {
-                    upstreamRequest.headers.add(name: "content-type", value: "application/json")
-                    upstreamRequest.body = .bytes(body)
-                }
                 return upstreamRequest
             }
             response = sent.response

@@ -22,19 +22,13 @@ struct OpenAIAdapter: UpstreamAdapter {
     /// `max_completion_tokens` when the client named neither), and a stream asks for the final
     /// usage chunk so the gateway can count what the provider reports.
     func patch(_ relay: RelayRequest, model: String, config: ProviderConfig) -> RequestRewriter {
-        var rewriter = RequestRewriter(relay.document)
-        if relay.model != model { rewriter.setString("model", model) }
+        var rewriter = relay.rewriter(model: model)
         if let cap = relay.cap, cap != relay.askedCap {
             let field = relay.capField ?? (config.maxCompletionTokens ? "max_completion_tokens" : "max_tokens")
             rewriter.setRaw(field, json: String(cap))
         }
         if relay.stream, !relay.includeUsage {
-            var options: JSONValue = .object([])
-            if relay.document.fields["stream_options"]?.kind == .object, let raw = relay.document.raw("stream_options"),
-                let parsed = try? JSONValue.parse(Array(raw), maxDepth: 64)
-            {
-                options = parsed
-            }
+            var options = relay.streamOptions ?? .object([])
             options.set("include_usage", .bool(true))
             rewriter.setRaw("stream_options", json: options.text)
         }
