@@ -158,9 +158,17 @@ extension MockOllamaResponder {
     }
 
     func anthropicMessages(json: [String: Any], model: String, behavior: MockOllama.Behavior) -> Response {
-        let plan = Self.plan(json: json, behavior: behavior, anthropic: true)
+        var plan = Self.plan(json: json, behavior: behavior, anthropic: true)
+        // A stop sequence ends the text before it, and the answer names it.
+        let stopSequences = json["stop_sequences"] as? [String] ?? []
+        var matched: String?
+        if let at = plan.pieces.firstIndex(where: { piece in stopSequences.contains { piece.contains($0) } }) {
+            matched = stopSequences.first { plan.pieces[at].contains($0) }
+            plan.pieces = Array(plan.pieces[..<at])
+        }
         let output = plan.toolCall == nil ? plan.pieces.count : 1
-        let stop = plan.toolCall != nil ? "tool_use" : plan.cut ? "max_tokens" : "end_turn"
+        let stop = plan.toolCall != nil ? "tool_use" : matched != nil ? "stop_sequence" : plan.cut ? "max_tokens" : "end_turn"
+        let stopSequence: Any = matched ?? NSNull()
         let toolID = "toolu_mock_\(mock.hitCount)"
         if (json["stream"] as? Bool) != true {
             mock.markCompleted()
@@ -174,7 +182,7 @@ extension MockOllamaResponder {
             }
             return Self.json([
                 "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": content, "stop_reason": stop,
-                "stop_sequence": NSNull(), "usage": ["input_tokens": plan.promptTokens, "output_tokens": output],
+                "stop_sequence": stopSequence, "usage": ["input_tokens": plan.promptTokens, "output_tokens": output],
             ])
         }
         func event(_ type: String, _ data: [String: Any]) -> String {
@@ -191,6 +199,7 @@ extension MockOllamaResponder {
             head += [
                 event("content_block_start", ["index": 0, "content_block": ["type": "thinking", "thinking": ""]]),
                 event("content_block_delta", ["index": 0, "delta": ["type": "thinking_delta", "thinking": t]]),
+                event("content_block_delta", ["index": 0, "delta": ["type": "signature_delta", "signature": "sig"]]),
                 event("content_block_stop", ["index": 0]),
             ]
             index = 1
@@ -210,7 +219,7 @@ extension MockOllamaResponder {
         }
         tail = [
             event("content_block_stop", ["index": index]),
-            event("message_delta", ["delta": ["stop_reason": stop, "stop_sequence": NSNull()], "usage": ["output_tokens": output]]),
+            event("message_delta", ["delta": ["stop_reason": stop, "stop_sequence": stopSequence], "usage": ["output_tokens": output]]),
             event("message_stop", [:]),
         ]
         return streamed(

@@ -244,13 +244,18 @@ extension MockOllamaResponder {
             if request.head.path == "/v1/messages", json["max_tokens"] == nil {
                 return Self.cloudError(400, type: "invalid_request_error", message: "max_tokens: Field required", anthropic: true)
             }
-            if let thinking = json["thinking"] as? [String: Any], thinking["type"] as? String == "enabled" {
-                let budget = thinking["budget_tokens"] as? Int ?? 0
-                if budget < 1024 {
-                    return Self.cloudError(400, type: "invalid_request_error", message: "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024", anthropic: true)
-                }
-                if let maxTokens = json["max_tokens"] as? Int, budget >= maxTokens {
-                    return Self.cloudError(400, type: "invalid_request_error", message: "`max_tokens` must be greater than `thinking.budget_tokens`.", anthropic: true)
+            if let problem = Self.anthropicModelProblem(json, model: model) {
+                return Self.cloudError(400, type: "invalid_request_error", message: problem, anthropic: true)
+            }
+            if let thinking = json["thinking"] as? [String: Any], ["enabled", "adaptive"].contains(thinking["type"] as? String) {
+                if thinking["type"] as? String == "enabled" {
+                    let budget = thinking["budget_tokens"] as? Int ?? 0
+                    if budget < 1024 {
+                        return Self.cloudError(400, type: "invalid_request_error", message: "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024", anthropic: true)
+                    }
+                    if let maxTokens = json["max_tokens"] as? Int, budget >= maxTokens {
+                        return Self.cloudError(400, type: "invalid_request_error", message: "`max_tokens` must be greater than `thinking.budget_tokens`.", anthropic: true)
+                    }
                 }
                 if let t = json["temperature"] as? Double, t != 1 {
                     return Self.cloudError(400, type: "invalid_request_error", message: "`temperature` may only be set to 1 when thinking is enabled.", anthropic: true)
@@ -285,6 +290,9 @@ extension MockOllamaResponder {
             if let messages = json["messages"] as? [[String: Any]], let problem = Self.toolPairingProblem(messages, anthropic: anthropic) {
                 return Self.cloudError(400, type: "invalid_request_error", message: problem, anthropic: anthropic)
             }
+            if !anthropic, let messages = json["messages"] as? [[String: Any]], let problem = Self.openAIPartProblem(messages) {
+                return Self.cloudError(400, type: "invalid_request_error", message: problem, anthropic: false)
+            }
             // OpenAI takes images from users only.
             if !anthropic, let messages = json["messages"] as? [[String: Any]] {
                 for (i, m) in messages.enumerated() where m["role"] as? String != "user" {
@@ -310,6 +318,54 @@ extension MockOllamaResponder {
             return anthropic
                 ? Self.cloudError(404, type: "not_found_error", message: "model: \(model)", anthropic: true)
                 : Self.cloudError(404, type: "invalid_request_error", message: "The model `\(model)` does not exist or you do not have access to it.", anthropic: false)
+        }
+        return nil
+    }
+
+    /// What Anthropic refuses for the model asked for: the budget form of thinking on models that take
+    /// adaptive thinking only (Opus 4.7 and later), adaptive thinking before Claude 4.6, `temperature`
+    /// with `top_p` on Claude 4.5 and later, and content block types it does not have.
+    static func anthropicModelProblem(_ json: [String: Any], model: String) -> String? {
+        let adaptiveOnly = ["claude-opus-4-7", "claude-opus-5", "claude-mythos"].contains { model.hasPrefix($0) }
+        let adaptive = adaptiveOnly || ["claude-opus-4-6", "claude-sonnet-4-6"].contains { model.hasPrefix($0) }
+        let exclusiveSampling = adaptive || ["claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5"].contains { model.hasPrefix($0) }
+        let thinking = (json["thinking"] as? [String: Any])?["type"] as? String
+        if thinking == "enabled", adaptiveOnly {
+            return "\"thinking.type.enabled\" is not supported for this model. Use \"thinking.type.adaptive\" and \"output_config.effort\" to control thinking behavior."
+        }
+        if thinking == "adaptive", !adaptive { return "adaptive thinking is not supported on this model" }
+        if thinking == "adaptive", (json["thinking"] as? [String: Any])?["budget_tokens"] != nil { return "thinking.adaptive.budget_tokens: Extra inputs are not permitted" }
+        if exclusiveSampling, json["temperature"] != nil, json["top_p"] != nil {
+            return "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
+        }
+        let known: Set<String> = [
+            "text", "image", "document", "search_result", "tool_use", "tool_result", "thinking", "redacted_thinking", "container_upload",
+            "server_tool_use", "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result", "bash_code_execution_tool_result",
+            "text_editor_code_execution_tool_result", "tool_search_tool_result", "mcp_tool_use", "mcp_tool_result",
+        ]
+        for (i, m) in (json["messages"] as? [[String: Any]] ?? []).enumerated() {
+            for (j, block) in (m["content"] as? [[String: Any]] ?? []).enumerated() where !known.contains(block["type"] as? String ?? "") {
+                return "messages.\(i).content.\(j): Input tag '\(block["type"] as? String ?? "")' found using 'type' does not match any of the expected tags"
+            }
+        }
+        return nil
+    }
+
+    /// OpenAI's content part types, and what a `file` part needs.
+    static func openAIPartProblem(_ messages: [[String: Any]]) -> String? {
+        for (i, m) in messages.enumerated() {
+            for (j, part) in (m["content"] as? [[String: Any]] ?? []).enumerated() {
+                switch part["type"] as? String {
+                case "text", "image_url", "input_audio": continue
+                case "file":
+                    let file = part["file"] as? [String: Any] ?? [:]
+                    if file["file_id"] == nil, (file["file_data"] as? String)?.hasPrefix("data:") != true || file["filename"] == nil {
+                        return "Invalid 'messages[\(i)].content[\(j)].file': give file_id, or file_data with a filename."
+                    }
+                default:
+                    return "Invalid value: '\(part["type"] as? String ?? "")'. Supported values are: 'text', 'image_url', 'input_audio', 'refusal', and 'file'."
+                }
+            }
         }
         return nil
     }

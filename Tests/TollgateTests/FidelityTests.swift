@@ -344,7 +344,7 @@ import TollgateTestSupport
 
             """
         let events = decoder.feed(Array(stream.utf8)) + decoder.finish()
-        #expect(events.contains { if case .toolCall(let c) = $0 { c.id == "call_1" } else { false } })
+        #expect(events.contains { if case .toolCallEnd(let c) = $0 { c.id == "call_1" } else { false } })
         #expect(events.contains { if case .finish(.length, _) = $0 { true } else { false } })
     }
 }

@@ -297,9 +297,13 @@ import TollgateCore
         #expect(
             events == [
                 .start(model: "gpt-4o"), .text("Let me check. "),
-                .toolCall(ToolCall(id: "call_a", name: "get_weather", arguments: #"{"city":"Tokyo"}"#)),
-                .toolCall(ToolCall(id: "call_b", name: "get_time", arguments: "{}")),
-                .toolCall(ToolCall(id: "call_c", name: "get_weather", arguments: #"{"city":"Oslo"}"#)),
+                // Each call is handed on as it arrives, and ends assembled when the next begins.
+                .toolCallBegin(id: "call_a", name: "get_weather"), .toolCallArguments(#"{"ci"#), .toolCallArguments(#"ty":"Tokyo"}"#),
+                .toolCallEnd(ToolCall(id: "call_a", name: "get_weather", arguments: #"{"city":"Tokyo"}"#)),
+                .toolCallBegin(id: "call_b", name: "get_time"), .toolCallArguments("{}"),
+                .toolCallEnd(ToolCall(id: "call_b", name: "get_time", arguments: "{}")),
+                .toolCallBegin(id: "call_c", name: "get_weather"), .toolCallArguments(#"{"city":"Oslo"}"#),
+                .toolCallEnd(ToolCall(id: "call_c", name: "get_weather", arguments: #"{"city":"Oslo"}"#)),
                 .finish(.toolCalls, usage: TokenUsage(promptTokens: 82, completionTokens: 17)),
             ]
         )
@@ -309,7 +313,10 @@ import TollgateCore
             return encoder.encode(event)
         }.joined()
         let partials = text.matches(of: /"partial_json":"((?:[^"\\]|\\.)*)"/).map { String($0.1) }
-        #expect(partials == [#"{\"city\":\"Tokyo\"}"#, "{}", #"{\"city\":\"Oslo\"}"#])
+        #expect(partials == [#"{\"ci"#, #"ty\":\"Tokyo\"}"#, "{}", #"{\"city\":\"Oslo\"}"#])
+        // Three tool_use blocks, each opened and closed.
+        #expect(text.components(separatedBy: #""type":"tool_use""#).count - 1 == 3)
+        #expect(text.components(separatedBy: "content_block_stop").count - 1 == 4 * 2)
         #expect(text.contains(#""stop_reason":"tool_use""#))
         #expect(text.contains(#""usage":{"input_tokens":82,"output_tokens":17}"#))
         #expect(text.hasSuffix("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"))

@@ -6,11 +6,11 @@ struct StreamWriter {
     var anthropic: AnthropicDialect.StreamEncoder?
     var ollama: OllamaDialect.StreamEncoder?
 
-    init(route: TranslatedRoute, id: String, created: Int, model: String, request: ChatRequest, inputEstimate: Int) {
+    init(route: TranslatedRoute, id: String, created: Int, model: String, request: ChatRequest, inputEstimate: Int, started: ContinuousClock.Instant) {
         if route == .messages {
             anthropic = AnthropicDialect.StreamEncoder(id: id, model: model, inputEstimate: inputEstimate)
         } else if case .ollama(let endpoint) = route {
-            ollama = OllamaDialect.StreamEncoder(model: model, createdAt: TranslatedExchange.timestamp(created), generate: endpoint == .generate)
+            ollama = OllamaDialect.StreamEncoder(model: model, createdAt: TranslatedExchange.timestamp(created), generate: endpoint == .generate, started: started)
         } else {
             openAI = OpenAIDialect.StreamEncoder(id: id, created: created, model: model, includeUsage: request.includeUsage, completion: route == .completion)
         }

@@ -155,7 +155,7 @@ struct TranslatedExchange {
                 decoder: adapter.streamDecoder(ids: ids),
                 encoder: StreamWriter(
                     route: route, id: Self.responseID(route: route, requestID: requestID), created: created, model: model, request: request,
-                    inputEstimate: promptEstimate
+                    inputEstimate: promptEstimate, started: started
                 ),
                 passthrough: passthrough, dropUsageChunk: dropUsageChunk, cap: request.maxTokens, promptEstimate: promptEstimate
             )
@@ -246,7 +246,11 @@ struct TranslatedExchange {
         case .messages: text = AnthropicDialect.response(answer, id: id, usage: told)
         case .completion: text = OpenAIDialect.completionResponse(answer, id: id, created: created, usage: told)
         case .ollama(let endpoint):
-            text = OllamaDialect.response(answer, createdAt: Self.timestamp(created), generate: endpoint == .generate, usage: answer.usage ?? told)
+            // A whole answer's time is all generation as far as the gateway can tell.
+            text = OllamaDialect.response(
+                answer, createdAt: Self.timestamp(created), generate: endpoint == .generate, usage: answer.usage ?? told,
+                durations: OllamaDialect.Durations(started: started, firstToken: started)
+            )
         default: text = OpenAIDialect.chatResponse(answer, id: id, created: created, usage: told)
         }
         return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn), body: .init(byteBuffer: ByteBuffer(string: text)))

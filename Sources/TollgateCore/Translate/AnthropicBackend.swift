@@ -5,29 +5,57 @@ public struct AnthropicBackend: ChatBackendAdapter {
     public static let defaultMaxTokens = 4096
     /// The `max_tokens` sent when neither the client nor policy set a cap: the model's largest output.
     public var fallbackMaxTokens: Int
+    /// What the model takes (thinking form, sampling rules).
+    public var traits: ModelTraits
 
-    public init(maxOutputTokens: Int? = nil) { self.fallbackMaxTokens = maxOutputTokens ?? Self.defaultMaxTokens }
+    public init(traits: ModelTraits = ModelTraits()) {
+        self.traits = traits
+        self.fallbackMaxTokens = traits.maxOutputTokens ?? Self.defaultMaxTokens
+    }
+
+    public init(maxOutputTokens: Int?) { self.init(traits: ModelTraits(maxOutputTokens: maxOutputTokens)) }
 
     public func path(for request: ChatRequest) -> String { "/v1/messages" }
 
-    /// The thinking budget sent for a request (nil: no thinking). Anthropic wants
-    /// 1024 ≤ budget < max_tokens; no room means no thinking.
-    func thinkingBudget(_ request: ChatRequest, maxTokens: Int) -> Int? {
-        let budget: Int?
-        switch request.think {
-        case .on?: budget = 4096
-        case .effort("low")?: budget = 1024
-        case .effort("medium")?: budget = 4096
-        case .effort?: budget = 16384
-        case .off?, nil: budget = nil
-        }
-        guard let budget, maxTokens > 1024 else { return nil }
-        return min(budget, maxTokens - 1)
+    /// The thinking a request asks of the model, in the form the model takes.
+    enum Thinking: Equatable {
+        /// `{"type":"enabled","budget_tokens":N}`.
+        case budget(Int)
+        /// `{"type":"adaptive"}` with `output_config.effort` when the client named a level.
+        case adaptive(effort: String?)
     }
 
-    /// With thinking on, Anthropic refuses a temperature other than 1, `top_k`, and a forced tool choice.
+    /// The thinking sent for a request (nil: none). The budget form wants 1024 ≤ budget < max_tokens
+    /// (no room means no thinking); a model taking adaptive thinking gets it with the client's effort.
+    func thinking(_ request: ChatRequest, maxTokens: Int) -> Thinking? {
+        guard let think = request.think, think != .off else { return nil }
+        if traits.thinkingForm == .adaptive || traits.thinkingForm == .adaptiveOnly {
+            if case .effort(let level) = think { return .adaptive(effort: level) }
+            return .adaptive(effort: nil)
+        }
+        let budget: Int
+        switch think {
+        case .effort("low"): budget = 1024
+        case .effort("medium"), .on: budget = 4096
+        default: budget = 16384
+        }
+        guard maxTokens > 1024 else { return nil }
+        return .budget(min(budget, maxTokens - 1))
+    }
+
+    /// Whether `top_p` can be left out without changing the answer: 1 is its default.
+    static func isDefaultTopP(_ value: JSONValue?) -> Bool { value?.doubleValue == 1 }
+
+    /// Combinations Anthropic refuses, which the gateway will not resolve by dropping one side: with
+    /// thinking on, a temperature other than 1, `top_k`, and a forced tool choice; on Claude 4.5 and
+    /// later, `temperature` with a `top_p` that changes anything.
     public func refusal(for request: ChatRequest) -> RequestError? {
-        guard thinkingBudget(request, maxTokens: request.maxTokens ?? fallbackMaxTokens) != nil else { return nil }
+        if traits.exclusiveSampling, request.temperature != nil, request.topP != nil, !Self.isDefaultTopP(request.topP) {
+            return RequestError(
+                "\(request.model) takes temperature or top_p, not both; send one of them", param: "top_p"
+            )
+        }
+        guard thinking(request, maxTokens: request.maxTokens ?? fallbackMaxTokens) != nil else { return nil }
         if let t = request.temperature, t.doubleValue != 1 {
             return RequestError("temperature cannot be set with thinking on for Anthropic models; leave it out or turn thinking off", param: "temperature")
         }
@@ -52,7 +80,7 @@ public struct AnthropicBackend: ChatBackendAdapter {
         // instruction rather than being dropped.
         switch request.responseFormat {
         case .json?: systemParts.append("Respond with a single JSON object and nothing else.")
-        case .schema(let schema)?: systemParts.append("Respond with a single JSON object that matches this JSON schema, and nothing else: \(schema.text)")
+        case .schema(let schema, _, _)?: systemParts.append("Respond with a single JSON object that matches this JSON schema, and nothing else: \(schema.text)")
         case .text?, nil: break
         }
         let system = systemParts.joined(separator: "\n")
@@ -78,10 +106,16 @@ public struct AnthropicBackend: ChatBackendAdapter {
         }
         if !request.stop.isEmpty { o.append(("stop_sequences", .array(request.stop.map { .string($0) }))) }
         if let v = request.temperature { o.append(("temperature", v)) }
-        if let v = request.topP { o.append(("top_p", v)) }
+        // A top_p of 1 changes nothing; where the model refuses it beside a temperature it stays out.
+        if let v = request.topP, !(traits.exclusiveSampling && request.temperature != nil && Self.isDefaultTopP(v)) { o.append(("top_p", v)) }
         if let v = request.topK { o.append(("top_k", v)) }
-        if let budget = thinkingBudget(request, maxTokens: maxTokens) {
+        switch thinking(request, maxTokens: maxTokens) {
+        case .budget(let budget)?:
             o.append(("thinking", .object([("type", .string("enabled")), ("budget_tokens", .number(budget))])))
+        case .adaptive(let effort)?:
+            o.append(("thinking", .object([("type", .string("adaptive"))])))
+            if let effort { o.append(("output_config", .object([("effort", .string(effort))]))) }
+        case nil: break
         }
         o.append(("stream", .bool(request.stream)))
         return JSONValue.object(o).text
@@ -105,6 +139,7 @@ public struct AnthropicBackend: ChatBackendAdapter {
                 if let t = m.thinking, !t.isEmpty, let signature = m.thinkingSignature {
                     blocks.append(.object([("type", .string("thinking")), ("thinking", .string(t)), ("signature", .string(signature))]))
                 }
+                for data in m.redactedThinking { blocks.append(.object([("type", .string("redacted_thinking")), ("data", .string(data))])) }
                 for part in m.content {
                     switch part {
                     case .text(let t) where !t.isEmpty: blocks.append(.object([("type", .string("text")), ("text", .string(t))]))
@@ -114,6 +149,13 @@ public struct AnthropicBackend: ChatBackendAdapter {
                             ("type", .string("image")),
                             ("source", .object([("type", .string("base64")), ("media_type", .string(media)), ("data", .string(data))])),
                         ]))
+                    case .document(let media, let data, let title):
+                        var document: [(String, JSONValue)] = [
+                            ("type", .string("document")),
+                            ("source", .object([("type", .string("base64")), ("media_type", .string(media)), ("data", .string(data))])),
+                        ]
+                        if let title { document.append(("title", .string(title))) }
+                        blocks.append(.object(document))
                     }
                 }
                 for c in m.toolCalls {
@@ -145,6 +187,7 @@ public struct AnthropicBackend: ChatBackendAdapter {
         do { value = try JSONValue.parse(bytes, maxDepth: 512) } catch { throw OllamaNative.DecodeError(description: "upstream answer is not JSON: \(error)") }
         if value["type"]?.stringValue == "error" { throw OllamaNative.DecodeError(description: value["error"]?["message"]?.stringValue ?? "upstream error") }
         var r = ChatResponse(model: value["model"]?.stringValue ?? "", text: "", finishReason: Self.finishReason(value["stop_reason"]?.stringValue), usage: nil)
+        r.stopSequence = value["stop_sequence"]?.stringValue
         for block in value["content"]?.arrayValue ?? [] {
             switch block["type"]?.stringValue {
             case "text"?: r.text += block["text"]?.stringValue ?? ""
@@ -152,6 +195,8 @@ public struct AnthropicBackend: ChatBackendAdapter {
                 r.thinking = (r.thinking ?? "") + (block["thinking"]?.stringValue ?? "")
                 // The first block's signature: a turn that returns it must return that block.
                 if r.thinkingSignature == nil { r.thinkingSignature = block["signature"]?.stringValue }
+            case "redacted_thinking"?:
+                if let data = block["data"]?.stringValue { r.redactedThinking.append(data) }
             case "tool_use"?:
                 r.toolCalls.append(
                     ToolCall(id: block["id"]?.stringValue ?? "", name: block["name"]?.stringValue ?? "", arguments: (block["input"] ?? .object([])).text)
@@ -169,9 +214,10 @@ public struct AnthropicBackend: ChatBackendAdapter {
     public func streamDecoder(ids: OllamaNative.ToolCallIDs) -> any ChatStreamDecoder { AnthropicStreamDecoder() }
 }
 
-/// Reads Anthropic's SSE event sequence into canonical events: text and thinking deltas pass on as
-/// they come, a `tool_use` block is assembled from its `input_json_delta` pieces and emitted whole at
-/// its `content_block_stop`, and the finish waits for `message_stop` (usage is cumulative in `message_delta`).
+/// Reads Anthropic's SSE event sequence into canonical events: text, thinking, signature and tool
+/// argument deltas pass on as they come (a `tool_use` block is also assembled, for dialects that
+/// take calls whole, and ends at its `content_block_stop`), and the finish waits for `message_stop`
+/// (usage is cumulative in `message_delta`).
 public struct AnthropicStreamDecoder: ChatStreamDecoder, LineEventDecoder {
     var lines = LineBuffer()
     var call: (id: String, name: String, json: String)?
@@ -210,33 +256,40 @@ public struct AnthropicStreamDecoder: ChatStreamDecoder, LineEventDecoder {
             return [.start(model: servedModel ?? "")]
         case "content_block_start"?:
             let block = value["content_block"]
-            if block?["type"]?.stringValue == "tool_use" {
-                call = (block?["id"]?.stringValue ?? "", block?["name"]?.stringValue ?? "", "")
+            switch block?["type"]?.stringValue {
+            case "tool_use"?:
+                let started = (id: block?["id"]?.stringValue ?? "", name: block?["name"]?.stringValue ?? "", json: "")
+                call = started
+                return [.toolCallBegin(id: started.id, name: started.name)]
+            case "redacted_thinking"?: return (block?["data"]?.stringValue).map { [.redactedThinking($0)] } ?? []
+            default: return []
             }
-            return []
         case "content_block_delta"?:
             let delta = value["delta"]
             switch delta?["type"]?.stringValue {
             case "text_delta"?: return (delta?["text"]?.stringValue).map { $0.isEmpty ? [] : [.text($0)] } ?? []
             case "thinking_delta"?: return (delta?["thinking"]?.stringValue).map { $0.isEmpty ? [] : [.thinking($0)] } ?? []
             case "input_json_delta"?:
-                call?.json += delta?["partial_json"]?.stringValue ?? ""
-                return []
+                let piece = delta?["partial_json"]?.stringValue ?? ""
+                call?.json += piece
+                return piece.isEmpty ? [] : [.toolCallArguments(piece)]
+            case "signature_delta"?: return (delta?["signature"]?.stringValue).map { $0.isEmpty ? [] : [.thinkingSignature($0)] } ?? []
             default: return []
             }
         case "content_block_stop"?:
             guard let c = call else { return [] }
             call = nil
-            return [.toolCall(ToolCall(id: c.id, name: c.name, arguments: c.json.isEmpty ? "{}" : c.json))]
+            return [.toolCallEnd(ToolCall(id: c.id, name: c.name, arguments: c.json.isEmpty ? "{}" : c.json))]
         case "message_delta"?:
             stop = AnthropicBackend.finishReason(value["delta"]?["stop_reason"]?.stringValue)
+            let stopSequence = value["delta"]?["stop_sequence"]?.stringValue
             if let o = value["usage"]?["output_tokens"]?.intValue { outputTokens = o }
             // Cumulative counts; cached prompt tokens are prompt tokens too (as in message_start).
             let u = value["usage"]
             if let i = u?["input_tokens"]?.intValue {
                 inputTokens = i + (u?["cache_read_input_tokens"]?.intValue ?? 0) + (u?["cache_creation_input_tokens"]?.intValue ?? 0)
             }
-            return []
+            return stopSequence.map { [.stopSequence($0)] } ?? []
         case "message_stop"?:
             isFinished = true
             let usage = inputTokens.flatMap { i in outputTokens.map { TokenUsage(promptTokens: i, completionTokens: $0) } }

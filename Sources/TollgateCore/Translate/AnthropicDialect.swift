@@ -123,7 +123,10 @@ public enum AnthropicDialect {
                 case "thinking"?:
                     message.thinking = (message.thinking ?? "") + (block["thinking"]?.stringValue ?? "")
                     message.thinkingSignature = block["signature"]?.stringValue
-                case "redacted_thinking"?, "document"?, "search_result"?: break
+                case "redacted_thinking"?:
+                    if let data = block["data"]?.stringValue { message.redactedThinking.append(data) }
+                case "document"?: message.content.append(try document(block, at: bat))
+                case "search_result"?: message.content.append(searchResult(block))
                 default: throw RequestError("\(bat).type: unsupported content block type")
                 }
             }
@@ -131,6 +134,44 @@ public enum AnthropicDialect {
         }
         if !message.content.isEmpty || !message.toolCalls.isEmpty || message.thinking != nil || out.isEmpty { out.append(message) }
         return out
+    }
+
+    /// A `document` block: a base64 PDF stays a document; a plain-text one (or one given as
+    /// content blocks) becomes text under its title, which every model reads. URL and file sources
+    /// name something only Anthropic can fetch.
+    static func document(_ block: JSONValue, at: String) throws(RequestError) -> ContentPart {
+        let title = block["title"]?.stringValue
+        let source = block["source"]
+        switch source?["type"]?.stringValue {
+        case "base64"?:
+            guard let data = source?["data"]?.stringValue else { throw RequestError("\(at).source.data: field required") }
+            return .document(mediaType: source?["media_type"]?.stringValue ?? "application/pdf", base64: data, title: title)
+        case "text"?:
+            return .text(titled(title, source?["data"]?.stringValue ?? ""))
+        case "content"?:
+            let text: String
+            switch source?["content"] {
+            case .string(let s)?: text = s
+            case .array(let parts)?: text = parts.compactMap { $0["type"]?.stringValue == "text" ? $0["text"]?.stringValue : nil }.joined(separator: "\n")
+            default: text = ""
+            }
+            return .text(titled(title, text))
+        default:
+            throw RequestError("\(at).source: only base64 and text documents can reach this model (a URL or file id is read by Anthropic only)")
+        }
+    }
+
+    static func titled(_ title: String?, _ text: String) -> String {
+        guard let title, !title.isEmpty else { return text }
+        return "Document: \(title)\n\n\(text)"
+    }
+
+    /// A `search_result` block becomes text naming its source, so the model still cites it.
+    static func searchResult(_ block: JSONValue) -> ContentPart {
+        let texts = (block["content"]?.arrayValue ?? []).compactMap { $0["type"]?.stringValue == "text" ? $0["text"]?.stringValue : nil }
+        let title = block["title"]?.stringValue ?? ""
+        let source = block["source"]?.stringValue ?? ""
+        return .text("Search result: \(title) (\(source))\n\(texts.joined(separator: "\n"))")
     }
 
     // MARK: Answers
@@ -156,8 +197,9 @@ public enum AnthropicDialect {
     public static func response(_ r: ChatResponse, id: String, usage: TokenUsage) -> String {
         var content: [JSONValue] = []
         if let t = r.thinking, !t.isEmpty {
-            content.append(.object([("type", .string("thinking")), ("thinking", .string(t)), ("signature", .string(""))]))
+            content.append(.object([("type", .string("thinking")), ("thinking", .string(t)), ("signature", .string(r.thinkingSignature ?? ""))]))
         }
+        for data in r.redactedThinking { content.append(.object([("type", .string("redacted_thinking")), ("data", .string(data))])) }
         if !r.text.isEmpty || (r.toolCalls.isEmpty && content.isEmpty) {
             content.append(.object([("type", .string("text")), ("text", .string(r.text))]))
         }
@@ -167,7 +209,7 @@ public enum AnthropicDialect {
         return JSONValue.object([
             ("id", .string(id)), ("type", .string("message")), ("role", .string("assistant")), ("model", .string(r.model)),
             ("content", .array(content)), ("stop_reason", .string(stopReason(r.toolCalls.isEmpty ? r.finishReason : .toolCalls))),
-            ("stop_sequence", .null), ("usage", usageJSON(usage)),
+            ("stop_sequence", r.stopSequence.map { .string($0) } ?? .null), ("usage", usageJSON(usage)),
         ]).text
     }
 
@@ -189,10 +231,13 @@ public enum AnthropicDialect {
         let id: String
         var model: String
         let inputEstimate: Int
-        enum Block { case none, thinking, text }
+        enum Block { case none, thinking, text, tool }
         var open: Block = .none
         var index = -1
         var sawToolCall = false
+        /// The signature of the open thinking block, sent when it closes.
+        var signature = ""
+        var stopSequence: String?
         public private(set) var ended = false
 
         public init(id: String, model: String, inputEstimate: Int) {
@@ -219,9 +264,10 @@ public enum AnthropicDialect {
                     "content_block_delta",
                     .object([
                         ("type", .string("content_block_delta")), ("index", .number(index)),
-                        ("delta", .object([("type", .string("signature_delta")), ("signature", .string(""))])),
+                        ("delta", .object([("type", .string("signature_delta")), ("signature", .string(signature))])),
                     ])
                 )
+                signature = ""
             }
             open = .none
             return out + AnthropicDialect.event("content_block_stop", .object([("type", .string("content_block_stop")), ("index", .number(index))]))
@@ -262,6 +308,24 @@ public enum AnthropicDialect {
                 out += delta([("type", .string("input_json_delta")), ("partial_json", .string(AnthropicDialect.input(c.arguments).text))])
                 out += AnthropicDialect.event("content_block_stop", .object([("type", .string("content_block_stop")), ("index", .number(index))]))
                 return out
+            case .toolCallBegin(let id, let name):
+                sawToolCall = true
+                return openBlock(.tool, .object([("type", .string("tool_use")), ("id", .string(id)), ("name", .string(name)), ("input", .object([]))]))
+            case .toolCallArguments(let piece):
+                guard open == .tool else { return "" }
+                return delta([("type", .string("input_json_delta")), ("partial_json", .string(piece))])
+            case .toolCallEnd:
+                return open == .tool ? closeBlock() : ""
+            case .thinkingSignature(let s):
+                signature += s
+                return ""
+            case .redactedThinking(let data):
+                var out = openBlock(.none, .object([("type", .string("redacted_thinking")), ("data", .string(data))]))
+                out += AnthropicDialect.event("content_block_stop", .object([("type", .string("content_block_stop")), ("index", .number(index))]))
+                return out
+            case .stopSequence(let s):
+                stopSequence = s
+                return ""
             case .finish(let reason, _):
                 ended = true
                 var out = closeBlock()
@@ -270,7 +334,9 @@ public enum AnthropicDialect {
                     "message_delta",
                     .object([
                         ("type", .string("message_delta")),
-                        ("delta", .object([("stop_reason", .string(AnthropicDialect.stopReason(sawToolCall ? .toolCalls : reason))), ("stop_sequence", .null)])),
+                        ("delta", .object([("stop_reason", .string(AnthropicDialect.stopReason(sawToolCall ? .toolCalls : reason))),
+                            ("stop_sequence", stopSequence.map { .string($0) } ?? .null),
+                        ])),
                         ("usage", AnthropicDialect.usageJSON(u)),
                     ])
                 )

@@ -12,6 +12,10 @@ public enum ContentPart: Sendable, Equatable {
     case text(String)
     /// Base64 image data and its media type (`image/png`).
     case image(mediaType: String, base64: String)
+    /// A base64 document (a PDF) with its media type and, when the client named it, its title.
+    /// Anthropic takes it as a `document` block, OpenAI-compatible providers as a `file` part;
+    /// Ollama has no field for it and the request is refused.
+    case document(mediaType: String, base64: String, title: String?)
 }
 
 /// A call of a tool by the model; `arguments` is JSON text (an object).
@@ -38,6 +42,9 @@ public struct ChatMessage: Sendable, Equatable {
     public var toolName: String?
     /// A tool result that reports a failure (Anthropic `is_error`).
     public var isError: Bool
+    /// Anthropic's encrypted (`redacted_thinking`) blocks, opaque data only Anthropic reads: they go
+    /// back to an Anthropic provider and to no other.
+    public var redactedThinking: [String] = []
 
     public init(
         role: ChatRole, content: [ContentPart] = [], thinking: String? = nil, thinkingSignature: String? = nil, toolCalls: [ToolCall] = [],
@@ -70,6 +77,11 @@ public struct ChatMessage: Sendable, Equatable {
     public var images: [String] {
         content.compactMap { if case .image(_, let data) = $0 { data } else { nil } }
     }
+
+    /// Whether the message holds a document part.
+    public var hasDocument: Bool {
+        content.contains { if case .document = $0 { true } else { false } }
+    }
 }
 
 public struct ToolDefinition: Sendable, Equatable {
@@ -92,7 +104,8 @@ public enum ToolChoice: Sendable, Equatable {
 public enum ResponseFormat: Sendable, Equatable {
     case text
     case json
-    case schema(JSONValue)
+    /// A JSON schema, with the name and `strict` flag the client gave it (OpenAI's `json_schema`).
+    case schema(JSONValue, name: String? = nil, strict: Bool? = nil)
 }
 
 /// Reasoning requested by the client.
@@ -175,6 +188,10 @@ public struct ChatResponse: Sendable, Equatable {
     public var usage: TokenUsage?
     /// The provider's own cost figure in nano-dollars (OpenRouter reports one), if any.
     public var reportedCostNanos: Int?
+    /// Which of the client's stop sequences ended the answer, when the provider says (Anthropic).
+    public var stopSequence: String?
+    /// Anthropic's encrypted thinking blocks, to go back to it in the next turn.
+    public var redactedThinking: [String] = []
     public init(model: String, text: String, thinking: String? = nil, toolCalls: [ToolCall] = [], finishReason: FinishReason, usage: TokenUsage?) {
         self.model = model
         self.text = text
@@ -191,8 +208,20 @@ public enum ChatEvent: Sendable, Equatable {
     case start(model: String)
     case text(String)
     case thinking(String)
-    /// A complete tool call (Ollama sends calls whole; fragmenting sources are assembled first).
+    /// A complete tool call from a source that sends calls whole (Ollama).
     case toolCall(ToolCall)
+    /// A tool call from a source that streams it in pieces (OpenAI-compatible, Anthropic) begins;
+    /// `toolCallArguments` pieces of its arguments follow as they arrive, then `toolCallEnd` with
+    /// the assembled call, for dialects that can only send calls whole (Ollama).
+    case toolCallBegin(id: String, name: String)
+    case toolCallArguments(String)
+    case toolCallEnd(ToolCall)
+    /// The signature of the thinking streamed so far (Anthropic `signature_delta`).
+    case thinkingSignature(String)
+    /// An encrypted thinking block (Anthropic `redacted_thinking`).
+    case redactedThinking(String)
+    /// Which stop sequence ended the answer (Anthropic), before the finish.
+    case stopSequence(String)
     /// The answer ends normally; usage nil when the upstream reported none.
     case finish(FinishReason, usage: TokenUsage?)
     /// The upstream failed after the answer began.
@@ -243,6 +272,12 @@ extension ChatBackendAdapter {
 /// Ollama's `/api/chat` and `/api/generate`.
 public struct OllamaChatBackend: ChatBackendAdapter {
     public init() {}
+
+    /// Ollama takes text and images only: a document would be lost, so the request is refused.
+    public func refusal(for request: ChatRequest) -> RequestError? {
+        guard let at = request.messages.firstIndex(where: \.hasDocument) else { return nil }
+        return RequestError("messages[\(at)] holds a document (PDF), which Ollama models cannot read; send its text instead", param: "messages[\(at)]")
+    }
     public func path(for request: ChatRequest) -> String { OllamaNative.path(for: request) }
     public func body(for request: ChatRequest) -> String { OllamaNative.body(for: request) }
     public func response(_ bytes: [UInt8], ids: OllamaNative.ToolCallIDs) throws -> ChatResponse { try OllamaNative.response(bytes, ids: ids) }

@@ -139,14 +139,39 @@ public enum OllamaDialect {
     }
 
     /// The fields of a final chunk (or a whole answer): done, reason and counts.
-    static func finalFields(reason: FinishReason, usage: TokenUsage?) -> [(String, JSONValue)] {
+    /// The durations of a final line, in nanoseconds as Ollama writes them: measured by the gateway
+    /// for a translated answer (total: the whole request; prompt: until the first token; eval: the
+    /// rest), since clients (Open WebUI's speed figures) divide counts by them.
+    public struct Durations: Sendable, Equatable {
+        public var total: Int
+        public var promptEval: Int
+        public var eval: Int
+        public init(total: Int, promptEval: Int, eval: Int) {
+            self.total = total
+            self.promptEval = promptEval
+            self.eval = eval
+        }
+
+        /// From the request's start, its first token (nil: none came) and now.
+        public init(started: ContinuousClock.Instant, firstToken: ContinuousClock.Instant?, now: ContinuousClock.Instant = .now) {
+            func nanos(_ d: Duration) -> Int { max(0, Int(d.components.seconds) * 1_000_000_000 + Int(d.components.attoseconds / 1_000_000_000)) }
+            let first = firstToken ?? now
+            self.init(total: nanos(now - started), promptEval: nanos(first - started), eval: nanos(now - first))
+        }
+    }
+
+    static func finalFields(reason: FinishReason, usage: TokenUsage?, durations: Durations?) -> [(String, JSONValue)] {
         var o: [(String, JSONValue)] = [("done", .bool(true)), ("done_reason", .string(doneReason(reason)))]
-        if let u = usage { o += [("prompt_eval_count", .number(u.promptTokens)), ("eval_count", .number(u.completionTokens))] }
+        if let d = durations { o += [("total_duration", .number(d.total)), ("load_duration", .number(0))] }
+        if let u = usage { o += [("prompt_eval_count", .number(u.promptTokens))] }
+        if let d = durations { o += [("prompt_eval_duration", .number(d.promptEval))] }
+        if let u = usage { o += [("eval_count", .number(u.completionTokens))] }
+        if let d = durations { o += [("eval_duration", .number(d.eval))] }
         return o
     }
 
     /// A whole answer, `/api/chat` or `/api/generate` shaped.
-    public static func response(_ r: ChatResponse, createdAt: String, generate: Bool, usage: TokenUsage?) -> String {
+    public static func response(_ r: ChatResponse, createdAt: String, generate: Bool, usage: TokenUsage?, durations: Durations? = nil) -> String {
         var o: [(String, JSONValue)] = [("model", .string(r.model)), ("created_at", .string(createdAt))]
         if generate {
             o.append(("response", .string(r.text)))
@@ -157,7 +182,7 @@ public enum OllamaDialect {
             if !r.toolCalls.isEmpty { m.append(("tool_calls", toolCallsJSON(r.toolCalls))) }
             o.append(("message", .object(m)))
         }
-        return JSONValue.object(o + finalFields(reason: r.finishReason, usage: usage)).text
+        return JSONValue.object(o + finalFields(reason: r.finishReason, usage: usage, durations: durations)).text
     }
 
     /// An `/api/embed` answer.
@@ -173,12 +198,15 @@ public enum OllamaDialect {
         let generate: Bool
         let createdAt: String
         var model: String
+        let started: ContinuousClock.Instant
+        var firstToken: ContinuousClock.Instant?
         public private(set) var ended = false
 
-        public init(model: String, createdAt: String, generate: Bool) {
+        public init(model: String, createdAt: String, generate: Bool, started: ContinuousClock.Instant = .now) {
             self.model = model
             self.createdAt = createdAt
             self.generate = generate
+            self.started = started
         }
 
         func line(_ fields: [(String, JSONValue)]) -> String {
@@ -200,17 +228,24 @@ public enum OllamaDialect {
         public mutating func encode(_ event: ChatEvent, usage: TokenUsage? = nil) -> String {
             guard !ended else { return "" }
             switch event {
+            case .text, .thinking, .toolCall, .toolCallBegin: if firstToken == nil { firstToken = .now }
+            default: break
+            }
+            switch event {
             case .start(let m):
                 if !m.isEmpty { model = m }
                 return ""
             case .text(let t): return piece(content: t)
             case .thinking(let t): return piece(thinking: t)
-            case .toolCall(let c): return generate ? "" : piece(calls: [c])
+            // Ollama sends each call whole: a streamed call goes out when it is complete.
+            case .toolCall(let c), .toolCallEnd(let c): return generate ? "" : piece(calls: [c])
+            // No field in Ollama's answer for these (signatures and encrypted thinking only Anthropic reads).
+            case .toolCallBegin, .toolCallArguments, .thinkingSignature, .redactedThinking, .stopSequence: return ""
             case .finish(let reason, _):
                 ended = true
                 let body: [(String, JSONValue)] = generate
                     ? [("response", .string(""))] : [("message", .object([("role", .string("assistant")), ("content", .string(""))]))]
-                return line(body + OllamaDialect.finalFields(reason: reason, usage: usage))
+                return line(body + OllamaDialect.finalFields(reason: reason, usage: usage, durations: Durations(started: started, firstToken: firstToken)))
             case .failure(let message):
                 ended = true
                 return JSONText.ollamaError(message) + "\n"

@@ -33,7 +33,7 @@ public enum OllamaNative {
         }
         switch request.responseFormat {
         case .json?: o.append(("format", .string("json")))
-        case .schema(let s)?: o.append(("format", s))
+        case .schema(let s, _, _)?: o.append(("format", s))
         case .text?, nil: break
         }
         var options: [(String, JSONValue)] = []
@@ -103,7 +103,8 @@ public enum OllamaNative {
             case .start(let model): response.model = model
             case .text(let t): response.text += t
             case .thinking(let t): response.thinking = (response.thinking ?? "") + t
-            case .toolCall(let c): response.toolCalls.append(c)
+            case .toolCall(let c), .toolCallEnd(let c): response.toolCalls.append(c)
+            case .toolCallBegin, .toolCallArguments, .thinkingSignature, .redactedThinking, .stopSequence: break
             case .finish(let reason, let usage):
                 response.finishReason = reason
                 response.usage = usage

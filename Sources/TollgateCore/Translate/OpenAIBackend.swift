@@ -55,8 +55,11 @@ public struct OpenAIBackend: ChatBackendAdapter {
         if !request.stop.isEmpty { o.append(("stop", .array(request.stop.map { .string($0) }))) }
         switch request.responseFormat {
         case .json?: o.append(("response_format", .object([("type", .string("json_object"))])))
-        case .schema(let s)?:
-            o.append(("response_format", .object([("type", .string("json_schema")), ("json_schema", .object([("name", .string("response")), ("schema", s)]))])))
+        case .schema(let s, let name, let strict)?:
+            // OpenAI requires a name; the client's name and strictness go as they came.
+            var spec: [(String, JSONValue)] = [("name", .string(name ?? "response")), ("schema", s)]
+            if let strict { spec.append(("strict", .bool(strict))) }
+            o.append(("response_format", .object([("type", .string("json_schema")), ("json_schema", .object(spec))])))
         case .text?, nil: break
         }
         switch request.think {
@@ -105,7 +108,7 @@ public struct OpenAIBackend: ChatBackendAdapter {
     static func message(_ original: ChatMessage) -> JSONValue {
         let m = original.errorMarkedInText
         var o: [(String, JSONValue)] = [("role", .string(m.role.rawValue))]
-        if m.images.isEmpty {
+        if m.content.allSatisfy({ if case .text = $0 { true } else { false } }) {
             o.append(("content", m.toolCalls.isEmpty || !m.text.isEmpty ? .string(m.text) : .null))
         } else {
             o.append((
@@ -115,6 +118,11 @@ public struct OpenAIBackend: ChatBackendAdapter {
                     case .text(let t): .object([("type", .string("text")), ("text", .string(t))])
                     case .image(let media, let data):
                         .object([("type", .string("image_url")), ("image_url", .object([("url", .string("data:\(media);base64,\(data)"))]))])
+                    case .document(let media, let data, let title):
+                        .object([
+                            ("type", .string("file")),
+                            ("file", .object([("filename", .string(title ?? "document.pdf")), ("file_data", .string("data:\(media);base64,\(data)"))])),
+                        ])
                     }
                 })
             ))

@@ -37,10 +37,11 @@ public enum OpenAIDialect {
         case nil, "text"?: break
         case "json_object"?: r.responseFormat = .json
         case "json_schema"?:
-            guard let schema = body["response_format"]?["json_schema"]?["schema"] else {
+            let spec = body["response_format"]?["json_schema"]
+            guard let schema = spec?["schema"] else {
                 throw RequestError("response_format.json_schema.schema is required", param: "response_format")
             }
-            r.responseFormat = .schema(schema)
+            r.responseFormat = .schema(schema, name: spec?["name"]?.stringValue, strict: spec?["strict"]?.boolValue)
         case let other?: throw RequestError("response_format type '\(other)' is not supported", param: "response_format")
         }
         let effort = body["reasoning_effort"]?.stringValue ?? body["reasoning"]?["effort"]?.stringValue
@@ -136,6 +137,17 @@ public enum OpenAIDialect {
                         throw RequestError("\(param).content[\(j)]: images must be data URLs (data:image/png;base64,...)", param: "\(param).content[\(j)]")
                     }
                     message.content.append(image)
+                case "file"?:
+                    // A file given inline (a PDF); a file id names an upload only OpenAI holds.
+                    guard let url = part["file"]?["file_data"]?.stringValue, let file = dataURL(url),
+                        case .image(let media, let data) = file
+                    else {
+                        throw RequestError(
+                            "\(param).content[\(j)]: files must be given inline as file_data (data:application/pdf;base64,...); file ids cannot reach this model",
+                            param: "\(param).content[\(j)]"
+                        )
+                    }
+                    message.content.append(.document(mediaType: media, base64: data, title: part["file"]?["filename"]?.stringValue))
                 default: throw RequestError("\(param).content[\(j)]: unsupported content part type", param: "\(param).content[\(j)]")
                 }
             }
@@ -148,6 +160,9 @@ public enum OpenAIDialect {
         {
             message.thinking = t
             message.thinkingSignature = signature
+        }
+        for block in m["thinking_blocks"]?.arrayValue ?? [] where block["type"]?.stringValue == "redacted_thinking" {
+            if let data = block["data"]?.stringValue { message.redactedThinking.append(data) }
         }
         if role == .assistant, let calls = m["tool_calls"]?.arrayValue {
             for (j, call) in calls.enumerated() {
@@ -224,9 +239,8 @@ public enum OpenAIDialect {
         if let t = r.thinking, !t.isEmpty { message.append(("reasoning", .string(t))) }
         // OpenAI has no field for a thinking signature; `thinking_blocks` (LiteLLM's name) carries it,
         // and a client that sends the message back in its next turn returns it to the provider.
-        if let t = r.thinking, !t.isEmpty, let signature = r.thinkingSignature, !signature.isEmpty {
-            message.append(("thinking_blocks", .array([.object([("type", .string("thinking")), ("thinking", .string(t)), ("signature", .string(signature))])])))
-        }
+        let blocks = thinkingBlocks(thinking: r.thinking, signature: r.thinkingSignature, redacted: r.redactedThinking)
+        if !blocks.isEmpty { message.append(("thinking_blocks", .array(blocks))) }
         if !r.toolCalls.isEmpty { message.append(("tool_calls", toolCallsJSON(r.toolCalls, indexed: false))) }
         return JSONValue.object([
             ("id", .string(id)), ("object", .string("chat.completion")), ("created", .number(created)), ("model", .string(r.model)),
@@ -241,6 +255,17 @@ public enum OpenAIDialect {
             ),
             ("usage", usageJSON(usage)),
         ]).text
+    }
+
+    /// LiteLLM's `thinking_blocks`: a signed thinking block and encrypted ones, which only the
+    /// provider that wrote them reads, for a client to send back in its next turn.
+    static func thinkingBlocks(thinking: String?, signature: String?, redacted: [String]) -> [JSONValue] {
+        var blocks: [JSONValue] = []
+        if let signature, !signature.isEmpty {
+            blocks.append(.object([("type", .string("thinking")), ("thinking", .string(thinking ?? "")), ("signature", .string(signature))]))
+        }
+        for data in redacted { blocks.append(.object([("type", .string("redacted_thinking")), ("data", .string(data))])) }
+        return blocks
     }
 
     /// A whole text completion.
@@ -318,6 +343,32 @@ public enum OpenAIDialect {
                 sawToolCall = true
                 defer { toolIndex += 1 }
                 return delta([("tool_calls", OpenAIDialect.toolCallsJSON([c], indexed: true, from: toolIndex))])
+            case .toolCallBegin(let id, let name):
+                guard !completion else { return "" }
+                sawToolCall = true
+                return delta([
+                    (
+                        "tool_calls",
+                        .array([
+                            .object([
+                                ("index", .number(toolIndex)), ("id", .string(id)), ("type", .string("function")),
+                                ("function", .object([("name", .string(name)), ("arguments", .string(""))])),
+                            ])
+                        ])
+                    )
+                ])
+            case .toolCallArguments(let piece):
+                guard !completion else { return "" }
+                return delta([("tool_calls", .array([.object([("index", .number(toolIndex)), ("function", .object([("arguments", .string(piece))]))])]))])
+            case .toolCallEnd:
+                toolIndex += 1
+                return ""
+            case .thinkingSignature(let signature):
+                return completion ? "" : delta([("thinking_blocks", .array(OpenAIDialect.thinkingBlocks(thinking: "", signature: signature, redacted: [])))])
+            case .redactedThinking(let data):
+                return completion ? "" : delta([("thinking_blocks", .array(OpenAIDialect.thinkingBlocks(thinking: nil, signature: nil, redacted: [data])))])
+            case .stopSequence:
+                return ""
             case .finish(let reason, _):
                 ended = true
                 var out = delta([], finish: OpenAIDialect.finishReason(sawToolCall ? .toolCalls : reason))

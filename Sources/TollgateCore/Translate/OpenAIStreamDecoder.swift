@@ -1,7 +1,7 @@
 /// Reads an OpenAI Chat Completions SSE stream (an OpenAI-compatible backend) into canonical
-/// events. Text and reasoning pass on as they arrive; tool calls arrive in fragments (the first
-/// with `index`, `id` and the name, later ones with pieces of the arguments string) and are
-/// assembled per call, then emitted whole when the choice finishes. Ollama-style servers that
+/// events. Text, reasoning and tool calls pass on as they arrive: a call's first fragment (with
+/// `index`, `id` and the name) begins it, later ones carry pieces of its arguments, and the call
+/// ends, assembled, when the next one begins or the choice finishes. Ollama-style servers that
 /// reuse index 0 for parallel calls are told apart by their ids. Usage comes in its own chunk after
 /// the finishing one (with `stream_options.include_usage`), so the finish event waits for `[DONE]`.
 public struct OpenAIStreamDecoder: Sendable, LineEventDecoder {
@@ -16,6 +16,9 @@ public struct OpenAIStreamDecoder: Sendable, LineEventDecoder {
     var calls: [PendingCall] = []
     /// The position in `calls` of each stream index's current call.
     var slot: [Int: Int] = [:]
+    /// How many of `calls` have begun (been announced) and ended.
+    var begun = 0
+    var ended = 0
     var finishReason: FinishReason?
     var usage: TokenUsage?
     var ids: OllamaNative.ToolCallIDs
@@ -41,13 +44,35 @@ public struct OpenAIStreamDecoder: Sendable, LineEventDecoder {
     mutating func done() -> [ChatEvent] {
         guard !isFinished else { return [] }
         isFinished = true
-        var events: [ChatEvent] = calls.map { c in ToolCall(id: c.id ?? ids.make(), name: c.name, arguments: c.arguments.isEmpty ? "{}" : c.arguments) }
-            .map { .toolCall($0) }
-        calls.removeAll()
+        var events = endCalls()
         let reason = finishReason ?? .stop
         // Calls cut short by the output limit are still a `length` finish: the client must know the
         // arguments may be incomplete.
-        events.append(.finish(events.isEmpty || reason == .length ? reason : .toolCalls, usage: usage))
+        events.append(.finish(calls.isEmpty || reason == .length ? reason : .toolCalls, usage: usage))
+        return events
+    }
+
+    /// Announces the calls that have a name and were not announced yet, with the arguments so far.
+    mutating func beginCalls() -> [ChatEvent] {
+        var events: [ChatEvent] = []
+        while begun < calls.count, !calls[begun].name.isEmpty {
+            if calls[begun].id == nil { calls[begun].id = ids.make() }
+            events.append(.toolCallBegin(id: calls[begun].id!, name: calls[begun].name))
+            if !calls[begun].arguments.isEmpty { events.append(.toolCallArguments(calls[begun].arguments)) }
+            begun += 1
+        }
+        return events
+    }
+
+    /// Ends every begun call before `upTo` (all of them by default), assembled.
+    mutating func endCalls(upTo limit: Int? = nil) -> [ChatEvent] {
+        var events = limit == nil ? beginCalls() : []
+        let last = min(limit ?? calls.count, begun)
+        while ended < last {
+            let c = calls[ended]
+            events.append(.toolCallEnd(ToolCall(id: c.id ?? ids.make(), name: c.name, arguments: c.arguments.isEmpty ? "{}" : c.arguments)))
+            ended += 1
+        }
         return events
     }
 
@@ -85,21 +110,23 @@ public struct OpenAIStreamDecoder: Sendable, LineEventDecoder {
             for fragment in delta?["tool_calls"]?.arrayValue ?? [] {
                 let index = fragment["index"]?.intValue ?? 0
                 let id = fragment["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+                let name = fragment["function"]?["name"]?.stringValue ?? ""
+                let piece = fragment["function"]?["arguments"]?.stringValue ?? fragment["function"]?["arguments"].map(\.text) ?? ""
                 if let at = slot[index], id == nil || calls[at].id == nil || calls[at].id == id {
-                    if let id { calls[at].id = id }
-                    calls[at].name += fragment["function"]?["name"]?.stringValue ?? ""
-                    calls[at].arguments += fragment["function"]?["arguments"]?.stringValue ?? ""
+                    if let id, at >= begun { calls[at].id = id }
+                    if at >= begun { calls[at].name += name }
+                    calls[at].arguments += piece
+                    // Pieces of the call being streamed pass on at once (calls stream one after another).
+                    if at == begun - 1, at >= ended, !piece.isEmpty { events.append(.toolCallArguments(piece)) }
                 } else {
-                    // A new call (or index 0 reused with a new id).
+                    // A new call (or index 0 reused with a new id): the ones before it are complete.
+                    events += endCalls(upTo: calls.count)
                     slot[index] = calls.count
-                    calls.append(
-                        PendingCall(
-                            id: id, name: fragment["function"]?["name"]?.stringValue ?? "",
-                            arguments: fragment["function"]?["arguments"]?.stringValue ?? ""
-                        )
-                    )
+                    calls.append(PendingCall(id: id, name: name, arguments: piece))
                 }
+                events += beginCalls()
             }
+            if choice["finish_reason"]?.stringValue != nil { events += endCalls() }
             switch choice["finish_reason"]?.stringValue {
             case "stop"?: finishReason = .stop
             case "length"?: finishReason = .length

@@ -25,7 +25,7 @@ struct AnthropicAdapter: UpstreamAdapter {
         }
     }
 
-    func chatCodec(config: ProviderConfig, traits: ModelTraits) -> any ChatBackendAdapter { AnthropicBackend(maxOutputTokens: traits.maxOutputTokens) }
+    func chatCodec(config: ProviderConfig, traits: ModelTraits) -> any ChatBackendAdapter { AnthropicBackend(traits: traits) }
 
     /// Anthropic's thinking minimum: `budget_tokens` must be at least this and below `max_tokens`.
     static let minimumThinkingBudget = 1024
