@@ -284,4 +284,39 @@ import TollgateTestSupport
             #expect((whole["total_duration"]?.intValue ?? 0) > 0 && whole["eval_duration"]?.intValue == whole["total_duration"]?.intValue)
         }
     }
+
+    @Test func declaredTraitsComeFromTheProvidersFileAndTheAdminAPI() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGBgAAAABQABXvMqGgAAAABJRU5ErkJggg=="
+            let withImage = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"what is it?","images":["\#(png)"]}],"stream":false}"#
+            #expect(try await gw.send("/api/chat", body: withImage, key: key).status == 200)
+            // The operator declares through the admin API that the model reads no images and reasons.
+            let put = try await gw.admin(.PUT, "/api/settings", body: #"{"model_traits":{"openai/gpt-4o-mini":{"images":false},"openai/lab-finetune":{"reasoning":true}}}"#)
+            #expect(put.status == 200, "\(put.body)")
+            let before = fleet.openAI.hitCount
+            let refused = try await gw.send("/api/chat", body: withImage, key: key)
+            #expect(refused.status == 400 && refused.body.contains("messages[0]") && refused.body.contains("image"), "\(refused.body)")
+            #expect(fleet.openAI.hitCount == before)
+            // …and that a fine-tune of a reasoning model reasons: the trait decides the fields.
+            let reasoning = try await gw.send(
+                "/api/chat", body: #"{"model":"openai/lab-finetune","think":"low","stream":false,"options":{"num_predict":50},"messages":[{"role":"user","content":"x"}]}"#, key: key
+            )
+            #expect(reasoning.status == 200, "\(reasoning.body)")
+            let sent = try #require(fleet.openAI.lastPost?.bodyJSON)
+            #expect(sent["reasoning_effort"] as? String == "low" && sent["max_completion_tokens"] as? Int == 50)
+            // A malformed declaration is refused by name.
+            let bad = try await gw.admin(.PUT, "/api/settings", body: #"{"model_traits":{"m":{"thinking":"sometimes"}}}"#)
+            #expect(bad.status == 400 && bad.body.contains("model_traits"), "\(bad.body)")
+        }
+        // The providers file declares the same fields.
+        let file = #"{"providers":[{"name":"a","kind":"anthropic","url":"http://10.0.0.7:8000","models":[{"name":"claude-next","thinking":"adaptive_only","exclusive_sampling":true,"documents":false}]}]}"#
+        let config = try TollgateConfig.load(from: ConfigSource(values: ["OLLAMA_URL": "none", "TOLLGATE_PROVIDERS": file]))
+        let traits = try #require(config.providers.first?.models.first).traits
+        #expect(traits.thinkingForm == .adaptiveOnly && traits.exclusiveSampling && traits.acceptsDocuments == false)
+        #expect(throws: ConfigError.self) {
+            try TollgateConfig.load(from: ConfigSource(values: ["OLLAMA_URL": "none", "TOLLGATE_PROVIDERS": file.replacingOccurrences(of: "adaptive_only", with: "always")]))
+        }
+    }
 }

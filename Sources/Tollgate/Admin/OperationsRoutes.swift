@@ -28,10 +28,10 @@ enum OperationsRoutes {
 
     static var settingsInput: JSONValue {
         let value = JSONValue.object([("type", .array([.string("string"), .string("number"), .string("null")]))])
-        // Aliases, prices and model defaults may also be sent as JSON objects.
+        // Aliases, prices, model defaults and model traits may also be sent as JSON objects.
         let structured = JSONValue.object([("type", .array([.string("string"), .string("object"), .string("null")]))])
         return Schema.object(
-            GatewaySettings.Name.allCases.map { ($0.rawValue, [.aliases, .prices, .modelDefaults].contains($0) ? structured : value) },
+            GatewaySettings.Name.allCases.map { ($0.rawValue, [.aliases, .prices, .modelDefaults, .modelTraits].contains($0) ? structured : value) },
             optional: Set(GatewaySettings.Name.allCases.map(\.rawValue))
         )
     }
@@ -51,7 +51,7 @@ enum OperationsRoutes {
             case .null: text = nil
             case .string(let s): text = s
             case .number(let n): text = n
-            case .object where ["aliases", "prices", "model_defaults"].contains(name): text = value.text  // may be sent as JSON
+            case .object where ["aliases", "prices", "model_defaults", "model_traits"].contains(name): text = value.text  // may be sent as JSON
             case .object, .array: problems.append((name, "must be a string, a number or null")); continue
             case .bool: problems.append((name, "must be a string, a number or null")); continue
             }

@@ -73,9 +73,8 @@ public struct ModelMetadata: Sendable, Equatable {
     /// Price per million tokens in micro-dollars (2.50 USD/M → 2_500_000), nil when unknown.
     public var inputPricePerMillion: Int?
     public var outputPricePerMillion: Int?
-    /// Declared traits (nil: as known for the model's family, see ``ModelTraits``).
-    public var reasoning: Bool?
-    public var maxOutputTokens: Int?
+    /// Declared traits (unset fields: as known for the model's family, see ``ModelTraits``).
+    public var declaredTraits = ModelTraits.Declared()
 
     public init(name: String, contextLength: Int? = nil, capabilities: [String] = [], inputPricePerMillion: Int? = nil, outputPricePerMillion: Int? = nil) {
         self.name = name
@@ -94,9 +93,9 @@ public struct ModelMetadata: Sendable, Equatable {
     /// What a translation must respect for this model: declared traits over the family's known ones.
     public var traits: ModelTraits {
         var traits = ModelTraits.known(name)
-        if let reasoning { traits.reasons = reasoning }
-        if let maxOutputTokens { traits.maxOutputTokens = maxOutputTokens }
-        return traits
+        // Ollama reports what a model reads: a chat model without "vision" ignores images.
+        if capabilities.contains("completion") { traits.acceptsImages = capabilities.contains("vision") }
+        return declaredTraits.applied(to: traits)
     }
 
     /// `"2.50"` (USD) → 2_500_000 micro-dollars; at most six decimals.
@@ -221,13 +220,9 @@ extension TollgateConfig {
             name: name, contextLength: m["context_length"]?.intValue, capabilities: m["capabilities"]?.arrayValue?.compactMap(\.stringValue) ?? [],
             inputPricePerMillion: try price("input_price"), outputPricePerMillion: try price("output_price")
         )
-        if let reasoning = m["reasoning"] {
-            guard let flag = reasoning.boolValue else { throw ConfigError(variable: "TOLLGATE_PROVIDERS", message: "\(at).reasoning must be true or false") }
-            meta.reasoning = flag
-        }
-        if let limit = m["max_output_tokens"] {
-            guard let n = limit.intValue, n > 0 else { throw ConfigError(variable: "TOLLGATE_PROVIDERS", message: "\(at).max_output_tokens must be a positive integer") }
-            meta.maxOutputTokens = n
+        switch ModelTraits.Declared.parse(m) {
+        case .success(let declared): meta.declaredTraits = declared
+        case .failure(let problem): throw ConfigError(variable: "TOLLGATE_PROVIDERS", message: "\(at).\(problem.message)")
         }
         return meta
     }

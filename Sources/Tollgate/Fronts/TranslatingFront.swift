@@ -187,7 +187,7 @@ struct TranslatingFront {
         let keepAlive = defaults?.keepAlive ?? OllamaOptionPolicy.ollamaDefaultKeepAlive
         let bounded = options.bound(keepAlive: keepAlive)
         if defaults?.keepAlive != nil || bounded != keepAlive { r.keepAlive = .number(Int(bounded.rounded())) }
-        if let conflict = services.codec(routes[0]).refusal(for: r) { return refusal(.invalid(conflict)) }
+        if let conflict = services.refusal(r, route: routes[0]) { return refusal(.invalid(conflict)) }
         let promptEstimate = TokenEstimate.fromTextBytes(r.promptTextBytes)
         let request = r
         return await admitAndRun(
@@ -212,7 +212,7 @@ struct TranslatingFront {
             }
             r.model = model
             r.maxTokens = cap ?? r.maxTokens
-            if let conflict = services.codec(routes[0]).refusal(for: r) { return refusal(.invalid(conflict)) }
+            if let conflict = services.refusal(r, route: routes[0]) { return refusal(.invalid(conflict)) }
             let promptEstimate = TokenEstimate.fromTextBytes(r.promptTextBytes)
             let request = r
             return await admitAndRun(

@@ -114,6 +114,7 @@ public final class ModelCatalog: Sendable {
         if !declared.capabilities.isEmpty { m.capabilities = declared.capabilities }
         m.inputPricePerMillion = declared.inputPricePerMillion ?? found.inputPricePerMillion
         m.outputPricePerMillion = declared.outputPricePerMillion ?? found.outputPricePerMillion
+        m.declaredTraits = declared.declaredTraits.over(found.declaredTraits)
         return m
     }
 

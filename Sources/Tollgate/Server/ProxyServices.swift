@@ -38,10 +38,22 @@ struct ProxyServices: Sendable {
         )
     }
 
-    /// A route's provider-dialect codec, with the model's traits (declared in the catalog, else
-    /// known for its family).
+    /// What a translation must respect for a route's model: the `model_traits` setting over the
+    /// providers file's declarations and what the provider reports, over what is known for the family.
+    func traits(_ route: Route) -> ModelTraits {
+        let catalog = router.catalog.metadata(provider: route.backend.name, model: route.model)?.traits ?? ModelTraits.known(route.model)
+        return settings.current.traits(provider: route.backend.name, model: route.model)?.applied(to: catalog) ?? catalog
+    }
+
+    /// A route's provider-dialect codec, with the model's traits.
     func codec(_ route: Route) -> any ChatBackendAdapter {
-        let declared = router.catalog.metadata(provider: route.backend.name, model: route.model)
-        return route.backend.adapter.chatCodec(config: route.backend.config, traits: declared?.traits ?? ModelTraits.known(route.model))
+        route.backend.adapter.chatCodec(config: route.backend.config, traits: traits(route))
+    }
+
+    /// Why a route's model cannot take a translated request as asked (nil: it can): what the
+    /// model cannot read, then what its provider's API refuses.
+    func refusal(_ request: ChatRequest, route: Route) -> RequestError? {
+        let traits = traits(route)
+        return traits.refusal(for: request) ?? route.backend.adapter.chatCodec(config: route.backend.config, traits: traits).refusal(for: request)
     }
 }

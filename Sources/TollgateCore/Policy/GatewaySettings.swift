@@ -32,8 +32,18 @@ public struct GatewaySettings: Sendable, Equatable {
     public var clientNames = false
     /// Temporary and weekly policies (model locks, limits) for sets of keys or users.
     public var schedules: [PolicySchedule] = []
+    /// Declared model traits by model (`model` or `provider/model`), over the providers file's and
+    /// the families' known ones: what a translation must respect (see ``ModelTraits``).
+    public var modelTraits: [String: ModelTraits.Declared] = [:]
 
     public init() {}
+
+    /// The declared traits of a model served by a provider: `provider/model` first, then `model`.
+    public func traits(provider: String?, model: String) -> ModelTraits.Declared? {
+        guard !modelTraits.isEmpty else { return nil }
+        if let provider, let t = modelTraits[provider + "/" + model] { return t }
+        return modelTraits[model] ?? modelTraits[ModelPolicy.normalized(model)]
+    }
 
     /// Prices per million tokens in micro-dollars.
     public struct PriceOverride: Sendable, Equatable {
@@ -165,6 +175,7 @@ public struct GatewaySettings: Sendable, Equatable {
         case recordUsage = "record_usage"
         case clientNames = "client_names"
         case schedules
+        case modelTraits = "model_traits"
 
         public var help: String {
             switch self {
@@ -187,6 +198,8 @@ public struct GatewaySettings: Sendable, Equatable {
             case .recordUsage: "false: keep no per-request records — no usage record, usage log line or access log line (quota counters keep counting; request ids are kept 24 h so each request is settled once)"
             case .schedules: "temporary and weekly model locks and limits for sets of keys or users (JSON list; edited through /api/schedules)"
             case .clientNames: "true: the usage views show clients' host names (reverse DNS confirmed forward, cached an hour; looked up only when a view asks, never on the request path)"
+            case .modelTraits:
+                #"what translations must respect per model, JSON: {"gpt-4.1":{"reasoning":false,"max_output_tokens":32768},"llama/qwen3":{"images":false},"claude-x":{"thinking":"adaptive","exclusive_sampling":true,"documents":true}}"#
             case .modelDefaults: #"Ollama defaults for OpenAI/Anthropic requests, JSON: {"llama3.2":{"num_ctx":8192,"keep_alive":"10m","think":false},"*":{...}}"#
             }
         }
@@ -244,6 +257,14 @@ public struct GatewaySettings: Sendable, Equatable {
         case .keepAliveMin, .keepAliveMax:
             guard let s = GoDuration.seconds(v), s >= 0 else { throw Invalid(name: name, message: "must be a duration ≥ 0 (seconds, or 5m, 1h)") }
             return String(Int(s.rounded()))
+        case .modelTraits:
+            guard ModelTraits.Declared.parseMap(v) != nil else {
+                throw Invalid(
+                    name: name,
+                    message: #"must be a JSON object of model → {"reasoning": bool, "max_output_tokens": n, "thinking": "budget"|"adaptive"|"adaptive_only", "exclusive_sampling": bool, "images": bool, "documents": bool}"#
+                )
+            }
+            return v
         case .modelDefaults:
             guard parseModelDefaults(v) != nil else {
                 throw Invalid(name: name, message: #"must be a JSON object of model → {"num_ctx": n, "keep_alive": "5m", "think": true|false|"low"|"medium"|"high"}"#)
@@ -277,6 +298,7 @@ public struct GatewaySettings: Sendable, Equatable {
             case .recordUsage: recordUsage = value != "false"
             case .clientNames: clientNames = value == "true"
             case .schedules: schedules = PolicySchedule.list(value) ?? []
+            case .modelTraits: modelTraits = ModelTraits.Declared.parseMap(value) ?? [:]
             }
         }
     }

@@ -20,12 +20,125 @@ public struct ModelTraits: Sendable, Equatable {
     public var thinkingForm: ThinkingForm?
     /// `temperature` and `top_p` are refused together (Claude 4.5 and later).
     public var exclusiveSampling: Bool
+    /// Whether the model reads images / documents (nil: not known — they are sent and the provider judges).
+    public var acceptsImages: Bool?
+    public var acceptsDocuments: Bool?
 
-    public init(reasons: Bool? = nil, maxOutputTokens: Int? = nil, thinkingForm: ThinkingForm? = nil, exclusiveSampling: Bool = false) {
+    public init(
+        reasons: Bool? = nil, maxOutputTokens: Int? = nil, thinkingForm: ThinkingForm? = nil, exclusiveSampling: Bool = false, acceptsImages: Bool? = nil,
+        acceptsDocuments: Bool? = nil
+    ) {
         self.reasons = reasons
         self.maxOutputTokens = maxOutputTokens
         self.thinkingForm = thinkingForm
         self.exclusiveSampling = exclusiveSampling
+        self.acceptsImages = acceptsImages
+        self.acceptsDocuments = acceptsDocuments
+    }
+
+    /// A request the model cannot read: images or documents sent to a model declared (or reported,
+    /// as Ollama's capabilities do) not to take them. Refused with the message named rather than
+    /// sent to be ignored or refused less clearly.
+    public func refusal(for request: ChatRequest) -> RequestError? {
+        for (i, m) in request.messages.enumerated() {
+            if acceptsImages == false, !m.images.isEmpty {
+                return RequestError("messages[\(i)] holds an image, and \(request.model) does not read images", param: "messages[\(i)]")
+            }
+            if acceptsDocuments == false, m.hasDocument {
+                return RequestError("messages[\(i)] holds a document, and \(request.model) does not read documents", param: "messages[\(i)]")
+            }
+        }
+        return nil
+    }
+
+    /// Traits an operator declares for a model (`TOLLGATE_PROVIDERS` model entries, the
+    /// `model_traits` setting): each set field replaces what is known for the family.
+    public struct Declared: Sendable, Equatable {
+        public var reasons: Bool?
+        public var maxOutputTokens: Int?
+        public var thinkingForm: ThinkingForm?
+        public var exclusiveSampling: Bool?
+        public var acceptsImages: Bool?
+        public var acceptsDocuments: Bool?
+        public init() {}
+
+        public var isEmpty: Bool { self == Declared() }
+
+        public func applied(to traits: ModelTraits) -> ModelTraits {
+            var t = traits
+            if let reasons { t.reasons = reasons }
+            if let maxOutputTokens { t.maxOutputTokens = maxOutputTokens }
+            if let thinkingForm { t.thinkingForm = thinkingForm }
+            if let exclusiveSampling { t.exclusiveSampling = exclusiveSampling }
+            if let acceptsImages { t.acceptsImages = acceptsImages }
+            if let acceptsDocuments { t.acceptsDocuments = acceptsDocuments }
+            return t
+        }
+
+        /// Fields set here win over `other`'s.
+        public func over(_ other: Declared) -> Declared {
+            var d = other
+            d.reasons = reasons ?? other.reasons
+            d.maxOutputTokens = maxOutputTokens ?? other.maxOutputTokens
+            d.thinkingForm = thinkingForm ?? other.thinkingForm
+            d.exclusiveSampling = exclusiveSampling ?? other.exclusiveSampling
+            d.acceptsImages = acceptsImages ?? other.acceptsImages
+            d.acceptsDocuments = acceptsDocuments ?? other.acceptsDocuments
+            return d
+        }
+
+        /// The field names, as written in JSON.
+        public static let fields = ["reasoning", "max_output_tokens", "thinking", "exclusive_sampling", "images", "documents"]
+
+        /// Reads the trait fields of a JSON object (other fields are left to the caller); the error
+        /// names the field and what it must be.
+        public static func parse(_ object: JSONValue) -> Result<Declared, RequestError> {
+            var d = Declared()
+            func flag(_ name: String) -> Result<Bool?, RequestError> {
+                guard let v = object[name] else { return .success(nil) }
+                guard let b = v.boolValue else { return .failure(RequestError("\(name) must be true or false", param: name)) }
+                return .success(b)
+            }
+            switch flag("reasoning") {
+            case .success(let b): d.reasons = b
+            case .failure(let e): return .failure(e)
+            }
+            switch flag("exclusive_sampling") {
+            case .success(let b): d.exclusiveSampling = b
+            case .failure(let e): return .failure(e)
+            }
+            switch flag("images") {
+            case .success(let b): d.acceptsImages = b
+            case .failure(let e): return .failure(e)
+            }
+            switch flag("documents") {
+            case .success(let b): d.acceptsDocuments = b
+            case .failure(let e): return .failure(e)
+            }
+            if let v = object["max_output_tokens"] {
+                guard let n = v.intValue, n > 0 else { return .failure(RequestError("max_output_tokens must be a positive integer", param: "max_output_tokens")) }
+                d.maxOutputTokens = n
+            }
+            if let v = object["thinking"] {
+                guard let form = v.stringValue.flatMap(ThinkingForm.init(rawValue:)) else {
+                    return .failure(RequestError("thinking must be budget, adaptive or adaptive_only", param: "thinking"))
+                }
+                d.thinkingForm = form
+            }
+            return .success(d)
+        }
+
+        /// `{"model": {traits}}` (the `model_traits` setting); nil when any entry is malformed.
+        public static func parseMap(_ text: String) -> [String: Declared]? {
+            guard let value = try? JSONValue.parse(text, maxDepth: 4), let pairs = value.objectValue else { return nil }
+            var out: [String: Declared] = [:]
+            for (model, entry) in pairs {
+                guard !model.isEmpty, let fields = entry.objectValue, fields.allSatisfy({ Self.fields.contains($0.0) }) else { return nil }
+                guard case .success(let d) = parse(entry) else { return nil }
+                out[model] = d
+            }
+            return out
+        }
     }
 
     /// Claude families taking adaptive thinking, by name prefix (Anthropic's adaptive-thinking page):
