@@ -94,26 +94,13 @@ public struct ModelTraits: Sendable, Equatable {
         /// names the field and what it must be.
         public static func parse(_ object: JSONValue) -> Result<Declared, RequestError> {
             var d = Declared()
-            func flag(_ name: String) -> Result<Bool?, RequestError> {
-                guard let v = object[name] else { return .success(nil) }
+            let flags: [(String, WritableKeyPath<Declared, Bool?>)] = [
+                ("reasoning", \.reasons), ("exclusive_sampling", \.exclusiveSampling), ("images", \.acceptsImages), ("documents", \.acceptsDocuments),
+            ]
+            for (name, field) in flags {
+                guard let v = object[name] else { continue }
                 guard let b = v.boolValue else { return .failure(RequestError("\(name) must be true or false", param: name)) }
-                return .success(b)
-            }
-            switch flag("reasoning") {
-            case .success(let b): d.reasons = b
-            case .failure(let e): return .failure(e)
-            }
-            switch flag("exclusive_sampling") {
-            case .success(let b): d.exclusiveSampling = b
-            case .failure(let e): return .failure(e)
-            }
-            switch flag("images") {
-            case .success(let b): d.acceptsImages = b
-            case .failure(let e): return .failure(e)
-            }
-            switch flag("documents") {
-            case .success(let b): d.acceptsDocuments = b
-            case .failure(let e): return .failure(e)
+                d[keyPath: field] = b
             }
             if let v = object["max_output_tokens"] {
                 guard let n = v.intValue, n > 0 else { return .failure(RequestError("max_output_tokens must be a positive integer", param: "max_output_tokens")) }
