@@ -335,6 +335,13 @@ extension MockOllamaResponder {
         }
         if thinking == "adaptive", !adaptive { return "adaptive thinking is not supported on this model" }
         if thinking == "adaptive", (json["thinking"] as? [String: Any])?["budget_tokens"] != nil { return "thinking.adaptive.budget_tokens: Extra inputs are not permitted" }
+        // At most four blocks may carry cache_control (system, messages and tools together).
+        let systemBlocks = json["system"] as? [[String: Any]] ?? []
+        let messageBlocks = (json["messages"] as? [[String: Any]] ?? []).flatMap { $0["content"] as? [[String: Any]] ?? [] }
+        let tools = json["tools"] as? [[String: Any]] ?? []
+        if (systemBlocks + messageBlocks + tools).filter({ $0["cache_control"] != nil }).count > 4 {
+            return "A maximum of 4 blocks with cache_control may be provided. Found 5."
+        }
         if exclusiveSampling, json["temperature"] != nil, json["top_p"] != nil {
             return "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
         }

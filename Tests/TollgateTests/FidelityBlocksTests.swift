@@ -319,4 +319,36 @@ import TollgateTestSupport
             try TollgateConfig.load(from: ConfigSource(values: ["OLLAMA_URL": "none", "TOLLGATE_PROVIDERS": file.replacingOccurrences(of: "adaptive_only", with: "always")]))
         }
     }
+
+    @Test func cacheBreakpointsReachAnthropicAtMostFour() async throws {
+        try await ProviderTests.withFleet { fleet in
+            let gw = fleet.gw
+            let key = try await gw.createKey()
+            let mark = #""cache_control":{"type":"ephemeral"}"#
+            let turns = (1...5).map { i in #"{"role":"user","content":[{"type":"text","text":"part \#(i)",\#(mark)}]},{"role":"assistant","content":"ok \#(i)"}"# }
+            let body = #"""
+                {"model":"claude-sonnet-4-5","max_tokens":50,"messages":[
+                  {"role":"system","content":[{"type":"text","text":"You are terse.",\#(mark)}]},
+                  \#(turns.joined(separator: ",")),
+                  {"role":"user","content":"go on"}]}
+                """#
+            let r = try await gw.send("/v1/chat/completions", body: body, key: key)
+            #expect(r.status == 200, "\(r.body)")
+            let sent = try #require(fleet.anthropic.lastPost?.bodyJSON)
+            let blocks = (sent["messages"] as? [[String: Any]] ?? []).flatMap { $0["content"] as? [[String: Any]] ?? [] }
+            let marked = blocks.filter { $0["cache_control"] != nil }.compactMap { $0["text"] as? String }
+            // Six breakpoints asked for: the last four kept (the system prompt's and the first turn's dropped).
+            #expect(marked == ["part 2", "part 3", "part 4", "part 5"], "\(marked)")
+            #expect(sent["system"] as? String == "You are terse.")
+            // With four or fewer, the system prompt keeps its breakpoint as a block.
+            let few = try await gw.send(
+                "/v1/chat/completions",
+                body: #"{"model":"claude-sonnet-4-5","max_tokens":50,"messages":[{"role":"system","content":[{"type":"text","text":"You are terse.",\#(mark)}]},{"role":"user","content":"hi"}]}"#,
+                key: key
+            )
+            #expect(few.status == 200, "\(few.body)")
+            let system = fleet.anthropic.lastPost?.bodyJSON?["system"] as? [[String: Any]]
+            #expect(system?.first?["text"] as? String == "You are terse." && system?.first?["cache_control"] != nil)
+        }
+    }
 }

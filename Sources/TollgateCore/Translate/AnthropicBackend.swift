@@ -75,16 +75,30 @@ public struct AnthropicBackend: ChatBackendAdapter {
         o.append(("max_tokens", .number(maxTokens)))
         var messages = request.messages
         if case .completion(let prompt, _) = request.kind { messages.append(ChatMessage(role: .user, content: [.text(prompt)])) }
-        var systemParts = messages.filter { $0.role == .system }.map(\.text)
+        // Anthropic takes at most four cache breakpoints: the last four the client set are kept (the
+        // cache matches prefixes, so a later breakpoint covers the text before an earlier one).
+        let marked = messages.indices.filter { messages[$0].cacheControl != nil }
+        for i in marked.dropLast(4) { messages[i].cacheControl = nil }
+        var systemParts = messages.filter { $0.role == .system }.map { (text: $0.text, cache: $0.cacheControl) }
         // Anthropic has no JSON mode on the Messages API: the request for JSON (or a schema) goes as an
         // instruction rather than being dropped.
         switch request.responseFormat {
-        case .json?: systemParts.append("Respond with a single JSON object and nothing else.")
-        case .schema(let schema, _, _)?: systemParts.append("Respond with a single JSON object that matches this JSON schema, and nothing else: \(schema.text)")
+        case .json?: systemParts.append(("Respond with a single JSON object and nothing else.", nil))
+        case .schema(let schema, _, _)?: systemParts.append(("Respond with a single JSON object that matches this JSON schema, and nothing else: \(schema.text)", nil))
         case .text?, nil: break
         }
-        let system = systemParts.joined(separator: "\n")
-        if !system.isEmpty { o.append(("system", .string(system))) }
+        if systemParts.contains(where: { $0.cache != nil }) {
+            // A breakpoint in the system prompt needs it as blocks.
+            o.append((
+                "system",
+                .array(systemParts.filter { !$0.text.isEmpty }.map { part in
+                    .object([("type", .string("text")), ("text", .string(part.text))] + (part.cache.map { [("cache_control", $0)] } ?? []))
+                })
+            ))
+        } else {
+            let system = systemParts.map(\.text).joined(separator: "\n")
+            if !system.isEmpty { o.append(("system", .string(system))) }
+        }
         o.append(("messages", .array(Self.messages(messages.filter { $0.role != .system }))))
         if !request.tools.isEmpty {
             o.append((
@@ -163,6 +177,10 @@ public struct AnthropicBackend: ChatBackendAdapter {
                 }
             }
             if blocks.isEmpty { continue }
+            if let mark = m.cacheControl, case .object(var fields)? = blocks.last {
+                fields.append(("cache_control", mark))
+                blocks[blocks.count - 1] = .object(fields)
+            }
             if let last = out.last, last.role == role {
                 out[out.count - 1].blocks += blocks
             } else {

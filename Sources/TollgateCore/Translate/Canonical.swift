@@ -45,6 +45,10 @@ public struct ChatMessage: Sendable, Equatable {
     /// Anthropic's encrypted (`redacted_thinking`) blocks, opaque data only Anthropic reads: they go
     /// back to an Anthropic provider and to no other.
     public var redactedThinking: [String] = []
+    /// A prompt-cache breakpoint the client set on the message (its `cache_control`, e.g.
+    /// `{"type":"ephemeral"}`): passed to Anthropic, which caches the prompt up to it; other
+    /// providers cache by themselves and have no field for it.
+    public var cacheControl: JSONValue?
 
     public init(
         role: ChatRole, content: [ContentPart] = [], thinking: String? = nil, thinkingSignature: String? = nil, toolCalls: [ToolCall] = [],

@@ -129,6 +129,8 @@ public enum OpenAIDialect {
         case .string(let s)?: message.content = [.text(s)]
         case .array(let parts)?:
             for (j, part) in parts.enumerated() {
+                // Clients that talk to Claude through OpenAI-shaped APIs (Cline, Roo) mark cache breakpoints on parts.
+                if let mark = part["cache_control"], mark.objectValue != nil { message.cacheControl = mark }
                 switch part["type"]?.stringValue {
                 case "text"?, "input_text"?: message.content.append(.text(part["text"]?.stringValue ?? ""))
                 case "image_url"?:
