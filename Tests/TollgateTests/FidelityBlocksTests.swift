@@ -295,10 +295,11 @@ import TollgateTestSupport
             // The operator declares through the admin API that the model reads no images and reasons.
             let put = try await gw.admin(.PUT, "/api/settings", body: #"{"model_traits":{"openai/gpt-4o-mini":{"images":false},"openai/lab-finetune":{"reasoning":true}}}"#)
             #expect(put.status == 200, "\(put.body)")
-            let before = fleet.openAI.hitCount
+            // (POSTs counted: the gateway's health probes may reach the provider meanwhile.)
+            let before = fleet.openAI.received.filter { $0.method == "POST" }.count
             let refused = try await gw.send("/api/chat", body: withImage, key: key)
             #expect(refused.status == 400 && refused.body.contains("messages[0]") && refused.body.contains("image"), "\(refused.body)")
-            #expect(fleet.openAI.hitCount == before)
+            #expect(fleet.openAI.received.filter { $0.method == "POST" }.count == before)
             // …and that a fine-tune of a reasoning model reasons: the trait decides the fields.
             let reasoning = try await gw.send(
                 "/api/chat", body: #"{"model":"openai/lab-finetune","think":"low","stream":false,"options":{"num_predict":50},"messages":[{"role":"user","content":"x"}]}"#, key: key

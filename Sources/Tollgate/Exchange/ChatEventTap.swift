@@ -25,6 +25,7 @@ struct ChatEventTap: StreamTap {
 
     init(decoder: any ChatStreamDecoder, encoder: StreamWriter, passthrough: Bool, dropUsageChunk: Bool, cap: Int?, promptEstimate: Int) {
         self.decoder = decoder
+        if passthrough { self.decoder.meterOnly() }
         self.encoder = encoder
         self.passthrough = passthrough
         self.dropUsageChunk = dropUsageChunk

@@ -247,7 +247,16 @@ public struct AnthropicStreamDecoder: ChatStreamDecoder, LineEventDecoder {
     public var promptTokens: Int? { inputTokens }
     public var completionTokens: Int? { outputTokens }
 
+    /// Only metering (a relay): text and thinking deltas are counted, not parsed.
+    var metersOnly = false
+
     public init() {}
+
+    public mutating func meterOnly() { metersOnly = true }
+
+    static let deltaMark = Array(#""content_block_delta""#.utf8)
+    static let textDeltaMark = Array(#""text_delta""#.utf8)
+    static let thinkingDeltaMark = Array(#""thinking_delta""#.utf8)
 
     public mutating func feed(_ bytes: some Collection<UInt8>) -> [ChatEvent] { feedLines(bytes) }
 
@@ -260,6 +269,11 @@ public struct AnthropicStreamDecoder: ChatStreamDecoder, LineEventDecoder {
         if bytes.last == 0x0D { bytes = bytes.dropLast() }
         // Only data lines matter: each carries its own "type", equal to the event name.
         guard !isFinished, bytes.starts(with: Array("data:".utf8)) else { return [] }
+        if metersOnly, call == nil, bytes.contains(bytes: Self.deltaMark) {
+            // A relayed delta: counted, not read (tool input is assembled only when translating).
+            if bytes.contains(bytes: Self.textDeltaMark) { return [.text("")] }
+            if bytes.contains(bytes: Self.thinkingDeltaMark) { return [.thinking("")] }
+        }
         guard let value = try? JSONValue.parse(bytes.dropFirst(5), maxDepth: 512) else {
             isFinished = true
             return [.failure("upstream sent a malformed event")]

@@ -237,6 +237,9 @@ public enum AnthropicDialect {
         var sawToolCall = false
         /// The signature of the open thinking block, sent when it closes.
         var signature = ""
+        /// The text of a text delta before its text, for the block at `textIndex`.
+        var textHead = ""
+        var textIndex = -1
         var stopSequence: String?
         public private(set) var ended = false
 
@@ -297,7 +300,12 @@ public enum AnthropicDialect {
                 return out
             case .text(let t):
                 var out = open == .text ? "" : openBlock(.text, .object([("type", .string("text")), ("text", .string(""))]))
-                out += delta([("type", .string("text_delta")), ("text", .string(t))])
+                // The block's deltas differ only in their text: written around it.
+                if textIndex != index {
+                    textIndex = index
+                    textHead = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":\(index),\"delta\":{\"type\":\"text_delta\",\"text\":\""
+                }
+                out += textHead + JSONText.escape(t) + "\"}}\n\n"
                 return out
             case .toolCall(let c):
                 sawToolCall = true

@@ -245,10 +245,14 @@ public protocol ChatStreamDecoder: Sendable {
     var completionTokens: Int? { get }
     /// The provider's own cost figure in nano-dollars, if it reported one.
     var reportedCostNanos: Int? { get }
+    /// The events are only metered (a relay passes the provider's bytes on): a decoder may then
+    /// count text and thinking without reading them, and parse only what settles the request.
+    mutating func meterOnly()
 }
 
 extension ChatStreamDecoder {
     public var reportedCostNanos: Int? { nil }
+    public mutating func meterOnly() {}
 }
 
 /// USD (a provider's float) to nano-dollars.

@@ -9,12 +9,36 @@ public struct LineBuffer: Sendable {
 
     public struct Overflow: Error, Sendable {}
 
-    /// The complete lines in `bytes` (without their `\n`).
+    /// The complete lines in `bytes` (without their `\n`). Contiguous input (a `ByteBuffer`'s
+    /// view, an array) is cut at each newline in bulk rather than copied byte by byte.
     public mutating func feed(_ bytes: some Collection<UInt8>) throws(Overflow) -> [ArraySlice<UInt8>] {
+        let cut: [ArraySlice<UInt8>]?? = bytes.withContiguousStorageIfAvailable { buffer in
+            var lines: [ArraySlice<UInt8>] = []
+            var start = 0
+            while let newline = buffer[start...].firstIndex(of: 0x0A) {
+                if pending.isEmpty {
+                    lines.append(ArraySlice(buffer[start..<newline]))
+                } else {
+                    pending.append(contentsOf: buffer[start..<newline])
+                    lines.append(ArraySlice(pending))
+                    pending.removeAll(keepingCapacity: true)
+                }
+                start = newline + 1
+            }
+            pending.append(contentsOf: buffer[start...])
+            return pending.count > maxLine ? nil : lines
+        }
+        switch cut {
+        case .some(.some(let lines)): return lines
+        case .some(.none):
+            pending.removeAll()
+            throw Overflow()
+        case .none: break
+        }
         var lines: [ArraySlice<UInt8>] = []
         for b in bytes {
             if b == 0x0A {
-                lines.append(pending[...])
+                lines.append(ArraySlice(pending))
                 pending.removeAll(keepingCapacity: true)
             } else {
                 pending.append(b)

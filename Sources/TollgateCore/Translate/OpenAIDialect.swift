@@ -303,12 +303,26 @@ public enum OpenAIDialect {
         var sawToolCall = false
         public private(set) var ended = false
 
+        /// The text of a content chunk around its escaped text, written once per model: a stream's
+        /// many content chunks differ only there.
+        var contentHead = ""
+        var contentTail = ""
+
         public init(id: String, created: Int, model: String, includeUsage: Bool, completion: Bool = false) {
             self.id = id
             self.created = created
             self.model = model
             self.includeUsage = includeUsage
             self.completion = completion
+            templateContent()
+        }
+
+        mutating func templateContent() {
+            let marker = "\u{10FFFD}"  // a private-use character: written as it is, never in an id or a model name
+            let whole = delta([("content", .string(marker))])
+            let parts = whole.components(separatedBy: marker)
+            contentHead = parts[0]
+            contentTail = parts.count > 1 ? parts[1] : ""
         }
 
         func chunk(_ choice: JSONValue?, usage: JSONValue? = nil) -> String {
@@ -334,10 +348,13 @@ public enum OpenAIDialect {
             guard !ended else { return "" }
             switch event {
             case .start(let m):
-                if !m.isEmpty { model = m }
+                if !m.isEmpty, m != model {
+                    model = m
+                    templateContent()
+                }
                 return completion ? "" : delta([("role", .string("assistant")), ("content", .string(""))])
             case .text(let t):
-                return delta([("content", .string(t))])
+                return contentHead + JSONText.escape(t) + contentTail
             case .thinking(let t):
                 return completion ? "" : delta([("reasoning", .string(t))])
             case .toolCall(let c):

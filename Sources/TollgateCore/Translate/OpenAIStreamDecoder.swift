@@ -28,7 +28,33 @@ public struct OpenAIStreamDecoder: Sendable, LineEventDecoder {
     public var promptTokens: Int? { usage?.promptTokens }
     public var completionTokens: Int? { usage?.completionTokens }
 
+    /// Only metering (a relay): plain content chunks are counted, not parsed.
+    var metersOnly = false
+
     public init(ids: OllamaNative.ToolCallIDs) { self.ids = ids }
+
+    public mutating func meterOnly() { metersOnly = true }
+
+    /// What a chunk must be parsed for when only metering: usage, a finish, an error.
+    static let settling = [#""usage":{"#, #""usage": {"#, #""finish_reason":""#, #""finish_reason": ""#, #""error""#].map { Array($0.utf8) }
+    static let textMarks = [#""content":""#, #""content": ""#, #""text":""#, #""text": ""#].map { Array($0.utf8) }
+    static let thinkingMarks = [#""reasoning_content":""#, #""reasoning":""#, #""reasoning_content": ""#, #""reasoning": ""#].map { Array($0.utf8) }
+
+    /// Whether the payload has a non-empty string after one of `marks`.
+    static func hasText(_ payload: ArraySlice<UInt8>, after marks: [[UInt8]]) -> Bool {
+        for mark in marks {
+            var i = payload.startIndex
+            while i <= payload.endIndex - mark.count, let at = payload[i...].firstIndex(of: mark[0]) {
+                guard at + mark.count <= payload.endIndex else { break }
+                if payload[at..<(at + mark.count)].elementsEqual(mark) {
+                    let next = at + mark.count
+                    if next < payload.endIndex, payload[next] != UInt8(ascii: "\"") { return true }
+                }
+                i = at + 1
+            }
+        }
+        return false
+    }
 
     public mutating func feed(_ bytes: some Collection<UInt8>) -> [ChatEvent] { feedLines(bytes) }
 
@@ -83,6 +109,11 @@ public struct OpenAIStreamDecoder: Sendable, LineEventDecoder {
         var payload = bytes.dropFirst(5)
         while payload.first == 0x20 { payload = payload.dropFirst() }
         if payload.elementsEqual(Array("[DONE]".utf8)) { return done() }
+        if metersOnly, started, !Self.settling.contains(where: { payload.contains(bytes: $0) }) {
+            // A content chunk of a relayed stream: counted for the cap and the estimate, not read.
+            if Self.hasText(payload, after: Self.thinkingMarks) { return [.thinking("")] }
+            return Self.hasText(payload, after: Self.textMarks) ? [.text("")] : []
+        }
         guard let value = try? JSONValue.parse(payload, maxDepth: 512) else {
             isFinished = true
             return [.failure("upstream sent a malformed event")]

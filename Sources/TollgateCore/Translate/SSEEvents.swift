@@ -1,3 +1,19 @@
+extension Collection where Element == UInt8, Index == Int {
+    /// Whether the bytes hold `needle` (a short pattern: a first-byte scan, then a compare).
+    @inlinable
+    public func contains(bytes needle: [UInt8]) -> Bool {
+        guard let first = needle.first, count >= needle.count else { return false }
+        var i = startIndex
+        let last = endIndex - needle.count
+        while i <= last {
+            guard let at = self[i...last].firstIndex(of: first) else { return false }
+            if self[at..<(at + needle.count)].elementsEqual(needle) { return true }
+            i = at + 1
+        }
+        return false
+    }
+}
+
 /// Splits an SSE stream into whole events (the lines up to a blank line), so a gateway can relay a
 /// provider's events as they are while metering them, and leave one out when policy says so.
 public struct SSEEvents: Sendable {
@@ -5,6 +21,9 @@ public struct SSEEvents: Sendable {
     var current: [UInt8] = []
 
     public init() {}
+
+    static let emptyChoices = Array(#""choices":[]"#.utf8)
+    static let emptyChoicesSpaced = Array(#""choices": []"#.utf8)
 
     /// Complete events in `bytes`, each with its lines and the closing blank line, exactly as the
     /// upstream wrote them (`\n` or `\r\n` line ends are kept: a relay does not rewrite them).
@@ -33,6 +52,8 @@ public struct SSEEvents: Sendable {
 
     /// An OpenAI usage-only chunk (`"choices": []` with `usage`), the one a client that did not ask for usage must not see.
     public static func isUsageOnly(_ event: [UInt8]) -> Bool {
+        // Every other event has choices: only one that holds an empty list is worth parsing.
+        guard event.contains(bytes: emptyChoices) || event.contains(bytes: emptyChoicesSpaced) else { return false }
         guard let start = event.firstIndex(of: UInt8(ascii: "{")), let end = event.lastIndex(of: UInt8(ascii: "}")), start < end,
             let value = try? JSONValue.parse(event[start...end], maxDepth: 64)
         else { return false }

@@ -2,6 +2,8 @@
 public enum JSONText {
     /// Escapes a string for use inside JSON quotes.
     public static func escape(_ s: String) -> String {
+        // Most text (a streamed token, a model name) needs no escaping: checked on the bytes first.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) { return s }
         var out = ""
         out.reserveCapacity(s.utf8.count + 8)
         for scalar in s.unicodeScalars {
