@@ -103,8 +103,9 @@ struct ChatEventTap: StreamTap {
             }
             if capCut { break units }
         }
+        if bytes.isEmpty { return out.isEmpty ? nil : ByteBuffer(string: out) }
         if !out.isEmpty { bytes += Array(out.utf8) }
-        return bytes.isEmpty ? nil : ByteBuffer(bytes: bytes)
+        return ByteBuffer(bytes: bytes)
     }
 
     /// Tokens as the provider reported them, else counted and marked estimated; the outcome.

@@ -151,8 +151,34 @@ public enum OllamaNative {
             line(lines.rest())
         }
 
+        static let notDone = Array(#""done":false"#.utf8)
+        static let unusual = [#""tool_calls""#, #""thinking""#, #""error""#, #""images""#].map { Array($0.utf8) }
+        static let textMarks = [#""content":""#, #""response":""#].map { Array($0.utf8) }
+
+        /// The text of a plain content line (`"done":false`, text only, no escapes in it), read
+        /// without parsing the line: most lines of a stream are this. Nil: parse the line.
+        static func plainText(_ bytes: ArraySlice<UInt8>) -> String? {
+            guard bytes.contains(bytes: notDone), !unusual.contains(where: { bytes.contains(bytes: $0) }) else { return nil }
+            for mark in textMarks {
+                var i = bytes.startIndex
+                while i <= bytes.endIndex - mark.count, let at = bytes[i...].firstIndex(of: mark[0]) {
+                    guard at + mark.count <= bytes.endIndex else { break }
+                    if bytes[at..<(at + mark.count)].elementsEqual(mark) {
+                        let start = at + mark.count
+                        guard let end = bytes[start...].firstIndex(where: { $0 == 0x22 || $0 == 0x5C }), bytes[end] == 0x22 else { return nil }
+                        // The only text field: another would need the full parse.
+                        if textMarks.contains(where: { bytes[(end + 1)...].contains(bytes: $0) }) { return nil }
+                        return String(decoding: bytes[start..<end], as: UTF8.self)
+                    }
+                    i = at + 1
+                }
+            }
+            return nil
+        }
+
         mutating func line(_ bytes: ArraySlice<UInt8>) -> [ChatEvent] {
             guard !finished, bytes.contains(where: { $0 != 0x20 && $0 != 0x0D && $0 != 0x09 }) else { return [] }
+            if started, let text = Self.plainText(bytes) { return text.isEmpty ? [] : [.text(text)] }
             guard let value = try? JSONValue.parse(bytes, maxDepth: 512) else {
                 finished = true
                 return [.failure("upstream sent a malformed line")]

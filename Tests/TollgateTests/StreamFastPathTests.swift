@@ -1,0 +1,100 @@
+import Testing
+import TollgateCore
+
+/// The stream decoders' shortcuts (issue 19) must mean exactly what the full parse means: plain
+/// Ollama content lines read without parsing, relayed OpenAI and Anthropic events counted without
+/// parsing, lines cut in bulk.
+@Suite struct StreamFastPathTests {
+    /// Ollama lines of every kind: plain text, escapes, non-ASCII, thinking, a tool call, generate, the end.
+    static let ollamaLines = [
+        #"{"model":"m","created_at":"t","message":{"role":"assistant","content":"Hello"},"done":false}"#,
+        #"{"model":"m","created_at":"t","message":{"role":"assistant","content":" wörld 😀"},"done":false}"#,
+        #"{"model":"m","created_at":"t","message":{"role":"assistant","content":"say \"hi\"\n"},"done":false}"#,
+        #"{"model":"m","created_at":"t","message":{"role":"assistant","content":""},"done":false}"#,
+        #"{"model":"m","created_at":"t","message":{"role":"assistant","content":"","thinking":"hmm"},"done":false}"#,
+        #"{"model":"m","created_at":"t","message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"f","arguments":{"a":1}}}]},"done":false}"#,
+        #"{"model":"m","created_at":"t","response":"gen text","done":false}"#,
+        #"{"model":"m","created_at":"t","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","prompt_eval_count":3,"eval_count":4}"#,
+    ]
+
+    @Test func plainOllamaLinesMeanWhatTheFullParseMeans() {
+        let stream = Self.ollamaLines.joined(separator: "\n") + "\n"
+        var fast = OllamaNative.EventDecoder(ids: .init(prefix: "a"))
+        // Byte by byte (the fallback path) and in one piece (the bulk path) give the same events.
+        var slow = OllamaNative.EventDecoder(ids: .init(prefix: "a"))
+        let whole = fast.feed(Array(stream.utf8)) + fast.finish()
+        var piecewise: [ChatEvent] = []
+        for b in stream.utf8 { piecewise += slow.feed(CollectionOfOne(b)) }
+        piecewise += slow.finish()
+        #expect(whole == piecewise)
+        #expect(
+            whole == [
+                .start(model: "m"), .text("Hello"), .text(" wörld 😀"), .text("say \"hi\"\n"), .thinking("hmm"),
+                .toolCall(ToolCall(id: "call_a_0", name: "f", arguments: #"{"a":1}"#)), .text("gen text"),
+                .finish(.toolCalls, usage: TokenUsage(promptTokens: 3, completionTokens: 4)),
+            ]
+        )
+    }
+
+    @Test func relayedEventsAreCountedAsTheFullDecoderReadsThem() {
+        let openAI = [
+            #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#,
+            #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{"reasoning_content":"think"},"finish_reason":null}]}"#,
+            #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{"content": "spaced"},"finish_reason":null}],"usage":null}"#,
+            #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            #"data: {"id":"c","model":"gpt","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}"#,
+            "data: [DONE]",
+        ].map { $0 + "\n\n" }.joined()
+        var full = OpenAIStreamDecoder(ids: .init(prefix: "x"))
+        var metered = OpenAIStreamDecoder(ids: .init(prefix: "x"))
+        metered.meterOnly()
+        let a = full.feed(Array(openAI.utf8)) + full.finish()
+        let b = metered.feed(Array(openAI.utf8)) + metered.finish()
+        func shape(_ events: [ChatEvent]) -> [String] {
+            events.map { e in
+                switch e {
+                case .text: "text"
+                case .thinking: "thinking"
+                default: "\(e)"
+                }
+            }
+        }
+        #expect(shape(a) == shape(b))
+        #expect(b.last == .finish(.stop, usage: TokenUsage(promptTokens: 5, completionTokens: 3)))
+        // The usage chunk is told apart without parsing the others.
+        let events = SSEEvents.split(openAI)
+        #expect(events.filter(SSEEvents.isUsageOnly).count == 1)
+
+        let anthropic = """
+            event: message_start
+            data: {"type":"message_start","message":{"id":"m","model":"claude","usage":{"input_tokens":5,"output_tokens":1}}}
+
+            event: content_block_delta
+            data: {"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"t"}}
+
+            event: content_block_delta
+            data: {"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"x"}}
+
+            event: message_delta
+            data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":7}}
+
+            event: message_stop
+            data: {"type":"message_stop"}
+
+
+            """
+        var fullA = AnthropicStreamDecoder()
+        var meteredA = AnthropicStreamDecoder()
+        meteredA.meterOnly()
+        #expect(shape(fullA.feed(Array(anthropic.utf8)) + fullA.finish()) == shape(meteredA.feed(Array(anthropic.utf8)) + meteredA.finish()))
+    }
+}
+
+extension SSEEvents {
+    /// The events of a whole stream, for tests.
+    static func split(_ text: String) -> [[UInt8]] {
+        var events = SSEEvents()
+        return events.feed(Array(text.utf8)) + events.rest()
+    }
+}
