@@ -15,7 +15,10 @@ public struct UpstreamClient: Sendable {
     public init(connectTimeout: Duration, readTimeout: Duration) {
         var pool = HTTPClient.Configuration.ConnectionPool()
         pool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1024
-        pool.idleTimeout = .seconds(60)
+        // Below the 5 s after which many servers close an idle keep-alive connection (Node.js's
+        // default, cpp-httplib's — llama.cpp's server): a connection idle longer may be closed just as
+        // a request is written to it, and a POST is not retried. httpx (LiteLLM) keeps 5 s for the same reason.
+        pool.idleTimeout = .seconds(4)
         // Fail fast on a refused connection (502 at once); retrying is the router's job, before the first byte.
         pool.retryConnectionEstablishment = false
         var configuration = HTTPClient.Configuration(
