@@ -26,12 +26,15 @@ enum OperationsRoutes {
         Schema.object(GatewaySettings.Name.allCases.map { ($0.rawValue, Schema.nullable(Schema.string)) } + [("time_zone", Schema.string)])
     }
 
+    /// The settings whose value may be sent as a JSON object rather than its text.
+    static let structuredSettings: Set<GatewaySettings.Name> = [.aliases, .prices, .modelDefaults, .modelTraits]
+
     static var settingsInput: JSONValue {
         let value = JSONValue.object([("type", .array([.string("string"), .string("number"), .string("null")]))])
         // Aliases, prices, model defaults and model traits may also be sent as JSON objects.
         let structured = JSONValue.object([("type", .array([.string("string"), .string("object"), .string("null")]))])
         return Schema.object(
-            GatewaySettings.Name.allCases.map { ($0.rawValue, [.aliases, .prices, .modelDefaults, .modelTraits].contains($0) ? structured : value) },
+            GatewaySettings.Name.allCases.map { ($0.rawValue, Self.structuredSettings.contains($0) ? structured : value) },
             optional: Set(GatewaySettings.Name.allCases.map(\.rawValue))
         )
     }
@@ -51,7 +54,7 @@ enum OperationsRoutes {
             case .null: text = nil
             case .string(let s): text = s
             case .number(let n): text = n
-            case .object where ["aliases", "prices", "model_defaults", "model_traits"].contains(name): text = value.text  // may be sent as JSON
+            case .object where GatewaySettings.Name(rawValue: name).map(Self.structuredSettings.contains) == true: text = value.text  // may be sent as JSON
             case .object, .array: problems.append((name, "must be a string, a number or null")); continue
             case .bool: problems.append((name, "must be a string, a number or null")); continue
             }

@@ -160,18 +160,12 @@ public enum OllamaNative {
         static func plainText(_ bytes: ArraySlice<UInt8>) -> String? {
             guard bytes.contains(bytes: notDone), !unusual.contains(where: { bytes.contains(bytes: $0) }) else { return nil }
             for mark in textMarks {
-                var i = bytes.startIndex
-                while i <= bytes.endIndex - mark.count, let at = bytes[i...].firstIndex(of: mark[0]) {
-                    guard at + mark.count <= bytes.endIndex else { break }
-                    if bytes[at..<(at + mark.count)].elementsEqual(mark) {
-                        let start = at + mark.count
-                        guard let end = bytes[start...].firstIndex(where: { $0 == 0x22 || $0 == 0x5C }), bytes[end] == 0x22 else { return nil }
-                        // The only text field: another would need the full parse.
-                        if textMarks.contains(where: { bytes[(end + 1)...].contains(bytes: $0) }) { return nil }
-                        return String(decoding: bytes[start..<end], as: UTF8.self)
-                    }
-                    i = at + 1
-                }
+                guard let found = bytes.firstRange(ofBytes: mark) else { continue }
+                let start = found.upperBound
+                guard let end = bytes[start...].firstIndex(where: { $0 == 0x22 || $0 == 0x5C }), bytes[end] == 0x22 else { return nil }
+                // The only text field: another would need the full parse.
+                if textMarks.contains(where: { bytes[(end + 1)...].contains(bytes: $0) }) { return nil }
+                return String(decoding: bytes[start..<end], as: UTF8.self)
             }
             return nil
         }

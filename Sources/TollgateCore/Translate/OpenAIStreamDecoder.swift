@@ -43,14 +43,10 @@ public struct OpenAIStreamDecoder: Sendable, LineEventDecoder {
     /// Whether the payload has a non-empty string after one of `marks`.
     static func hasText(_ payload: ArraySlice<UInt8>, after marks: [[UInt8]]) -> Bool {
         for mark in marks {
-            var i = payload.startIndex
-            while i <= payload.endIndex - mark.count, let at = payload[i...].firstIndex(of: mark[0]) {
-                guard at + mark.count <= payload.endIndex else { break }
-                if payload[at..<(at + mark.count)].elementsEqual(mark) {
-                    let next = at + mark.count
-                    if next < payload.endIndex, payload[next] != UInt8(ascii: "\"") { return true }
-                }
-                i = at + 1
+            var from = payload.startIndex
+            while let found = payload.firstRange(ofBytes: mark, from: from) {
+                if found.upperBound < payload.endIndex, payload[found.upperBound] != UInt8(ascii: "\"") { return true }
+                from = found.lowerBound + 1
             }
         }
         return false

@@ -1,19 +1,3 @@
-extension Collection where Element == UInt8, Index == Int {
-    /// Whether the bytes hold `needle` (a short pattern: a first-byte scan, then a compare).
-    @inlinable
-    public func contains(bytes needle: [UInt8]) -> Bool {
-        guard let first = needle.first, count >= needle.count else { return false }
-        var i = startIndex
-        let last = endIndex - needle.count
-        while i <= last {
-            guard let at = self[i...last].firstIndex(of: first) else { return false }
-            if self[at..<(at + needle.count)].elementsEqual(needle) { return true }
-            i = at + 1
-        }
-        return false
-    }
-}
-
 /// Splits an SSE stream into whole events (the lines up to a blank line), so a gateway can relay a
 /// provider's events as they are while metering them, and leave one out when policy says so.
 public struct SSEEvents: Sendable {
