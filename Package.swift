@@ -100,6 +100,19 @@ let package = Package(
             path: "Sources/MockUpstream",
             swiftSettings: swiftSettings
         ),
+        // The stack's floor for Benchmarks/bench: Hummingbird and AsyncHTTPClient with no gateway work.
+        .executableTarget(
+            name: "tollgate-floor",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/Floor",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "TollgateTests",
             dependencies: [

@@ -51,8 +51,17 @@ import TollgateTestSupport
             #expect(try await gw.send("/api/chat", body: Self.chatBody, headers: [("x-api-key", key)]).status == 200)
             #expect(try await gw.send("/api/chat", body: Self.chatBody, headers: [("authorization", "bearer \(key)")]).status == 200)
             #expect(gw.mock.hitCount == 2)
+            // Once the good secret is remembered as verified, near misses of it are still refused:
+            // the last character changed, one character short, one too many.
+            let lastChanged = String(key.dropLast()) + (key.last == "A" ? "B" : "A")
+            for (label, near) in [("last character", lastChanged), ("short", String(key.dropLast())), ("long", key + "A")] {
+                let r = try await gw.send("/api/chat", body: Self.chatBody, headers: [("authorization", "Bearer \(near)")])
+                #expect(r.status == 401, "\(label)")
+            }
+            #expect(try await gw.send("/api/chat", body: Self.chatBody, key: key).status == 200)
+            #expect(gw.mock.hitCount == 3)
             // Refused requests leave no usage records.
-            #expect(try await gw.waitForUsage(count: 2).count == 2)
+            #expect(try await gw.waitForUsage(count: 3).count == 3)
         }
     }
 

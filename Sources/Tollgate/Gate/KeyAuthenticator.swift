@@ -55,7 +55,10 @@ public enum AuthFailure: Error, Sendable, Equatable {
 /// in another process take effect within the refresh interval, and at once for in-process changes.
 public final class KeyAuthenticator: Sendable {
     enum Entry: Sendable {
-        case key(KeyRecord, UserRecord?)
+        /// A stored key; `verifiedSecret` is the secret that last matched its digest, so a key in use
+        /// costs a byte comparison per request instead of an HMAC (it only ever holds what a client
+        /// already sent to this process, and it goes with the entry when the cache is cleared).
+        case key(KeyRecord, UserRecord?, verifiedSecret: [UInt8]?)
         case absent
     }
 
@@ -95,7 +98,7 @@ public final class KeyAuthenticator: Sendable {
         } else {
             do {
                 if let found = try await store.key(publicID: parsed.publicID) {
-                    entry = .key(found, try await found.userID.asyncMap { try await store.user(id: $0) } ?? nil)
+                    entry = .key(found, try await found.userID.asyncMap { try await store.user(id: $0) } ?? nil, verifiedSecret: nil)
                 } else {
                     entry = .absent
                 }
@@ -107,12 +110,23 @@ public final class KeyAuthenticator: Sendable {
                 return .failure(.storeUnavailable)
             }
         }
-        let digest = hasher.digest(publicID: parsed.publicID, secret: parsed.secret)
-        guard case .key(let record, let user) = entry else {
-            _ = KeyHasher.constantTimeEquals(digest, decoyHash)
+        guard case .key(let record, let user, let verifiedSecret) = entry else {
+            _ = KeyHasher.constantTimeEquals(hasher.digest(publicID: parsed.publicID, secret: parsed.secret), decoyHash)
             return .failure(.invalid)
         }
-        guard KeyHasher.constantTimeEquals(digest, record.secretHash) else { return .failure(.invalid) }
+        let presentedSecret = Array(parsed.secret.utf8)
+        if let verifiedSecret, KeyHasher.constantTimeEquals(presentedSecret, verifiedSecret) {
+            // The same secret matched this record's digest before: no HMAC needed.
+        } else {
+            let digest = hasher.digest(publicID: parsed.publicID, secret: parsed.secret)
+            guard KeyHasher.constantTimeEquals(digest, record.secretHash) else { return .failure(.invalid) }
+            cache.withLock { cache in
+                // Only onto the entry that was verified: a refresh may have replaced it meanwhile.
+                if case .key(let current, let currentUser, _) = cache[parsed.publicID], current.secretHash == record.secretHash {
+                    cache[parsed.publicID] = .key(current, currentUser, verifiedSecret: presentedSecret)
+                }
+            }
+        }
         switch record.status {
         case .disabled: return .failure(.disabled)
         case .revoked: return .failure(.revoked)

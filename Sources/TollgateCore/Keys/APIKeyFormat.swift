@@ -90,7 +90,11 @@ public struct KeyHasher: Sendable {
 
     /// Compares two hex digests without an early exit.
     public static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
+        constantTimeEquals(Array(a.utf8), Array(b.utf8))
+    }
+
+    /// Compares two byte strings without an early exit.
+    public static func constantTimeEquals(_ x: [UInt8], _ y: [UInt8]) -> Bool {
         var diff: UInt8 = x.count == y.count ? 0 : 1
         let n = min(x.count, y.count)
         for i in 0..<n { diff |= x[i] ^ y[i] }
