@@ -12,6 +12,8 @@ import NIOPosix
 //   tollgate-floor relay PORT UPSTREAM   reads the request body, sends it to 127.0.0.1:UPSTREAM with
 //                                        AsyncHTTPClient (the gateway's client settings) and streams
 //                                        the answer back as it arrives
+//   tollgate-floor nio PORT UPSTREAM     the same with a lean pooled client on SwiftNIO directly
+//                                        (LeanUpstreamPool) instead of AsyncHTTPClient
 //
 // Tollgate's CPU per request minus `relay`'s is the gateway's own work; `relay` minus `canned` is the
 // upstream client's; `canned` is the server framework's.
@@ -21,7 +23,7 @@ _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGloba
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 3, let port = Int(arguments[2]) else {
-    print("usage: tollgate-floor canned PORT | relay PORT UPSTREAM_PORT")
+    print("usage: tollgate-floor canned PORT | relay PORT UPSTREAM_PORT | nio PORT UPSTREAM_PORT")
     exit(2)
 }
 let router = Router()
@@ -54,8 +56,17 @@ case "relay" where arguments.count >= 4:
         return Response(status: .init(code: Int(answer.status.code)), headers: headers,
                         body: .init(asyncSequence: answer.body))
     }
+case "nio" where arguments.count >= 4:
+    let pool = LeanUpstreamPool(host: "127.0.0.1", port: Int(arguments[3]) ?? 0)
+    router.post("**") { request, _ -> Response in
+        let body = try await request.body.collect(upTo: 1 << 20)
+        let answer = try await pool.execute(path: request.uri.path, body: body, contentType: "application/json")
+        var headers = HTTPFields()
+        if let type = answer.head.headers.first(name: "content-type") { headers[.contentType] = type }
+        return Response(status: .init(code: Int(answer.head.status.code)), headers: headers, body: .init(asyncSequence: answer.body))
+    }
 default:
-    print("usage: tollgate-floor canned PORT | relay PORT UPSTREAM_PORT")
+    print("usage: tollgate-floor canned PORT | relay PORT UPSTREAM_PORT | nio PORT UPSTREAM_PORT")
     exit(2)
 }
 let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))

@@ -278,8 +278,11 @@ import TollgateTestSupport
             let last = try JSONValue.parse(String(try #require(stream.body.split(separator: "\n").last)))
             let total = try #require(last["total_duration"]?.intValue), prompt = try #require(last["prompt_eval_duration"]?.intValue)
             let eval = try #require(last["eval_duration"]?.intValue)
-            // The provider took at least four 5 ms gaps between its pieces, all after the first token.
-            #expect(eval >= 20_000_000 && total >= prompt + eval - 1_000 && last["load_duration"]?.intValue == 0, "\(last.text)")
+            // The provider took at least four 5 ms gaps between its pieces. When they fall between the
+            // first token and the last is up to the scheduler (a busy gateway reads the first piece late),
+            // so only their sum is certain.
+            #expect(eval > 0 && prompt > 0 && prompt + eval >= 20_000_000, "\(last.text)")
+            #expect(total >= prompt + eval - 1_000 && last["load_duration"]?.intValue == 0, "\(last.text)")
             let whole = try JSONValue.parse(try await gw.send("/api/chat", body: #"{"model":"gpt-4o-mini","stream":false,"messages":[{"role":"user","content":"x"}]}"#, key: key).body)
             #expect((whole["total_duration"]?.intValue ?? 0) > 0 && whole["eval_duration"]?.intValue == whole["total_duration"]?.intValue)
         }

@@ -1,5 +1,9 @@
+import Foundation
+import NIOCore
 import Testing
 import TollgateCore
+
+@testable import Tollgate
 
 /// The stream decoders' shortcuts (issue 19) must mean exactly what the full parse means: plain
 /// Ollama content lines read without parsing, relayed OpenAI and Anthropic events counted without
@@ -88,6 +92,53 @@ import TollgateCore
         var meteredA = AnthropicStreamDecoder()
         meteredA.meterOnly()
         #expect(shape(fullA.feed(Array(anthropic.utf8)) + fullA.finish()) == shape(meteredA.feed(Array(anthropic.utf8)) + meteredA.finish()))
+    }
+}
+
+extension StreamFastPathTests {
+    /// A relayed SSE stream reaches the client byte for byte as the provider wrote it (CRLF, comments,
+    /// blank lines between events), however the reads split it; the usage chunk the client did not
+    /// ask for is the only thing left out; a read that holds whole events only is handed on as a
+    /// slice of itself, not a copy.
+    @Test func relayedStreamsPassByteForByteWhateverTheReads() {
+        let usageEvent = "data: {\"id\":\"c\",\"model\":\"gpt\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\r\n\r\n"
+        let stream =
+            ": keep-alive\n\n"
+            + "data: {\"id\":\"c\",\"model\":\"gpt\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\r\n\r\n"
+            + "\ndata: {\"id\":\"c\",\"model\":\"gpt\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hé\"}}]}\n\n"
+            + "data: {\"id\":\"c\",\"model\":\"gpt\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"llo\"},\"finish_reason\":\"stop\"}]}\n\n"
+            + usageEvent + "data: [DONE]\n\n"
+        let bytes = Array(stream.utf8)
+        let request = ChatRequest(model: "gpt")
+        func relay(_ cuts: [Int], dropUsage: Bool) -> (out: [UInt8], sliced: Bool) {
+            let writer = StreamWriter(route: .chat, id: "c", created: 0, model: "gpt", request: request, inputEstimate: 1, started: .now)
+            var tap = ChatEventTap(
+                decoder: OpenAIStreamDecoder(ids: .init(prefix: "call_")), encoder: writer, passthrough: true, dropUsageChunk: dropUsage, cap: nil, promptEstimate: 1)
+            var out: [UInt8] = []
+            var sliced = false
+            var from = 0
+            for cut in cuts + [bytes.count] where cut > from {
+                let read = ByteBuffer(bytes: bytes[from..<cut])
+                if let piece = tap.feed(read).bytes {
+                    // A slice shares the read's storage: its bytes sit at the same address.
+                    let same = read.withUnsafeReadableBytes { r in piece.withUnsafeReadableBytes { $0.baseAddress == r.baseAddress } }
+                    sliced = sliced || same
+                    out += piece.readableBytesView
+                }
+                from = cut
+            }
+            if let last = tap.end() { out += last.readableBytesView }
+            return (out, sliced)
+        }
+        let withoutUsage = Array(stream.replacingOccurrences(of: usageEvent, with: "").utf8)
+        #expect(relay([], dropUsage: false).out == bytes)
+        #expect(relay([], dropUsage: false).sliced)
+        #expect(relay([], dropUsage: true).out == withoutUsage)
+        for cut in 1..<bytes.count {
+            #expect(relay([cut], dropUsage: false).out == bytes, "cut at \(cut)")
+            #expect(relay([cut], dropUsage: true).out == withoutUsage, "cut at \(cut)")
+        }
+        #expect(relay(Array(1..<bytes.count), dropUsage: false).out == bytes, "a byte at a time")
     }
 }
 
