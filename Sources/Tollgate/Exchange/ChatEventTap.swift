@@ -33,72 +33,37 @@ struct ChatEventTap: StreamTap {
         self.promptEstimate = promptEstimate
     }
 
-    /// One unit of the upstream's answer and what it means; `raw`, for a relay, is where its bytes
-    /// are in the buffer being relayed.
-    typealias Unit = (raw: Range<Int>?, events: [ChatEvent])
+    /// One unit of the upstream's answer: its bytes when they are relayed as they are, and what they mean.
+    typealias Unit = (raw: [UInt8]?, events: [ChatEvent])
 
     mutating func feed(_ chunk: ByteBuffer) -> (bytes: ByteBuffer?, done: Bool) {
-        guard passthrough else { return (emit([(nil, decoder.feed(chunk.readableBytesView))], relaying: nil), ended) }
-        do {
-            let (bytes, ranges) = try events.feed(chunk)
-            let view = bytes.readableBytesView
-            let units = ranges.map { range in
-                (Optional(range), decoder.feed(view[(view.startIndex + range.lowerBound)..<(view.startIndex + range.upperBound)]))
-            }
-            return (emit(units, relaying: bytes), ended)
-        } catch {
-            return (emit([(nil, [.failure("upstream sent an event longer than \(events.maxEvent) bytes")])], relaying: nil), ended)
-        }
+        let units: [Unit] =
+            passthrough
+            ? events.feed(chunk.readableBytesView).map { raw in (raw, decoder.feed(raw)) }
+            : [(nil, decoder.feed(chunk.readableBytesView))]
+        let bytes = emit(units)
+        return (bytes, ended)
     }
 
     mutating func end() -> ByteBuffer? {
         guard !ended else { return nil }
-        var last: [Unit] = []
-        var relaying: ByteBuffer?
-        if passthrough, let rest = events.rest().first {
-            relaying = ByteBuffer(bytes: rest)
-            last.append((0..<rest.count, decoder.feed(rest)))
-        }
+        var last: [Unit] = passthrough ? events.rest().map { raw in (raw, decoder.feed(raw)) } : []
         last.append((nil, decoder.finish()))
         if !decoder.isFinished { last.append((nil, [.failure("upstream ended the stream early")])) }
-        return emit(last, relaying: relaying)
+        return emit(last)
     }
 
     mutating func fail(_ failure: UpstreamFailure) -> ByteBuffer? {
         guard !ended else { return nil }
         outcome = failure.outcome == .timeout || failure.outcome == .shutdown ? failure.outcome : .upstreamError
-        return emit([(nil, [.failure(failure.streamMessage)])], relaying: nil)
-    }
-
-    /// What the client gets, in order: events relayed as they are (ranges of the relayed buffer) and
-    /// events written in the client's dialect.
-    enum Piece {
-        case relayed(Range<Int>)
-        case written(String)
+        return emit([(nil, [.failure(failure.streamMessage)])])
     }
 
     /// The client's bytes for some units: relayed events as they are (less the usage chunk the
     /// client did not ask for), other events encoded in the client's dialect; the cap cut ends it all.
-    /// When every event is relayed unchanged, the answer is a slice of `relaying`, not a copy.
-    mutating func emit(_ units: [Unit], relaying: ByteBuffer?) -> ByteBuffer? {
-        var pieces: [Piece] = []
-        // Written text is gathered here (appended in place) until a relayed event comes between.
-        var written = ""
-        func add(_ piece: Piece) {
-            switch piece {
-            case .written(let text): written += text
-            case .relayed(let range):
-                if !written.isEmpty {
-                    pieces.append(.written(written))
-                    written = ""
-                }
-                if case .relayed(let before) = pieces.last, before.upperBound == range.lowerBound {
-                    pieces[pieces.count - 1] = .relayed(before.lowerBound..<range.upperBound)
-                } else {
-                    pieces.append(piece)
-                }
-            }
-        }
+    mutating func emit(_ units: [Unit]) -> ByteBuffer? {
+        var out = ""
+        var bytes: [UInt8] = []
         units: for unit in units {
             var relay = unit.raw != nil
             for event in unit.events {
@@ -108,54 +73,39 @@ struct ChatEventTap: StreamTap {
                     if let cap, generated > cap {
                         // The upstream ignored the cap: end as if it had stopped there.
                         capCut = true
-                        add(.written(encoder.encode(.finish(.length, usage: nil), usage: TokenUsage(promptTokens: decoder.promptTokens ?? promptEstimate, completionTokens: cap))))
+                        out += encoder.encode(.finish(.length, usage: nil), usage: TokenUsage(promptTokens: decoder.promptTokens ?? promptEstimate, completionTokens: cap))
                         ended = true
                         relay = false
                     } else if unit.raw == nil {
-                        add(.written(encoder.encode(event)))
+                        out += encoder.encode(event)
                     }
                 case .finish(_, let usage):
                     reported = usage
                     let told = usage ?? TokenUsage(promptTokens: decoder.promptTokens ?? promptEstimate, completionTokens: decoder.completionTokens ?? generated)
-                    if unit.raw == nil { add(.written(encoder.encode(event, usage: told))) }
+                    if unit.raw == nil { out += encoder.encode(event, usage: told) }
                     ended = true
                 case .failure(let message):
                     if outcome == .completed { outcome = .upstreamError }
                     failureMessage = message
-                    if unit.raw == nil { add(.written(encoder.encode(event))) }
+                    if unit.raw == nil { out += encoder.encode(event) }
                     ended = true
                 default:
-                    if unit.raw == nil { add(.written(encoder.encode(event))) }
+                    if unit.raw == nil { out += encoder.encode(event) }
                 }
                 if capCut { break }
             }
-            if relay, let range = unit.raw, let relaying {
-                let view = relaying.readableBytesView
-                if !(dropUsageChunk && SSEEvents.isUsageOnly(view[(view.startIndex + range.lowerBound)..<(view.startIndex + range.upperBound)])) {
-                    add(.relayed(range))
+            if relay, let raw = unit.raw, !(dropUsageChunk && SSEEvents.isUsageOnly(raw)) {
+                if !out.isEmpty {
+                    bytes += Array(out.utf8)
+                    out = ""
                 }
+                bytes += raw
             }
             if capCut { break units }
         }
-        if !written.isEmpty { pieces.append(.written(written)) }
-        func slice(_ range: Range<Int>) -> ByteBuffer? { relaying?.getSlice(at: (relaying?.readerIndex ?? 0) + range.lowerBound, length: range.count) }
-        switch pieces.count {
-        case 0: return nil
-        case 1:
-            switch pieces[0] {
-            case .relayed(let range): return slice(range)
-            case .written(let text): return ByteBuffer(string: text)
-            }
-        default:
-            var out = ByteBuffer()
-            for piece in pieces {
-                switch piece {
-                case .relayed(let range): if let bytes = slice(range) { out.writeImmutableBuffer(bytes) }
-                case .written(let text): out.writeString(text)
-                }
-            }
-            return out
-        }
+        if bytes.isEmpty { return out.isEmpty ? nil : ByteBuffer(string: out) }
+        if !out.isEmpty { bytes += Array(out.utf8) }
+        return ByteBuffer(bytes: bytes)
     }
 
     /// Tokens as the provider reported them, else counted and marked estimated; the outcome.
