@@ -77,6 +77,57 @@ import TollgateCore
         #expect(r.sent["keep_alive"] as? Int == 60)  // Ollama's default 5 minutes is above the maximum
     }
 
+    /// Clamps fail closed: what Ollama would truncate, overflow or refuse is refused here, naming the field.
+    @Test func optionsThatAreNotWholeNumbersAreRefusedNotForwarded() throws {
+        let policy = OllamaOptionPolicy(numCtxMax: 4096, numGPUMax: 20, numThreadMax: 8, keepAliveMax: 600)
+        for (options, field) in [
+            (#"{"num_ctx":9000.5}"#, "num_ctx"), (#"{"num_ctx":1e15}"#, "num_ctx"), (#"{"num_ctx":"65536"}"#, "num_ctx"),
+            (#"{"num_predict":true}"#, "num_predict"), (#"{"num_gpu":[1]}"#, "num_gpu"), (#"{"num_thread":2147483648}"#, "num_thread"),
+            (#"{"num_batch":-2147483649}"#, "num_batch"), (#"{"num_keep":{"n":1}}"#, "num_keep"),
+        ] {
+            #expect(throws: OllamaOptionPolicy.Refusal.self, "\(options)") { try self.apply(#"{"model":"m","options":\#(options)}"#, policy) }
+            do {
+                _ = try apply(#"{"model":"m","options":\#(options)}"#, policy)
+            } catch let refusal as OllamaOptionPolicy.Refusal {
+                #expect(refusal.message.hasPrefix("options.\(field) must be a whole number"), "\(options)")
+            }
+        }
+        // Whole numbers written as decimals pass; null is Ollama's "not set"; the new clamps lower.
+        var r = try apply(#"{"model":"m","options":{"num_ctx":4096.0,"num_batch":null,"num_gpu":99,"num_thread":64,"temperature":0.5}}"#, policy)
+        let options = try #require(r.sent["options"] as? [String: Any])
+        #expect(options["num_ctx"] as? Int == 4096 && options["num_gpu"] as? Int == 20 && options["num_thread"] as? Int == 8)
+        // Ollama's "decide yourself" values are left to Ollama.
+        r = try apply(#"{"model":"m","options":{"num_gpu":-1,"num_thread":0}}"#, policy)
+        #expect((r.sent["options"] as? [String: Any])?["num_gpu"] as? Int == -1 && (r.sent["options"] as? [String: Any])?["num_thread"] as? Int == 0)
+        #expect(throws: OllamaOptionPolicy.Refusal(message: "options must be an object")) { try self.apply(#"{"model":"m","options":"fast"}"#, policy) }
+        #expect(throws: OllamaOptionPolicy.Refusal(message: "options must be an object")) { try self.apply(#"{"model":"m","options":[1]}"#, OllamaOptionPolicy()) }
+        // Without any clamp configured the checks still hold.
+        #expect(throws: OllamaOptionPolicy.Refusal.self) { try self.apply(#"{"model":"m","options":{"num_ctx":"8k"}}"#, OllamaOptionPolicy(), generates: false) }
+    }
+
+    /// `keep_alive` is what Ollama accepts: a JSON number of seconds, or a Go duration string.
+    @Test func keepAliveIsReadExactlyAsOllamaReadsIt() throws {
+        let policy = OllamaOptionPolicy(keepAliveMax: 600)
+        for (text, seconds) in [
+            ("5m", 300.0), ("1h30m", 5400), ("1.5h", 5400), (".5s", 0.5), ("1.s", 1), ("0", 0), ("-1s", -1), ("+2m", 120), ("300ms", 0.3),
+            ("10000h1μs", 36_000_000.000001), ("10000h1µs", 36_000_000.000001), ("1us", 0.000001), ("2562047h47m16s", 9_223_372_036),
+        ] {
+            let parsed = try #require(GoDuration.ollamaKeepAlive(text), "\(text)")
+            #expect(abs(parsed - seconds) < 1e-6, "\(text)")
+        }
+        for text in ["300", "", "5 m", " 5m", "5m ", "m", ".s", "5x", "1d", "2562048h", "1e3s", "--1s", "5M", "٣s"] {
+            #expect(GoDuration.ollamaKeepAlive(text) == nil, "\(text)")
+            #expect(throws: OllamaOptionPolicy.Refusal.self, "\(text)") { try self.apply(#"{"model":"m","keep_alive":"\#(text)"}"#, policy) }
+        }
+        // Go accepts μs: the clamp applies instead of the value slipping through unread.
+        #expect(try apply(#"{"model":"m","keep_alive":"10000h1μs"}"#, policy).sent["keep_alive"] as? Int == 600)
+        for body in [#"{"model":"m","keep_alive":true}"#, #"{"model":"m","keep_alive":{"s":1}}"#, #"{"model":"m","keep_alive":[5]}"#] {
+            #expect(throws: OllamaOptionPolicy.Refusal.self, "\(body)") { try self.apply(body, OllamaOptionPolicy()) }
+        }
+        // null is Ollama's "not set".
+        #expect(try apply(#"{"model":"m","keep_alive":null}"#, OllamaOptionPolicy()).sent["keep_alive"] is NSNull)
+    }
+
     static func lines(_ n: Int, from start: Int = 0) -> String {
         (start..<(start + n)).map { #"{"model":"m","response":"t\#($0)","done":false}"# + "\n" }.joined()
     }

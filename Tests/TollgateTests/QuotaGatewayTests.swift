@@ -437,7 +437,23 @@ import TollgateTestSupport
             #expect(options["temperature"] as? Double == 0.2)
             #expect(sent["keep_alive"] as? Int == 600)
             let badOptions = try await gw.send("/api/chat", body: #"{"model":"llama3.2","options":"fast"}"#, key: key)
-            #expect(badOptions.status == 400)
+            #expect(badOptions.status == 400 && badOptions.body == #"{"error":"options must be an object"}"#)
+            // Clamps fail closed: values Ollama would truncate or misread are refused, naming the field.
+            let before = gw.mock.hitCount
+            for (body, field) in [
+                (#"{"model":"llama3.2","options":{"num_ctx":9000.5}}"#, "options.num_ctx"),
+                (#"{"model":"llama3.2","options":{"num_ctx":"65536"}}"#, "options.num_ctx"),
+                (#"{"model":"llama3.2","options":{"num_gpu":1e15}}"#, "options.num_gpu"),
+                (#"{"model":"llama3.2","keep_alive":"10000h1ms5"}"#, "keep_alive"),
+            ] {
+                let refused = try await gw.send("/api/chat", body: body, key: key)
+                #expect(refused.status == 400 && refused.body.contains(field), "\(body): \(refused.body)")
+            }
+            #expect(gw.mock.hitCount == before)
+            try await gw.setSetting("num_gpu_max", "10")
+            #expect(try await gw.send("/api/chat", body: #"{"model":"llama3.2","keep_alive":"10000h1μs","options":{"num_gpu":40}}"#, key: key).status == 200)
+            sent = try #require(gw.mock.received.last?.bodyJSON)
+            #expect(sent["keep_alive"] as? Int == 600 && (sent["options"] as? [String: Any])?["num_gpu"] as? Int == 10)
         }
     }
 

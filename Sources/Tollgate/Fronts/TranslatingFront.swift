@@ -174,10 +174,7 @@ struct TranslatingFront {
     ) async -> Response {
         var r = decoded
         let current = services.settings.current
-        let options = OllamaOptionPolicy(
-            caps: identity.key.policy.outputCaps.over(current.outputCaps), numCtxMax: current.numCtxMax,
-            keepAliveMin: current.keepAliveMin, keepAliveMax: current.keepAliveMax
-        )
+        let options = OllamaOptionPolicy(settings: current, caps: identity.key.policy.outputCaps.over(current.outputCaps))
         r.maxTokens = options.cap(asked: r.maxTokens)
         // Ollama extras the OpenAI and Anthropic dialects cannot express, from the model's defaults.
         let defaults = current.defaults(forModel: r.model)

@@ -10,6 +10,10 @@ public struct GatewaySettings: Sendable, Equatable {
     public var outputCaps = OutputCaps()
     /// Largest `options.num_ctx` a request may ask for.
     public var numCtxMax: Int?
+    /// Largest `options.num_gpu` (layers offloaded to the GPU) a request may ask for.
+    public var numGPUMax: Int?
+    /// Largest `options.num_thread` a request may ask for.
+    public var numThreadMax: Int?
     /// Bounds on `keep_alive`, in seconds.
     public var keepAliveMin: Double?
     public var keepAliveMax: Double?
@@ -161,6 +165,8 @@ public struct GatewaySettings: Sendable, Equatable {
         case outputCapDefault = "output_cap_default"
         case outputCapMax = "output_cap_max"
         case numCtxMax = "num_ctx_max"
+        case numGPUMax = "num_gpu_max"
+        case numThreadMax = "num_thread_max"
         case keepAliveMin = "keep_alive_min"
         case keepAliveMax = "keep_alive_max"
         case modelDefaults = "model_defaults"
@@ -185,6 +191,8 @@ public struct GatewaySettings: Sendable, Equatable {
             case .outputCapDefault: "output tokens injected when a request sets no cap"
             case .outputCapMax: "largest output cap a request may ask for"
             case .numCtxMax: "largest options.num_ctx a request may ask for"
+            case .numGPUMax: "largest options.num_gpu (layers on the GPU) a request may ask for; 0 keeps requests on the CPU unless they leave the choice to Ollama"
+            case .numThreadMax: "largest options.num_thread a request may ask for"
             case .keepAliveMin: "shortest keep_alive (seconds or Go duration such as 5m)"
             case .keepAliveMax: "longest keep_alive (seconds or Go duration such as 1h)"
             case .defaultTag: "tag of requests that carry none (X-Proxy-Tag, model@tag or key tags)"
@@ -226,8 +234,11 @@ public struct GatewaySettings: Sendable, Equatable {
         case .aliases:
             guard let map = parseAliases(v) else { throw Invalid(name: name, message: "must be alias=model pairs separated by commas") }
             return map.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        case .outputCapDefault, .outputCapMax, .numCtxMax, .usageRetentionDays:
+        case .outputCapDefault, .outputCapMax, .numCtxMax, .numThreadMax, .usageRetentionDays:
             guard let n = Int(v), n > 0, n <= 10_000_000 else { throw Invalid(name: name, message: "must be a positive integer") }
+            return String(n)
+        case .numGPUMax:
+            guard let n = Int(v), n >= 0, n <= 100_000 else { throw Invalid(name: name, message: "must be a whole number ≥ 0") }
             return String(n)
         case .endUserDailyTokens, .endUserMonthlyTokens, .endUserDailyRequests, .endUserMonthlyRequests:
             guard let n = Int(v), n >= 0, n <= 1_000_000_000_000 else { throw Invalid(name: name, message: "must be a whole number ≥ 0") }
@@ -284,6 +295,8 @@ public struct GatewaySettings: Sendable, Equatable {
             case .outputCapDefault: outputCaps.defaultCap = Int(value)
             case .outputCapMax: outputCaps.maximum = Int(value)
             case .numCtxMax: numCtxMax = Int(value)
+            case .numGPUMax: numGPUMax = Int(value)
+            case .numThreadMax: numThreadMax = Int(value)
             case .keepAliveMin: keepAliveMin = GoDuration.seconds(value)
             case .keepAliveMax: keepAliveMax = GoDuration.seconds(value)
             case .modelDefaults: modelDefaults = Self.parseModelDefaults(value) ?? [:]

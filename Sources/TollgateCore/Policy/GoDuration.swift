@@ -16,6 +16,43 @@ public enum GoDuration {
         return n
     }
 
+    /// A `keep_alive` string as Ollama reads it: Go's `time.ParseDuration` exactly (`"5m"`,
+    /// `"1h30m"`, `"1.5h"`, `"-1s"`, `"10000h1μs"`, a bare `"0"`; no spaces, no unit-less numbers, at
+    /// most 2⁶³−1 nanoseconds), in seconds; nil for anything Ollama would refuse.
+    public static func ollamaKeepAlive(_ text: String) -> Double? {
+        func isDigit(_ c: Unicode.Scalar) -> Bool { c >= "0" && c <= "9" }
+        var rest = Substring(text).unicodeScalars[...]
+        var negative = false
+        if let sign = rest.first, sign == "-" || sign == "+" {
+            negative = sign == "-"
+            rest = rest.dropFirst()
+        }
+        if rest.elementsEqual("0".unicodeScalars) { return 0 }
+        guard !rest.isEmpty else { return nil }
+        let units: [(String, Double)] = [
+            ("ns", 1), ("us", 1e3), ("\u{00B5}s", 1e3), ("\u{03BC}s", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9),
+        ]
+        var nanoseconds = 0.0
+        while !rest.isEmpty {
+            let whole = rest.prefix(while: isDigit)
+            rest = rest.dropFirst(whole.count)
+            var fraction = Substring.UnicodeScalarView()[...]
+            if rest.first == "." {
+                rest = rest.dropFirst()
+                fraction = rest.prefix(while: isDigit)
+                rest = rest.dropFirst(fraction.count)
+            }
+            guard !whole.isEmpty || !fraction.isEmpty else { return nil }
+            let unitText = rest.prefix { !isDigit($0) && $0 != "." }
+            guard let unit = units.first(where: { $0.0.unicodeScalars.elementsEqual(unitText) }) else { return nil }
+            rest = rest.dropFirst(unitText.count)
+            let number = Double("0" + String(String.UnicodeScalarView(whole)) + "." + String(String.UnicodeScalarView(fraction)) + "0") ?? .infinity
+            nanoseconds += number * unit.1
+            guard nanoseconds <= Double(Int64.max) else { return nil }  // Go's time.Duration is int64 nanoseconds
+        }
+        return (negative ? -nanoseconds : nanoseconds) / 1e9
+    }
+
     static func parse(_ text: String) -> Double? {
         let t = text.trimmingSpaces()
         if let n = Double(t) { return n }

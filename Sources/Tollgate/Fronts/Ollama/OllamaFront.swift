@@ -124,14 +124,11 @@ public struct OllamaFront: HTTPResponder {
         }
         var cap: Int?
         if endpoint.isInference {
-            let optionPolicy = OllamaOptionPolicy(
-                caps: identity.key.policy.outputCaps.over(current.outputCaps), numCtxMax: current.numCtxMax,
-                keepAliveMin: current.keepAliveMin, keepAliveMax: current.keepAliveMax
-            )
+            let optionPolicy = OllamaOptionPolicy(settings: current, caps: identity.key.policy.outputCaps.over(current.outputCaps))
             do {
                 cap = try optionPolicy.apply(to: &rewriter, document: document, generates: endpoint.generates)
             } catch {
-                return Self.error(.badRequest, "options could not be read", requestID)
+                return Self.error(.badRequest, error.message, requestID)
             }
         }
         // Router: the providers that serve the model.
