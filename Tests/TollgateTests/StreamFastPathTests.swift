@@ -46,6 +46,12 @@ import TollgateCore
             #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#,
             #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{"reasoning_content":"think"},"finish_reason":null}]}"#,
             #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{"content": "spaced"},"finish_reason":null}],"usage":null}"#,
+            // Text that looks like keys, escaped quotes and backslashes: still one text piece each.
+            #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{"content":"say \"usage\": {\"error\": 1} \\"},"finish_reason":null}]}"#,
+            #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{"content":"\\\"finish_reason\":\"x"},"finish_reason":null}]}"#,
+            #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{"reasoning":"r","content":""},"finish_reason":null}]}"#,
+            #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{"content":"error"},"finish_reason":null}]}"#,
+            #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":null}]}"#,
             #"data: {"id":"c","model":"gpt","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
             #"data: {"id":"c","model":"gpt","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}"#,
             "data: [DONE]",

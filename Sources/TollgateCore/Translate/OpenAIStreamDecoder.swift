@@ -35,22 +35,41 @@ public struct OpenAIStreamDecoder: Sendable, LineEventDecoder {
 
     public mutating func meterOnly() { metersOnly = true }
 
-    /// What a chunk must be parsed for when only metering: usage, a finish, an error.
-    static let settling = [#""usage":{"#, #""usage": {"#, #""finish_reason":""#, #""finish_reason": ""#, #""error""#].map { Array($0.utf8) }
-    static let textMarks = [#""content":""#, #""content": ""#, #""text":""#, #""text": ""#].map { Array($0.utf8) }
-    static let thinkingMarks = [#""reasoning_content":""#, #""reasoning":""#, #""reasoning_content": ""#, #""reasoning": ""#].map { Array($0.utf8) }
+    /// What a relayed chunk holds, read from its keys without parsing it: whether it must be parsed
+    /// (usage, a finish reason, an error) and whether it carries text or thinking.
+    struct Marks {
+        var settles = false
+        var text = false
+        var thinking = false
+    }
 
-    /// Whether the payload has a non-empty string after one of `marks`.
-    static func hasText(_ payload: ArraySlice<UInt8>, after marks: [[UInt8]]) -> Bool {
-        for mark in marks {
-            var from = payload.startIndex
-            while let found = payload.firstRange(ofBytes: mark, from: from) {
-                if found.upperBound < payload.endIndex, payload[found.upperBound] != UInt8(ascii: "\"") { return true }
-                from = found.lowerBound + 1
+    static func marks(_ payload: ArraySlice<UInt8>) -> Marks {
+        var marks = Marks()
+        let quote = UInt8(ascii: "\"")
+        payload.withUnsafeBufferPointer { bytes in
+            JSONKeyScan.keys(in: bytes) { key, first, second in
+                // A non-empty string value: its first byte is the quote, the next is not one.
+                let nonEmptyString = first == quote && second != quote
+                if key.elementsEqual(Self.usageKey) {
+                    marks.settles = marks.settles || first == UInt8(ascii: "{")
+                } else if key.elementsEqual(Self.finishReasonKey) {
+                    marks.settles = marks.settles || first == quote
+                } else if key.elementsEqual(Self.errorKey) {
+                    marks.settles = true
+                } else if key.elementsEqual(Self.contentKey) || key.elementsEqual(Self.textKey) {
+                    marks.text = marks.text || nonEmptyString
+                } else if key.elementsEqual(Self.reasoningContentKey) || key.elementsEqual(Self.reasoningKey) {
+                    marks.thinking = marks.thinking || nonEmptyString
+                }
+                return !marks.settles
             }
         }
-        return false
+        return marks
     }
+
+    static let usageKey = Array("usage".utf8), finishReasonKey = Array("finish_reason".utf8), errorKey = Array("error".utf8)
+    static let contentKey = Array("content".utf8), textKey = Array("text".utf8)
+    static let reasoningContentKey = Array("reasoning_content".utf8), reasoningKey = Array("reasoning".utf8)
 
     public mutating func feed(_ bytes: some Collection<UInt8>) -> [ChatEvent] { feedLines(bytes) }
 
@@ -105,10 +124,13 @@ public struct OpenAIStreamDecoder: Sendable, LineEventDecoder {
         var payload = bytes.dropFirst(5)
         while payload.first == 0x20 { payload = payload.dropFirst() }
         if payload.elementsEqual(Array("[DONE]".utf8)) { return done() }
-        if metersOnly, started, !Self.settling.contains(where: { payload.contains(bytes: $0) }) {
-            // A content chunk of a relayed stream: counted for the cap and the estimate, not read.
-            if Self.hasText(payload, after: Self.thinkingMarks) { return [.thinking("")] }
-            return Self.hasText(payload, after: Self.textMarks) ? [.text("")] : []
+        if metersOnly, started {
+            let marks = Self.marks(payload)
+            if !marks.settles {
+                // A content chunk of a relayed stream: counted for the cap and the estimate, not read.
+                if marks.thinking { return [.thinking("")] }
+                return marks.text ? [.text("")] : []
+            }
         }
         guard let value = try? JSONValue.parse(payload, maxDepth: 512) else {
             isFinished = true
