@@ -1,8 +1,10 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 import TollgateCore
 import TollgateTestSupport
@@ -62,6 +64,43 @@ import TollgateTestSupport
             #expect(gw.mock.hitCount == 3)
             // Refused requests leave no usage records.
             #expect(try await gw.waitForUsage(count: 3).count == 3)
+        }
+    }
+
+    /// A flood of made-up key ids costs one store query each and never pushes a valid key out of
+    /// memory: unknown ids live in their own bounded structure (least recently seen forgotten first).
+    @Test(.timeLimit(.minutes(3))) func aFloodOfUnknownKeyIDsLeavesValidKeysInMemory() async throws {
+        try await withGateway { gw in
+            let key = try await gw.createKey(name: "valid")
+            let auth = gw.gateway.authenticator
+            // Settle the key generation first: a refresh that sees the new key's change clears the
+            // caches (rightly), which is not what this test is about.
+            try await auth.refreshIfChanged()
+            auth.invalidate()
+            func present(_ key: String) async -> Result<KeyIdentity, AuthFailure> {
+                await auth.authenticate([.authorization: "Bearer \(key)"])
+            }
+            guard case .success = await present(key) else { Issue.record("the valid key was refused"); return }
+            let afterValid = auth.storeLookups.load(ordering: .relaxed)
+            let flood = 100_000
+            let secret = String(repeating: "A", count: APIKeyFormat.secretLength)
+            // Ten-letter ids in the key alphabet, one per number: 0 → "aaaaaaaaaa".
+            let letters = Array("abcdefghjk")
+            let ids = (0..<flood).map { n in String(String(format: "%010d", n).map { letters[Int(String($0))!] }) }
+            for id in ids {
+                guard case .failure(.invalid) = await present("tg-\(id)-\(secret)") else { Issue.record("\(id) was not refused"); return }
+            }
+            #expect(auth.storeLookups.load(ordering: .relaxed) == afterValid + flood)
+            #expect(auth.unknownIDs.withLock { $0.count } <= KeyAuthenticator.negativeLimit)
+            // The valid key is still served from memory, over the socket too.
+            guard case .success = await present(key) else { Issue.record("the valid key was refused after the flood"); return }
+            #expect(try await gw.send("/api/chat", body: Self.chatBody, key: key).status == 200)
+            #expect(auth.storeLookups.load(ordering: .relaxed) == afterValid + flood)
+            // The most recent unknown ids are remembered; the oldest were forgotten and cost a query again.
+            _ = await present("tg-\(ids[flood - 1])-\(secret)")
+            #expect(auth.storeLookups.load(ordering: .relaxed) == afterValid + flood)
+            _ = await present("tg-\(ids[0])-\(secret)")
+            #expect(auth.storeLookups.load(ordering: .relaxed) == afterValid + flood + 1)
         }
     }
 

@@ -64,7 +64,12 @@ public final class KeyAuthenticator: Sendable {
 
     let hasher: KeyHasher
     let store: any TollgateStore
+    /// Stored keys by public id (as many as are in use).
     let cache = Mutex<[String: Entry]>([:])
+    /// Ids the store does not know, kept apart and bounded so they never evict a key.
+    let unknownIDs = Mutex(UnknownKeyIDs(limit: KeyAuthenticator.negativeLimit))
+    /// Store queries made for keys (what the caches save).
+    let storeLookups = Atomic<Int>(0)
     let generation = Mutex<Int?>(nil)
     /// Open WebUI end users by external id.
     let endUsers = Mutex<[String: UserRecord]>([:])
@@ -95,16 +100,17 @@ public final class KeyAuthenticator: Sendable {
         let entry: Entry
         if let cached = cache.withLock({ $0[parsed.publicID] }) {
             entry = cached
+        } else if unknownIDs.withLock({ $0.contains(parsed.publicID) }) {
+            entry = .absent
         } else {
             do {
+                storeLookups.add(1, ordering: .relaxed)
                 if let found = try await store.key(publicID: parsed.publicID) {
                     entry = .key(found, try await found.userID.asyncMap { try await store.user(id: $0) } ?? nil, verifiedSecret: nil)
+                    cache.withLock { $0[parsed.publicID] = entry }
                 } else {
                     entry = .absent
-                }
-                cache.withLock { cache in
-                    if case .absent = entry, cache.count >= Self.negativeLimit { cache.removeAll() }
-                    cache[parsed.publicID] = entry
+                    unknownIDs.withLock { $0.insert(parsed.publicID) }
                 }
             } catch {
                 return .failure(.storeUnavailable)
@@ -139,6 +145,7 @@ public final class KeyAuthenticator: Sendable {
     /// Drops every cached key and end user (after a change made in this process).
     public func invalidate() {
         cache.withLock { $0.removeAll() }
+        unknownIDs.withLock { $0.removeAll() }
         endUsers.withLock { $0.removeAll() }
     }
 
