@@ -18,9 +18,12 @@ import TollgateTestSupport
 
     @Test func theAdminPasswordChangesFromTheAPIAndTheCLIAndSessionsEnd() async throws {
         try await withGateway(["ADMIN_PASSWORD": ""]) { gw in
-            let text = gw.logs.text
+            // Shown once, outside the structured log.
+            let text = gw.logs.announced
+            #expect(text.components(separatedBy: "Admin password:").count == 2)
             let found = try #require(text.range(of: #"Admin password: [A-Za-z0-9]+"#, options: .regularExpression))
             let generated = String(text[found].dropFirst("Admin password: ".count))
+            #expect(!gw.logs.text.contains(generated) && gw.logs.text.contains("written to standard error"))
             let session = try await Self.session(gw, generated)
             #expect(try await gw.admin(.GET, "/api/whoami", bearer: nil, headers: session).status == 200)
             let page = try await gw.admin(.GET, "/ui/settings", bearer: nil, headers: session)
@@ -62,7 +65,7 @@ import TollgateTestSupport
         // From the settings page in a real browser: the session ends, the old password is refused, the new one works.
         try await SDKTests.ensureVenv()
         try await withGateway(["ADMIN_PASSWORD": ""], loadTest: true) { gw in
-            let text = gw.logs.text
+            let text = gw.logs.announced
             let found = try #require(text.range(of: #"Admin password: [A-Za-z0-9]+"#, options: .regularExpression))
             var env = SDKTests.env
             env["TG_ADMIN"] = gw.adminURL

@@ -24,6 +24,16 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let secretFile = dir + "/pw"
         try "from-file-password\n".write(toFile: secretFile, atomically: true, encoding: .utf8)
+        // Readable by others: refused, naming the variable and the mode.
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: secretFile)
+        #expect {
+            _ = try ConfigSource(environment: ["ADMIN_PASSWORD_FILE": secretFile], dotEnvPath: nil).value("ADMIN_PASSWORD")
+        } throws: { error in
+            (error as? ConfigError)?.variable == "ADMIN_PASSWORD_FILE" && "\(error)".contains("mode 644") && "\(error)".contains("chmod 600")
+        }
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: secretFile)
+        #expect(throws: ConfigError.self) { try ConfigSource(environment: ["ADMIN_PASSWORD_FILE": secretFile], dotEnvPath: nil).value("ADMIN_PASSWORD") }
+        try FileManager.default.setAttributes([.posixPermissions: 0o400], ofItemAtPath: secretFile)
         let dotEnv = dir + "/.env"
         try """
             # comment

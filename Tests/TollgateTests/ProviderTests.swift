@@ -281,6 +281,7 @@ import TollgateTestSupport
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("providers-\(UUID().uuidString).json").path
         try #"{"models":[{"name":"openai/gpt-4o-mini","input_price":"0.15","output_price":"0.60"},{"name":"claude-sonnet-4-5","input_price":3,"output_price":"15"}]}"#
             .write(toFile: file, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
         defer { try? FileManager.default.removeItem(atPath: file) }
         try await ProviderTests.withFleet(["TOLLGATE_PROVIDERS_FILE": file]) { fleet in
             let gw = fleet.gw
@@ -306,6 +307,7 @@ import TollgateTestSupport
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("providers-\(UUID().uuidString).json").path
         try #"{"providers":[{"name":"vllm","kind":"openai","url":"http://10.0.0.7:8000/v1","api_key_env":"VLLM_KEY","max_concurrent":4,"models":[{"name":"qwen","context_length":32768}]}]}"#
             .write(toFile: file, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let config = try TollgateConfig.load(from: ConfigSource(values: [
             "OLLAMA_URL": "http://a:11434, http://b:11434", "GROQ_API_KEY": "gsk-x", "GOOGLE_API_KEY": "g-x", "TOLLGATE_PROVIDERS_FILE": file,
@@ -321,6 +323,7 @@ import TollgateTestSupport
         for bad in [#"{"providers":[{"name":"x","kind":"gopher","url":"http://a"}]}"#, #"{"providers":[{"name":"bad name","kind":"openai","url":"http://a"}]}"#,
                     #"{"models":[{"name":"m","input_price":"cheap"}]}"#, #"{"providers":[{"name":"x","kind":"openai","url":"file:///etc/passwd"}]}"#] {
             try bad.write(toFile: file, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
             #expect(throws: ConfigError.self) { try TollgateConfig.load(from: ConfigSource(values: ["TOLLGATE_PROVIDERS_FILE": file])) }
         }
     }

@@ -50,7 +50,7 @@ import TollgateTestSupport
             let login = try await gw.admin(.GET, "/ui/login", bearer: nil)
             #expect(login.body.contains("generated at first start") && login.body.contains("Admin password:"))
             // The password itself is never on the page.
-            let password = try #require(gw.logs.text.firstMatch(of: /Admin password: ([A-Za-z0-9]{24})/)?.1).description
+            let password = try #require(gw.logs.announced.firstMatch(of: /Admin password: ([A-Za-z0-9]{24})/)?.1).description
             #expect(!login.body.contains(password))
         } catch {
             try? await gw.stop()

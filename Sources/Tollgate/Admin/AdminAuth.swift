@@ -67,7 +67,11 @@ enum AdminSecret: Sendable, Equatable {
 
     /// Resolves the admin password: `ADMIN_PASSWORD`, else the stored hash, else a new random password
     /// whose hash is stored and which is printed once, in a banner.
-    static func resolve(configured: String?, store: any TollgateStore, logger: Logger) async throws -> AdminSecret {
+    /// `announce` shows the generated password once, outside the structured log (which may be
+    /// shipped to log aggregation): by default on standard error.
+    static func resolve(
+        configured: String?, store: any TollgateStore, logger: Logger, announce: @Sendable (String) -> Void = Gateway.writeToStandardError
+    ) async throws -> AdminSecret {
         if let password = configured {
             guard password.count >= minimumLength else {
                 throw ConfigError(variable: "ADMIN_PASSWORD", message: "must be at least \(minimumLength) characters")
@@ -81,8 +85,9 @@ enum AdminSecret: Sendable, Equatable {
         let password = String((0..<24).map { _ in alphabet[Int.random(in: 0..<alphabet.count)] })
         let hash = try PasswordHash.make(password)
         try await store.setAdminState(storedHashName, to: hash.text)
-        // The one time the generated password is shown: it is not stored anywhere in plaintext.
-        logger.warning(
+        // The one time the generated password is shown: it is not stored anywhere in plaintext, and
+        // it never goes through the logger.
+        announce(
             """
 
             ================================================================
@@ -91,8 +96,10 @@ enum AdminSecret: Sendable, Equatable {
               It is shown only this once (only its hash is stored).
               Set ADMIN_PASSWORD to choose your own.
             ================================================================
+
             """
         )
+        logger.warning("no ADMIN_PASSWORD was set: one was generated and written to standard error, once")
         return .stored(hash)
     }
 

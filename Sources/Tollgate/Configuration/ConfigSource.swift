@@ -27,6 +27,13 @@ public struct ConfigSource: Sendable {
     public func value(_ name: String) throws(ConfigError) -> String? {
         if let v = environment[name], !v.isEmpty { return v }
         if let path = environment["\(name)_FILE"] ?? dotEnv["\(name)_FILE"], !path.isEmpty {
+            // Like the server secret file: a secret other users can read is no secret.
+            if let mode = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 {
+                throw ConfigError(
+                    variable: "\(name)_FILE",
+                    message: "\(path) is readable by other users (mode \(String(mode, radix: 8))); run chmod 600 on it (Docker secrets: mode 0400; Kubernetes: defaultMode 0400)"
+                )
+            }
             guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
                 throw ConfigError(variable: "\(name)_FILE", message: "cannot read the file it names")
             }

@@ -38,7 +38,16 @@ public final class Gateway: Sendable {
 
     /// Opens the store, runs migrations and resolves the server secret.
     /// Reservations left by a previous process are settled here, before any request is served.
-    public static func open(config: TollgateConfig, logger: Logger, clock: any GatewayClock = SystemClock()) async throws -> Gateway {
+    /// Text for the operator that must not go through the logger (a generated admin password).
+    @Sendable public static func writeToStandardError(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    /// `announce` shows a generated admin password once (standard error unless told otherwise).
+    public static func open(
+        config: TollgateConfig, logger: Logger, clock: any GatewayClock = SystemClock(),
+        announce: @escaping @Sendable (String) -> Void = Gateway.writeToStandardError
+    ) async throws -> Gateway {
         // Providers that must not reach private addresses are checked before anything starts.
         for provider in config.providers where !provider.allowPrivate {
             if case .refused(let why) = await ProviderURLGuard.check(provider.baseURL, allowPrivate: false) {
@@ -49,7 +58,7 @@ public final class Gateway: Sendable {
         do {
             try await store.migrate()
             let secret = try ServerSecret.resolve(configured: config.serverSecret, dataDirectory: config.dataDirectory)
-            let adminSecret = try await AdminSecret.resolve(configured: config.adminPassword, store: store, logger: logger)
+            let adminSecret = try await AdminSecret.resolve(configured: config.adminPassword, store: store, logger: logger, announce: announce)
             let failures = try await store.loginFailures()
             let gateway = Gateway(config: config, store: store, secret: secret, logger: logger, clock: clock, adminSecret: adminSecret, loginFailures: failures)
             try await gateway.settings.reload(from: store)

@@ -56,7 +56,9 @@ final class TestGateway: Sendable {
         if values["ADMIN_PASSWORD"] == "" { values["ADMIN_PASSWORD"] = nil }  // "": start with a generated password
         let config = try TollgateConfig.load(from: ConfigSource(values: values))
         let logs = LogCapture()
-        let gateway = try await Gateway.open(config: config, logger: logs.logger(), clock: clock)
+        let gateway = try await Gateway.open(config: config, logger: logs.logger(), clock: clock) { text in
+            logs.announcements.withLock { $0.append(text) }
+        }
         let group = gateway.makeServiceGroup()
         let runTask = Task { try await gateway.runGroup(group) }
         let ports = await gateway.listeningPorts()
@@ -226,6 +228,8 @@ func withGateway<T>(
 /// Collects log lines (message and metadata) so tests can search them.
 final class LogCapture: Sendable {
     let lines = Mutex<[String]>([])
+    /// What the gateway showed outside the logger (a generated admin password).
+    let announcements = Mutex<[String]>([])
 
     func logger(level: Logger.Level = .trace) -> Logger {
         var logger = Logger(label: "tollgate-test") { label in CapturingHandler(capture: self) }
@@ -234,6 +238,7 @@ final class LogCapture: Sendable {
     }
 
     var text: String { lines.withLock { $0.joined(separator: "\n") } }
+    var announced: String { announcements.withLock { $0.joined() } }
 
     struct CapturingHandler: LogHandler {
         let capture: LogCapture

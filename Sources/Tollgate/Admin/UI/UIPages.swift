@@ -46,7 +46,7 @@ enum UIPages {
                 let generated: Bool
                 if case .stored = deps.auth.secret { generated = true } else { generated = false }
                 let hint = generated
-                    ? "<p class=\"hint\">No ADMIN_PASSWORD was set: the password was generated at first start and printed once in the gateway's log (look for “Admin password:”). Set ADMIN_PASSWORD to choose your own.</p>"
+                    ? "<p class=\"hint\">No ADMIN_PASSWORD was set: the password was generated at first start and written once to the gateway's standard error (look for “Admin password:”; it is not in the log). Set ADMIN_PASSWORD to choose your own.</p>"
                     : ""
                 return HTML.bare(title: "Log in", """
                     <h1>Tollgate</h1><p class="notice" role="alert" hidden></p>
