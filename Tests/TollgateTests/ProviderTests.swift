@@ -46,6 +46,31 @@ import TollgateTestSupport
         for m in [ollamaB, openAI, anthropic] { await m.stop() }
     }
 
+    /// A provider still starting when the gateway starts (a joint start) is asked again within
+    /// seconds, so its models are listed long before the next full refresh (an hour here).
+    @Test(.timeLimit(.minutes(2))) func aProviderThatStartsLateIsListedWithinSeconds() async throws {
+        let port = try await ServerBootstrapHelper.bindEphemeral()
+        let gw = try await TestGateway.start([
+            "OPENAI_API_KEY": Self.openAIKey, "OPENAI_BASE_URL": "http://127.0.0.1:\(port)/v1", "TOLLGATE_CATALOG_REFRESH": "3600",
+        ])
+        let late = MockOllama()
+        do {
+            let key = try await gw.createKey()
+            let listed = { try await gw.send("/v1/models", method: .GET, key: key).body.contains("late-model") }
+            // Nothing listens yet: the first refresh (at start) cannot read the list.
+            #expect(await eventually(timeout: .seconds(10)) { gw.logs.text.contains("could not read the provider's model list") })
+            #expect(try await listed() == false)
+            late.updateBehavior { $0.remoteModels = ["late-model"] }
+            _ = try await late.start(port: port)
+            #expect(await eventually(timeout: .seconds(40), every: .milliseconds(200)) { try await listed() })
+            #expect(gw.logs.text.contains("read the provider's model list after a retry"))
+        } catch {
+            Issue.record(error)
+        }
+        await late.stop()
+        try await gw.stop()
+    }
+
     enum Front: String, CaseIterable { case ollama, openai, anthropic }
 
     static func request(_ front: Front, model: String, stream: Bool, tools: Bool) -> (path: String, body: String) {

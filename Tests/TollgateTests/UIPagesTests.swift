@@ -15,6 +15,13 @@ import TollgateTestSupport
         try await withGateway { gw in
             // Without credentials every page sends the browser to the login page; an ordinary key too.
             let ordinary = try await gw.createKey(name: "student")
+            // A browser at the listener's root goes to the UI; a JSON client keeps a JSON 404.
+            let browser = [("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")]
+            let root = try await gw.admin(.GET, "/", bearer: nil, headers: browser)
+            #expect(root.status == 303 && root.headers["location"].first == "/ui/")
+            let json = try await gw.admin(.GET, "/", bearer: nil)
+            #expect(json.status == 404 && json.body.contains("no such route"))
+            #expect(try await gw.admin(.GET, "/nothing-here", bearer: nil, headers: browser).status == 404)
             for page in Self.pages {
                 let r = try await gw.admin(.GET, page, bearer: nil)
                 #expect(r.status == 303 && r.headers["location"].first == "/ui/login", "\(page)")

@@ -178,6 +178,13 @@ struct UnknownRouteMiddleware: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound {
+            // A browser pointed at the listener's root is sent to the web UI; JSON clients (no
+            // `text/html` in Accept) keep the JSON 404.
+            if request.uri.path == "/", request.method == .get || request.method == .head,
+                request.headers[values: .accept].contains(where: { $0.contains("text/html") })
+            {
+                return HTML.redirect("/ui/")
+            }
             let parts = request.uri.path.split(separator: "/", omittingEmptySubsequences: false)
             let allowed = endpoints.filter { _, path in
                 let pattern = path.split(separator: "/", omittingEmptySubsequences: false)

@@ -51,28 +51,51 @@ struct CatalogRefresher: Service {
     /// A single Ollama server needs no catalog: every model goes to it, and its own lists pass through.
     static func needed(_ router: BackendRouter) -> Bool { router.backends.count > 1 || router.backends.first?.adapter.servesUnlistedModels != true }
 
+    /// The first retry of a provider whose list could not be read, doubled after each miss up to ``retryCap``.
+    static let firstRetry = Duration.seconds(1)
+    static let retryCap = Duration.seconds(30)
+
     func run() async throws {
         // Providers can be added while running: the need is judged at every tick.
         try? await cancelWhenGracefulShutdown {
             while true {
-                if Self.needed(router) { await Self.refresh(router: router, probe: probe, logger: logger) }
-                try await Task.sleep(for: interval)
+                var waited = Duration.zero
+                if Self.needed(router) {
+                    var failed = await Self.refresh(router: router, probe: probe, logger: logger)
+                    // A provider still starting (a joint start) is asked again within seconds, not at the
+                    // next full refresh, so the model lists are not empty for a minute.
+                    var retry = Self.firstRetry
+                    while !failed.isEmpty, waited + retry < interval {
+                        try await Task.sleep(for: retry)
+                        waited += retry
+                        failed = await Self.refresh(router: router, probe: probe, logger: logger, only: failed, quiet: true)
+                        retry = min(retry * 2, Self.retryCap)
+                    }
+                }
+                try await Task.sleep(for: interval - waited)
             }
         }
     }
 
-    /// One refresh of every provider, concurrently. A provider that cannot be read keeps its last list.
-    static func refresh(router: BackendRouter, probe: ProviderProbe, logger: Logger) async {
-        await withTaskGroup(of: Void.self) { group in
-            for backend in router.backends where backend.config.discover {
+    /// One refresh of every provider (or of `only` these), concurrently; returns the names of those
+    /// whose list could not be read (each keeps its last list). `quiet`: a retry, logged at debug.
+    @discardableResult
+    static func refresh(router: BackendRouter, probe: ProviderProbe, logger: Logger, only: Set<String>? = nil, quiet: Bool = false) async -> Set<String> {
+        await withTaskGroup(of: String?.self) { group in
+            for backend in router.backends where backend.config.discover && only.map({ $0.contains(backend.name) }) != false {
                 group.addTask {
                     if let models = await probe.models(of: backend) {
                         router.catalog.replace(provider: backend.name, with: models)
-                    } else {
-                        logger.warning("could not read the provider's model list", metadata: ["provider": "\(backend.name)"])
+                        if quiet { logger.info("read the provider's model list after a retry", metadata: ["provider": "\(backend.name)"]) }
+                        return nil
                     }
+                    logger.log(level: quiet ? .debug : .warning, "could not read the provider's model list", metadata: ["provider": "\(backend.name)"])
+                    return backend.name
                 }
             }
+            var failed = Set<String>()
+            for await name in group { if let name { failed.insert(name) } }
+            return failed
         }
     }
 }
