@@ -106,6 +106,7 @@ func withKeyManager<T>(_ body: (KeyManager, any TollgateStore) async throws -> T
     do {
         try await store.migrate()
         let secret = try ServerSecret.resolve(configured: config.serverSecret, dataDirectory: config.dataDirectory)
+        try await ServerSecret.verify(secret, store: store)
         let value = try await body(KeyManager(store: store, serverSecret: secret), store)
         await store.close()
         return value

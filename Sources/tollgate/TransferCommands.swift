@@ -48,7 +48,9 @@ struct Import: AsyncParsableCommand {
         let store = try await Gateway.openStore(config: config, logger: cliLogger(config))
         do {
             try await store.migrate()
-            let counts = try await StoreTransfer.importLines(store, calendar: QuotaCalendar(timeZone: config.timeZone)) {
+            let secret = try ServerSecret.resolve(configured: config.serverSecret, dataDirectory: config.dataDirectory)
+            try await ServerSecret.verify(secret, store: store)
+            let counts = try await StoreTransfer.importLines(store, calendar: QuotaCalendar(timeZone: config.timeZone), secret: secret) {
                 var buffer: UnsafeMutablePointer<CChar>?
                 var capacity = 0
                 defer { free(buffer) }
@@ -58,6 +60,19 @@ struct Import: AsyncParsableCommand {
                 return line
             }
             FileHandle.standardError.write(Data("imported \(counts)\n".utf8))
+            if counts.fromAnotherSecret {
+                FileHandle.standardError.write(
+                    Data(
+                        """
+                        note: the export comes from a gateway with another server secret. Its keys were hashed, and its
+                        providers' keys sealed, under that secret: here they are refused (401) and the providers cannot
+                        authenticate. Run this database with the exporting gateway's TOLLGATE_SECRET (or its data
+                        directory's secret file) to keep them, or issue new keys and set the providers' keys again.
+
+                        """.utf8
+                    )
+                )
+            }
             await store.close()
         } catch {
             await store.close()

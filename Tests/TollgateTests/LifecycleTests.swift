@@ -59,6 +59,26 @@ import TollgateTestSupport
         try await gw.stop()
     }
 
+    /// A second start with another server secret on the same database stops with a message naming
+    /// TOLLGATE_SECRET instead of answering every key with 401; the right secret still starts.
+    @Test(.timeLimit(.minutes(2))) func anotherServerSecretOnTheSameDatabaseStopsTheStart() async throws {
+        let first = try await TestGateway.start(["TOLLGATE_SECRET": "the-first-secret-0123456789abcdefghij"])
+        let key = try await first.createKey()
+        try await first.stop(keepFiles: true)
+        do {
+            let second = try await TestGateway.start(["TOLLGATE_SECRET": "another-secret-0123456789abcdefghijkl"], directory: first.directory, mock: first.mock)
+            try await second.stop()
+            Issue.record("a gateway with another secret started on the same database")
+        } catch let error as ConfigError {
+            #expect(error.variable == "TOLLGATE_SECRET" && error.message.contains("every key would be refused"))
+            #expect(!error.description.contains("the-first-secret") && !error.description.contains("another-secret"))
+        }
+        let again = try await TestGateway.start(["TOLLGATE_SECRET": "the-first-secret-0123456789abcdefghij"], directory: first.directory, mock: first.mock)
+        let answer = try await again.send("/api/chat", body: Self.chatBody, key: key)
+        #expect(answer.status == 200, "\(answer.body)")
+        try await again.stop()
+    }
+
     @Test func adminListenerServesHealthAndReadiness() async throws {
         try await withGateway { gw in
             let health = try await gw.http.execute(HTTPClientRequest(url: gw.adminURL + "/healthz"), timeout: .seconds(30))

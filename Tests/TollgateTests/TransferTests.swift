@@ -51,6 +51,18 @@ import TollgateTestSupport
             try FileManager.default.copyItem(atPath: source.directory + "/dump.jsonl", toPath: target + "/dump.jsonl")
             let imported = try await TollgateProcess(directory: target, environment: targetEnvironment).run(["import", "-i", "dump.jsonl"])
             #expect(imported.status == 0, "\(imported.err)")
+            #expect(!imported.err.contains("another server secret"), "\(imported.err)")
+            // Into a database run with another secret: the import says what happens to the keys.
+            let elsewhere = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-import-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: elsewhere) }
+            try FileManager.default.copyItem(atPath: source.directory + "/dump.jsonl", toPath: elsewhere + "/dump.jsonl")
+            let otherSecret = ["TOLLGATE_SECRET": String(repeating: "other-", count: 7), "DATABASE_URL": "sqlite:///\(elsewhere)/other.db"]
+            let mismatched = try await TollgateProcess(directory: elsewhere, environment: otherSecret).run(["import", "-i", "dump.jsonl"])
+            #expect(mismatched.status == 0 && mismatched.err.contains("another server secret") && mismatched.err.contains("refused (401)"), "\(mismatched.err)")
+            // And that database now refuses to start under the exporting gateway's secret.
+            let wrongStart = try await TollgateProcess(directory: elsewhere, environment: ["TOLLGATE_SECRET": secret, "DATABASE_URL": otherSecret["DATABASE_URL"]!]).run(["keys", "list"])
+            #expect(wrongStart.status != 0 && wrongStart.err.contains("TOLLGATE_SECRET"), "\(wrongStart.err)")
 
             // Every record is there, equal.
             let a = try await SQLStore.openSQLite(path: source.directory + "/tollgate.db", logger: Logger(label: "a"))

@@ -58,6 +58,7 @@ public final class Gateway: Sendable {
         do {
             try await store.migrate()
             let secret = try ServerSecret.resolve(configured: config.serverSecret, dataDirectory: config.dataDirectory)
+            try await ServerSecret.verify(secret, store: store)
             let adminSecret = try await AdminSecret.resolve(configured: config.adminPassword, store: store, logger: logger, announce: announce)
             let failures = try await store.loginFailures()
             let gateway = Gateway(config: config, store: store, secret: secret, logger: logger, clock: clock, adminSecret: adminSecret, loginFailures: failures)

@@ -13,6 +13,9 @@ public enum StoreTransfer {
 
     public struct Counts: Sendable, Equatable, CustomStringConvertible {
         public var users = 0, keys = 0, settings = 0, providers = 0, usage = 0
+        /// The export came from a gateway with another server secret (its fingerprint differs): its
+        /// keys and sealed provider keys do not work under this one.
+        public var fromAnotherSecret = false
         public init() {}
         public var description: String { "\(users) users, \(keys) keys, \(settings) settings, \(providers) providers, \(usage) usage records" }
     }
@@ -29,6 +32,8 @@ public enum StoreTransfer {
         var format: String?
         var version: Int?
         var createdAt: Date?
+        /// The exporting gateway's server secret fingerprint (``ServerSecret/fingerprint(of:)``), in the header.
+        var secretFingerprint: String?
         var user: UserRecord?
         var key: KeyRecord?
         var name: String?
@@ -55,7 +60,7 @@ public enum StoreTransfer {
         let encoder = encoder()
         func emit(_ line: Line) throws { try write(String(decoding: try encoder.encode(line), as: UTF8.self)) }
         var counts = Counts()
-        try emit(Line(type: "header", format: format, version: version, createdAt: Date()))
+        try emit(Line(type: "header", format: format, version: version, createdAt: Date(), secretFingerprint: try await store.adminState(ServerSecret.fingerprintName)))
         for u in try await store.users() {
             try emit(Line(type: "user", user: u))
             counts.users += 1
@@ -91,7 +96,8 @@ public enum StoreTransfer {
     }
 
     /// Imports lines read one at a time by `next` (nil at the end).
-    public static func importLines(_ store: any TollgateStore, calendar: QuotaCalendar, next: () throws -> String?) async throws -> Counts {
+    /// `secret`: this gateway's server secret, to tell whether the export's keys will work here.
+    public static func importLines(_ store: any TollgateStore, calendar: QuotaCalendar, secret: String? = nil, next: () throws -> String?) async throws -> Counts {
         let decoder = decoder()
         var counts = Counts()
         var number = 0
@@ -117,6 +123,9 @@ public enum StoreTransfer {
                     throw Failure(line: number, message: "export version \(line.version ?? 0) is newer than this Tollgate understands (\(version))")
                 }
                 sawHeader = true
+                if let theirs = line.secretFingerprint, let secret, !KeyHasher.constantTimeEquals(theirs, ServerSecret.fingerprint(of: secret)) {
+                    counts.fromAnotherSecret = true
+                }
                 continue
             }
             switch line.type {

@@ -118,7 +118,8 @@ final class TestGateway: Sendable {
     }
 
     func manager() throws -> KeyManager {
-        let secret = try ServerSecret.resolve(configured: nil, dataDirectory: directory)
+        // The secret the gateway runs with: TOLLGATE_SECRET when set, else the data directory's file.
+        let secret = try ServerSecret.resolve(configured: gateway.config.serverSecret, dataDirectory: directory)
         return KeyManager(store: gateway.store, serverSecret: secret)
     }
 
