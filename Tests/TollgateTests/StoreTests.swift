@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SQLKit
 import SQLiteNIO
+import Synchronization
 import Testing
 import TollgateCore
 
@@ -37,6 +38,50 @@ import TollgateCore
             stream: true, httpStatus: 200, outcome: .completed, promptTokens: 3, completionTokens: nil, usageSource: .estimated,
             latencyMs: 1.5, ttfbMs: nil, clientAddress: "127.0.0.1", error: "quote ' and \" and \u{0}nul"
         )
+    }
+
+    /// D4: a record the store keeps refusing (a real SQLite trigger refuses it) is set aside after
+    /// three flushes in which other records went in; the others and every later record are written;
+    /// while the store refuses everything, nothing is set aside.
+    @Test func aPoisonRecordIsSetAsideAndTheOthersAreWritten() async throws {
+        try await Self.withStore { store, _ in
+            try await store.serial { db in
+                try await db.raw(
+                    "CREATE TRIGGER poison BEFORE INSERT ON usage_records WHEN NEW.request_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+                ).run()
+            }
+            let dead = Mutex<[(String, String)]>([])
+            let writer = UsageWriter(
+                store: store, interval: .seconds(3600), limit: 100, logger: Logger(label: "writer"), calendar: Self.utc,
+                onDeadLetter: { record, error in dead.withLock { $0.append((record.requestID, error)) } }
+            )
+            writer.record(Self.record("poison"))
+            for flush in 0..<UsageWriter.poisonLimit {
+                writer.record(Self.record("good-\(flush)"))
+                await writer.flush()
+            }
+            #expect(dead.withLock { $0.map(\.0) } == ["poison"])
+            #expect(dead.withLock { $0.first?.1.contains("poisoned") } == true)
+            #expect(writer.backlog == 0 && !writer.isSaturated)
+            writer.record(Self.record("after"))
+            await writer.flush()
+            let ids = Set(try await store.usage(UsageFilter(limit: 100)).map(\.requestID))
+            #expect(ids == ["good-0", "good-1", "good-2", "after"])
+
+            // A store that refuses everything (every insert aborts): records are kept, none set aside.
+            try await store.serial { db in
+                try await db.raw("CREATE TRIGGER closed BEFORE INSERT ON usage_records BEGIN SELECT RAISE(ABORT, 'closed'); END").run()
+            }
+            for n in 0..<5 {
+                writer.record(Self.record("kept-\(n)"))
+                await writer.flush()
+            }
+            #expect(writer.backlog == 5 && dead.withLock { $0.count } == 1)
+            try await store.serial { db in try await db.raw("DROP TRIGGER closed").run() }
+            await writer.flush()
+            #expect(writer.backlog == 0)
+            #expect(try await store.usage(UsageFilter(limit: 100)).count == 9)
+        }
     }
 
     @Test func migrationsAreIdempotentAndWALIsOn() async throws {

@@ -125,7 +125,11 @@ public final class Gateway: Sendable {
                 if settings.current.recordUsage { requestLog.add(record) }
             },
             onFlush: { metrics.flushed(records: $0, took: $1) },
-            keepRecords: { settings.current.recordUsage }
+            keepRecords: { settings.current.recordUsage },
+            onDeadLetter: { [deadLetters = DeadLetterFile(path: (config.dataDirectory as NSString).appendingPathComponent("usage-dead-letter.jsonl"), logger: logger)] record, error in
+                deadLetters.append(record, error: error)
+                metrics.deadLettered()
+            }
         )
         self.drain = DrainState()
         self.client = UpstreamClient(connectTimeout: config.upstreamConnectTimeout, readTimeout: config.upstreamReadTimeout)

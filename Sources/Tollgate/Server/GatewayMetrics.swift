@@ -104,6 +104,11 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
+    /// Counts a usage record set aside (``DeadLetterFile``).
+    public func deadLettered() {
+        CoreMetrics.Counter(label: "tollgate_usage_dead_letters_total", dimensions: [], factory: factory).increment()
+    }
+
     /// Times one usage flush.
     public func flushed(records: Int, took: Duration) {
         CoreMetrics.Timer(label: "tollgate_usage_flush_seconds", dimensions: [], factory: factory).recordNanoseconds(took.nanoseconds)

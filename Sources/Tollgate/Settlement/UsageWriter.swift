@@ -14,7 +14,12 @@ public final class UsageWriter: Service, Sendable {
         var pending: [UsageRecord] = []
         var inFlight = 0
         var waiters: [CheckedContinuation<Void, Never>] = []
+        /// Failed writes of records that failed while others went in (request id → count).
+        var poisonAttempts: [String: Int] = [:]
     }
+
+    /// A record that failed this many flushes while other records were written is set aside.
+    static let poisonLimit = 3
 
     let store: any TollgateStore
     let interval: Duration
@@ -29,6 +34,9 @@ public final class UsageWriter: Service, Sendable {
     let onFlush: (@Sendable (Int, Duration) -> Void)?
     /// Whether records are kept (the `record_usage` setting), asked at each flush.
     let keepRecords: @Sendable () -> Bool
+    /// Told of a record that cannot be written (with the store's error), set aside so that it does
+    /// not hold every other record — and with the queue full, every request — behind it.
+    let onDeadLetter: (@Sendable (UsageRecord, String) -> Void)?
     let state = Mutex(State())
     /// Requests begun and not yet settled (streams open now, among others).
     let open = Atomic<Int>(0)
@@ -37,9 +45,10 @@ public final class UsageWriter: Service, Sendable {
         store: any TollgateStore, interval: Duration, limit: Int, logger: Logger, calendar: QuotaCalendar,
         onWritten: @escaping @Sendable ([String]) -> Void = { _ in },
         onRecord: (@Sendable (UsageRecord) -> Void)? = nil, onFlush: (@Sendable (Int, Duration) -> Void)? = nil,
-        keepRecords: @escaping @Sendable () -> Bool = { true }
+        keepRecords: @escaping @Sendable () -> Bool = { true }, onDeadLetter: (@Sendable (UsageRecord, String) -> Void)? = nil
     ) {
         self.keepRecords = keepRecords
+        self.onDeadLetter = onDeadLetter
         self.onRecord = onRecord
         self.onFlush = onFlush
         self.calendar = calendar
@@ -103,16 +112,57 @@ public final class UsageWriter: Service, Sendable {
             let began = ContinuousClock.now
             try await store.insertUsage(batch, calendar: calendar, keepRecords: keepRecords())
             onFlush?(batch.count, ContinuousClock.now - began)
-            state.withLock { $0.inFlight -= batch.count }
-            onWritten(batch.map(\.requestID))
-        } catch {
-            logger.warning("usage flush failed; will retry", metadata: ["count": "\(batch.count)", "error": "\(String(describing: error).prefix(300))"])
             state.withLock { s in
                 s.inFlight -= batch.count
-                s.pending.insert(contentsOf: batch, at: 0)
+                if !s.poisonAttempts.isEmpty { for r in batch { s.poisonAttempts[r.requestID] = nil } }
             }
+            onWritten(batch.map(\.requestID))
+        } catch {
+            logger.warning("usage flush failed; writing the records one by one", metadata: ["count": "\(batch.count)", "error": "\(String(describing: error).prefix(300))"])
+            await writeOneByOne(batch)
         }
         resumeWaitersIfIdle()
+    }
+
+    /// After a failed batch: each record on its own, so one bad record does not hold the others. When
+    /// some went in, the store works and the failures are the records': a record failing so
+    /// ``poisonLimit`` times is set aside (``onDeadLetter``). When none went in, the store is down:
+    /// all are kept and retried (the queue's limit then refuses new requests rather than lose any).
+    func writeOneByOne(_ batch: [UsageRecord]) async {
+        var written: [String] = []
+        var failed: [(UsageRecord, String)] = []
+        for record in batch {
+            do {
+                try await store.insertUsage([record], calendar: calendar, keepRecords: keepRecords())
+                written.append(record.requestID)
+            } catch {
+                failed.append((record, String(describing: error).prefix(500).description))
+            }
+        }
+        let storeWorks = !written.isEmpty
+        let deadLetters: [(UsageRecord, String)] = state.withLock { s in
+            s.inFlight -= batch.count
+            for id in written where s.poisonAttempts[id] != nil { s.poisonAttempts[id] = nil }
+            var kept: [UsageRecord] = []
+            var dead: [(UsageRecord, String)] = []
+            for (record, error) in failed {
+                let attempts = (s.poisonAttempts[record.requestID] ?? 0) + (storeWorks ? 1 : 0)
+                if attempts >= Self.poisonLimit {
+                    s.poisonAttempts[record.requestID] = nil
+                    dead.append((record, error))
+                } else {
+                    s.poisonAttempts[record.requestID] = attempts
+                    kept.append(record)
+                }
+            }
+            s.pending.insert(contentsOf: kept, at: 0)
+            return dead
+        }
+        if !written.isEmpty { onWritten(written) }
+        for (record, error) in deadLetters {
+            logger.error("usage record set aside after repeated failures", metadata: ["request_id": "\(record.requestID)", "error": "\(error)"])
+            onDeadLetter?(record, error)
+        }
     }
 
     /// Waits until everything queued so far has been written (tests use this instead of sleeping).
