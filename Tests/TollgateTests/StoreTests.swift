@@ -90,6 +90,8 @@ import TollgateCore
             try await store.migrate()
             let mode = try await store.serial { db in try await db.raw("PRAGMA journal_mode").first()?.decode(column: "journal_mode", as: String.self) }
             #expect(mode == "wal")
+            let limit = try await store.serial { db in try await db.raw("PRAGMA journal_size_limit").first()?.decode(column: "journal_size_limit", as: Int.self) }
+            #expect(limit == SQLStore.walSizeLimit)
             let versions = try await store.serial { db in try await db.raw("SELECT COUNT(*) AS n FROM schema_migrations").first()?.decode(column: "n", as: Int.self) }
             #expect(versions == Migrations.steps.count)
         }
