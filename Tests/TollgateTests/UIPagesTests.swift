@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 @testable import Tollgate
 import TollgateCore
@@ -40,6 +41,11 @@ import TollgateTestSupport
             }
             let keys = try await gw.admin(.GET, "/ui/keys")
             #expect(keys.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"))
+            // Usage records set aside (the store kept refusing them) are shown on the dashboard, only then.
+            #expect(try await !gw.admin(.GET, "/ui/").body.contains("dead-letters"))
+            gw.gateway.usage.setAside.add(2, ordering: .relaxed)
+            let dashboard = try await gw.admin(.GET, "/ui/").body
+            #expect(dashboard.contains(#"id="dead-letters""#) && dashboard.contains("2 usage records could not be written"))
             #expect(try await gw.admin(.GET, "/ui/keys/nokey").status == 404)
             #expect(try await gw.admin(.GET, "/ui/users/nobody").status == 404)
             // The login page, the stylesheet and the script are open and come from the gateway itself.

@@ -40,6 +40,8 @@ public final class UsageWriter: Service, Sendable {
     let state = Mutex(State())
     /// Requests begun and not yet settled (streams open now, among others).
     let open = Atomic<Int>(0)
+    /// Records set aside since start (``onDeadLetter``), for the dashboard.
+    let setAside = Atomic<Int>(0)
 
     public init(
         store: any TollgateStore, interval: Duration, limit: Int, logger: Logger, calendar: QuotaCalendar,
@@ -67,6 +69,9 @@ public final class UsageWriter: Service, Sendable {
 
     /// Requests begun and not yet settled.
     public var openRequests: Int { open.load(ordering: .relaxed) }
+
+    /// Records set aside since start because the store kept refusing them.
+    public var setAsideCount: Int { setAside.load(ordering: .relaxed) }
 
     /// True when the queue has reached its limit; new requests should then be refused.
     public var isSaturated: Bool {
@@ -159,6 +164,7 @@ public final class UsageWriter: Service, Sendable {
             return dead
         }
         if !written.isEmpty { onWritten(written) }
+        if !deadLetters.isEmpty { setAside.add(deadLetters.count, ordering: .relaxed) }
         for (record, error) in deadLetters {
             logger.error("usage record set aside after repeated failures", metadata: ["request_id": "\(record.requestID)", "error": "\(error)"])
             onDeadLetter?(record, error)

@@ -144,8 +144,16 @@ enum UIPages {
                 b.probeLatencyMs.withLock { $0 }.map { String(format: "%.0f ms", $0) } ?? "—",
             ]
         }
+        let setAside = deps.usage.setAsideCount
+        let deadLetters =
+            setAside == 0
+            ? ""
+            : """
+            <p id="dead-letters">\(HTML.badge("usage records set aside", "bad")) \(HTML.number(setAside)) usage records could not be written \
+            (the store kept refusing them) and were set aside in <code>usage-dead-letter.jsonl</code> in the data directory, each with its error.</p>
+            """
         let body = """
-            <div class="cards">\(cards)</div>
+            \(deadLetters)<div class="cards">\(cards)</div>
             <h2>Last 24 hours</h2>\(BarChart(title: "Requests per hour, last 24 hours", bars: hourBars, unit: "requests", labelEvery: 3).svg)
             <h2>Last 30 days</h2>\(BarChart(title: "Tokens per day, last 30 days", bars: dayBars, unit: "tokens", labelEvery: 3).svg)
             <h2>Model lock</h2><section class="panel" id="model-lock">\(lockForm)</section>
