@@ -56,6 +56,7 @@ enum UpstreamCall {
     ) async throws -> Outcome {
         if routes.count > 1 { router.retryBudget.deposit() }  // the budget only matters where there is somewhere else to go
         var tried = Set<String>()
+        var retriedSameProvider = false
         while true {
             guard let route = router.pick(routes, excluding: tried) else { throw UpstreamUnavailable() }
             tried.insert(route.backend.name)
@@ -106,8 +107,16 @@ enum UpstreamCall {
                 // server had just dropped, a server going away) fails over too: the client has had nothing.
                 let closedEarly = (error as? HTTPClientError) == .remoteConnectionClosed
                 guard failure.outcome == .upstreamUnreachable || failure.outcome == .timeout || closedEarly, !Task.isCancelled else { throw error }
-                route.backend.recordFailure()
                 lease.release()
+                // A pooled connection the server had just closed (its keep-alive ended as the request
+                // was written): the same provider once more, on a fresh connection, before it counts as
+                // failing — the client has had nothing yet.
+                if !retriedSameProvider, closedEarly || failure.outcome == .upstreamUnreachable {
+                    retriedSameProvider = true
+                    tried.remove(route.backend.name)
+                    continue
+                }
+                route.backend.recordFailure()
                 if canRetry() { continue }
                 throw error
             }
