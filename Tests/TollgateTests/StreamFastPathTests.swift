@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import Testing
-import TollgateCore
+@testable import TollgateCore
 
 @testable import Tollgate
 
@@ -38,6 +38,34 @@ import TollgateCore
                 .finish(.toolCalls, usage: TokenUsage(promptTokens: 3, completionTokens: 4)),
             ]
         )
+    }
+
+    /// The one-pass shortcut gives, line by line, what the full parse of the same line gives —
+    /// key-looking text inside a value, spaces around colons, a second text field, `done` true.
+    @Test func plainTextShortcutAgreesWithTheParse() throws {
+        let lines = Self.ollamaLines + [
+            #"{"model":"m","message":{"role":"assistant","content":"the \"thinking\" key"},"done":false}"#,
+            #"{"model":"m","message":{"role":"assistant","content":"\"tool_calls\":[]"},"done":false}"#,
+            #"{"model":"m","message":{"role":"assistant","content": "spaced"}, "done" : false}"#,
+            #"{"model":"m","message":{"role":"assistant","content":"a"},"response":"b","done":false}"#,
+            #"{"model":"m","message":{"role":"assistant","content":"\u00e9"},"done":false}"#,
+            #"{"model":"m","message":{"role":"assistant","content":"done"},"done":true,"eval_count":1}"#,
+            #"{"model":"m","message":{"role":"assistant","content":null},"done":false}"#,
+            #"{"model":"m","error":"boom","done":false}"#,
+        ]
+        for line in lines {
+            var fast = OllamaNative.EventDecoder(ids: .init(prefix: "a"))
+            var full = OllamaNative.EventDecoder(ids: .init(prefix: "a"))
+            _ = fast.line(ArraySlice(Self.ollamaLines[0].utf8))
+            _ = full.line(ArraySlice(Self.ollamaLines[0].utf8))
+            let parsed = try JSONValue.parse(ArraySlice(line.utf8), maxDepth: 512)
+            #expect(fast.line(ArraySlice(line.utf8)) == full.events(from: parsed), "\(line)")
+        }
+        // The plain lines are the ones read without a parse.
+        #expect(OllamaNative.EventDecoder.plainText(ArraySlice(Self.ollamaLines[0].utf8)) == "Hello")
+        #expect(OllamaNative.EventDecoder.plainText(ArraySlice(#"{"message":{"content":"x","thinking":"y"},"done":false}"#.utf8)) == nil)
+        #expect(OllamaNative.EventDecoder.plainText(ArraySlice(#"{"message":{"content":"the \"thinking\""},"done":false}"#.utf8)) == nil)
+        #expect(OllamaNative.EventDecoder.plainText(ArraySlice(#"{"message":{"content":"x"},"done":true}"#.utf8)) == nil)
     }
 
     @Test func relayedEventsAreCountedAsTheFullDecoderReadsThem() {

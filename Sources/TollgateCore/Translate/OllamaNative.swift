@@ -151,23 +151,38 @@ public enum OllamaNative {
             line(lines.rest())
         }
 
-        static let notDone = Array(#""done":false"#.utf8)
-        static let unusual = [#""tool_calls""#, #""thinking""#, #""error""#, #""images""#].map { Array($0.utf8) }
-        static let textMarks = [#""content":""#, #""response":""#].map { Array($0.utf8) }
+        static let done = Array("done".utf8)
+        static let unusual = ["tool_calls", "thinking", "error", "images"].map { Array($0.utf8) }
+        static let textKeys = ["content", "response"].map { Array($0.utf8) }
 
-        /// The text of a plain content line (`"done":false`, text only, no escapes in it), read
-        /// without parsing the line: most lines of a stream are this. Nil: parse the line.
+        /// The text of a plain content line (`"done":false`, one text field, no escapes in it), read
+        /// without parsing the line: most lines of a stream are this. One pass over the line's keys
+        /// (``JSONKeyScan``) instead of a byte search per key. Nil: parse the line.
         static func plainText(_ bytes: ArraySlice<UInt8>) -> String? {
-            guard bytes.contains(bytes: notDone), !unusual.contains(where: { bytes.contains(bytes: $0) }) else { return nil }
-            for mark in textMarks {
-                guard let found = bytes.firstRange(ofBytes: mark) else { continue }
-                let start = found.upperBound
-                guard let end = bytes[start...].firstIndex(where: { $0 == 0x22 || $0 == 0x5C }), bytes[end] == 0x22 else { return nil }
-                // The only text field: another would need the full parse.
-                if textMarks.contains(where: { bytes[(end + 1)...].contains(bytes: $0) }) { return nil }
-                return String(decoding: bytes[start..<end], as: UTF8.self)
+            bytes.withUnsafeBufferPointer { line -> String? in
+                var notDone = false, plain = true
+                var text: Range<Int>?
+                JSONKeyScan.keyPositions(in: line) { key, value in
+                    if key.elementsEqual(done) {
+                        notDone = line[value] == UInt8(ascii: "f")
+                    } else if textKeys.contains(where: { key.elementsEqual($0) }) {
+                        // A second text field, a text that is not a string or has escapes: parse.
+                        guard text == nil, line[value] == 0x22,
+                            let end = line[(value + 1)...].firstIndex(where: { $0 == 0x22 || $0 == 0x5C }), line[end] == 0x22
+                        else {
+                            plain = false
+                            return false
+                        }
+                        text = (value + 1)..<end
+                    } else if unusual.contains(where: { key.elementsEqual($0) }) {
+                        plain = false
+                        return false
+                    }
+                    return true
+                }
+                guard plain, notDone, let text else { return nil }
+                return String(decoding: UnsafeBufferPointer(rebasing: line[text]), as: UTF8.self)
             }
-            return nil
         }
 
         mutating func line(_ bytes: ArraySlice<UInt8>) -> [ChatEvent] {

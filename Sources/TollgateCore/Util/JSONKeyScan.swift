@@ -8,6 +8,14 @@ enum JSONKeyScan {
     /// Calls `visit` with each key's bytes (without quotes), the value's first byte and the byte
     /// after it (0 at the end); stops early when `visit` returns false.
     static func keys(in bytes: UnsafeBufferPointer<UInt8>, _ visit: (UnsafeBufferPointer<UInt8>.SubSequence, UInt8, UInt8) -> Bool) {
+        keyPositions(in: bytes) { key, value in
+            visit(key, bytes[value], value + 1 < bytes.count ? bytes[value + 1] : 0)
+        }
+    }
+
+    /// Calls `visit` with each key's bytes (without quotes) and the index of its value's first
+    /// byte; stops early when `visit` returns false.
+    static func keyPositions(in bytes: UnsafeBufferPointer<UInt8>, _ visit: (UnsafeBufferPointer<UInt8>.SubSequence, Int) -> Bool) {
         var i = 0
         let n = bytes.count
         while let open = bytes[i...].firstIndex(of: quote) {
@@ -32,7 +40,7 @@ enum JSONKeyScan {
             j += 1
             while j < n, bytes[j] == 0x20 || bytes[j] == 0x09 { j += 1 }
             guard j < n else { return }
-            if !visit(bytes[(open + 1)..<close], bytes[j], j + 1 < n ? bytes[j + 1] : 0) { return }
+            if !visit(bytes[(open + 1)..<close], j) { return }
             i = j
         }
     }
