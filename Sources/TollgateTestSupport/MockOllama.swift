@@ -27,6 +27,8 @@ public final class MockOllama: Sendable {
         public var dropAfterChunk: Int?
         /// Stream content chunks forever (ignores any cap).
         public var endless = false
+        /// Characters added to each content chunk's text (large answers fill a stuck client's buffers quickly).
+        public var chunkPadding = 0
         /// Answer every request with this status and an Ollama error body, before any stream.
         public var failStatus: Int?
         public var promptEvalCount: Int? = 26

@@ -156,7 +156,7 @@ struct MockOllamaResponder: HTTPResponder {
                             if let k = behavior.holdAfterChunk, sent == k {
                                 await mock.waitForRelease(atLeast: 1)
                             }
-                            let chunk = Self.contentChunk(model: model, isChat: isChat, index: sent)
+                            let chunk = Self.contentChunk(model: model, isChat: isChat, index: sent, padding: behavior.chunkPadding)
                             mock.recordSent(chunk)
                             try await writer.write(chunk)
                             sent += 1
@@ -180,9 +180,10 @@ struct MockOllamaResponder: HTTPResponder {
     }
 
     /// One NDJSON content line, in Ollama's field order (built as text: the mock is a benchmark baseline).
-    static func contentChunk(model: String, isChat: Bool, index: Int) -> ByteBuffer {
+    static func contentChunk(model: String, isChat: Bool, index: Int, padding: Int = 0) -> ByteBuffer {
         let name = model.contains("\"") || model.contains("\\") ? "mock" : model
-        let body = isChat ? "\"message\":{\"role\":\"assistant\",\"content\":\"tok\(index) \"}" : "\"response\":\"tok\(index) \""
+        let text = "tok\(index) " + String(repeating: "x", count: padding)
+        let body = isChat ? "\"message\":{\"role\":\"assistant\",\"content\":\"\(text)\"}" : "\"response\":\"\(text)\""
         return ByteBuffer(string: "{\"model\":\"\(name)\",\"created_at\":\"2026-11-23T10:00:00.000000Z\",\(body),\"done\":false}\n")
     }
 

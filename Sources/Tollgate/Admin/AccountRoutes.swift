@@ -22,6 +22,7 @@ struct AdminDeps: Sendable {
     let configuredProviders: [String]
     let metrics: GatewayMetrics
     let usage: UsageWriter
+    let connections: ClientConnectionRegistry
     let clientNames: ClientNames
     /// Puts the stored providers in force and reads their models.
     let reloadProviders: @Sendable () async throws -> Void

@@ -83,7 +83,8 @@ enum AdminRoutes {
                 responses: [.init(status: 200, description: "the metrics", schema: Schema.string, contentType: "text/plain")]
             ) { _, _ in
                 let text = deps.metrics.render(
-                    router: deps.router, rejections: deps.gate.rejections.snapshot, usageBacklog: deps.usage.backlog, openRequests: deps.usage.openRequests
+                    router: deps.router, rejections: deps.gate.rejections.snapshot, usageBacklog: deps.usage.backlog, openRequests: deps.usage.openRequests,
+                    connections: deps.connections
                 )
                 return Response(
                     status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: text))

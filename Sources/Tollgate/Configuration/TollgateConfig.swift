@@ -86,6 +86,10 @@ public struct TollgateConfig: Sendable {
     public var maxJSONDepth: Int
     /// Bounds the time to receive a request head, gaps while receiving a body, and keep-alive idle time.
     public var clientIdleTimeout: Duration
+    /// Longest time to receive a whole request body, however steadily it trickles in.
+    public var clientBodyTimeout: Duration = .seconds(60)
+    /// Most client connections open on the proxy listener at once; past it a new connection gets a 503.
+    public var maxConnections: Int = ConnectionLimit.defaultMaximum()
     public var upstreamConnectTimeout: Duration
     /// Longest wait for the upstream's first byte, and longest gap between upstream bytes.
     public var upstreamReadTimeout: Duration
@@ -104,7 +108,7 @@ public struct TollgateConfig: Sendable {
     /// Settings this version understands; any other `TOLLGATE_` variable stops start-up.
     public static let knownTollgateVariables: Set<String> = [
         "TOLLGATE_SECRET", "TOLLGATE_DATA_DIR", "TOLLGATE_MAX_BODY_BYTES", "TOLLGATE_MAX_JSON_DEPTH",
-        "TOLLGATE_CLIENT_TIMEOUT", "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", "TOLLGATE_UPSTREAM_READ_TIMEOUT",
+        "TOLLGATE_CLIENT_TIMEOUT", "TOLLGATE_CLIENT_BODY_TIMEOUT", "TOLLGATE_MAX_CONNECTIONS", "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", "TOLLGATE_UPSTREAM_READ_TIMEOUT",
         "TOLLGATE_DRAIN_TIMEOUT", "TOLLGATE_USAGE_FLUSH_MS", "TOLLGATE_USAGE_QUEUE_LIMIT", "TOLLGATE_LOG_LEVEL",
         "TOLLGATE_LOG_FORMAT", "TOLLGATE_DB_BUSY_TIMEOUT_MS", "TOLLGATE_PROVIDERS", "TOLLGATE_CATALOG_REFRESH",
         "TOLLGATE_HEALTH_INTERVAL", "TOLLGATE_TRUSTED_PROXIES", "TOLLGATE_LOG_FILE_MAX_BYTES", "TOLLGATE_LOG_FILE_BACKUPS", "TOLLGATE_ACCESS_LOG", "TOLLGATE_DB_POOL_SIZE",
@@ -188,6 +192,10 @@ public struct TollgateConfig: Sendable {
             logFormat: logFormat
         )
         config.providers = providers
+        config.clientBodyTimeout = try parseSeconds(source.value("TOLLGATE_CLIENT_BODY_TIMEOUT"), default: 60, variable: "TOLLGATE_CLIENT_BODY_TIMEOUT")
+        config.maxConnections = try parseInt(
+            source.value("TOLLGATE_MAX_CONNECTIONS"), default: ConnectionLimit.defaultMaximum(), range: 1...10_000_000, variable: "TOLLGATE_MAX_CONNECTIONS"
+        )
         if let list = try source.value("TOLLGATE_TRUSTED_PROXIES") {
             guard let trusted = TrustedProxies(list: list) else {
                 throw ConfigError(variable: "TOLLGATE_TRUSTED_PROXIES", message: "must be IP addresses or CIDR ranges, comma-separated")

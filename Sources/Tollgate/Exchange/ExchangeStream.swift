@@ -10,7 +10,7 @@ enum ExchangeStream {
     /// failure already met reading it; `isHead` meters without writing (a HEAD request).
     static func run<Tap: StreamTap>(
         tap: inout Tap, upstream: inout UpstreamBodyReader, first: ByteBuffer? = nil, failed: UpstreamFailure? = nil, writer: inout any ResponseBodyWriter,
-        settlement: RequestSettlement, status: Int, headMs: Double, drain: DrainState, isHead: Bool = false
+        settlement: RequestSettlement, status: Int, headMs: Double, drain: DrainState, watch: ClientConnectionWatch?, isHead: Bool = false
     ) async {
         var clientGone = false
         var failure = failed
@@ -47,11 +47,14 @@ enum ExchangeStream {
             await send(tap.end(), to: &writer)
         }
         let ttfb = firstByteMs ?? headMs
+        let stalled = watch?.isStalled ?? false
         let tapped = tap
         settlement.settle { r in
             r.httpStatus = status
             r.ttfbMs = ttfb
             tapped.settle(&r, clientGone: clientGone, failure: failure)
+            // Gone because it stopped reading: the gateway closed the connection (`TOLLGATE_CLIENT_TIMEOUT`).
+            if clientGone, stalled { r.outcome = .clientStalled }
         }
         if !clientGone { try? await writer.finish(nil) }
     }

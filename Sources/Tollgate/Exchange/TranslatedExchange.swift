@@ -170,7 +170,7 @@ struct TranslatedExchange {
             body: ResponseBody { writer in
                 var upstream = pending.value
                 var tap = tap.value
-                await ExchangeStream.run(tap: &tap, upstream: &upstream, writer: &writer, settlement: settlement, status: 200, headMs: headMs, drain: drain)
+                await ExchangeStream.run(tap: &tap, upstream: &upstream, writer: &writer, settlement: settlement, status: 200, headMs: headMs, drain: drain, watch: watch)
             }
         )
     }

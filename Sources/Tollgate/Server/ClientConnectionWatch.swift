@@ -11,9 +11,19 @@ import Synchronization
 final class ClientConnectionWatch: Sendable {
     struct State {
         var closed = false
+        /// Closed by the gateway because the client stopped reading (``ClientConnectionHandler``).
+        var stalled = false
         var onClose: (@Sendable () -> Void)?
     }
     let state = Mutex(State())
+
+    /// The client stopped reading for the stall timeout: the connection is being closed.
+    func markStalled() {
+        state.withLock { $0.stalled = true }
+        markClosed()
+    }
+
+    var isStalled: Bool { state.withLock { $0.stalled } }
 
     func markClosed() {
         let callback = state.withLock { s -> (@Sendable () -> Void)? in
@@ -39,9 +49,35 @@ final class ClientConnectionWatch: Sendable {
     }
 }
 
-/// Finds the watch of a connection by its channel.
+/// Finds the watch of a connection by its channel; counts the open connections against the cap
+/// and what ``ClientConnectionHandler`` did to the clients that misbehaved.
 final class ClientConnectionRegistry: Sendable {
+    struct Limits: Sendable {
+        /// How long a response write may make no progress (`TOLLGATE_CLIENT_TIMEOUT`).
+        var stallTimeout: TimeAmount?
+        /// How long a whole request body may take (`TOLLGATE_CLIENT_BODY_TIMEOUT`).
+        var bodyTimeout: TimeAmount?
+        /// Most connections open at once (`TOLLGATE_MAX_CONNECTIONS`).
+        var maxConnections = Int.max
+    }
+
+    let limits: Limits
     let watches = Mutex<[ObjectIdentifier: ClientConnectionWatch]>([:])
+    let open = Atomic<Int>(0)
+    let refused = Atomic<Int>(0)
+    let stalls = Atomic<Int>(0)
+    let bodyTimeouts = Atomic<Int>(0)
+
+    init(limits: Limits = Limits()) { self.limits = limits }
+
+    /// Counts a new connection; false when it is past the cap (it is still counted until it closes).
+    func opened() -> Bool {
+        open.add(1, ordering: .relaxed).newValue <= limits.maxConnections
+    }
+
+    func closed() {
+        open.subtract(1, ordering: .relaxed)
+    }
 
     func add(_ channel: any Channel, _ watch: ClientConnectionWatch) {
         watches.withLock { $0[ObjectIdentifier(channel)] = watch }
@@ -56,34 +92,5 @@ final class ClientConnectionRegistry: Sendable {
     }
 
     /// A fresh handler for a new connection.
-    func makeHandler() -> ClientCloseHandler { ClientCloseHandler(registry: self) }
-}
-
-/// Sits in each proxy connection's pipeline and reports the client going away.
-final class ClientCloseHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
-    let registry: ClientConnectionRegistry
-    let watch = ClientConnectionWatch()
-
-    init(registry: ClientConnectionRegistry) { self.registry = registry }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        registry.add(context.channel, watch)
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        registry.remove(context.channel)
-        watch.markClosed()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        watch.markClosed()
-        registry.remove(context.channel)
-        context.fireChannelInactive()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? ChannelEvent, e == .inputClosed { watch.markClosed() }
-        context.fireUserInboundEventTriggered(event)
-    }
+    func makeHandler() -> ClientConnectionHandler { ClientConnectionHandler(registry: self) }
 }

@@ -30,7 +30,7 @@ public final class Gateway: Sendable {
     /// The providers from configuration (those added through the admin API follow them).
     let configuredProviders: [ProviderConfig]
     let secrets: ProviderSecrets
-    let connections = ClientConnectionRegistry()
+    let connections: ClientConnectionRegistry
     public let metrics: GatewayMetrics
     public let requestLog: RequestLog
     /// The stored providers last put in force.
@@ -91,6 +91,11 @@ public final class Gateway: Sendable {
         loginFailures: [LoginFailureRecord]
     ) {
         self.config = config
+        self.connections = ClientConnectionRegistry(
+            limits: .init(
+                stallTimeout: TimeAmount(config.clientIdleTimeout), bodyTimeout: TimeAmount(config.clientBodyTimeout), maxConnections: config.maxConnections
+            )
+        )
         let settings = SettingsCache()
         self.settings = settings
         self.serverSecret = secret
@@ -267,7 +272,7 @@ public final class Gateway: Sendable {
             AdminDeps(
                 store: store, manager: KeyManager(store: store, serverSecret: serverSecret), auth: adminAuth, gate: gate, router: router,
                 settings: settings, client: client, config: config, drain: drain, proxyPort: { await ports.wait().proxy },
-                secrets: secrets, configuredProviders: configuredProviders.map(\.name), metrics: metrics, usage: usage, clientNames: clientNames,
+                secrets: secrets, configuredProviders: configuredProviders.map(\.name), metrics: metrics, usage: usage, connections: connections, clientNames: clientNames,
                 reloadProviders: { [self] in
                     try await self.reloadProviders()
                     await self.refreshCatalog()

@@ -22,6 +22,8 @@ public final class GatewayMetrics: Sendable {
     let rejectionsSeen = Mutex<[String: Int]>([:])
     /// Credential refusals per backend already added to the counter.
     let credentialRefusalsSeen = Mutex<[String: Int]>([:])
+    /// Client connections the gateway closed, by reason, at the last render.
+    let clientCutsSeen = Mutex<[String: Int]>([:])
 
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -116,7 +118,7 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// Reads the values that are states rather than events, then renders the registry.
-    func render(router: BackendRouter, rejections: [String: Int], usageBacklog: Int, openRequests: Int) -> [UInt8] {
+    func render(router: BackendRouter, rejections: [String: Int], usageBacklog: Int, openRequests: Int, connections: ClientConnectionRegistry) -> [UInt8] {
         for b in router.backends {
             let labels = [("backend", b.name), ("kind", b.kind.rawValue)]
             CoreMetrics.Gauge(label: "tollgate_backend_healthy", dimensions: labels, factory: factory).record(b.isHealthy ? 1 : 0)
@@ -145,6 +147,20 @@ public final class GatewayMetrics: Sendable {
         }
         CoreMetrics.Gauge(label: "tollgate_usage_queue_depth", dimensions: [], factory: factory).record(usageBacklog)
         CoreMetrics.Gauge(label: "tollgate_open_requests", dimensions: [], factory: factory).record(openRequests)
+        CoreMetrics.Gauge(label: "tollgate_client_connections_open", dimensions: [], factory: factory).record(connections.open.load(ordering: .relaxed))
+        let cuts = [
+            ("connection_limit", connections.refused.load(ordering: .relaxed)), ("stalled", connections.stalls.load(ordering: .relaxed)),
+            ("body_timeout", connections.bodyTimeouts.load(ordering: .relaxed)),
+        ]
+        let newCuts = clientCutsSeen.withLock { seen in
+            cuts.map { reason, total in
+                defer { seen[reason] = total }
+                return (reason, total - seen[reason, default: 0])
+            }
+        }
+        for (reason, n) in newCuts where n > 0 {
+            CoreMetrics.Counter(label: "tollgate_client_connections_closed_total", dimensions: [("reason", reason)], factory: factory).increment(by: n)
+        }
         var raw: [UInt8] = []
         raw.reserveCapacity(16 << 10)
         registry.emit(into: &raw)
@@ -167,6 +183,9 @@ public final class GatewayMetrics: Sendable {
         "tollgate_rejections_total": "Requests refused before reaching an upstream (keys, quotas, rate limits), by reason.",
         "tollgate_usage_queue_depth": "Usage records waiting to be written.",
         "tollgate_open_requests": "Requests being served now (streams included).",
+        "tollgate_client_connections_open": "Client connections open on the proxy listener (TOLLGATE_MAX_CONNECTIONS caps them).",
+        "tollgate_client_connections_closed_total":
+            "Client connections the gateway closed: past the connection cap (answered 503), stalled (stopped reading for TOLLGATE_CLIENT_TIMEOUT), body_timeout (body not in within TOLLGATE_CLIENT_BODY_TIMEOUT).",
     ]
 
     static func withHelp(_ raw: [UInt8]) -> [UInt8] {

@@ -111,6 +111,8 @@ public enum UsageSource: String, Sendable, Codable {
 public enum UsageOutcome: String, Sendable, Codable {
     case completed
     case clientDisconnect = "client_disconnect"
+    /// The client stopped reading the answer; the gateway closed its connection after `TOLLGATE_CLIENT_TIMEOUT`.
+    case clientStalled = "client_stalled"
     case upstreamError = "upstream_error"
     case upstreamUnreachable = "upstream_unreachable"
     case timeout

@@ -119,3 +119,52 @@ enum ServerBootstrapHelper {
         return port
     }
 }
+
+/// A client that sends a request and then reads nothing: a blocking socket with a small receive
+/// buffer (set before connecting, so the window stays small), for the stuck-reader checks.
+final class StuckReader: Sendable {
+    let fd: Int32
+
+    init(port: Int, request: String) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw RawHTTPError.timedOut }
+        var small: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { close(fd); throw RawHTTPError.timedOut }
+        let bytes = Array(request.utf8)
+        guard send(fd, bytes, bytes.count, 0) == bytes.count else { close(fd); throw RawHTTPError.timedOut }
+        self.fd = fd
+    }
+
+    /// Reads what is buffered until the server's close shows (end of stream or a reset); false if
+    /// the connection is still open after `timeout`. Blocking reads of at most 100 ms each, off the
+    /// cooperative pool.
+    func readUntilClosed(timeout: Duration) async -> Bool {
+        let fd = self.fd
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var wait = timeval(tv_sec: 0, tv_usec: 100_000)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+                let end = ContinuousClock.now + timeout
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while ContinuousClock.now < end {
+                    let n = recv(fd, &buffer, buffer.count, 0)
+                    if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                        continuation.resume(returning: true)
+                        return
+                    }
+                }
+                continuation.resume(returning: false)
+            }
+        }
+    }
+
+    deinit { close(fd) }
+}

@@ -140,6 +140,7 @@ struct OllamaPassthrough {
         close: Closing, headMs: Double, isHead: Bool
     ) -> Response {
         let drain = services.drain
+        let watch = self.watch
         let pending = UnsafeTransfer(rest)
         return Response(
             status: close.status, headers: headers,
@@ -148,7 +149,7 @@ struct OllamaPassthrough {
                 var upstream = pending.value
                 await ExchangeStream.run(
                     tap: &tap, upstream: &upstream, first: first, failed: failure, writer: &writer, settlement: close.settlement,
-                    status: Int(close.status.code), headMs: headMs, drain: drain, isHead: isHead
+                    status: Int(close.status.code), headMs: headMs, drain: drain, watch: watch, isHead: isHead
                 )
             }
         )
