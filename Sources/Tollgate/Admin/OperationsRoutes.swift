@@ -12,6 +12,20 @@ enum OperationsRoutes {
 
     /// Every setting by name: its stored value (canonical text) or null; `ollama_url` shows the URL in
     /// use, `time_zone` the zone quotas and day sums follow (from APP_TZ, read-only).
+    /// The `ollama_url` setting is checked like a provider URL: when the primary Ollama provider may
+    /// not reach private addresses, the new URL must pass the guard, and name its server by address
+    /// (a name would be resolved again at connect time, where a rebinding name could turn private).
+    static func refusedOllamaURL(_ url: String, deps: AdminDeps) async -> String? {
+        guard let primary = deps.router.primaryOllama, !primary.config.allowPrivate else { return nil }
+        var candidate = primary.config
+        candidate.baseURL = url
+        switch await ProviderAddressPinner().pin(candidate) {
+        case .none: return nil
+        case .address: return "must name the server by its address: the Ollama provider may not reach private addresses, and a name is resolved again at connect time"
+        case .refused(let why): return "is refused (\(why)); the Ollama provider may not reach private addresses (allow_private)"
+        }
+    }
+
     static func settingsJSON(_ deps: AdminDeps) async throws -> JSONValue {
         let stored = try await deps.store.settings()
         var out: [(String, JSONValue)] = GatewaySettings.Name.allCases.map { ($0.rawValue, AdminJSON.string(stored[$0.rawValue])) }
@@ -67,6 +81,9 @@ enum OperationsRoutes {
             } catch {
                 problems.append((name, error.message))
             }
+        }
+        if let url = changes.first(where: { $0.0 == GatewaySettings.Name.ollamaURL.rawValue })?.1, let why = await Self.refusedOllamaURL(url, deps: deps) {
+            problems.append((GatewaySettings.Name.ollamaURL.rawValue, why))
         }
         if !problems.isEmpty { throw AdminError.invalid(problems) }
         for (name, value) in changes { try await deps.store.setSetting(name, to: value) }

@@ -17,6 +17,9 @@ public struct ProviderConfig: Sendable, Equatable {
     public var maxConcurrent: Int?
     /// Whether the URL may point at a private, loopback or link-local address (set in configuration only).
     public var allowPrivate = true
+    /// The checked address the gateway connects to for this provider's host (set when the provider
+    /// may not reach private addresses and its URL names a host): see ``ProviderAddressPinner``.
+    public var connectAddress: String?
     /// Models declared for this provider, with metadata.
     public var models: [ModelMetadata] = []
     /// OpenAI itself wants `max_completion_tokens`.

@@ -33,7 +33,14 @@ public final class Backend: Sendable {
     public init(_ config: ProviderConfig, defaults: (connect: Duration, read: Duration)? = nil) {
         self.config = config
         self.adapter = UpstreamAdapters.make(for: config.kind)
-        if let defaults, config.connectTimeout != nil || config.readTimeout != nil {
+        if let address = config.connectAddress, let host = URL(string: config.baseURL)?.host {
+            // Connections go to the address the guard checked, never to what the name resolves to
+            // at connect time (DNS rebinding).
+            self.client = UpstreamClient(
+                connectTimeout: config.connectTimeout ?? defaults?.connect ?? .seconds(10), readTimeout: config.readTimeout ?? defaults?.read ?? .seconds(300),
+                dnsOverride: [host: address]
+            )
+        } else if let defaults, config.connectTimeout != nil || config.readTimeout != nil {
             self.client = UpstreamClient(connectTimeout: config.connectTimeout ?? defaults.connect, readTimeout: config.readTimeout ?? defaults.read)
         } else {
             self.client = nil

@@ -31,7 +31,8 @@ struct ProviderProbe: Sendable {
     func get(_ backend: Backend, _ path: String) async -> JSONValue? {
         let request = backend.request(path)
         do {
-            let response = try await client.http.execute(request, timeout: timeout, logger: UpstreamClient.quietLogger)
+            // The provider's own client: a pinned address (or its own timeouts) holds for probes too.
+            let response = try await (backend.client ?? client).http.execute(request, timeout: timeout, logger: UpstreamClient.quietLogger)
             let body = try await response.body.collect(upTo: 32 << 20)
             guard response.status == .ok else { return nil }
             return try JSONValue.parse(Array(body.readableBytesView), maxDepth: 64)

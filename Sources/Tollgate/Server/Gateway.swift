@@ -35,6 +35,8 @@ public final class Gateway: Sendable {
     public let requestLog: RequestLog
     /// The stored providers last put in force.
     let providersInForce = Mutex<[StoredProvider]>([])
+    /// Resolves and checks the hosts of providers that may not reach private addresses (tests replace it).
+    let addressPinner = Mutex(ProviderAddressPinner())
 
     /// Opens the store, runs migrations and resolves the server secret.
     /// Reservations left by a previous process are settled here, before any request is served.
@@ -200,6 +202,7 @@ public final class Gateway: Sendable {
             ReservationReaper(gate: gate, interval: .seconds(20), minimumAge: 120, logger: logger),
             UsageRetention(store: store, settings: settings, clock: clock, interval: .seconds(3600), logger: logger),
             CatalogRefresher(router: router, probe: ProviderProbe(client: client), interval: config.catalogRefreshInterval, logger: logger),
+            ProviderAddressRefresher(interval: .seconds(60), repin: { [self] in try await self.repinProviders() }, logger: logger),
             HealthChecker(router: router, probe: ProviderProbe(client: client), interval: config.healthCheckInterval, logger: logger),
         ]
         if config.adminEnabled {
@@ -255,7 +258,43 @@ public final class Gateway: Sendable {
             c.allowPrivate = p.allowPrivate
             all.append(c)
         }
-        router.install(all)
+        router.install(await pinned(all))
+    }
+
+    /// The providers with the checked address each connects to; one whose name now resolves to a
+    /// private address is left out (its requests find no provider) until it resolves to a public one.
+    func pinned(_ providers: [ProviderConfig]) async -> [ProviderConfig] {
+        let pinner = addressPinner.withLock { $0 }
+        var out: [ProviderConfig] = []
+        for var p in providers {
+            switch await pinner.pin(p) {
+            case .none: p.connectAddress = nil
+            case .address(let address): p.connectAddress = address
+            case .refused(let why):
+                logger.error("provider left out: its address is refused (set allow_private to permit it)", metadata: ["provider": "\(p.name)", "reason": "\(why)"])
+                continue
+            }
+            out.append(p)
+        }
+        return out
+    }
+
+    /// Resolves the providers' names again and puts the result in force if an address changed
+    /// (every minute, so a provider that moves keeps working and a rebinding name is caught).
+    public func repinProviders() async throws {
+        let stored = providersInForce.withLock { $0 }
+        let inForce = router.backends.map(\.config)
+        var all = configuredProviders
+        let names = Set(all.map(\.name))
+        all += stored.filter { !names.contains($0.name) }.map { p in
+            var c = ProviderConfig(name: p.name, kind: p.kind, baseURL: p.baseURL)
+            c.allowPrivate = p.allowPrivate
+            return c
+        }
+        let now = await pinned(all)
+        let before = Dictionary(inForce.map { ($0.name, $0.connectAddress) }, uniquingKeysWith: { a, _ in a })
+        let after = Dictionary(now.map { ($0.name, $0.connectAddress) }, uniquingKeysWith: { a, _ in a })
+        if before != after { try await reloadProviders(stored) }
     }
 
     /// Deletes usage records past the retention setting now (also done hourly); returns how many.

@@ -12,7 +12,9 @@ import ServiceLifecycle
 public struct UpstreamClient: Sendable {
     public let http: HTTPClient
 
-    public init(connectTimeout: Duration, readTimeout: Duration) {
+    /// `dnsOverride` maps a host name to the address to connect to instead of resolving it (the
+    /// request's Host header and TLS name stay the name's).
+    public init(connectTimeout: Duration, readTimeout: Duration, dnsOverride: [String: String] = [:]) {
         var pool = HTTPClient.Configuration.ConnectionPool()
         pool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1024
         // Below the 5 s after which many servers close an idle keep-alive connection (Node.js's
@@ -28,6 +30,7 @@ public struct UpstreamClient: Sendable {
             decompression: .disabled
         )
         configuration.httpVersion = .http1Only
+        configuration.dnsOverride = dnsOverride
         // No per-request spans: tracing is not wired up, and an active span costs on every request.
         configuration.tracing.tracer = nil
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
