@@ -79,7 +79,7 @@ extension SQLStore {
     }
 
     public func usage(_ filter: UsageFilter) async throws -> [UsageRecord] {
-        try await serial { db in
+        try await report { db in
             let query: SQLQueryString = "SELECT u.* FROM usage_records u" + Self.whereClause(filter)
                 + " ORDER BY u.created_at DESC, u.request_id LIMIT \(bind: max(1, min(filter.limit, 100_000))) OFFSET \(bind: max(0, filter.offset))"
             return try await db.raw(query).all().map(Self.usageRecord)
@@ -87,13 +87,13 @@ extension SQLStore {
     }
 
     public func usageCount(_ filter: UsageFilter) async throws -> Int {
-        try await serial { db in
+        try await report { db in
             try await db.raw("SELECT COUNT(*) AS n FROM usage_records u" + Self.whereClause(filter)).first()?.decode(column: "n", as: Int.self) ?? 0
         }
     }
 
     public func usageTotals(_ filter: UsageFilter, by grouping: UsageGrouping) async throws -> [(group: String?, totals: UsageTotals)] {
-        try await serial { db in
+        try await report { db in
             let group: SQLQueryString
             var from: SQLQueryString = " FROM usage_records u"
             switch grouping {
@@ -205,8 +205,8 @@ extension SQLStore {
     }
 
     public func audit(limit: Int, offset: Int) async throws -> [AuditRecord] {
-        try await serial { db in
-            try await db.raw("SELECT * FROM audit_log ORDER BY created_at DESC, id DESC LIMIT \(bind: max(1, limit)) OFFSET \(bind: max(0, offset))").all().map { row in
+        try await report { db in
+            try await db.raw("SELECT * FROM audit_log ORDER BY created_at DESC, id DESC LIMIT \(bind: max(1, min(limit, 100_000))) OFFSET \(bind: max(0, offset))").all().map { row in
                 AuditRecord(
                     id: try row.decode(column: "id", as: String.self), createdAt: Self.date(try row.decode(column: "created_at", as: Int64.self)),
                     actor: try row.decode(column: "actor", as: String.self), action: try row.decode(column: "action", as: String.self),

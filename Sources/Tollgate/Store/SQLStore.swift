@@ -29,12 +29,15 @@ public final class SQLStore: TollgateStore {
     static let walSizeLimit = 64 << 20
     let engine: StoreEngine
     let gate = AsyncSerialGate()
+    /// SQLite: the connection for admin reports, so they never queue the request path (nil in memory).
+    let reader: SQLiteReader?
     /// This process's name on the reservations it holds, so the reaper of another instance never
     /// settles a request still running here.
     let instanceID = UUID().uuidString.lowercased()
 
-    init(engine: StoreEngine) {
+    init(engine: StoreEngine, reader: SQLiteReader? = nil) {
         self.engine = engine
+        self.reader = reader
     }
 
     /// Whether several instances may share this store (PostgreSQL).
@@ -69,7 +72,6 @@ public final class SQLStore: TollgateStore {
             try? await thread.shutdownGracefully()
             throw error
         }
-        let store = SQLStore(engine: .sqlite(connection, thread, connection.sql()))
         do {
             _ = try await connection.query("PRAGMA busy_timeout = \(busyTimeoutMs)")
             _ = try await connection.query("PRAGMA journal_mode = WAL")
@@ -77,11 +79,14 @@ public final class SQLStore: TollgateStore {
             // After a checkpoint the WAL file is cut back to this size instead of staying as large as
             // its largest burst (the automatic checkpoint runs every 1,000 pages, about 4 MB).
             _ = try await connection.query("PRAGMA journal_size_limit = \(SQLStore.walSizeLimit)")
+            // Admin reports read on a connection of their own (WAL mode is set first: readers need it).
+            let reader = path == ":memory:" ? nil : try await SQLiteReader.open(path: path, busyTimeoutMs: busyTimeoutMs, logger: quiet)
+            return SQLStore(engine: .sqlite(connection, thread, connection.sql()), reader: reader)
         } catch {
-            await store.close()
+            try? await connection.close()
+            try? await thread.shutdownGracefully()
             throw error
         }
-        return store
     }
 
     /// Connects to PostgreSQL with a pool of at most `poolSize` connections and checks that the
@@ -105,7 +110,9 @@ public final class SQLStore: TollgateStore {
     deinit {
         switch engine {
         case .sqlite(let connection, let thread, _):
+            let reader = self.reader
             Task {
+                await reader?.close()
                 try? await connection.close()
                 try? await thread.shutdownGracefully()
             }
@@ -120,6 +127,7 @@ public final class SQLStore: TollgateStore {
     public func close() async {
         switch engine {
         case .sqlite(let connection, let thread, _):
+            await reader?.close()
             _ = try? await gate.run {
                 try await connection.close()
                 try await thread.shutdownGracefully()
@@ -128,6 +136,13 @@ public final class SQLStore: TollgateStore {
             run.cancel()
             await run.value
         }
+    }
+
+    /// Runs an admin report: on SQLite on the reader connection (never in the request path's turn,
+    /// abandoned after ``SQLiteReader/timeout``), on PostgreSQL on a pooled connection.
+    func report<T: Sendable>(_ operation: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        if let reader { return try await reader.run(operation) }
+        return try await serial(operation)
     }
 
     /// Runs `operation` in its turn, in a task of its own: a caller that is cancelled (a client
