@@ -90,6 +90,9 @@ public final class MockOllama: Sendable {
     public var behavior: Behavior { state.withLock { $0.behavior } }
     public var received: [Received] { state.withLock { $0.received } }
     public var hitCount: Int { state.withLock { $0.received.count } }
+    /// Requests that carry work (POST): what a refused request must not add to, whatever model-list
+    /// reads and health checks happen meanwhile.
+    public var postCount: Int { state.withLock { $0.received.filter { $0.method == "POST" }.count } }
     /// The last POST (health checks and model-list refreshes are GETs that may come in between).
     public var lastPost: Received? { state.withLock { $0.received.last { $0.method == "POST" } } }
     /// Responses the mock could not finish because its peer went away.

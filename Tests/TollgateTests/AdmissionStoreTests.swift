@@ -6,7 +6,7 @@ import TollgateCore
 
 /// Atomic admission in the SQLite store under real concurrency (checks Q1–Q3 at the store level),
 /// and settlement through the usage records.
-@Suite struct AdmissionStoreTests {
+@Suite(.timeLimit(.minutes(5))) struct AdmissionStoreTests {
     let calendar = QuotaCalendar(timeZone: TimeZone(identifier: "Europe/Berlin")!)
     let now = ISO8601DateFormatter().date(from: "2026-11-23T10:00:00Z")!
 
@@ -28,30 +28,31 @@ import TollgateCore
 
     @Test(arguments: TestDatabase.all) func exactlyTheRequestQuotaIsAdmittedUnderConcurrency(_ database: TestDatabase) async throws {
         await LoadLock.shared.acquire(exclusive: true)
-        defer { Task { await LoadLock.shared.release(exclusive: true) } }
-        try await StoreTests.withStore(database) { store, _ in
-            let key = QuotaSubject.key("k1", QuotaLimits(dailyRequests: 100))
-            let admittedIDs = await withTaskGroup(of: String?.self) { group in
-                for i in 0..<1000 {
-                    group.addTask { await admit(store, "r\(i)", [key], estimate: 10) ? "r\(i)" : nil }
+        try await withCleanup({ await LoadLock.shared.release(exclusive: true) }) {
+            try await StoreTests.withStore(database) { store, _ in
+                let key = QuotaSubject.key("k1", QuotaLimits(dailyRequests: 100))
+                let admittedIDs = await withTaskGroup(of: String?.self) { group in
+                    for i in 0..<1000 {
+                        group.addTask { await admit(store, "r\(i)", [key], estimate: 10) ? "r\(i)" : nil }
+                    }
+                    var ids: [String] = []
+                    for await id in group { if let id { ids.append(id) } }
+                    return ids
                 }
-                var ids: [String] = []
-                for await id in group { if let id { ids.append(id) } }
-                return ids
+                #expect(admittedIDs.count == 100)
+                let state = try #require(try await store.quotaState(subject: key.id))
+                #expect(state.day.requests == 100)
+                #expect(state.day.tokensReserved == 1_000)
+                #expect(try await store.openReservations() == 100)
+                let records = admittedIDs.map { record($0, prompt: 3, completion: 4) }
+                try await store.insertUsage(records, calendar: calendar)
+                try await store.insertUsage(records, calendar: calendar)  // a retried flush charges nothing twice
+                let settled = try #require(try await store.quotaState(subject: key.id))
+                #expect(settled.day.tokensReserved == 0)
+                #expect(settled.day.tokensUsed == 700)
+                #expect(settled.day.requests == 100)
+                #expect(try await store.openReservations() == 0)
             }
-            #expect(admittedIDs.count == 100)
-            let state = try #require(try await store.quotaState(subject: key.id))
-            #expect(state.day.requests == 100)
-            #expect(state.day.tokensReserved == 1_000)
-            #expect(try await store.openReservations() == 100)
-            let records = admittedIDs.map { record($0, prompt: 3, completion: 4) }
-            try await store.insertUsage(records, calendar: calendar)
-            try await store.insertUsage(records, calendar: calendar)  // a retried flush charges nothing twice
-            let settled = try #require(try await store.quotaState(subject: key.id))
-            #expect(settled.day.tokensReserved == 0)
-            #expect(settled.day.tokensUsed == 700)
-            #expect(settled.day.requests == 100)
-            #expect(try await store.openReservations() == 0)
         }
     }
 

@@ -55,12 +55,12 @@ import TollgateTestSupport
         try await ProviderTests.withFleet { fleet in
             let gw = fleet.gw
             let key = try await gw.createKey()
-            let before = fleet.anthropic.hitCount
+            let before = fleet.anthropic.postCount
             let both = try await gw.send(
                 "/v1/chat/completions", body: #"{"model":"claude-sonnet-4-5","temperature":0.5,"top_p":0.9,"messages":[{"role":"user","content":"x"}]}"#, key: key
             )
             #expect(both.status == 400 && both.body.contains("top_p") && both.body.contains("temperature"), "\(both.body)")
-            #expect(fleet.anthropic.hitCount == before)
+            #expect(fleet.anthropic.postCount == before)
             // top_p 1 changes nothing: it stays out and the temperature goes.
             let neutral = try await gw.send(
                 "/v1/chat/completions", body: #"{"model":"claude-sonnet-4-5","temperature":0.5,"top_p":1,"messages":[{"role":"user","content":"x"}]}"#, key: key
@@ -98,10 +98,10 @@ import TollgateTestSupport
             let texts = parts.compactMap { $0["text"] as? String }.joined(separator: "|")
             #expect(texts.contains("plain notes") && texts.contains("Result A") && texts.contains("https://example.org/a") && texts.contains("found text"), "\(texts)")
             // To Ollama: refused with the message named, before the server sees it.
-            let before = gw.mock.hitCount + fleet.ollamaB.hitCount
+            let before = gw.mock.postCount + fleet.ollamaB.postCount
             let ollama = try await gw.send("/v1/messages", body: body.replacingOccurrences(of: "MODEL", with: "llama3.2"), key: key)
             #expect(ollama.status == 400 && ollama.body.contains("messages[0]") && ollama.body.contains("document"), "\(ollama.body)")
-            #expect(gw.mock.hitCount + fleet.ollamaB.hitCount == before)
+            #expect(gw.mock.postCount + fleet.ollamaB.postCount == before)
             // A URL document is read by Anthropic only.
             let url = try await gw.send(
                 "/v1/messages",

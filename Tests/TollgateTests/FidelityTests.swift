@@ -39,13 +39,13 @@ import TollgateTestSupport
             let results = (toAnthropic[2]["content"] as? [[String: Any]])?.filter { $0["type"] as? String == "tool_result" } ?? []
             #expect(uses.count == 2 && results.map { $0["tool_use_id"] as? String } == uses.map { Optional($0) })
             // A result with no call to answer is refused with the field named, before any provider sees it.
-            let before = fleet.openAI.hitCount
+            let before = fleet.openAI.postCount
             let orphan = try await gw.send(
                 "/api/chat", body: #"{"model":"gpt-4o-mini","stream":false,"messages":[{"role":"user","content":"x"},{"role":"tool","tool_name":"get_weather","content":"sunny"}]}"#,
                 key: key
             )
             #expect(orphan.status == 400 && orphan.body.contains("messages[1]") && orphan.body.contains("tool call"), "\(orphan.body)")
-            #expect(fleet.openAI.hitCount == before)
+            #expect(fleet.openAI.postCount == before)
         }
     }
 
@@ -133,10 +133,10 @@ import TollgateTestSupport
             #expect(sent.path == "/v1/messages/count_tokens" && sent.body == Array(body.utf8))
             #expect(sent.header("anthropic-beta") == "token-counting-2024-11-01" && sent.header("x-api-key") == ProviderTests.anthropicKey)
             // Served by Ollama: the gateway's estimate, no upstream call.
-            let before = fleet.anthropic.hitCount
+            let before = fleet.anthropic.postCount
             let estimated = try await gw.send("/v1/messages/count_tokens", body: #"{"model":"llama3.2","messages":[{"role":"user","content":"hello there"}]}"#, key: key)
             #expect(estimated.status == 200 && estimated.body.contains("input_tokens") && !estimated.body.contains("1026"))
-            #expect(fleet.anthropic.hitCount == before)
+            #expect(fleet.anthropic.postCount == before)
         }
     }
 
@@ -155,10 +155,10 @@ import TollgateTestSupport
             )
             // No room for Anthropic's minimum budget: refused, naming the field, before the provider.
             let tiny = try await gw.createKey(policy: SubjectPolicy(outputCaps: OutputCaps(maximum: 1000)))
-            let before = fleet.anthropic.hitCount
+            let before = fleet.anthropic.postCount
             let refused = try await gw.send("/v1/messages", body: body, key: tiny)
             #expect(refused.status == 400 && refused.body.contains("thinking") && refused.body.contains("1000"), "\(refused.body)")
-            #expect(fleet.anthropic.hitCount == before)
+            #expect(fleet.anthropic.postCount == before)
         }
     }
 
@@ -227,7 +227,8 @@ import TollgateTestSupport
         try await ProviderTests.withFleet { fleet in
             let gw = fleet.gw
             let key = try await gw.createKey()
-            let before = fleet.anthropic.hitCount
+            // Messages only: a catalog refresh or a health check may read the model list meanwhile.
+            let before = fleet.anthropic.postCount
             for (path, body, field) in [
                 ("/api/chat", #"{"model":"claude-sonnet-4-5","think":true,"stream":false,"options":{"temperature":0.2},"messages":[{"role":"user","content":"x"}]}"#, "temperature"),
                 ("/api/chat", #"{"model":"claude-sonnet-4-5","think":"low","stream":false,"options":{"top_k":5},"messages":[{"role":"user","content":"x"}]}"#, "top_k"),
@@ -236,7 +237,7 @@ import TollgateTestSupport
                 let r = try await gw.send(path, body: body, key: key)
                 #expect(r.status == 400 && r.body.contains(field) && r.body.contains("thinking"), "\(r.body)")
             }
-            #expect(fleet.anthropic.hitCount == before)
+            #expect(fleet.anthropic.postCount == before)
             // Thinking with temperature 1 is fine.
             let fine = try await gw.send("/api/chat", body: #"{"model":"claude-sonnet-4-5","think":true,"stream":false,"options":{"temperature":1},"messages":[{"role":"user","content":"x"}]}"#, key: key)
             #expect(fine.status == 200, "\(fine.body)")

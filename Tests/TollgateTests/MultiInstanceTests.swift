@@ -12,7 +12,7 @@ import TollgateTestSupport
 /// Two real `tollgate serve` processes on one PostgreSQL database (runs when
 /// `TOLLGATE_TEST_POSTGRES_URL` is set, as in `.ci/run`): quotas exact across instances, a change
 /// made through one instance seen by the other, and the documented bound on rate-limit drift.
-@Suite(.serialized) struct MultiInstanceTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct MultiInstanceTests {
     /// Two gateway processes sharing a fresh database and one mock Ollama.
     final class Pair: Sendable {
         let directory: String
@@ -141,15 +141,16 @@ import TollgateTestSupport
 
     static func withPair(_ body: (Pair) async throws -> Void) async throws {
         await LoadLock.shared.acquire(exclusive: true)
-        defer { Task { await LoadLock.shared.release(exclusive: true) } }
-        let pair = try await Pair.start()
-        do {
-            try await body(pair)
-        } catch {
+        try await withCleanup({ await LoadLock.shared.release(exclusive: true) }) {
+            let pair = try await Pair.start()
+            do {
+                try await body(pair)
+            } catch {
+                await pair.stop()
+                throw error
+            }
             await pair.stop()
-            throw error
         }
-        await pair.stop()
     }
 
     /// `.ci/run` sets TOLLGATE_REQUIRE_POSTGRES: there, a missing PostgreSQL is a failure, not a skip.

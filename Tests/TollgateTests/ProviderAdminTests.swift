@@ -115,9 +115,9 @@ import TollgateTestSupport
         // Removed: nothing goes to it any more (an unknown name goes to Ollama, as every unknown model
         // does: Ollama names may hold a '/'); its models left the catalog.
         #expect(try await gw.admin(.DELETE, "/api/providers/lab-cloud").status == 204)
-        let before = other.hitCount
+        let before = other.postCount
         chatted = try await chat(gw, key: key, model: "lab-cloud/gpt-4o-mini")
-        #expect(other.hitCount == before && gw.mock.lastPost?.bodyJSON?["model"] as? String == "lab-cloud/gpt-4o-mini")
+        #expect(other.postCount == before && gw.mock.lastPost?.bodyJSON?["model"] as? String == "lab-cloud/gpt-4o-mini")
         let models = objects(try await gw.adminJSON(.GET, "/api/models"))
         #expect(!models.contains { $0["provider"] as? String == "lab-cloud" } && !models.isEmpty)
         #expect(objects(try await gw.adminJSON(.GET, "/api/providers")).count == 1)

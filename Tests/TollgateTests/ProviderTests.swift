@@ -161,7 +161,7 @@ import TollgateTestSupport
             // One record per request, with the backend's own counts.
             let records = try await gw.waitForUsage(count: expected)
             #expect(records.count == expected)
-            #expect(records.allSatisfy { $0.usageSource == .upstream && $0.promptTokens == 26 }, "\(records.map { "\($0.endpoint) \($0.modelServed ?? "") \($0.usageSource)" })")
+            #expect(records.allSatisfyNonEmpty { $0.usageSource == .upstream && $0.promptTokens == 26 }, "\(records.map { "\($0.endpoint) \($0.modelServed ?? "") \($0.usageSource)" })")
             // Each provider got its own credential, and no client key reached any of them.
             for r in fleet.openAI.received { #expect(r.header("authorization") == "Bearer \(Self.openAIKey)") }
             for r in fleet.anthropic.received where r.path.hasPrefix("/v1/messages") {
@@ -275,7 +275,7 @@ import TollgateTestSupport
             #expect(ollama.body.hasSuffix(#"{"error":"mock model crashed"}"# + "\n"), "\(ollama.body)")
             let records = try await gw.waitForUsage(count: 2)
             #expect(records.count == 2)
-            #expect(records.allSatisfy { $0.outcome == .upstreamError })
+            #expect(records.allSatisfyNonEmpty { $0.outcome == .upstreamError })
             // What was relayed: up to the two pieces sent before the drop (a reset may lose what was in flight), and three.
             let relayed = records.map { $0.completionTokens ?? -1 }.sorted()
             #expect(relayed.last == 3 && (0...2).contains(relayed.first ?? -1), "\(relayed)")
@@ -361,39 +361,40 @@ import TollgateTestSupport
         slow.remoteModels = ["m1"]
         let cloud = MockOllama(behavior: slow)
         try await cloud.start()
-        defer { Task { await cloud.stop() } }
-        let providers = #"{"providers":[{"name":"slow","kind":"openai","url":"\#(cloud.baseURL)/v1","max_concurrent":2}]}"#
-        try await withGateway(["TOLLGATE_PROVIDERS": providers]) { gw in
-            await gw.gateway.refreshCatalog()
-            let key = try await gw.createKey()
-            let body = #"{"model":"m1","stream":true,"messages":[{"role":"user","content":"x"}]}"#
-            // A client that opens all twelve connections at once (the default pool keeps eight per host).
-            var configuration = HTTPClient.Configuration()
-            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
-            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<12 {
-                    group.addTask {
-                        let response = try await client.execute(gw.request("/v1/chat/completions", key: key, body: body), timeout: .seconds(60))
-                        _ = try await response.body.collect(upTo: 1 << 20)
-                        return Int(response.status.code)
+        try await withCleanup({ await cloud.stop() }) {
+            let providers = #"{"providers":[{"name":"slow","kind":"openai","url":"\#(cloud.baseURL)/v1","max_concurrent":2}]}"#
+            try await withGateway(["TOLLGATE_PROVIDERS": providers]) { gw in
+                await gw.gateway.refreshCatalog()
+                let key = try await gw.createKey()
+                let body = #"{"model":"m1","stream":true,"messages":[{"role":"user","content":"x"}]}"#
+                // A client that opens all twelve connections at once (the default pool keeps eight per host).
+                var configuration = HTTPClient.Configuration()
+                configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+                let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+                let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                    for _ in 0..<12 {
+                        group.addTask {
+                            let response = try await client.execute(gw.request("/v1/chat/completions", key: key, body: body), timeout: .seconds(60))
+                            _ = try await response.body.collect(upTo: 1 << 20)
+                            return Int(response.status.code)
+                        }
                     }
+                    // Two are held by the provider, eight wait in the queue, two were refused: then let them all finish.
+                    let queued = await eventually(timeout: .seconds(30)) { gw.gateway.router.backend(named: "slow")?.slots?.waiting == 8 }
+                    #expect(queued)
+                    var all: [Int] = []
+                    while all.filter({ $0 == 503 }).count < 2, let s = try await group.next() { all.append(s) }
+                    cloud.release()
+                    for try await s in group { all.append(s) }
+                    return all
                 }
-                // Two are held by the provider, eight wait in the queue, two were refused: then let them all finish.
-                let queued = await eventually(timeout: .seconds(30)) { gw.gateway.router.backend(named: "slow")?.slots?.waiting == 8 }
-                #expect(queued)
-                var all: [Int] = []
-                while all.filter({ $0 == 503 }).count < 2, let s = try await group.next() { all.append(s) }
-                cloud.release()
-                for try await s in group { all.append(s) }
-                return all
+                try await client.shutdown()
+                // Two at a time, eight waiting: ten served, two refused at once.
+                #expect(statuses.filter { $0 == 200 }.count == 10, "\(statuses)")
+                #expect(statuses.filter { $0 == 503 }.count == 2, "\(statuses)")
+                #expect(cloud.received.filter { $0.path == "/v1/chat/completions" }.count == 10)
+                #expect(gw.gateway.router.backend(named: "slow")?.slots?.waiting == 0)
             }
-            try await client.shutdown()
-            // Two at a time, eight waiting: ten served, two refused at once.
-            #expect(statuses.filter { $0 == 200 }.count == 10, "\(statuses)")
-            #expect(statuses.filter { $0 == 503 }.count == 2, "\(statuses)")
-            #expect(cloud.received.filter { $0.path == "/v1/chat/completions" }.count == 10)
-            #expect(gw.gateway.router.backend(named: "slow")?.slots?.waiting == 0)
         }
     }
 }
@@ -434,7 +435,7 @@ import TollgateTestSupport
             let system = fleet.anthropic.lastPost?.bodyJSON?["system"] as? [[String: Any]]
             #expect((system?.first?["cache_control"] as? [String: Any])?["type"] as? String == "ephemeral")
             let records = try await gw.waitForUsage(count: 4)
-            #expect(records.allSatisfy { $0.usageSource == .upstream && $0.promptTokens == 26 }, "\(records.map { "\($0.usageSource) \($0.promptTokens ?? -1)" })")
+            #expect(records.allSatisfyNonEmpty { $0.usageSource == .upstream && $0.promptTokens == 26 }, "\(records.map { "\($0.usageSource) \($0.promptTokens ?? -1)" })")
             // An error from the provider keeps its own body and status.
             fleet.anthropic.updateBehavior { $0.failStatus = 400 }
             let refused = try await gw.send("/v1/messages", body: #"{"model":"claude-sonnet-4-5","max_tokens":20,"messages":[{"role":"user","content":"x"}]}"#, key: key)
@@ -451,33 +452,34 @@ import TollgateTestSupport
         let slow = MockOllama(behavior: late), fast = MockOllama()
         try await slow.start()
         try await fast.start()
-        defer { Task { await slow.stop() } }
-        let providers = #"""
-            {"providers":[{"name":"slow","kind":"ollama","url":"\#(slow.baseURL)","first_byte_timeout":0.3,"read_timeout":60,"connect_timeout":5,"models":[{"name":"llama3.2"}]},
-                          {"name":"fast","kind":"ollama","url":"\#(fast.baseURL)"}]}
-            """#
-        let gw = try await TestGateway.start(["OLLAMA_URL": "none", "TOLLGATE_PROVIDERS": providers], mock: fast)
-        do {
-            #expect(gw.gateway.router.backend(named: "slow")?.client != nil)  // its own timeouts, its own client
-            #expect(gw.gateway.router.backend(named: "fast")?.client == nil)
-            let key = try await gw.createKey()
-            // Only the slow server: the client hears 504 once its allowance is over.
-            let only = try await gw.send("/api/chat", body: #"{"model":"slow/llama3.2","stream":false,"messages":[{"role":"user","content":"x"}]}"#, key: key)
-            #expect(only.status == 504)
-            // Either server: whichever is tried first, the answer comes (from the fast one).
-            for _ in 0..<4 {
-                let either = try await gw.send("/api/chat", body: #"{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"x"}]}"#, key: key)
-                #expect(either.status == 200)
+        try await withCleanup({ await slow.stop() }) {
+            let providers = #"""
+                {"providers":[{"name":"slow","kind":"ollama","url":"\#(slow.baseURL)","first_byte_timeout":0.3,"read_timeout":60,"connect_timeout":5,"models":[{"name":"llama3.2"}]},
+                              {"name":"fast","kind":"ollama","url":"\#(fast.baseURL)"}]}
+                """#
+            let gw = try await TestGateway.start(["OLLAMA_URL": "none", "TOLLGATE_PROVIDERS": providers], mock: fast)
+            do {
+                #expect(gw.gateway.router.backend(named: "slow")?.client != nil)  // its own timeouts, its own client
+                #expect(gw.gateway.router.backend(named: "fast")?.client == nil)
+                let key = try await gw.createKey()
+                // Only the slow server: the client hears 504 once its allowance is over.
+                let only = try await gw.send("/api/chat", body: #"{"model":"slow/llama3.2","stream":false,"messages":[{"role":"user","content":"x"}]}"#, key: key)
+                #expect(only.status == 504)
+                // Either server: whichever is tried first, the answer comes (from the fast one).
+                for _ in 0..<4 {
+                    let either = try await gw.send("/api/chat", body: #"{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"x"}]}"#, key: key)
+                    #expect(either.status == 200)
+                }
+                let records = try await gw.waitForUsage(count: 5)
+                #expect(records.filter { $0.outcome == .timeout }.count == 1)
+                #expect(slow.received.filter { $0.path == "/api/chat" }.count >= 2, "slow tried \(slow.received.count) times")
+                #expect(records.filter { $0.httpStatus == 200 }.allSatisfyNonEmpty { $0.provider == "fast" })
+            } catch {
+                try? await gw.stop()
+                throw error
             }
-            let records = try await gw.waitForUsage(count: 5)
-            #expect(records.filter { $0.outcome == .timeout }.count == 1)
-            #expect(slow.received.filter { $0.path == "/api/chat" }.count >= 2, "slow tried \(slow.received.count) times")
-            #expect(records.filter { $0.httpStatus == 200 }.allSatisfy { $0.provider == "fast" })
-        } catch {
-            try? await gw.stop()
-            throw error
+            try await gw.stop()
         }
-        try await gw.stop()
     }
 
     @Test func aGenerousFirstByteAndAStrictIdleTimeoutBetweenChunks() async throws {
@@ -485,30 +487,31 @@ import TollgateTestSupport
         behavior.firstByteDelay = .milliseconds(800)  // a cold load, longer than the idle allowance
         let box = MockOllama(behavior: behavior)
         try await box.start()
-        defer { Task { await box.stop() } }
-        let providers = #"{"providers":[{"name":"box","kind":"ollama","url":"\#(box.baseURL)","read_timeout":30,"idle_timeout":0.3}]}"#
-        let gw = try await TestGateway.start(["OLLAMA_URL": "none", "TOLLGATE_PROVIDERS": providers], mock: box)
-        do {
-            let key = try await gw.createKey()
-            let chat = #"{"model":"llama3.2","messages":[{"role":"user","content":"x"}]}"#
-            // The slow start is fine: the idle timeout only counts once the answer has begun.
-            let cold = try await gw.send("/api/chat", body: chat, key: key)
-            #expect(cold.body.contains(#""done":true"#), "\(cold.body)")
-            // Then the provider stalls after two pieces: the stream ends with the dialect's error.
-            box.updateBehavior { $0.firstByteDelay = .zero; $0.holdAfterChunk = 2 }
-            let stalled = try await gw.send("/api/chat", body: chat, key: key)
-            #expect(stalled.body.hasSuffix(#"{"error":"upstream stalled: no data within the timeout"}"# + "\n"), "\(stalled.body)")
-            let openAI = try await gw.send("/v1/chat/completions", body: #"{"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"x"}]}"#, key: key)
-            #expect(openAI.body.contains("upstream stalled"))
-            #expect(!openAI.body.contains("[DONE]"))
-            box.release()
-            let records = try await gw.waitForUsage(count: 3)
-            #expect(records.filter { $0.outcome == .timeout }.count == 2)
-        } catch {
-            try? await gw.stop()
-            throw error
+        try await withCleanup({ await box.stop() }) {
+            let providers = #"{"providers":[{"name":"box","kind":"ollama","url":"\#(box.baseURL)","read_timeout":30,"idle_timeout":0.3}]}"#
+            let gw = try await TestGateway.start(["OLLAMA_URL": "none", "TOLLGATE_PROVIDERS": providers], mock: box)
+            do {
+                let key = try await gw.createKey()
+                let chat = #"{"model":"llama3.2","messages":[{"role":"user","content":"x"}]}"#
+                // The slow start is fine: the idle timeout only counts once the answer has begun.
+                let cold = try await gw.send("/api/chat", body: chat, key: key)
+                #expect(cold.body.contains(#""done":true"#), "\(cold.body)")
+                // Then the provider stalls after two pieces: the stream ends with the dialect's error.
+                box.updateBehavior { $0.firstByteDelay = .zero; $0.holdAfterChunk = 2 }
+                let stalled = try await gw.send("/api/chat", body: chat, key: key)
+                #expect(stalled.body.hasSuffix(#"{"error":"upstream stalled: no data within the timeout"}"# + "\n"), "\(stalled.body)")
+                let openAI = try await gw.send("/v1/chat/completions", body: #"{"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"x"}]}"#, key: key)
+                #expect(openAI.body.contains("upstream stalled"))
+                #expect(!openAI.body.contains("[DONE]"))
+                box.release()
+                let records = try await gw.waitForUsage(count: 3)
+                #expect(records.filter { $0.outcome == .timeout }.count == 2)
+            } catch {
+                try? await gw.stop()
+                throw error
+            }
+            try await gw.stop()
         }
-        try await gw.stop()
     }
 }
 
@@ -591,7 +594,7 @@ final class HangingUpServer: Sendable {
             // The dying server really was tried (and hung up), and every answer came from the other.
             #expect(dying.dropped.withLock { $0 } >= 1)
             let records = try await gw.waitForUsage(count: 6)
-            #expect(records.allSatisfy { $0.provider == "healthy" && $0.httpStatus == 200 }, "\(records.map { "\($0.provider ?? "-") \($0.httpStatus)" })")
+            #expect(records.allSatisfyNonEmpty { $0.provider == "healthy" && $0.httpStatus == 200 }, "\(records.map { "\($0.provider ?? "-") \($0.httpStatus)" })")
         } catch {
             try? await gw.stop()
             throw error

@@ -67,7 +67,7 @@ import TollgateTestSupport
             #expect(results.filter { $0.status == 200 }.count == 100, "\(Dictionary(grouping: results, by: \.status).mapValues(\.count))")
             let refused = results.filter { $0.status == 429 }
             #expect(refused.count == 900, "\(Set(results.filter { $0.status < 0 }.compactMap(\.retryAfter)).prefix(3))")
-            #expect(refused.allSatisfy { ($0.retryAfter.flatMap(Int.init) ?? 0) >= 1 })
+            #expect(refused.allSatisfyNonEmpty { ($0.retryAfter.flatMap(Int.init) ?? 0) >= 1 })
             #expect(gw.mock.hitCount == 100)
             let records = try await gw.usageRecords()
             #expect(records.count == 100)
@@ -174,40 +174,41 @@ import TollgateTestSupport
         // A crash with requests in flight leaves reservations behind (made here as the crashed process did).
         let calendar = QuotaCalendar(timeZone: gw.gateway.config.timeZone)
         let store = try await gw.openStore(label: "crashed")
-        defer { Task { await store.close() } }  // also when something below throws (closing twice is harmless)
-        for i in 0..<50 {
-            let r = AdmissionRequest(
-                requestID: "crashed-\(i)", keyID: id, userID: nil, endpoint: "/api/chat", model: "llama3.2", promptEstimate: 7, estimate: 1_007,
-                subjects: [.key(id, QuotaLimits(dailyTokens: 1_000_000, dailyRequests: 100_000))]
-            )
-            _ = try await store.admit(r, now: Date(), calendar: calendar).get()
-        }
-        await store.close()
+        try await withCleanup({ await store.close() }) {
+            for i in 0..<50 {
+                let r = AdmissionRequest(
+                    requestID: "crashed-\(i)", keyID: id, userID: nil, endpoint: "/api/chat", model: "llama3.2", promptEstimate: 7, estimate: 1_007,
+                    subjects: [.key(id, QuotaLimits(dailyTokens: 1_000_000, dailyRequests: 100_000))]
+                )
+                _ = try await store.admit(r, now: Date(), calendar: calendar).get()
+            }
+            await store.close()
 
-        let restarted = try await TestGateway.start(["DATABASE_URL": gw.databaseURL], directory: gw.directory, mock: gw.mock)
-        do {
-            #expect(try await restarted.gateway.store.openReservations() == 0)
-            let records = try await restarted.usageRecords()
-            #expect(records.count == 61)
-            #expect(records.filter { $0.outcome == .interrupted }.count == 50)
-            let recorded = records.reduce(0) { $0 + ($1.promptTokens ?? 0) + ($1.completionTokens ?? 0) }
-            let state = try #require(try await restarted.gateway.store.quotaState(subject: "key:\(id)"))
-            #expect(state.day.tokensReserved == 0)
-            #expect(state.day.tokensUsed == recorded)
-            #expect(state.day.requests == 61)
-            // No false 429 near the end of the budget: leave exactly what one small request needs.
-            let small = #"{"model":"llama3.2","prompt":"hi","stream":false,"options":{"num_predict":5}}"#
-            _ = try await restarted.gateway.store.setKeyPolicy(
-                publicID: id, to: SubjectPolicy(quotas: QuotaLimits(dailyTokens: recorded + 6, dailyRequests: 100_000))
-            )
-            restarted.gateway.authenticator.invalidate()
-            #expect(try await restarted.send("/api/generate", body: small, key: key).status == 200)
-            #expect(try await restarted.send("/api/generate", body: small, key: key).status == 429)
-        } catch {
-            try? await restarted.stop()
-            throw error
+            let restarted = try await TestGateway.start(["DATABASE_URL": gw.databaseURL], directory: gw.directory, mock: gw.mock)
+            do {
+                #expect(try await restarted.gateway.store.openReservations() == 0)
+                let records = try await restarted.usageRecords()
+                #expect(records.count == 61)
+                #expect(records.filter { $0.outcome == .interrupted }.count == 50)
+                let recorded = records.reduce(0) { $0 + ($1.promptTokens ?? 0) + ($1.completionTokens ?? 0) }
+                let state = try #require(try await restarted.gateway.store.quotaState(subject: "key:\(id)"))
+                #expect(state.day.tokensReserved == 0)
+                #expect(state.day.tokensUsed == recorded)
+                #expect(state.day.requests == 61)
+                // No false 429 near the end of the budget: leave exactly what one small request needs.
+                let small = #"{"model":"llama3.2","prompt":"hi","stream":false,"options":{"num_predict":5}}"#
+                _ = try await restarted.gateway.store.setKeyPolicy(
+                    publicID: id, to: SubjectPolicy(quotas: QuotaLimits(dailyTokens: recorded + 6, dailyRequests: 100_000))
+                )
+                restarted.gateway.authenticator.invalidate()
+                #expect(try await restarted.send("/api/generate", body: small, key: key).status == 200)
+                #expect(try await restarted.send("/api/generate", body: small, key: key).status == 429)
+            } catch {
+                try? await restarted.stop()
+                throw error
+            }
+            try await restarted.stop()
         }
-        try await restarted.stop()
     }
 
     @Test func theOutputCapIsEnforcedWhenTheUpstreamIgnoresIt() async throws {
@@ -237,7 +238,7 @@ import TollgateTestSupport
             }
             #expect(await eventually { gw.mock.cancelledCount == 2 })
             let records = try await gw.waitForUsage(count: 2)
-            #expect(records.allSatisfy { $0.outcome == .capReached && $0.completionTokens == 30 && $0.usageSource == .estimated })
+            #expect(records.allSatisfyNonEmpty { $0.outcome == .capReached && $0.completionTokens == 30 && $0.usageSource == .estimated })
         }
     }
 
@@ -361,20 +362,21 @@ import TollgateTestSupport
             let hits = gw.mock.hitCount
             // Another process holds the database's write lock past busy_timeout.
             let locker = try await SQLStore.openSQLite(path: gw.directory + "/tollgate.db", busyTimeoutMs: 100, logger: .init(label: "locker"))
-            defer { Task { await locker.close() } }
-            _ = try await locker.sqliteConnection!.query("BEGIN EXCLUSIVE")
-            for _ in 0..<3 {
-                let r = try await gw.send("/api/chat", body: body, key: key)
-                #expect(r.status == 503)
-                #expect(r.body.contains("quota store is unavailable"))
-                #expect(r.headers.first(name: "retry-after") == "1")
+            try await withCleanup({ await locker.close() }) {
+                _ = try await locker.sqliteConnection!.query("BEGIN EXCLUSIVE")
+                for _ in 0..<3 {
+                    let r = try await gw.send("/api/chat", body: body, key: key)
+                    #expect(r.status == 503)
+                    #expect(r.body.contains("quota store is unavailable"))
+                    #expect(r.headers.first(name: "retry-after") == "1")
+                }
+                #expect(gw.mock.hitCount == hits)
+                _ = try await locker.sqliteConnection!.query("ROLLBACK")
+                await locker.close()
+                // Recovery is automatic (after at most the one-second fail-fast pause).
+                #expect(await eventually { try await gw.send("/api/chat", body: body, key: key).status == 200 })
+                #expect(gw.mock.hitCount == hits + 1)
             }
-            #expect(gw.mock.hitCount == hits)
-            _ = try await locker.sqliteConnection!.query("ROLLBACK")
-            await locker.close()
-            // Recovery is automatic (after at most the one-second fail-fast pause).
-            #expect(await eventually { try await gw.send("/api/chat", body: body, key: key).status == 200 })
-            #expect(gw.mock.hitCount == hits + 1)
         }
     }
 

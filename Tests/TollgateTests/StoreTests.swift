@@ -9,7 +9,7 @@ import TollgateCore
 @testable import Tollgate
 
 /// The SQLite store on real files.
-@Suite struct StoreTests {
+@Suite(.timeLimit(.minutes(5))) struct StoreTests {
     static let utc = QuotaCalendar(timeZone: TimeZone(identifier: "UTC")!)
     static func withStore<T>(_ database: TestDatabase = .sqlite, _ body: (SQLStore, String) async throws -> T) async throws -> T {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)").path
@@ -172,56 +172,57 @@ import TollgateCore
     /// pg_terminate_backend) are retried inside the store: no caller sees an error, nothing is lost.
     @Test(arguments: TestDatabase.postgresOnly) func droppedConnectionsAreRetriedInsideTheStore(_ database: TestDatabase) async throws {
         await LoadLock.shared.acquire(exclusive: true)
-        defer { Task { await LoadLock.shared.release(exclusive: true) } }
-        let logs = LogCapture()
-        guard case .postgres(let settings) = try TollgateConfig.parseDatabaseURL(try await database.freshURL(directory: "/nonexistent")) else { return }
-        let store = try await SQLStore.openPostgres(settings, poolSize: 10, logger: logs.logger(level: .notice))
-        try await store.migrate()
-        do {
-            let name = try await store.serialRaw { _, raw in try await raw.query("SELECT current_database() AS d", []).first?.column("d")?.string }
-            let killer = try await SQLStore.openPostgres(try TestDatabase.adminSettings(), poolSize: 1, logger: Logger(label: "killer"))
-            let killing = Task {
-                // Ten rounds over about half a second (killing forever would only show that no
-                // connection can be made while every new one is killed at once).
-                var killed = 0
-                for _ in 0..<10 {
-                    let rows = try? await killer.serialRaw { _, raw in
-                        try await raw.query(
-                            "SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE datname = ? AND pid <> pg_backend_pid() AND state IS NOT NULL AND backend_start < now() - interval '20 milliseconds'", [.text(name ?? "")]
-                        ).count
-                    }
-                    killed += rows ?? 0
-                    try? await Task.sleep(for: .milliseconds(50))
-                }
-                return killed
-            }
-            let failures = await withTaskGroup(of: Int.self) { group in
-                for t in 0..<8 {
-                    group.addTask {
-                        var failed = 0
-                        for i in 0..<40 {
-                            do {
-                                try await store.insertUsage([Self.record("t\(t)-\(i)")], calendar: Self.utc)
-                                try await Task.sleep(for: .milliseconds(10))
-                            } catch {
-                                failed += 1
-                            }
+        try await withCleanup({ await LoadLock.shared.release(exclusive: true) }) {
+            let logs = LogCapture()
+            guard case .postgres(let settings) = try TollgateConfig.parseDatabaseURL(try await database.freshURL(directory: "/nonexistent")) else { return }
+            let store = try await SQLStore.openPostgres(settings, poolSize: 10, logger: logs.logger(level: .notice))
+            try await store.migrate()
+            do {
+                let name = try await store.serialRaw { _, raw in try await raw.query("SELECT current_database() AS d", []).first?.column("d")?.string }
+                let killer = try await SQLStore.openPostgres(try TestDatabase.adminSettings(), poolSize: 1, logger: Logger(label: "killer"))
+                let killing = Task {
+                    // Ten rounds over about half a second (killing forever would only show that no
+                    // connection can be made while every new one is killed at once).
+                    var killed = 0
+                    for _ in 0..<10 {
+                        let rows = try? await killer.serialRaw { _, raw in
+                            try await raw.query(
+                                "SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE datname = ? AND pid <> pg_backend_pid() AND state IS NOT NULL AND backend_start < now() - interval '20 milliseconds'", [.text(name ?? "")]
+                            ).count
                         }
-                        return failed
+                        killed += rows ?? 0
+                        try? await Task.sleep(for: .milliseconds(50))
                     }
+                    return killed
                 }
-                return await group.reduce(0, +)
+                let failures = await withTaskGroup(of: Int.self) { group in
+                    for t in 0..<8 {
+                        group.addTask {
+                            var failed = 0
+                            for i in 0..<40 {
+                                do {
+                                    try await store.insertUsage([Self.record("t\(t)-\(i)")], calendar: Self.utc)
+                                    try await Task.sleep(for: .milliseconds(10))
+                                } catch {
+                                    failed += 1
+                                }
+                            }
+                            return failed
+                        }
+                    }
+                    return await group.reduce(0, +)
+                }
+                let killed = await killing.value
+                await killer.close()
+                #expect(killed > 0, "no connection was dropped: the test proved nothing")
+                #expect(failures == 0)
+                #expect(try await store.usage(UsageFilter(limit: 1000)).count == 320)
+                #expect(logs.text.contains("store operation retried"), "no operation met a dropped connection: the test proved nothing")
+            } catch {
+                await store.close()
+                throw error
             }
-            let killed = await killing.value
-            await killer.close()
-            #expect(killed > 0, "no connection was dropped: the test proved nothing")
-            #expect(failures == 0)
-            #expect(try await store.usage(UsageFilter(limit: 1000)).count == 320)
-            #expect(logs.text.contains("store operation retried"), "no operation met a dropped connection: the test proved nothing")
-        } catch {
             await store.close()
-            throw error
         }
-        await store.close()
     }
 }

@@ -82,11 +82,11 @@ import TollgateTestSupport
             #expect(!dropped.body.contains("[DONE]"))
             let records = try await gw.waitForUsage(count: 3)
             #expect(records.count == 3)
-            #expect(records.allSatisfy { $0.outcome == .upstreamError && $0.usageSource == .estimated })
+            #expect(records.allSatisfyNonEmpty { $0.outcome == .upstreamError && $0.usageSource == .estimated })
             // Two error lines after two pieces each; the dropped connection after three pieces (the last one
             // sent may be lost with the connection, so one to three of them were relayed).
             let relayed = records.map { $0.completionTokens ?? -1 }.sorted()
-            #expect(relayed.filter { $0 == 2 }.count >= 2 && relayed.allSatisfy { (1...3).contains($0) }, "\(relayed)")
+            #expect(relayed.filter { $0 == 2 }.count >= 2 && relayed.allSatisfyNonEmpty { (1...3).contains($0) }, "\(relayed)")
         }
     }
 
@@ -145,7 +145,7 @@ import TollgateTestSupport
             let sent = gw.mock.received.compactMap { ($0.bodyJSON?["options"] as? [String: Any])?["num_predict"] as? Int }
             #expect(sent == [8, 10])
             let records = try await gw.waitForUsage(count: 2)
-            #expect(records.allSatisfy { $0.outcome == .capReached })
+            #expect(records.allSatisfyNonEmpty { $0.outcome == .capReached })
             #expect(records.map { $0.completionTokens ?? 0 }.sorted() == [8, 10])
             #expect(await gw.mock.waitForCancelled(2))
         }
@@ -171,7 +171,7 @@ import TollgateTestSupport
             #expect(gw.mock.hitCount == 3)
             let records = try await gw.waitForUsage(count: 3)
             #expect(Set(records.map(\.endpoint)) == ["/api/chat", "/v1/chat/completions", "/v1/messages"])
-            #expect(records.allSatisfy { $0.usageSource == .upstream && $0.promptTokens == 26 && $0.completionTokens == 5 })
+            #expect(records.allSatisfyNonEmpty { $0.usageSource == .upstream && $0.promptTokens == 26 && $0.completionTokens == 5 })
         }
     }
 

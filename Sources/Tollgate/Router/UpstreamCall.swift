@@ -16,20 +16,27 @@ final class Flag: Sendable {
 final class RetryBudget: Sendable {
     struct State {
         var tokens: Double = 10
-        var last = ContinuousClock.now
+        var last: ContinuousClock.Instant
     }
-    let state = Mutex(State())
+    let state: Mutex<State>
+    /// The time the budget refills by (tests pass a clock they move by hand).
+    let now: @Sendable () -> ContinuousClock.Instant
     static let perRequest = 0.2
     static let perSecond = 2.0
     static let cap = 20.0
+
+    init(now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
+        self.now = now
+        self.state = Mutex(State(last: now()))
+    }
 
     func deposit() {
         state.withLock { s in s.tokens = min(Self.cap, s.tokens + Self.perRequest) }
     }
 
     func spend() -> Bool {
-        state.withLock { s in
-            let now = ContinuousClock.now
+        let now = self.now()
+        return state.withLock { s in
             let elapsed = now - s.last
             s.last = now
             s.tokens = min(Self.cap, s.tokens + Double(elapsed.components.seconds) * Self.perSecond + Double(elapsed.components.attoseconds) / 1e18 * Self.perSecond)
