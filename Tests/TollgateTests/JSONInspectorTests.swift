@@ -64,6 +64,15 @@ import TollgateCore
         #expect(throws: JSONInspector.Failure.tooDeep(limit: 8)) { try inspect(hostile) }
     }
 
+    /// Numbers no server can hold (Go refuses them, Python makes them infinite) are refused; large
+    /// but finite ones pass.
+    @Test func refusesNumbersOutOfRange() throws {
+        for ok in ["1e308", "-1.5e-400", "123456789012345678901234567890", "0.000001"] { _ = try inspect(#"{"n":\#(ok)}"#) }
+        for bad in ["1e999", "-1E+400", String(repeating: "9", count: 400), #"[1,2,1e999]"#] {
+            #expect(throws: (any Error).self, "\(bad.prefix(20))") { try inspect(#"{"n":\#(bad)}"#) }
+        }
+    }
+
     @Test func requiresObjectAndUniqueTopLevelKeys() {
         #expect(throws: JSONInspector.Failure.notAnObject) { try inspect("[1,2]") }
         #expect(throws: JSONInspector.Failure.notAnObject) { try inspect("\"model\"") }
@@ -71,7 +80,7 @@ import TollgateCore
     }
 
     @Test func toleratesNullsAndNumbers() throws {
-        let doc = try inspect(#"{"model":"m","options":{"temperature":null,"seed":-1.5e3,"big":1e999},"stream":null}"#)
+        let doc = try inspect(#"{"model":"m","options":{"temperature":null,"seed":-1.5e3,"big":1e300},"stream":null}"#)
         #expect(doc.fields["stream"]?.kind == .null)
         #expect(doc.bool("stream") == nil)
     }

@@ -22,6 +22,9 @@ struct GateRefusal: Error, Sendable {
     static let usageBackedUp = GateRefusal(.serviceUnavailable, "usage recording is backed up; try again shortly", retryAfter: 1)
     static let bodyUnreadable = GateRefusal(.badRequest, "request body could not be read")
     static let modelRequired = GateRefusal(.badRequest, "model is required", param: "model")
+    /// The longest model name accepted (Ollama's names are at most a few hundred bytes: host/namespace/model:tag).
+    static let modelNameLimit = 1024
+    static let modelNameTooLong = GateRefusal(.badRequest, "model name is longer than \(modelNameLimit) bytes", param: "model")
     static let addressNotAllowed = GateRefusal(.forbidden, "this key may not be used from this address")
     static let badTags = GateRefusal(.badRequest, "X-Proxy-Tag: tags are 1 to 64 letters, digits, '.', '_', '-' or '/', separated by commas")
     static let endUserUnavailable = GateRefusal(.serviceUnavailable, "the gateway cannot record the end user right now; try again shortly")

@@ -90,6 +90,8 @@ struct Gatekeeper: Sendable {
     /// The model the request will use, through default, alias, lock and allow-list; a
     /// `model@tag` suffix becomes the request's tags. `rewritten`: the body's name must change.
     func model(_ requested: String?, identity: inout KeyIdentity) -> Result<(name: String, rewritten: Bool), GateRefusal> {
+        // No model is named like this; the name would otherwise travel on in logs, records and headers.
+        if let requested, requested.utf8.count > GateRefusal.modelNameLimit { return .failure(.modelNameTooLong) }
         let (name, suffixTags) = RequestTags.split(model: requested ?? "")
         if !suffixTags.isEmpty { identity.tags = RequestTags.merge(identity.tags, suffixTags) }
         switch settings.current.modelPolicy(for: identity).resolve(requested: name) {

@@ -289,6 +289,8 @@ public struct JSONInspector: Sendable {
         }
 
         mutating func parseNumber() throws(Failure) {
+            let start = pos
+            var exponent = false
             if peek() == UInt8(ascii: "-") { pos += 1 }
             guard let first = peek(), first >= 0x30, first <= 0x39 else { throw fail("invalid number") }
             pos += 1
@@ -303,6 +305,13 @@ public struct JSONInspector: Sendable {
                 if let s = peek(), s == UInt8(ascii: "+") || s == UInt8(ascii: "-") { pos += 1 }
                 guard let d = peek(), d >= 0x30, d <= 0x39 else { throw fail("invalid number exponent") }
                 while let d = peek(), d >= 0x30, d <= 0x39 { pos += 1 }
+                exponent = true
+            }
+            // `1e999` or 400 digits is valid JSON but no number a server can hold: Go (Ollama) and
+            // Python refuse it or make it infinite. Only such numbers are converted to find out.
+            if exponent || pos - start > 300 {
+                let text = String(decoding: bytes[start..<pos], as: UTF8.self)
+                guard let value = Double(text), value.isFinite else { throw fail("number out of range") }
             }
         }
 
