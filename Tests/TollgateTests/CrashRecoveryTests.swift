@@ -40,15 +40,7 @@ import TollgateTestSupport
             request.body = .bytes(ByteBuffer(string: #"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}"#))
             return request
         }
-        func serve() async throws -> Process {
-            let (process, _, _) = try cli.makeProcess(["serve"])
-            try process.run()
-            let ready = await eventually {
-                try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(adminPort)/readyz"), timeout: .seconds(2)).status == .ok
-            }
-            try #require(ready, "the gateway did not become ready")
-            return process
-        }
+        func serve() async throws -> Process { try await cli.serve(http: http, adminPort: adminPort) }
         try await withCleanup({
             mock.release()
             try? await http.shutdown()

@@ -202,15 +202,7 @@ import TollgateTestSupport
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        func serve() async throws -> Process {
-            let (process, _, _) = try cli.makeProcess(["serve"])
-            try process.run()
-            let ready = await eventually {
-                try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(adminPort)/readyz"), timeout: .seconds(2)).status == .ok
-            }
-            try #require(ready, "the gateway did not become ready")
-            return process
-        }
+        func serve() async throws -> Process { try await cli.serve(http: http, adminPort: adminPort) }
         var process: Process?
         do {
             process = try await serve()

@@ -1,7 +1,11 @@
+import AsyncHTTPClient
 import Dispatch
 import Foundation
 import Synchronization
+import NIOCore
+import NIOHTTP1
 import Testing
+import TollgateTestSupport
 
 /// Runs the real `tollgate` executable (built next to the test bundle) in a temporary folder.
 struct TollgateProcess {
@@ -39,6 +43,17 @@ struct TollgateProcess {
         process.standardOutput = out
         process.standardError = err
         return (process, out, err)
+    }
+
+    /// Starts `serve` and waits until the admin listener says it is ready.
+    func serve(http: HTTPClient, adminPort: Int) async throws -> Process {
+        let (process, _, _) = try makeProcess(["serve"])
+        try process.run()
+        let ready = await eventually {
+            try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(adminPort)/readyz"), timeout: .seconds(2)).status == .ok
+        }
+        try #require(ready, "the gateway did not become ready")
+        return process
     }
 
     /// Runs to completion and returns exit status, standard output and standard error.
