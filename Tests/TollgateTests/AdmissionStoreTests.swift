@@ -10,6 +10,18 @@ import TollgateCore
     let calendar = QuotaCalendar(timeZone: TimeZone(identifier: "Europe/Berlin")!)
     let now = ISO8601DateFormatter().date(from: "2026-11-23T10:00:00Z")!
 
+    /// `count` admissions for one subject at once; the ids of those admitted.
+    func admitAtOnce(_ store: SQLStore, count: Int, _ subject: QuotaSubject, estimate: Int) async -> [String] {
+        await withTaskGroup(of: String?.self) { group in
+            for i in 0..<count {
+                group.addTask { await admit(store, "r\(i)", [subject], estimate: estimate) ? "r\(i)" : nil }
+            }
+            var ids: [String] = []
+            for await id in group { if let id { ids.append(id) } }
+            return ids
+        }
+    }
+
     func admit(_ store: SQLStore, _ id: String, _ subjects: [QuotaSubject], estimate: Int, key: String = "k1", user: String? = nil) async -> Bool {
         let request = AdmissionRequest(
             requestID: id, keyID: key, userID: user, endpoint: "/api/chat", model: "m", promptEstimate: min(estimate, 200), estimate: estimate,
@@ -31,14 +43,7 @@ import TollgateCore
         try await withCleanup({ await LoadLock.shared.release(exclusive: true) }) {
             try await StoreTests.withStore(database) { store, _ in
                 let key = QuotaSubject.key("k1", QuotaLimits(dailyRequests: 100))
-                let admittedIDs = await withTaskGroup(of: String?.self) { group in
-                    for i in 0..<1000 {
-                        group.addTask { await admit(store, "r\(i)", [key], estimate: 10) ? "r\(i)" : nil }
-                    }
-                    var ids: [String] = []
-                    for await id in group { if let id { ids.append(id) } }
-                    return ids
-                }
+                let admittedIDs = await admitAtOnce(store, count: 1000, key, estimate: 10)
                 #expect(admittedIDs.count == 100)
                 let state = try #require(try await store.quotaState(subject: key.id))
                 #expect(state.day.requests == 100)
@@ -78,14 +83,7 @@ import TollgateCore
     @Test(arguments: TestDatabase.all) func aTokenBudgetIsNeverExceeded(_ database: TestDatabase) async throws {
         try await StoreTests.withStore(database) { store, _ in
             let key = QuotaSubject.key("k1", QuotaLimits(dailyTokens: 10_000))
-            let admitted = await withTaskGroup(of: String?.self) { group in
-                for i in 0..<50 {
-                    group.addTask { await admit(store, "r\(i)", [key], estimate: 1_200) ? "r\(i)" : nil }
-                }
-                var ids: [String] = []
-                for await id in group { if let id { ids.append(id) } }
-                return ids
-            }
+            let admitted = await admitAtOnce(store, count: 50, key, estimate: 1_200)
             #expect(admitted.count == 8)  // ⌊10,000 / (200 prompt + 1,000 cap)⌋
             try await store.insertUsage(admitted.map { record($0, prompt: 200, completion: 1_000) }, calendar: calendar)
             let state = try #require(try await store.quotaState(subject: key.id))

@@ -21,12 +21,7 @@ import TollgateTestSupport
         behavior.chunks = 3
         let mock = MockOllama(behavior: behavior)
         let mockPort = try await mock.start()
-        let proxyPort = try await ServerBootstrapHelper.bindEphemeral()
-        let adminPort = try await ServerBootstrapHelper.bindEphemeral()
-        let cli = TollgateProcess(
-            directory: dir,
-            environment: ["OLLAMA_URL": "http://127.0.0.1:\(mockPort)", "PROXY_HOST": "127.0.0.1", "PROXY_PORT": "\(proxyPort)", "ADMIN_PORT": "\(adminPort)"]
-        )
+        let (cli, proxyPort, adminPort) = try await TollgateProcess.inFront(of: mockPort, directory: dir)
         let created = try await cli.run(["keys", "create", "--name", "crash", "--daily-requests", "100000"])
         let key = try #require(created.out.split(separator: "\n").first { $0.hasPrefix("key:") }?.split(separator: " ").last.map(String.init))
         let id = String(key.dropFirst(3).prefix(10))

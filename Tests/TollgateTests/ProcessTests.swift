@@ -102,15 +102,7 @@ import TollgateTestSupport
         behavior.holdAfterChunk = 1
         let mock = MockOllama(behavior: behavior)
         let mockPort = try await mock.start()
-        let proxyPort = try await ServerBootstrapHelper.bindEphemeral()
-        let adminPort = try await ServerBootstrapHelper.bindEphemeral()
-        let cli = TollgateProcess(
-            directory: dir,
-            environment: [
-                "OLLAMA_URL": "http://127.0.0.1:\(mockPort)", "PROXY_HOST": "127.0.0.1", "PROXY_PORT": "\(proxyPort)",
-                "ADMIN_PORT": "\(adminPort)", "TOLLGATE_USAGE_FLUSH_MS": "5000",
-            ]
-        )
+        let (cli, proxyPort, adminPort) = try await TollgateProcess.inFront(of: mockPort, directory: dir, environment: ["TOLLGATE_USAGE_FLUSH_MS": "5000"])
         let created = try await cli.run(["keys", "create", "--name", "sigterm"])
         let key = try #require(created.out.split(separator: "\n").first { $0.hasPrefix("key:") }?.split(separator: " ").last.map(String.init))
         let (process, _, errPipe) = try cli.makeProcess(["serve"])
@@ -177,15 +169,7 @@ import TollgateTestSupport
         behavior.holdAfterChunk = 1
         let mock = MockOllama(behavior: behavior)
         let mockPort = try await mock.start()
-        let proxyPort = try await ServerBootstrapHelper.bindEphemeral()
-        let adminPort = try await ServerBootstrapHelper.bindEphemeral()
-        let cli = TollgateProcess(
-            directory: dir,
-            environment: [
-                "OLLAMA_URL": "http://127.0.0.1:\(mockPort)", "PROXY_HOST": "127.0.0.1", "PROXY_PORT": "\(proxyPort)",
-                "ADMIN_PORT": "\(adminPort)", "APP_TZ": "UTC",
-            ]
-        )
+        let (cli, proxyPort, adminPort) = try await TollgateProcess.inFront(of: mockPort, directory: dir, environment: ["APP_TZ": "UTC"])
         let user = try await cli.run(["users", "create", "--name", "lab", "--daily-tokens", "100000", "--rpm", "600"])
         #expect(user.status == 0, "\(user.err)")
         #expect(user.out.contains("daily tokens:     100000"))

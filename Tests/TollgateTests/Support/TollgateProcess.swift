@@ -45,6 +45,17 @@ struct TollgateProcess {
         return (process, out, err)
     }
 
+    /// A gateway in `directory` in front of the mock Ollama on `mockPort`, on fresh proxy and admin ports.
+    static func inFront(of mockPort: Int, directory: String, environment extra: [String: String] = [:]) async throws -> (
+        cli: TollgateProcess, proxyPort: Int, adminPort: Int
+    ) {
+        let proxyPort = try await ServerBootstrapHelper.bindEphemeral()
+        let adminPort = try await ServerBootstrapHelper.bindEphemeral()
+        var environment = ["OLLAMA_URL": "http://127.0.0.1:\(mockPort)", "PROXY_HOST": "127.0.0.1", "PROXY_PORT": "\(proxyPort)", "ADMIN_PORT": "\(adminPort)"]
+        environment.merge(extra) { _, new in new }
+        return (TollgateProcess(directory: directory, environment: environment), proxyPort, adminPort)
+    }
+
     /// Starts `serve` and waits until the admin listener says it is ready.
     func serve(http: HTTPClient, adminPort: Int) async throws -> Process {
         let (process, _, _) = try makeProcess(["serve"])
