@@ -149,6 +149,8 @@ public struct JSONInspector: Sendable {
         let maxDepth: Int
         var pos = 0
         var depth = 0
+        /// The key whose value is being read (nearest enclosing object's), for naming it in an error.
+        var currentKey: Range<Int>?
         var promptTextBytes = 0
 
         init(bytes: [UInt8], maxDepth: Int) {
@@ -191,6 +193,7 @@ public struct JSONInspector: Sendable {
                 let keyStart = pos
                 try parseString()
                 let key = JSONInspector.unescape(bytes[keyStart..<pos])
+                currentKey = (keyStart + 1)..<(pos - 1)
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"), "':'")
                 skipWhitespace()
@@ -258,6 +261,7 @@ public struct JSONInspector: Sendable {
                 let keyStart = pos
                 try parseString()
                 let isPromptKey = JSONInspector.isPromptKey(bytes, (keyStart + 1)..<(pos - 1))
+                currentKey = (keyStart + 1)..<(pos - 1)
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"), "':'")
                 skipWhitespace()
@@ -311,7 +315,10 @@ public struct JSONInspector: Sendable {
             // Python refuse it or make it infinite. Only such numbers are converted to find out.
             if exponent || pos - start > 300 {
                 let text = String(decoding: bytes[start..<pos], as: UTF8.self)
-                guard let value = Double(text), value.isFinite else { throw fail("number out of range") }
+                guard let value = Double(text), value.isFinite else {
+                    let key = currentKey.map { " in \"" + String(decoding: bytes[$0], as: UTF8.self).prefix(64) + "\"" } ?? ""
+                    throw fail("number out of range" + key)
+                }
             }
         }
 
