@@ -24,15 +24,23 @@ struct ProviderAddressPinner: Sendable {
     }
 
     func pin(_ config: ProviderConfig) async -> Pin {
-        guard !config.allowPrivate else { return .none }
-        guard let url = URL(string: config.baseURL), let host = url.host, !host.isEmpty else { return .refused("not an http(s) URL") }
+        await pin(config.baseURL, allowPrivate: config.allowPrivate)
+    }
+
+    /// The one examination of a provider URL: the guard when a provider is added (``ProviderURLGuard``)
+    /// and the address its connections go to.
+    func pin(_ urlText: String, allowPrivate: Bool) async -> Pin {
+        guard let url = URL(string: urlText), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+            let host = url.host, !host.isEmpty
+        else { return .refused("not an http(s) URL") }
+        if allowPrivate { return .none }
         let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        if let literal = AddressPolicy.ipv6(bare) ?? AddressPolicy.ipv4(bare) {
+        if let literal = AddressPolicy.literalAddress(bare) {
             if case .refused(let why) = verdict(literal) { return .refused(why) }
             return .none
         }
         let name = host.lowercased()
-        if name == "localhost" || name.hasSuffix(".localhost") || name == "localhost." { return .refused("loopback") }
+        if name == "localhost" || name.hasSuffix(".localhost") { return .refused("loopback") }
         let addresses = await resolve(name)
         guard let first = addresses.first else { return .refused("\(name) does not resolve") }
         for a in addresses {

@@ -12,18 +12,7 @@ import Glibc
 /// public URL cannot bounce to a private one.
 public enum ProviderURLGuard {
     public static func check(_ urlText: String, allowPrivate: Bool) async -> AddressPolicy.Verdict {
-        guard let url = URL(string: urlText), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
-            let host = url.host, !host.isEmpty
-        else { return .refused("not an http(s) URL") }
-        if allowPrivate { return .publicAddress }
-        if let verdict = AddressPolicy.literal(host) { return verdict }
-        let name = host.lowercased()
-        if name == "localhost" || name.hasSuffix(".localhost") { return .refused("loopback") }
-        let addresses = await resolve(name)
-        guard !addresses.isEmpty else { return .refused("the name does not resolve") }
-        for a in addresses {
-            if case .refused(let why) = AddressPolicy.classify(a) { return .refused("\(name) resolves to \(why)") }
-        }
+        if case .refused(let why) = await ProviderAddressPinner().pin(urlText, allowPrivate: allowPrivate) { return .refused(why) }
         return .publicAddress
     }
 

@@ -202,7 +202,7 @@ public final class Gateway: Sendable {
             ReservationReaper(gate: gate, interval: .seconds(20), minimumAge: 120, logger: logger),
             UsageRetention(store: store, settings: settings, clock: clock, interval: .seconds(3600), logger: logger),
             CatalogRefresher(router: router, probe: ProviderProbe(client: client), interval: config.catalogRefreshInterval, logger: logger),
-            ProviderAddressRefresher(interval: .seconds(60), repin: { [self] in try await self.repinProviders() }, logger: logger),
+            ProviderAddressRefresher(interval: .seconds(60), repin: { [self] in await self.repinProviders() }),
             HealthChecker(router: router, probe: ProviderProbe(client: client), interval: config.healthCheckInterval, logger: logger),
         ]
         if config.adminEnabled {
@@ -246,11 +246,16 @@ public final class Gateway: Sendable {
 
     func reloadProviders(_ stored: [StoredProvider]) async throws {
         providersInForce.withLock { $0 = stored }
+        router.install(await pinned(providerConfigs(stored, warn: true)))
+    }
+
+    /// Configuration's providers, then the stored ones; `warn`: log a stored key that does not open.
+    func providerConfigs(_ stored: [StoredProvider], warn: Bool) -> [ProviderConfig] {
         let names = Set(configuredProviders.map(\.name))
         var all = configuredProviders
         for p in stored where !names.contains(p.name) {
             var c = ProviderConfig(name: p.name, kind: p.kind, baseURL: p.baseURL, apiKey: p.sealedAPIKey.flatMap(secrets.open))
-            if p.sealedAPIKey != nil, c.apiKey == nil {
+            if warn, p.sealedAPIKey != nil, c.apiKey == nil {
                 logger.warning("a stored provider key does not open with this server secret; the provider runs without it", metadata: ["provider": "\(p.name)"])
             }
             c.models = p.models.map { ModelMetadata(name: $0) }
@@ -258,7 +263,7 @@ public final class Gateway: Sendable {
             c.allowPrivate = p.allowPrivate
             all.append(c)
         }
-        router.install(await pinned(all))
+        return all
     }
 
     /// The providers with the checked address each connects to; one whose name now resolves to a
@@ -281,20 +286,11 @@ public final class Gateway: Sendable {
 
     /// Resolves the providers' names again and puts the result in force if an address changed
     /// (every minute, so a provider that moves keeps working and a rebinding name is caught).
-    public func repinProviders() async throws {
-        let stored = providersInForce.withLock { $0 }
-        let inForce = router.backends.map(\.config)
-        var all = configuredProviders
-        let names = Set(all.map(\.name))
-        all += stored.filter { !names.contains($0.name) }.map { p in
-            var c = ProviderConfig(name: p.name, kind: p.kind, baseURL: p.baseURL)
-            c.allowPrivate = p.allowPrivate
-            return c
-        }
-        let now = await pinned(all)
-        let before = Dictionary(inForce.map { ($0.name, $0.connectAddress) }, uniquingKeysWith: { a, _ in a })
+    public func repinProviders() async {
+        let now = await pinned(providerConfigs(providersInForce.withLock { $0 }, warn: false))
+        let before = Dictionary(router.backends.map { ($0.name, $0.config.connectAddress) }, uniquingKeysWith: { a, _ in a })
         let after = Dictionary(now.map { ($0.name, $0.connectAddress) }, uniquingKeysWith: { a, _ in a })
-        if before != after { try await reloadProviders(stored) }
+        if before != after { router.install(now) }
     }
 
     /// Deletes usage records past the retention setting now (also done hourly); returns how many.

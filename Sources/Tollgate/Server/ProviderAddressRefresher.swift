@@ -1,4 +1,3 @@
-import Logging
 import ServiceLifecycle
 
 /// Resolves the names of providers that may not reach private addresses again every `interval`
@@ -6,14 +5,13 @@ import ServiceLifecycle
 /// turns private is taken out of force.
 struct ProviderAddressRefresher: Service {
     let interval: Duration
-    let repin: @Sendable () async throws -> Void
-    let logger: Logger
+    let repin: @Sendable () async -> Void
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
             while true {
                 try await Task.sleep(for: interval)
-                do { try await repin() } catch { logger.warning("provider addresses not refreshed", metadata: ["error": "\(String(describing: type(of: error)))"]) }
+                await repin()
             }
         }
     }

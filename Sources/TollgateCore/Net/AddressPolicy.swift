@@ -113,8 +113,14 @@ public enum AddressPolicy {
 
     /// The verdict on a host as written in a URL when it is an IP literal; nil for a name (resolve it first).
     public static func literal(_ host: String) -> Verdict? {
-        if let v6 = ipv6(host) { return classify(v6) }
-        if host.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == "x" || $0 == "X" }), let v4 = ipv4(host) { return classify(v4) }
+        literalAddress(host).map(classify)
+    }
+
+    /// The address a host as written in a URL spells when it is an IP literal (any IPv4 spelling,
+    /// IPv6); nil for a name.
+    public static func literalAddress(_ host: String) -> [UInt8]? {
+        if let v6 = ipv6(host) { return v6 }
+        if host.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == "x" || $0 == "X" }), let v4 = ipv4(host) { return v4 }
         return nil
     }
 }
