@@ -53,7 +53,7 @@ import TollgateTestSupport
                     let (process, _, _) = try TollgateProcess(directory: instanceDirectory, environment: env).makeProcess(["serve"])
                     process.standardOutput = FileHandle.nullDevice
                     process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-                    try process.run()
+                    try process.runOneAtATime()
                     processes.append(process)
                     ports.append((proxy, admin))
                 }

@@ -106,7 +106,7 @@ import TollgateTestSupport
         let created = try await cli.run(["keys", "create", "--name", "sigterm"])
         let key = try #require(created.out.split(separator: "\n").first { $0.hasPrefix("key:") }?.split(separator: " ").last.map(String.init))
         let (process, _, errPipe) = try cli.makeProcess(["serve"])
-        try process.run()
+        try process.runOneAtATime()
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         do {
             let ready = await eventually {
@@ -150,7 +150,7 @@ import TollgateTestSupport
             #expect(usage.out.contains("\"outcome\":\"completed\""))
             #expect(usage.out.contains("\"usage_source\":\"upstream\""))
             #expect(usage.out.contains("\"endpoint\":\"\\/api\\/chat\"") || usage.out.contains("\"endpoint\":\"/api/chat\""))
-            let stderr = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let stderr = String(decoding: PipeReader.readToEnd(errPipe.fileHandleForReading), as: UTF8.self)
             #expect(stderr.contains("tollgate stopped"))
             #expect(!stderr.contains(key))
         } catch {

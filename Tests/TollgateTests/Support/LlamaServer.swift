@@ -67,14 +67,12 @@ final class LlamaServer: Sendable {
         let (exit, exitSink) = AsyncStream<Void>.makeStream()
         // Foundation's waitUntilExit spins on Linux off the main thread; the handler does not.
         process.terminationHandler = { _ in exitSink.finish() }
-        try process.run()
+        try process.runOneAtATime()
         // The server's log is read to the end (a full pipe would stall it); the port it bound is in it.
         let handle = err.fileHandleForReading
         DispatchQueue.global().async {
             var found = false
-            while true {
-                let data = handle.availableData
-                if data.isEmpty { break }
+            while let data = PipeReader.readSome(handle) {
                 let text = log.text.withLock { log in
                     log += String(decoding: data, as: UTF8.self)
                     if log.count > 200_000 { log = String(log.suffix(100_000)) }

@@ -59,7 +59,7 @@ struct TollgateProcess {
     /// Starts `serve` and waits until the admin listener says it is ready.
     func serve(http: HTTPClient, adminPort: Int) async throws -> Process {
         let (process, _, _) = try makeProcess(["serve"])
-        try process.run()
+        try process.runOneAtATime()
         let ready = await eventually {
             try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(adminPort)/readyz"), timeout: .seconds(2)).status == .ok
         }
@@ -73,7 +73,7 @@ struct TollgateProcess {
         if let input {
             let stdin = Pipe()
             process.standardInput = stdin
-            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
             try stdin.fileHandleForWriting.close()
         }
         return try await Subprocess.run(process, out: out, err: err)
@@ -89,11 +89,11 @@ enum Subprocess {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(with: Result {
-                    try process.run()
+                    try process.runOneAtATime()
                     let errData = Mutex(Data())
                     let group = DispatchGroup()
-                    DispatchQueue.global().async(group: group) { errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() } }
-                    let o = out.fileHandleForReading.readDataToEndOfFile()
+                    DispatchQueue.global().async(group: group) { errData.withLock { $0 = PipeReader.readToEnd(err.fileHandleForReading) } }
+                    let o = PipeReader.readToEnd(out.fileHandleForReading)
                     group.wait()
                     process.waitUntilExit()
                     return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: errData.withLock { $0 }, as: UTF8.self))
@@ -117,6 +117,15 @@ enum Subprocess {
 }
 
 extension Process {
+    /// `run()`, one spawn at a time across the test process: a clean-clone CI run crashed inside
+    /// Foundation's `Process.run()` (a `memcpy`) while other tests were spawning children at the
+    /// same moment, with about 1,300 descriptors open.
+    func runOneAtATime() throws {
+        try Process.spawnLock.withLock { _ in try run() }
+    }
+
+    private static let spawnLock = Mutex(())
+
     /// Waits for exit on a dispatch thread (see ``TollgateProcess/run(_:)``).
     func exited() async {
         await withCheckedContinuation { continuation in
