@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import TollgateCore
 
 /// Answers requests for ``MockOllama``.
 struct MockOllamaResponder: HTTPResponder {
@@ -20,6 +21,42 @@ struct MockOllamaResponder: HTTPResponder {
             mock.markCancelled()
             throw error
         }
+    }
+
+    /// Like Ollama's Go JSON decoding of a request body: a field of the wrong type is a 400
+    /// (`json: cannot unmarshal …`); null is the same as absent (pointers, maps, slices).
+    static func ollamaDecodeProblem(path: String, body: ByteBuffer) -> String? {
+        typealias Check = @Sendable (JSONValue) -> Bool
+        let isString: Check = { if case .string = $0 { true } else { false } }
+        let isObject: Check = { if case .object = $0 { true } else { false } }
+        let isBool: Check = { if case .bool = $0 { true } else { false } }
+        let isNumber: Check = { if case .number = $0 { true } else { false } }
+        let isArray: Check = { if case .array = $0 { true } else { false } }
+        let isStrings: Check = { if case .array(let items) = $0 { items.allSatisfy(isString) } else { isString($0) } }
+        let isMessages: Check = {
+            guard case .array(let items) = $0 else { return false }
+            return items.allSatisfy { item in
+                guard case .object(let pairs) = item else { return false }
+                return pairs.allSatisfy { name, value in !(name == "role" || name == "content") || value == .null || isString(value) }
+            }
+        }
+        var fields: [String: Check] = ["model": isString, "stream": isBool, "options": isObject, "keep_alive": { isString($0) || isNumber($0) }]
+        switch path {
+        case "/api/chat": fields.merge(["messages": isMessages, "tools": isArray]) { a, _ in a }
+        case "/api/generate": fields.merge(["prompt": isString, "system": isString, "images": isArray]) { a, _ in a }
+        case "/api/embed": fields["input"] = isStrings
+        case "/api/embeddings": fields["prompt"] = isString
+        case "/api/show": fields = ["model": isString, "name": isString, "verbose": isBool]
+        default: return nil
+        }
+        guard body.readableBytes > 0 else { return nil }
+        guard case .object(let pairs)? = try? JSONValue.parse(body.readableBytesView, maxDepth: 1_000) else {
+            return "json: cannot unmarshal into Go value of type api.Request"
+        }
+        for (name, value) in pairs where value != .null {
+            if let accepts = fields[name], !accepts(value) { return "json: cannot unmarshal into Go struct field .\(name)" }
+        }
+        return nil
     }
 
     func answer(_ request: Request, body requestBody: RequestBody, delay: Duration = .zero) async throws -> Response {
@@ -42,6 +79,9 @@ struct MockOllamaResponder: HTTPResponder {
                 ?? cloudAnswer(path: String(path.prefix { $0 != "?" }), json: json, model: model, behavior: behavior)
             if r != nil { Self.addProviderHeaders(&r!.headers, anthropic: anthropic, serial: mock.hitCount) }
             if let r { return r }
+        }
+        if let problem = Self.ollamaDecodeProblem(path: path, body: body) {
+            return Self.json(["error": problem], status: .badRequest)
         }
         if let status = behavior.failStatus {
             return Self.json(["error": "mock failure \(status)"], status: .init(code: status))

@@ -134,13 +134,19 @@ import TollgateTestSupport
                 "/api//pull", "/api/pull/", "/API/PULL", "/Api/Pull", "/api/%70ull", "/v1/../api/pull", "/api/pull;x",
                 "/api/chat/", "//api/chat", "/api/./chat", "/api/chat/../pull", "/API/CHAT", "/api/%63hat", "/api/chat%2f..%2fpull",
                 "/api/experimental/web_fetch", "/api/me", "/v1/responses", "/v1/audio/transcriptions", "/v1/chat/completions/",
+                "/v1/messages/batches", "/v1/models/..%2f..%2fapi%2fpull",
             ]
             for path in paths {
                 for method in ["POST", "GET", "DELETE", "HEAD"] {
                     let raw = "\(method) \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
                     let response = try await RawHTTP.exchange(port: gw.proxyPort, raw)
                     #expect(RawHTTP.status(response) == 403, "\(method) \(path)")
-                    if method != "HEAD" { #expect(response.hasSuffix(#"{"error":"endpoint not allowed"}"#), "\(method) \(path)") }
+                    // In the dialect of the path: OpenAI's shape under /v1/, Anthropic's under /v1/messages, Ollama's elsewhere.
+                    let expected =
+                        path.hasPrefix("/v1/messages") ? #"{"type":"error","error":{"type":"permission_error","message":"endpoint not allowed"}}"#
+                        : path.hasPrefix("/v1/") ? #"{"error":{"message":"endpoint not allowed","type":"permission_error","param":null,"code":null}}"#
+                        : #"{"error":"endpoint not allowed"}"#
+                    if method != "HEAD" { #expect(response.hasSuffix(expected), "\(method) \(path): \(response.suffix(200))") }
                 }
             }
             #expect(gw.mock.hitCount == 0)

@@ -96,7 +96,7 @@ import TollgateTestSupport
     }
 
     /// Nesting 10,000 deep in a tool's parameters, `1e999`, truncated JSON, invalid UTF-8, duplicate
-    /// keys and a 10 MB model name: 400 on every front, nothing upstream, and the gateway still answers.
+    /// keys, a 10 MB model name and one with control characters: 400 on every front, nothing upstream, and the gateway still answers.
     @Test func hostileJSONIsRefusedOnEveryFront() async throws {
         try await withGateway { gw in
             let key = try await gw.createKey()
@@ -109,6 +109,8 @@ import TollgateTestSupport
                 ("utf8", Array(#"{"model":"llama3.2","max_tokens":5,"messages":[{"role":"user","content":""#.utf8) + [0xC3, 0x28] + Array(#""}]}"#.utf8)),
                 ("duplicate", Array(#"{"model":"llama3.2","model":"other","max_tokens":5,\#(message)}"#.utf8)),
                 ("long model", Array(#"{"model":"\#(String(repeating: "m", count: 10 << 20))","max_tokens":5,\#(message)}"#.utf8)),
+                // Found by schemathesis: a control character in the name reached the provider and came back inside its lines.
+                ("control model", Array(#"{"model":"llama\u0007\u001b[2J","max_tokens":5,\#(message)}"#.utf8)),
             ]
             for front in Self.fronts {
                 for (name, body) in bodies {

@@ -42,6 +42,15 @@ enum AdminRoutes {
     /// Every route of the admin listener.
     static func all(_ deps: AdminDeps) -> [AdminEndpoint] {
         var endpoints = basics(deps) + AccountRoutes.endpoints(deps) + CompatRoutes.endpoints(deps) + OperationsRoutes.endpoints(deps) + ProviderRoutes.endpoints(deps) + ScheduleRoutes.endpoints(deps) + UIPages.endpoints(deps)
+        let proxyDocument = ProxyOpenAPI.document().text
+        endpoints.append(
+            AdminEndpoint(
+                method: .get, path: ProxyOpenAPI.path, summary: "The proxy listener's OpenAPI document (its inference endpoints in each dialect)", tag: "meta",
+                open: true, responses: [.init(status: 200, description: "the OpenAPI document", schema: .object([("type", .string("object"))]))]
+            ) { _, _ in
+                Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: proxyDocument)))
+            }
+        )
         let document = OpenAPIDocument.build(endpoints + [openAPI(document: "")]).text
         endpoints.append(openAPI(document: document))
         return endpoints
@@ -211,7 +220,7 @@ enum OpenAPIDocument {
     static func build(_ endpoints: [AdminEndpoint]) -> JSONValue {
         var paths: [(String, [(String, JSONValue)])] = []
         for e in endpoints {
-            let operation = operationJSON(e)
+            let operation = operationJSON(e, links: links(from: e, to: endpoints))
             if let i = paths.firstIndex(where: { $0.0 == e.path }) {
                 paths[i].1.append((e.method.rawValue.lowercased(), operation))
             } else {
@@ -237,9 +246,31 @@ enum OpenAPIDocument {
         ])
     }
 
-    static func operationJSON(_ e: AdminEndpoint) -> JSONValue {
+    static func operationID(_ e: AdminEndpoint) -> String {
+        e.method.rawValue.lowercased() + e.path.split(separator: "/").map { $0.filter { $0.isLetter || $0.isNumber || $0 == "_" } }.map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+    }
+
+    /// OpenAPI links from a create (`POST /api/things` answering 201) to every operation on what it
+    /// created (`/api/things/{id}…`), the parameter taken from the answer's field of the same name.
+    /// Derived from the route table so a new resource gets them too; schemathesis follows them in its
+    /// stateful phase (create → read → change → delete → read again).
+    static func links(from create: AdminEndpoint, to endpoints: [AdminEndpoint]) -> [(String, JSONValue)] {
+        guard create.method == .post, create.responses.contains(where: { $0.status == 201 }) else { return [] }
+        return endpoints.compactMap { target in
+            let rest = target.path.dropFirst(create.path.count)
+            guard target.path.hasPrefix(create.path + "/{"), let parameter = target.pathParameters.first, target.pathParameters.count == 1,
+                rest.hasPrefix("/{\(parameter)}")
+            else { return nil }
+            return (operationID(target), .object([
+                ("operationId", .string(operationID(target))),
+                ("parameters", .object([(parameter, .string("$response.body#/\(parameter)"))])),
+            ]))
+        }
+    }
+
+    static func operationJSON(_ e: AdminEndpoint, links: [(String, JSONValue)] = []) -> JSONValue {
         var op: [(String, JSONValue)] = [
-            ("operationId", .string(e.method.rawValue.lowercased() + e.path.split(separator: "/").map { $0.filter { $0.isLetter || $0.isNumber || $0 == "_" } }.map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined())),
+            ("operationId", .string(operationID(e))),
             ("summary", .string(e.summary)), ("tags", .array([.string(e.tag)])),
         ]
         var parameters: [JSONValue] = e.pathParameters.map {
@@ -268,6 +299,7 @@ enum OpenAPIDocument {
         op.append(("responses", .object(replies.sorted { $0.status < $1.status }.map { r in
             var reply: [(String, JSONValue)] = [("description", .string(r.description))]
             if let schema = r.schema { reply.append(("content", .object([(r.contentType, .object([("schema", schema)]))]))) }
+            if r.status == 201, !links.isEmpty { reply.append(("links", .object(links))) }
             if !r.headers.isEmpty {
                 reply.append(("headers", .object(r.headers.map { ($0, .object([("schema", $0 == "X-Total-Count" || $0 == "Retry-After" ? Schema.integer : Schema.string)])) })))
             }

@@ -25,6 +25,8 @@ struct GateRefusal: Error, Sendable {
     /// The longest model name accepted (Ollama's names are at most a few hundred bytes: host/namespace/model:tag).
     static let modelNameLimit = 1024
     static let modelNameTooLong = GateRefusal(.badRequest, "model name is longer than \(modelNameLimit) bytes", param: "model")
+    /// No provider names a model with control characters; refused before they reach a log line or a provider.
+    static let modelNameControlCharacters = GateRefusal(.badRequest, "model name contains control characters", param: "model")
     static let addressNotAllowed = GateRefusal(.forbidden, "this key may not be used from this address")
     static let badTags = GateRefusal(.badRequest, "X-Proxy-Tag: tags are 1 to 64 letters, digits, '.', '_', '-' or '/', separated by commas")
     static let endUserUnavailable = GateRefusal(.serviceUnavailable, "the gateway cannot record the end user right now; try again shortly")

@@ -92,6 +92,7 @@ struct Gatekeeper: Sendable {
     func model(_ requested: String?, identity: inout KeyIdentity) -> Result<(name: String, rewritten: Bool), GateRefusal> {
         // No model is named like this; the name would otherwise travel on in logs, records and headers.
         if let requested, requested.utf8.count > GateRefusal.modelNameLimit { return .failure(.modelNameTooLong) }
+        if let requested, requested.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { return .failure(.modelNameControlCharacters) }
         let (name, suffixTags) = RequestTags.split(model: requested ?? "")
         if !suffixTags.isEmpty { identity.tags = RequestTags.merge(identity.tags, suffixTags) }
         switch settings.current.modelPolicy(for: identity).resolve(requested: name) {

@@ -60,7 +60,9 @@ public struct OllamaFront: HTTPResponder {
         let endpoint: OllamaEndpoint
         switch OllamaEndpoint.match(method: request.method, rawPath: rawPath) {
         case .forbidden:
-            return ClientDialect.ollama.error(.endpointNotAllowed, requestID: requestID)
+            // Refused in the dialect the path belongs to, so an SDK can read the refusal.
+            let dialect: ClientDialect = rawPath.hasPrefix("/v1/messages") ? .anthropic : rawPath.hasPrefix("/v1/") ? .openAI : .ollama
+            return dialect.error(.endpointNotAllowed, requestID: requestID)
         case .wrongMethod(let allowed):
             var r = ClientDialect.ollama.error(.methodNotAllowed(request.method, path: rawPath), requestID: requestID)
             r.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
