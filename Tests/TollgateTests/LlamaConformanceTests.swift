@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 import Testing
 import Tollgate
 import TollgateCore
@@ -26,7 +27,11 @@ import TollgateTestSupport
         default:
             body = #"{"model":"\#(model)","stream":\#(stream),"max_tokens":\#(maxTokens),"messages":[{"role":"user","content":"\#(prompt)"}]}"#
         }
-        let r = try await gw.send(path, body: body, key: key)
+        let r: (status: Int, headers: HTTPHeaders, body: String)
+        do { r = try await gw.send(path, body: body, key: key) } catch {
+            Issue.record("\(path) \(model) stream=\(stream): \(error); gateway log: \(gw.logs.text.suffix(3000))")
+            throw error
+        }
         #expect(r.status == 200, "\(path) \(model) stream=\(stream): \(r.body.prefix(800))")
         return Self.text(of: r.body, path: path, stream: stream)
     }

@@ -113,8 +113,12 @@ final class LlamaServer: Sendable {
     func waitUntilReady() async throws {
         let end = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < end {
-            let request = HTTPClientRequest(url: baseURL + "/health")
-            if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)), response.status == .ok { return }
+            var request = HTTPClientRequest(url: baseURL + "/health")
+            request.headers.add(name: "connection", value: "close")
+            if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)) {
+                _ = try? await response.body.collect(upTo: 1 << 20)
+                if response.status == .ok { return }
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         await stop()
@@ -127,6 +131,9 @@ final class LlamaServer: Sendable {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .POST
         request.headers.add(name: "content-type", value: "application/json")
+        // A fresh connection each time: llama-server closes idle keep-alive connections after 5 s,
+        // and a POST sent on one as it closes fails with remoteConnectionClosed (seen in CI).
+        request.headers.add(name: "connection", value: "close")
         request.body = .bytes(ByteBuffer(string: body))
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
         let bytes = try await response.body.collect(upTo: 16 << 20)
