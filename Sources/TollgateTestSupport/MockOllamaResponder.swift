@@ -12,11 +12,14 @@ struct MockOllamaResponder: HTTPResponder {
     func respond(to request: Request, context: Context) async throws -> Response {
         let delay = mock.behavior.firstByteDelay
         guard delay > .zero else { return try await answer(request, body: request.body) }
-        // Delayed answers watch for the peer leaving (this closes the mock's connection afterwards).
+        // Delayed answers watch for the peer leaving (this closes the mock's connection afterwards,
+        // which it says, as a real server does: a client must not send its next request on it).
         do {
-            return try await request.body.consumeWithCancellationOnInboundClose { body in
+            var response = try await request.body.consumeWithCancellationOnInboundClose { body in
                 try await answer(request, body: body, delay: delay)
             }
+            response.headers[.connection] = "close"
+            return response
         } catch {
             mock.markCancelled()
             throw error

@@ -355,14 +355,14 @@ import TollgateTestSupport
 }
 
 @Suite(.timeLimit(.minutes(2))) struct ProviderLimitTests {
-    @Test func aProvidersConcurrencyLimitQueuesABoundedNumberAndRefusesTheRest() async throws {
+    @Test func aProvidersSlotsQueueABoundedNumberAndRefuseTheRestWithRetryAfter() async throws {
         var slow = MockOllama.Behavior()
         slow.holdAfterChunk = 1  // every answer waits after its first piece until released
         slow.remoteModels = ["m1"]
         let cloud = MockOllama(behavior: slow)
         try await cloud.start()
         try await withCleanup({ await cloud.stop() }) {
-            let providers = #"{"providers":[{"name":"slow","kind":"openai","url":"\#(cloud.baseURL)/v1","max_concurrent":2}]}"#
+            let providers = #"{"providers":[{"name":"slow","kind":"openai","url":"\#(cloud.baseURL)/v1","slots":2,"max_queue":8}]}"#
             try await withGateway(["TOLLGATE_PROVIDERS": providers]) { gw in
                 await gw.gateway.refreshCatalog()
                 let key = try await gw.createKey()
@@ -375,15 +375,21 @@ import TollgateTestSupport
                     for _ in 0..<12 {
                         group.addTask {
                             let response = try await client.execute(gw.request("/v1/chat/completions", key: key, body: body), timeout: .seconds(60))
-                            _ = try await response.body.collect(upTo: 1 << 20)
+                            let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+                            // A refusal says when to come back, in the client's dialect; every answer says how long it waited.
+                            if response.status == .tooManyRequests {
+                                #expect(Int(response.headers.first(name: "retry-after") ?? "") ?? 0 >= 1)
+                                #expect(text.contains(#""type":"rate_limit_exceeded""#), "\(text)")
+                            }
+                            #expect(response.headers.first(name: "x-tollgate-queue-wait-ms").flatMap(Int.init) != nil)
                             return Int(response.status.code)
                         }
                     }
                     // Two are held by the provider, eight wait in the queue, two were refused: then let them all finish.
-                    let queued = await eventually(timeout: .seconds(30)) { gw.gateway.router.backend(named: "slow")?.slots?.waiting == 8 }
+                    let queued = await eventually(timeout: .seconds(30)) { gw.gateway.router.backend(named: "slow")?.queue?.waiting == 8 }
                     #expect(queued)
                     var all: [Int] = []
-                    while all.filter({ $0 == 503 }).count < 2, let s = try await group.next() { all.append(s) }
+                    while all.filter({ $0 == 429 }).count < 2, let s = try await group.next() { all.append(s) }
                     cloud.release()
                     for try await s in group { all.append(s) }
                     return all
@@ -391,9 +397,12 @@ import TollgateTestSupport
                 try await client.shutdown()
                 // Two at a time, eight waiting: ten served, two refused at once.
                 #expect(statuses.filter { $0 == 200 }.count == 10, "\(statuses)")
-                #expect(statuses.filter { $0 == 503 }.count == 2, "\(statuses)")
+                #expect(statuses.filter { $0 == 429 }.count == 2, "\(statuses)")
                 #expect(cloud.received.filter { $0.path == "/v1/chat/completions" }.count == 10)
-                #expect(gw.gateway.router.backend(named: "slow")?.slots?.waiting == 0)
+                #expect(gw.gateway.router.backend(named: "slow")?.queue?.waiting == 0)
+                // The refused requests are recorded as such, nothing charged and nothing sent.
+                let refused = try await gw.usageRecords().filter { $0.outcome == .queueRefused }
+                #expect(refused.count == 2 && refused.allSatisfy { $0.httpStatus == 429 && $0.promptTokens == nil })
             }
         }
     }

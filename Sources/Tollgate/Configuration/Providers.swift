@@ -13,8 +13,11 @@ public struct ProviderConfig: Sendable, Equatable {
     public var apiKey: String?
     /// Discover models from the provider (`/api/tags`, `/models`).
     public var discover = true
-    /// Requests in flight to this provider at most (nil: unbounded); more wait in a bounded queue.
+    /// The provider's slots: requests in flight to it at most (nil: unbounded). More wait in its fair
+    /// queue (``FairQueue``). `slots` in configuration (`max_concurrent` is the older name).
     public var maxConcurrent: Int?
+    /// Requests that may wait for this provider's slots at once (nil: `TOLLGATE_QUEUE_LENGTH`).
+    public var maxQueueLength: Int?
     /// Whether the URL may point at a private, loopback or link-local address (set in configuration only).
     public var allowPrivate = true
     /// The checked address the gateway connects to for this provider's host (set when the provider
@@ -114,9 +117,16 @@ extension TollgateConfig {
         // `none`: no Ollama server (cloud providers only).
         let list = try source.value("OLLAMA_URL") ?? "http://localhost:11434"
         let urls = list == "none" ? [] : list.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        // Each server's slots: set it to the server's OLLAMA_NUM_PARALLEL times the models it keeps
+        // loaded (Ollama does not report it); unset, requests go straight through as before.
+        let slots = try source.value("TOLLGATE_OLLAMA_SLOTS").map { text throws(ConfigError) in
+            try parseInt(text, default: 1, range: 1...100_000, variable: "TOLLGATE_OLLAMA_SLOTS")
+        }
         for (i, text) in urls.enumerated() where !text.isEmpty {
             let url = try parseUpstreamURL(text, variable: "OLLAMA_URL")
-            providers.append(ProviderConfig(name: i == 0 ? "ollama" : "ollama-\(i + 1)", kind: .ollama, baseURL: url.absoluteString))
+            var p = ProviderConfig(name: i == 0 ? "ollama" : "ollama-\(i + 1)", kind: .ollama, baseURL: url.absoluteString)
+            p.maxConcurrent = slots
+            providers.append(p)
         }
         for preset in ProviderConfig.presets {
             guard let key = try source.value(preset.keyVariable), !key.isEmpty else { continue }
@@ -166,7 +176,11 @@ extension TollgateConfig {
             if let env = entry["api_key_env"]?.stringValue { key = try source.value(env) }
             var p = ProviderConfig(name: name, kind: kind, baseURL: url.absoluteString, apiKey: key)
             p.discover = entry["discover"]?.boolValue ?? true
-            p.maxConcurrent = entry["max_concurrent"]?.intValue
+            for name in ["slots", "max_concurrent", "max_queue"] {
+                if let v = entry[name], (v.intValue ?? 0) < 1 { throw ConfigError(variable: variable, message: "\(at).\(name) must be a whole number of at least 1") }
+            }
+            p.maxConcurrent = entry["slots"]?.intValue ?? entry["max_concurrent"]?.intValue
+            p.maxQueueLength = entry["max_queue"]?.intValue
             p.allowPrivate = entry["allow_private"]?.boolValue ?? true
             p.maxCompletionTokens = entry["max_completion_tokens"]?.boolValue ?? (name == "openai")
             func seconds(_ key: String) throws(ConfigError) -> Duration? {

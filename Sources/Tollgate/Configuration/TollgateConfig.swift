@@ -101,6 +101,24 @@ public struct TollgateConfig: Sendable {
     public var databaseBusyTimeoutMs: Int = 5000
     public var logLevel: String
     public var logFormat: LogFormat
+    /// The fair queues in front of providers with slots.
+    public var queue = QueueSettings()
+
+    /// How requests wait for a provider's slots (``FairQueue``).
+    public struct QueueSettings: Sendable, Equatable {
+        /// The longest a request waits before it is answered 429 (`TOLLGATE_MAX_QUEUE_WAIT`).
+        public var maxWait: Duration = .seconds(60)
+        /// Requests that may wait per provider (`TOLLGATE_QUEUE_LENGTH`).
+        public var length = 1000
+        /// How fast a requester's past consumption is forgotten (`TOLLGATE_FAIR_SHARE_HALF_LIFE`).
+        public var halfLife: Duration = .seconds(300)
+        public init() {}
+        public init(maxWait: Duration, length: Int, halfLife: Duration) {
+            self.maxWait = maxWait
+            self.length = length
+            self.halfLife = halfLife
+        }
+    }
 
     /// `text` and `logfmt` are the same: `key=value` pairs; `json`: one object per line.
     public enum LogFormat: String, Sendable { case text, logfmt, json }
@@ -112,7 +130,8 @@ public struct TollgateConfig: Sendable {
         "TOLLGATE_DRAIN_TIMEOUT", "TOLLGATE_USAGE_FLUSH_MS", "TOLLGATE_USAGE_QUEUE_LIMIT", "TOLLGATE_LOG_LEVEL",
         "TOLLGATE_LOG_FORMAT", "TOLLGATE_DB_BUSY_TIMEOUT_MS", "TOLLGATE_PROVIDERS", "TOLLGATE_CATALOG_REFRESH",
         "TOLLGATE_HEALTH_INTERVAL", "TOLLGATE_TRUSTED_PROXIES", "TOLLGATE_LOG_FILE_MAX_BYTES", "TOLLGATE_LOG_FILE_BACKUPS", "TOLLGATE_ACCESS_LOG", "TOLLGATE_DB_POOL_SIZE",
-        "TOLLGATE_ALLOWED_ADDRESSES", "TOLLGATE_DENIED_ADDRESSES",
+        "TOLLGATE_ALLOWED_ADDRESSES", "TOLLGATE_DENIED_ADDRESSES", "TOLLGATE_OLLAMA_SLOTS", "TOLLGATE_MAX_QUEUE_WAIT", "TOLLGATE_QUEUE_LENGTH",
+        "TOLLGATE_FAIR_SHARE_HALF_LIFE",
     ]
 
     /// Loads and validates the configuration. Every problem names its variable.
@@ -192,6 +211,11 @@ public struct TollgateConfig: Sendable {
             logFormat: logFormat
         )
         config.providers = providers
+        config.queue = QueueSettings(
+            maxWait: try parseSeconds(source.value("TOLLGATE_MAX_QUEUE_WAIT"), default: 60, variable: "TOLLGATE_MAX_QUEUE_WAIT"),
+            length: try parseInt(source.value("TOLLGATE_QUEUE_LENGTH"), default: 1000, range: 0...1_000_000, variable: "TOLLGATE_QUEUE_LENGTH"),
+            halfLife: try parseSeconds(source.value("TOLLGATE_FAIR_SHARE_HALF_LIFE"), default: 300, variable: "TOLLGATE_FAIR_SHARE_HALF_LIFE")
+        )
         config.clientBodyTimeout = try parseSeconds(source.value("TOLLGATE_CLIENT_BODY_TIMEOUT"), default: 60, variable: "TOLLGATE_CLIENT_BODY_TIMEOUT")
         config.maxConnections = try parseInt(
             source.value("TOLLGATE_MAX_CONNECTIONS"), default: ConnectionLimit.defaultMaximum(), range: 1...10_000_000, variable: "TOLLGATE_MAX_CONNECTIONS"

@@ -35,16 +35,18 @@ struct TranslatedExchange {
     var dialect: ClientDialect { route.dialect }
 
     /// The answer's headers: the gateway's own, then those of the provider's that its adapter passes on.
-    func headers(contentType: String, upstream: [(HTTPField.Name, String)] = []) -> HTTPFields {
+    func headers(contentType: String, upstream: [(HTTPField.Name, String)] = [], queued settlement: RequestSettlement) -> HTTPFields {
         var h: HTTPFields = [.contentType: contentType, .xRequestID: requestID, .xTollgateModel: model]
+        h[.xTollgateQueueWaitMs] = String(settlement.queueWaitMs)
         if dialect == .anthropic { h[.requestID] = requestID }
         OllamaFront.add(rateHeaders, to: &h)
         for (name, value) in upstream { h[name] = value }
         return h
     }
 
-    func failure(_ status: HTTPResponse.Status, _ message: String, upstream: [(HTTPField.Name, String)] = []) -> Response {
+    func failure(_ status: HTTPResponse.Status, _ message: String, upstream: [(HTTPField.Name, String)] = [], queued settlement: RequestSettlement? = nil) -> Response {
         var r = dialect.error(status, message, requestID)
+        if let settlement { r.headers[.xTollgateQueueWaitMs] = String(settlement.queueWaitMs) }
         OllamaFront.add(rateHeaders, to: &r.headers)
         r.headers[.xTollgateModel] = model
         for (name, value) in upstream { r.headers[name] = value }
@@ -75,7 +77,7 @@ struct TranslatedExchange {
         let failure = UpstreamFailure(error, aborted: services.drain.isAborted)
         failure.settle(settlement, promptEstimate: promptEstimate)
         failure.log(services.logger, requestID: requestID, backends: routes)
-        return self.failure(failure.status, failure.message)
+        return self.failure(failure.status, failure.message, upstream: failure.retryAfter.map { [(.retryAfter, String($0))] } ?? [], queued: settlement)
     }
 
     /// A provider's error status, in the client's dialect; the request is settled. A refusal of
@@ -101,7 +103,7 @@ struct TranslatedExchange {
         if let retry = response.headers.first(name: "retry-after") { extra.append((.retryAfter, retry)) }
         if passthrough, !bytes.isEmpty {
             // Same dialect: the provider's own error body and status.
-            return Response(status: status, headers: headers(contentType: "application/json", upstream: extra), body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+            return Response(status: status, headers: headers(contentType: "application/json", upstream: extra, queued: settlement), body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
         return failure(status, message, upstream: extra)
     }
@@ -163,7 +165,7 @@ struct TranslatedExchange {
         return Response(
             status: .ok,
             headers: {
-                var h = headers(contentType: route.dialect == .ollama ? "application/x-ndjson" : "text/event-stream; charset=utf-8", upstream: passedOn)
+                var h = headers(contentType: route.dialect == .ollama ? "application/x-ndjson" : "text/event-stream; charset=utf-8", upstream: passedOn, queued: settlement)
                 h[.cacheControl] = "no-cache"
                 return h
             }(),
@@ -213,7 +215,7 @@ struct TranslatedExchange {
                 r.ttfbMs = ttfb
                 TokenCounts.estimated(prompt: promptEstimate, completion: estimate).apply(to: &r)
             }
-            return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn), body: .init(byteBuffer: bytes))
+            return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn, queued: settlement), body: .init(byteBuffer: bytes))
         } catch {
             let message = "\(error)"
             settlement.settle { r in
@@ -238,7 +240,7 @@ struct TranslatedExchange {
         }
         if passthrough {
             // Same dialect: the provider's answer as it is.
-            return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn), body: .init(byteBuffer: bytes))
+            return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn, queued: settlement), body: .init(byteBuffer: bytes))
         }
         let id = Self.responseID(route: route, requestID: requestID)
         let text: String
@@ -253,7 +255,7 @@ struct TranslatedExchange {
             )
         default: text = OpenAIDialect.chatResponse(answer, id: id, created: created, usage: told)
         }
-        return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn), body: .init(byteBuffer: ByteBuffer(string: text)))
+        return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn, queued: settlement), body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     // MARK: Embeddings
@@ -299,6 +301,6 @@ struct TranslatedExchange {
         let text = dialect == .ollama
             ? OllamaDialect.embedResponse(decoded, model: model, promptTokens: prompt)
             : OpenAIDialect.embeddingsResponse(decoded, model: model, base64: e.base64, promptTokens: prompt)
-        return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn), body: .init(byteBuffer: ByteBuffer(string: text)))
+        return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn, queued: settlement), body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }

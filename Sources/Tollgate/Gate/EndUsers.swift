@@ -77,6 +77,15 @@ extension GatewaySettings {
 }
 
 extension KeyIdentity {
+    /// Who the request counts for in providers' fair queues: its user (an Open WebUI end user of a
+    /// trusting key is a user of its own), else the key; weighted by the user's weight, else the key's.
+    var requester: FairQueue.Requester {
+        if let user {
+            return FairQueue.Requester(id: "user:" + user.id, weight: user.policy.weight ?? key.policy.weight ?? 1, kind: user.externalID == nil ? "user" : "end_user")
+        }
+        return FairQueue.Requester(id: "key:" + publicID, weight: key.policy.weight ?? 1, kind: "key")
+    }
+
     /// The usage record of a request as it starts (the exchange fills in how it ended).
     func usageTemplate(
         requestID: String, createdAt: Date, endpoint: String, modelRequested: String?, stream: Bool, usageSource: UsageSource, clientAddress: String?,

@@ -172,6 +172,7 @@ extension HTTPField.Name {
     static let xAPIKey = HTTPField.Name("x-api-key")!
     static let xRequestID = HTTPField.Name("x-request-id")!
     static let xTollgateModel = HTTPField.Name("x-tollgate-model")!
+    static let xTollgateQueueWaitMs = HTTPField.Name("x-tollgate-queue-wait-ms")!
 }
 
 extension Optional {

@@ -12,8 +12,8 @@ public final class Backend: Sendable {
     /// Answers in which the provider refused the gateway's credential (401/403), since start.
     let credentialRefusals = Atomic<Int>(0)
     let health = Mutex(Health())
-    /// Admission to the provider when it has a concurrency limit (nil: unbounded).
-    let slots: ProviderSlots?
+    /// The provider's slots and the fair queue in front of them (nil: no limit, no queue).
+    let queue: FairQueue?
     /// A client of its own when the provider has timeouts of its own (nil: the gateway's).
     public let client: UpstreamClient?
     /// What differs by the dialect the provider speaks.
@@ -30,7 +30,7 @@ public final class Backend: Sendable {
     /// How long a passively ejected backend is skipped (an active check that succeeds readmits it sooner).
     static let cooldown: Duration = .seconds(30)
 
-    public init(_ config: ProviderConfig, defaults: (connect: Duration, read: Duration)? = nil) {
+    public init(_ config: ProviderConfig, defaults: (connect: Duration, read: Duration)? = nil, queue settings: TollgateConfig.QueueSettings = .init()) {
         self.config = config
         self.adapter = UpstreamAdapters.make(for: config.kind)
         if let address = config.connectAddress, let host = URL(string: config.baseURL)?.host {
@@ -45,7 +45,7 @@ public final class Backend: Sendable {
         } else {
             self.client = nil
         }
-        self.slots = config.maxConcurrent.map { ProviderSlots(limit: $0, queueLimit: $0 * 4) }
+        self.queue = config.maxConcurrent.map { FairQueue(capacity: $0, maxWaiting: config.maxQueueLength ?? settings.length, halfLife: settings.halfLife) }
     }
 
     public var name: String { config.name }
@@ -118,73 +118,19 @@ public final class Backend: Sendable {
         return request
     }
 
-    /// Counts a request in flight until the lease is released (at settlement); with a concurrency
-    /// limit, first waits for a slot (in a bounded queue; a full queue throws).
-    func lease() async throws -> BackendLease {
-        if let slots { try await slots.acquire() }
+    /// Counts a request in flight until the lease is released (at settlement). With slots, first
+    /// waits for one in the fair queue — at most `maxWait`, and only while the client is there:
+    /// `watch` cancels the wait when it leaves. Returns the lease and how long it waited.
+    func lease(for requester: FairQueue.Requester, maxWait: Duration, atFront: Bool = false, watch: ClientConnectionWatch?) async throws -> (BackendLease, waited: Duration) {
+        var waited = Duration.zero
+        if let queue, !queue.tryAcquire(requester) {
+            let waiting = Task { try await queue.acquire(requester, maxWait: maxWait, atFront: atFront) }
+            watch?.arm { waiting.cancel() }
+            defer { watch?.disarm() }
+            waited = try await withTaskCancellationHandler { try await waiting.value } onCancel: { waiting.cancel() }
+        }
         outstanding.add(1, ordering: .relaxed)
-        return BackendLease(backend: self)
-    }
-}
-
-/// At most `limit` requests at once on a provider; up to `queueLimit` more wait their turn in
-/// order; beyond that a request is refused at once (503) rather than queued without bound.
-final class ProviderSlots: Sendable {
-    struct State {
-        var inUse = 0
-        var waiters: [(id: Int, continuation: CheckedContinuation<Void, any Error>)] = []
-        var nextID = 0
-    }
-    let limit: Int
-    let queueLimit: Int
-    let state = Mutex(State())
-
-    struct QueueFull: Error {}
-
-    init(limit: Int, queueLimit: Int) {
-        self.limit = max(1, limit)
-        self.queueLimit = queueLimit
-    }
-
-    var waiting: Int { state.withLock { $0.waiters.count } }
-
-    func acquire() async throws {
-        let id = state.withLock { s -> Int in
-            s.nextID += 1
-            return s.nextID
-        }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                let outcome: Result<Void, any Error>? = state.withLock { s in
-                    if s.inUse < limit {
-                        s.inUse += 1
-                        return .success(())
-                    }
-                    if s.waiters.count >= queueLimit { return .failure(QueueFull()) }
-                    if Task.isCancelled { return .failure(CancellationError()) }
-                    s.waiters.append((id, c))
-                    return nil
-                }
-                if let outcome { c.resume(with: outcome) }
-            }
-        } onCancel: {
-            let waiter = state.withLock { s -> CheckedContinuation<Void, any Error>? in
-                guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return s.waiters.remove(at: i).continuation
-            }
-            waiter?.resume(throwing: CancellationError())
-        }
-    }
-
-    func release() {
-        let next = state.withLock { s -> CheckedContinuation<Void, any Error>? in
-            if s.waiters.isEmpty {
-                s.inUse -= 1
-                return nil
-            }
-            return s.waiters.removeFirst().continuation  // the slot passes straight to the next in line
-        }
-        next?.resume()
+        return (BackendLease(backend: self, requester: requester), waited)
     }
 }
 
@@ -199,15 +145,25 @@ final class Counter: Sendable {
     func next() -> Int { value.add(1, ordering: .relaxed).oldValue & Int.max }
 }
 
-/// A request in flight on a backend; released exactly once.
+/// A request in flight on a backend (holding one of its slots, when it has slots); released exactly once.
 final class BackendLease: Sendable {
     let backend: Backend
+    let requester: FairQueue.Requester?
+    let taken = ContinuousClock.now
     let released = Atomic<Bool>(false)
-    init(backend: Backend) { self.backend = backend }
-    func release() {
+    init(backend: Backend, requester: FairQueue.Requester? = nil) {
+        self.backend = backend
+        self.requester = requester
+    }
+
+    /// Gives the slot back; `tokens` the request used count against its requester's fair share.
+    func release(tokens: Int = 0) {
         if !released.exchange(true, ordering: .relaxed) {
             backend.outstanding.subtract(1, ordering: .relaxed)
-            backend.slots?.release()
+            if let queue = backend.queue {
+                if let requester { queue.credit(requester, tokens: tokens) }
+                queue.release(held: ContinuousClock.now - taken)
+            }
         }
     }
     deinit { release() }
@@ -228,6 +184,8 @@ public struct BackendRouter: Sendable {
     let inForce: BackendSet
     public let catalog: ModelCatalog
     let retryBudget = RetryBudget()
+    /// How requests wait for providers' slots.
+    var queueSettings: TollgateConfig.QueueSettings { inForce.queue }
     /// Breaks ties between equally busy backends in turn.
     let turn = Counter()
     /// When a model no catalog lists last made the catalog refresh (at most every ten seconds).
@@ -243,8 +201,10 @@ public struct BackendRouter: Sendable {
         }
     }
 
-    public init(providers: [ProviderConfig], catalog: ModelCatalog, timeouts: (connect: Duration, read: Duration)? = nil) {
-        self.inForce = BackendSet(providers.map { Backend($0, defaults: timeouts) }, timeouts: timeouts)
+    public init(
+        providers: [ProviderConfig], catalog: ModelCatalog, timeouts: (connect: Duration, read: Duration)? = nil, queue: TollgateConfig.QueueSettings = .init()
+    ) {
+        self.inForce = BackendSet(providers.map { Backend($0, defaults: timeouts, queue: queue) }, timeouts: timeouts, queue: queue)
         self.catalog = catalog
     }
 
@@ -256,7 +216,7 @@ public struct BackendRouter: Sendable {
     /// backend (health, requests in flight); the catalog follows.
     public func install(_ providers: [ProviderConfig]) {
         let old = backends
-        let fresh = providers.map { p in old.first { $0.config == p } ?? Backend(p, defaults: inForce.timeouts) }
+        let fresh = providers.map { p in old.first { $0.config == p } ?? Backend(p, defaults: inForce.timeouts, queue: inForce.queue) }
         for b in fresh where !old.contains(where: { $0 === b }) {
             if let client = b.client { inForce.clients.withLock { $0.append(client) } }
             if let url = old.first(where: { $0.name == b.name })?.urlOverride.withLock({ $0 }) { b.urlOverride.withLock { $0 = url } }
@@ -325,10 +285,12 @@ final class BackendSet: Sendable {
     let current: Mutex<[Backend]>
     let clients: Mutex<[UpstreamClient]>
     let timeouts: (connect: Duration, read: Duration)?
+    let queue: TollgateConfig.QueueSettings
 
-    init(_ backends: [Backend], timeouts: (connect: Duration, read: Duration)?) {
+    init(_ backends: [Backend], timeouts: (connect: Duration, read: Duration)?, queue: TollgateConfig.QueueSettings) {
         self.current = Mutex(backends)
         self.clients = Mutex(backends.compactMap(\.client))
         self.timeouts = timeouts
+        self.queue = queue
     }
 }

@@ -64,17 +64,30 @@ enum UpstreamCall {
         if routes.count > 1 { router.retryBudget.deposit() }  // the budget only matters where there is somewhere else to go
         var tried = Set<String>()
         var retriedSameProvider = false
+        var failedOver = false
         while true {
             guard let route = router.pick(routes, excluding: tried) else { throw UpstreamUnavailable() }
             tried.insert(route.backend.name)
             let lease: BackendLease
+            let queuedAt = ContinuousClock.now
             do {
-                lease = try await route.backend.lease()
-            } catch is ProviderSlots.QueueFull {
-                // This provider is saturated: another may serve the model; else the client hears 503.
+                // A request failed over waits at the head of its requester's line, not the end of the queue.
+                let (taken, waited) = try await route.backend.lease(
+                    for: settlement.requester, maxWait: router.queueSettings.maxWait, atFront: failedOver, watch: watch
+                )
+                lease = taken
+                settlement.addQueueWait(waited)
+            } catch let refused as FairQueue.Refused {
+                settlement.addQueueWait(.now - queuedAt)
+                // This provider's queue is full or the wait ran out: another may serve the model; else 429.
                 if routes.contains(where: { !tried.contains($0.backend.name) }) { continue }
-                throw ProviderBusy()
+                throw refused
+            } catch is CancellationError {
+                // The client left while waiting: nothing was sent upstream.
+                settlement.addQueueWait(.now - queuedAt)
+                throw LeftWhileQueued()
             }
+            failedOver = true
             settlement.attach(
                 lease, provider: route.backend.name,
                 price: router.catalog.hasModels ? router.catalog.metadata(provider: route.backend.name, model: route.model) : nil
@@ -146,8 +159,8 @@ enum UpstreamCall {
 
     /// Every route was tried (or none was available).
     struct UpstreamUnavailable: Error {}
-    /// The provider's concurrency limit and its queue are full.
-    struct ProviderBusy: Error {}
+    /// The client went away while its request waited for a slot.
+    struct LeftWhileQueued: Error {}
     /// The provider sent nothing within its first-byte allowance.
     struct FirstByteTimeout: Error {}
 }

@@ -146,7 +146,7 @@ public final class Gateway: Sendable {
         self.secrets = ProviderSecrets(serverSecret: secret)
         self.router = BackendRouter(
             providers: providers, catalog: ModelCatalog(providers: providers, declared: config.declaredModels),
-            timeouts: (config.upstreamConnectTimeout, config.upstreamReadTimeout)
+            timeouts: (config.upstreamConnectTimeout, config.upstreamReadTimeout), queue: config.queue
         )
         let primary = router.primaryOllama
         settings.observe { s in

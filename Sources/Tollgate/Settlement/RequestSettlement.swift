@@ -17,11 +17,16 @@ final class RequestSettlement: Sendable {
 
     /// The settings in force when the request started (price overrides).
     let prices: GatewaySettings?
+    /// Who the request counts for in providers' fair queues.
+    let requester: FairQueue.Requester
+    /// Time spent waiting for providers' slots (every attempt's).
+    let queueWait = Mutex<Duration>(.zero)
 
     init(
         writer: UsageWriter, template: UsageRecord, prices: GatewaySettings? = nil, started: ContinuousClock.Instant, promptEstimate: Int?,
-        admission: (gate: RequestGate, ticket: RequestGate.Ticket)? = nil
+        admission: (gate: RequestGate, ticket: RequestGate.Ticket)? = nil, requester: FairQueue.Requester? = nil
     ) {
+        self.requester = requester ?? FairQueue.Requester(id: template.userID.map { "user:" + $0 } ?? "key:" + (template.keyID ?? "-"))
         self.prices = prices
         self.admission = admission
         self.writer = writer
@@ -44,6 +49,17 @@ final class RequestSettlement: Sendable {
         if old !== new { old?.release() }
     }
 
+    func addQueueWait(_ waited: Duration) {
+        guard waited > .zero else { return }
+        queueWait.withLock { $0 += waited }
+    }
+
+    /// Whole milliseconds spent queued, for `x-tollgate-queue-wait-ms` and the record.
+    var queueWaitMs: Int {
+        let (s, atto) = queueWait.withLock { $0 }.components
+        return Int(s) * 1000 + Int(atto / 1_000_000_000_000_000)
+    }
+
     /// Milliseconds since the request started.
     func elapsedMs() -> Double {
         let d = ContinuousClock.now - started
@@ -59,6 +75,7 @@ final class RequestSettlement: Sendable {
             return t
         }) else { return false }
         fill(&record)
+        record.queueMs = queueWaitMs
         writer.open.subtract(1, ordering: .relaxed)
         record.latencyMs = elapsedMs()
         if let (provider, price) = pricing.withLock({ $0 }) {
@@ -74,8 +91,9 @@ final class RequestSettlement: Sendable {
             }
         }
         writer.record(record)
-        lease.withLock { $0 }?.release()
-        admission?.gate.release(admission!.ticket, actualTokens: (record.promptTokens ?? 0) + (record.completionTokens ?? 0))
+        let used = (record.promptTokens ?? 0) + (record.completionTokens ?? 0)
+        lease.withLock { $0 }?.release(tokens: used)
+        admission?.gate.release(admission!.ticket, actualTokens: used)
         return true
     }
 

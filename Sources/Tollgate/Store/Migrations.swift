@@ -202,5 +202,15 @@ enum Migrations {
                 "CREATE INDEX IF NOT EXISTS settled_requests_time ON settled_requests (created_at)",
             ]
         ),
+        (
+            11,
+            [
+                // Fair queuing: how long a request waited for a provider's slot, and each key's and
+                // user's weight in the queue (null: 1).
+                "ALTER TABLE usage_records ADD COLUMN queue_ms BIGINT",
+                "ALTER TABLE api_keys ADD COLUMN fair_weight DOUBLE PRECISION",
+                "ALTER TABLE users ADD COLUMN fair_weight DOUBLE PRECISION",
+            ]
+        ),
     ]
 }

@@ -60,8 +60,15 @@ public struct SubjectPolicy: Sendable, Equatable, Codable {
     public var allowedModels: [ModelPattern]?
     /// Keys only: output caps, over the global ones.
     public var outputCaps: OutputCaps
+    /// Share of a busy provider's slots relative to other requesters (nil: 1); a user's weight is
+    /// used for all of its keys.
+    public var weight: Double?
 
-    public init(quotas: QuotaLimits = .unlimited, rates: RateLimits = .unlimited, allowedModels: [ModelPattern]? = nil, outputCaps: OutputCaps = .init()) {
+    public init(
+        quotas: QuotaLimits = .unlimited, rates: RateLimits = .unlimited, allowedModels: [ModelPattern]? = nil, outputCaps: OutputCaps = .init(),
+        weight: Double? = nil
+    ) {
+        self.weight = weight
         self.quotas = quotas
         self.rates = rates
         self.allowedModels = allowedModels
@@ -121,6 +128,9 @@ public enum UsageOutcome: String, Sendable, Codable {
     case capReached = "cap_reached"
     /// The gateway stopped (crash) while the request was in flight; written by the reaper at the next start.
     case interrupted
+    /// The request waited for a provider's slot and was refused (the queue full, or the longest wait
+    /// reached): 429 with `Retry-After`, nothing sent upstream.
+    case queueRefused = "queue_refused"
 }
 
 /// One proxied request, however it ended.
@@ -148,14 +158,17 @@ public struct UsageRecord: Sendable, Equatable, Codable {
     public var costNanos: Int?
     /// Attribution tags (`X-Proxy-Tag`, `model@tag`, the key's default tags).
     public var tags: [String]
+    /// Milliseconds the request waited for a provider's slot (nil: recorded before fair queuing).
+    public var queueMs: Int?
 
     public init(
         requestID: String, createdAt: Date, keyID: String?, userID: String? = nil, endpoint: String, modelRequested: String?, modelServed: String?,
         stream: Bool, httpStatus: Int, outcome: UsageOutcome, promptTokens: Int?, completionTokens: Int?,
         usageSource: UsageSource, latencyMs: Double, ttfbMs: Double?, clientAddress: String?, error: String?,
-        provider: String? = nil, costNanos: Int? = nil, tags: [String] = []
+        provider: String? = nil, costNanos: Int? = nil, tags: [String] = [], queueMs: Int? = nil
     ) {
         self.tags = tags
+        self.queueMs = queueMs
         self.provider = provider
         self.costNanos = costNanos
         self.requestID = requestID

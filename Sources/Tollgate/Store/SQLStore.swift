@@ -296,7 +296,7 @@ public final class SQLStore: TollgateStore {
                 requests_per_minute = \(bind: r.requestsPerMinute), tokens_per_minute = \(bind: r.tokensPerMinute),
                 max_concurrent = \(bind: r.concurrent), allowed_models = \(bind: policy.allowedModels.map { $0.map(\.text).joined(separator: ",") }),
                 output_cap_default = \(bind: policy.outputCaps.defaultCap), output_cap_max = \(bind: policy.outputCaps.maximum),
-                updated_at = \(bind: ms(now))
+                fair_weight = \(bind: policy.weight), updated_at = \(bind: ms(now))
             WHERE id = \(bind: publicID)
             """
         ).run()
@@ -329,7 +329,8 @@ public final class SQLStore: TollgateStore {
                 outputCaps: OutputCaps(
                     defaultCap: try row.decode(column: "output_cap_default", as: Int?.self),
                     maximum: try row.decode(column: "output_cap_max", as: Int?.self)
-                )
+                ),
+                weight: try row.decode(column: "fair_weight", as: Double?.self)
             ),
             tags: tags(try row.decode(column: "tags", as: String?.self)),
             trustsEndUsers: try row.decode(column: "trusts_end_users", as: Int.self) != 0,
@@ -409,7 +410,7 @@ public final class SQLStore: TollgateStore {
             UPDATE users SET daily_tokens = \(bind: q.dailyTokens), monthly_tokens = \(bind: q.monthlyTokens),
                 daily_requests = \(bind: q.dailyRequests), monthly_requests = \(bind: q.monthlyRequests),
                 requests_per_minute = \(bind: r.requestsPerMinute), tokens_per_minute = \(bind: r.tokensPerMinute),
-                max_concurrent = \(bind: r.concurrent), updated_at = \(bind: ms(now))
+                max_concurrent = \(bind: r.concurrent), fair_weight = \(bind: policy.weight), updated_at = \(bind: ms(now))
             WHERE id = \(bind: id)
             """
         ).run()
@@ -421,7 +422,7 @@ public final class SQLStore: TollgateStore {
             name: try row.decode(column: "name", as: String.self),
             email: try row.decode(column: "email", as: String?.self),
             note: try row.decode(column: "note", as: String?.self),
-            policy: SubjectPolicy(quotas: try quotaLimits(row), rates: try rateLimits(row)),
+            policy: SubjectPolicy(quotas: try quotaLimits(row), rates: try rateLimits(row), weight: try row.decode(column: "fair_weight", as: Double?.self)),
             createdAt: date(try row.decode(column: "created_at", as: Int64.self)),
             updatedAt: date(try row.decode(column: "updated_at", as: Int64.self)),
             externalID: try row.decode(column: "external_id", as: String?.self)
@@ -537,7 +538,7 @@ public final class SQLStore: TollgateStore {
     static let usageColumns = [
         "request_id", "created_at", "key_id", "user_id", "endpoint", "model_requested", "model_served", "stream", "http_status",
         "outcome", "prompt_tokens", "completion_tokens", "usage_source", "latency_ms", "ttfb_ms", "client_address", "error",
-        "provider", "cost_nanos", "tags",
+        "provider", "cost_nanos", "tags", "queue_ms",
     ]
 
     static func appendBinds(_ r: UsageRecord, to binds: inout [SQLiteData]) {
@@ -563,6 +564,7 @@ public final class SQLStore: TollgateStore {
         binds.append(text(r.provider))
         binds.append(int(r.costNanos))
         binds.append(recordTagText(r.tags).map { .text(clean($0)) } ?? .null)
+        binds.append(int(r.queueMs))
     }
 
     static func usageRecord(_ row: any SQLRow) throws -> UsageRecord {
@@ -586,7 +588,8 @@ public final class SQLStore: TollgateStore {
             error: try row.decode(column: "error", as: String?.self),
             provider: try row.decode(column: "provider", as: String?.self),
             costNanos: try row.decode(column: "cost_nanos", as: Int?.self),
-            tags: tags(try row.decode(column: "tags", as: String?.self)?.trimmingCharacters(in: CharacterSet(charactersIn: ",")))
+            tags: tags(try row.decode(column: "tags", as: String?.self)?.trimmingCharacters(in: CharacterSet(charactersIn: ","))),
+            queueMs: try row.decode(column: "queue_ms", as: Int?.self)
         )
     }
 

@@ -7,6 +7,10 @@ struct UpstreamFailure {
     let status: HTTPResponse.Status
     let outcome: UsageOutcome
     let message: String
+    /// Seconds for `Retry-After` (a full queue, a wait that ran out).
+    var retryAfter: Int?
+    /// Nothing reached a provider and nothing is charged (the client left while queued).
+    var charged = true
 
     init(_ error: any Error, aborted: Bool) {
         if aborted {
@@ -27,10 +31,21 @@ struct UpstreamFailure {
             message = "upstream did not answer in time"
             return
         }
-        if error is UpstreamCall.ProviderBusy {
-            status = .serviceUnavailable
-            outcome = .upstreamUnreachable
-            message = "the provider is at its concurrency limit; try again shortly"
+        if let refused = error as? FairQueue.Refused {
+            status = .tooManyRequests
+            outcome = .queueRefused
+            retryAfter = refused.retryAfterSeconds
+            switch refused.reason {
+            case .queueFull: message = "the model's backends are busy and their queue is full; try again in \(refused.retryAfterSeconds) s"
+            case .waitedTooLong: message = "the model's backends stayed busy for the longest a request may wait; try again in \(refused.retryAfterSeconds) s"
+            }
+            return
+        }
+        if error is UpstreamCall.LeftWhileQueued {
+            status = .init(code: 499, reasonPhrase: "Client Closed Request")
+            outcome = .clientDisconnect
+            message = "client closed request while it waited for a slot"
+            charged = false
             return
         }
         if error is UpstreamCall.UpstreamUnavailable {
@@ -85,13 +100,14 @@ struct UpstreamFailure {
         }
     }
 
-    /// Settles a request that got no answer from any upstream; a client that left is charged its prompt estimate.
+    /// Settles a request that got no answer from any upstream; a client that left after its request
+    /// was sent is charged its prompt estimate (one that left while queued, nothing).
     func settle(_ settlement: RequestSettlement, promptEstimate: Int?) {
         settlement.settle { r in
             r.httpStatus = Int(status.code)
             r.outcome = outcome
             r.error = message
-            if outcome == .clientDisconnect, let promptEstimate {
+            if outcome == .clientDisconnect, charged, let promptEstimate {
                 TokenCounts.estimated(prompt: promptEstimate, completion: nil).apply(to: &r)
             }
         }
@@ -99,7 +115,7 @@ struct UpstreamFailure {
 
     /// Logs the failure, unless it is only the client leaving.
     func log(_ logger: Logger, requestID: String, backends: [Route]) {
-        guard outcome != .clientDisconnect else { return }
+        guard outcome != .clientDisconnect, outcome != .queueRefused else { return }
         logger.warning(
             "upstream request failed", metadata: ["request_id": "\(requestID)", "backends": "\(backends.map(\.backend.name))", "error": "\(message)"]
         )

@@ -69,11 +69,15 @@ struct OllamaPassthrough {
             let failure = UpstreamFailure(error, aborted: services.drain.isAborted)
             failure.settle(settlement, promptEstimate: promptEstimate)  // nil unless an inference endpoint
             failure.log(services.logger, requestID: requestID, backends: routes)
-            return self.failure(failure.status, failure.message)
+            var r = self.failure(failure.status, failure.message)
+            r.headers[.xTollgateQueueWaitMs] = String(settlement.queueWaitMs)
+            if let seconds = failure.retryAfter { r.headers[.retryAfter] = String(seconds) }
+            return r
         }
 
         var headers = UpstreamClient.clientHeaders(from: response.headers)
         gatewayHeaders(&headers)
+        headers[.xTollgateQueueWaitMs] = String(settlement.queueWaitMs)
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
         let isHead = method == .head
         let headMs = settlement.elapsedMs()
@@ -91,6 +95,9 @@ struct OllamaPassthrough {
         if let length = response.headers.first(name: "content-length").flatMap(Int.init), length > 0, !isHead {
             do { first = try await iterator.next() } catch { failure = UpstreamFailure(error, aborted: services.drain.isAborted) }
             if let chunk = first, chunk.readableBytes == length {
+                // The body's end too, before settling: settlement frees the provider's slot, and the next
+                // request must not start while this connection is still leased to an unfinished response
+                // (AsyncHTTPClient then closes it under the next request: "I/O on closed channel").
                 var meter = OllamaStreamMeter()
                 meter.observe(chunk)
                 meter.finish()

@@ -1,0 +1,243 @@
+import Foundation
+import Synchronization
+
+/// The slots of one backend and the fair queue in front of them.
+///
+/// At most `capacity` requests hold a slot at once. When none is free a request waits, and a freed
+/// slot goes to the requester with the least *attained service per weight* among those waiting —
+/// weighted least-attained-service, the virtual-time idea behind start-time fair queuing with the
+/// requester's recent consumption as its clock. Attained service is one unit per dispatch plus one
+/// per thousand tokens the request used (credited at settlement), decaying by half every `halfLife`,
+/// so someone who has just used a lot waits behind someone who has not, and a requester that keeps
+/// the queue full is served in proportion to its weight. Within one requester, first come, first
+/// served; a request put back after a failover goes to the head of its requester's line.
+///
+/// Waiting is bounded twice: by `maxWaiting` requests in the queue and by each request's own
+/// maximum wait. Both refusals carry a `Retry-After` estimated from the queue ahead and the recent
+/// service time. A request whose client leaves while it waits is removed at once.
+final class FairQueue: Sendable {
+    /// Who is asking, for fairness: a user (or an Open WebUI end user), else a key.
+    struct Requester: Sendable, Hashable {
+        let id: String
+        let weight: Double
+        /// `key`, `user` or `end_user` (for the dispatch metrics).
+        let kind: String
+
+        init(id: String, weight: Double = 1, kind: String = "key") {
+            self.id = id
+            self.weight = weight > 0 ? weight : 1
+            self.kind = kind
+        }
+    }
+
+    /// Why a request was not given a slot.
+    struct Refused: Error {
+        enum Reason { case queueFull, waitedTooLong }
+        let reason: Reason
+        let retryAfterSeconds: Int
+    }
+
+    struct Waiter {
+        let id: Int
+        let enqueued: ContinuousClock.Instant
+        let continuation: CheckedContinuation<Void, any Error>
+    }
+
+    struct Share {
+        var attained: Double = 0
+        var stamp: ContinuousClock.Instant
+        var weight: Double
+        var waiting: [Waiter] = []
+    }
+
+    struct State {
+        var inUse = 0
+        var shares: [String: Share] = [:]
+        var waitingCount = 0
+        var nextID = 0
+        /// Seconds a slot was held, averaged (for `Retry-After`).
+        var meanHoldSeconds = 1.0
+        var longestWaitMs = 0.0
+    }
+
+    let capacity: Int
+    let maxWaiting: Int
+    let halfLife: Duration
+    let state: Mutex<State>
+
+    init(capacity: Int, maxWaiting: Int = 1000, halfLife: Duration = .seconds(300)) {
+        self.capacity = max(1, capacity)
+        self.maxWaiting = max(0, maxWaiting)
+        self.halfLife = halfLife
+        self.state = Mutex(State())
+    }
+
+    /// Requests waiting now.
+    var waiting: Int { state.withLock { $0.waitingCount } }
+    /// Slots held now.
+    var inUse: Int { state.withLock { $0.inUse } }
+
+    /// A slot at once when one is free and nobody waits (the common case: no task, no timer).
+    func tryAcquire(_ requester: Requester, now: ContinuousClock.Instant = .now) -> Bool {
+        state.withLock { s in
+            guard s.inUse < capacity, s.waitingCount == 0 else { return false }
+            s.inUse += 1
+            charge(&s, requester, units: 1, now: now)
+            return true
+        }
+    }
+
+    /// Waits for a slot, at most `maxWait`; returns how long it waited. Throws ``Refused`` when the
+    /// queue is full or the wait ran out, and `CancellationError` when the task is cancelled (the
+    /// client left) — in every case the request is no longer in the queue.
+    func acquire(_ requester: Requester, maxWait: Duration, atFront: Bool = false) async throws -> Duration {
+        let start = ContinuousClock.now
+        if tryAcquire(requester, now: start) { return .zero }
+        let id = state.withLock { s -> Int in
+            s.nextID += 1
+            return s.nextID
+        }
+        let timer = Task { [weak self] in
+            try await Task.sleep(for: maxWait)
+            self?.expire(id, requester: requester)
+        }
+        defer { timer.cancel() }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                let outcome: Result<Void, any Error>? = state.withLock { s in
+                    let now = ContinuousClock.now
+                    if s.inUse < capacity, s.waitingCount == 0 {
+                        s.inUse += 1
+                        charge(&s, requester, units: 1, now: now)
+                        return .success(())
+                    }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    if s.waitingCount >= maxWaiting { return .failure(Refused(reason: .queueFull, retryAfterSeconds: retryAfter(s, position: s.waitingCount))) }
+                    var share = s.shares[requester.id] ?? Share(stamp: now, weight: requester.weight)
+                    share.weight = requester.weight
+                    let waiter = Waiter(id: id, enqueued: now, continuation: c)
+                    if atFront { share.waiting.insert(waiter, at: 0) } else { share.waiting.append(waiter) }
+                    s.shares[requester.id] = share
+                    s.waitingCount += 1
+                    return nil
+                }
+                if let outcome { c.resume(with: outcome) }
+            }
+        } onCancel: {
+            remove(id, requester: requester)?.resume(throwing: CancellationError())
+        }
+        return ContinuousClock.now - start
+    }
+
+    /// Gives a slot back: to the next requester in fair order, or to the pool. `held` is how long
+    /// the slot was held (for the `Retry-After` estimate).
+    func release(held: Duration? = nil) {
+        let next = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+            if let held {
+                let seconds = Double(held.components.seconds) + Double(held.components.attoseconds) / 1e18
+                s.meanHoldSeconds = s.meanHoldSeconds * 0.9 + seconds * 0.1
+            }
+            guard s.waitingCount > 0 else {
+                s.inUse -= 1
+                return nil
+            }
+            let now = ContinuousClock.now
+            // The waiting requester with the least decayed service per weight; ties to the longest waiting.
+            var best: (id: String, score: Double, since: ContinuousClock.Instant)?
+            for (id, share) in s.shares where !share.waiting.isEmpty {
+                let score = decayed(share, now: now) / share.weight
+                let since = share.waiting[0].enqueued
+                if let b = best, b.score < score || (b.score == score && b.since <= since) { continue }
+                best = (id, score, since)
+            }
+            guard let chosen = best, var share = s.shares[chosen.id] else {
+                s.inUse -= 1
+                return nil
+            }
+            let waiter = share.waiting.removeFirst()
+            s.waitingCount -= 1
+            s.longestWaitMs = max(s.longestWaitMs, Double((now - waiter.enqueued).components.attoseconds) / 1e15 + Double((now - waiter.enqueued).components.seconds) * 1000)
+            share.attained = decayed(share, now: now) + 1
+            share.stamp = now
+            s.shares[chosen.id] = share
+            return waiter.continuation  // the slot passes straight to it
+        }
+        next?.resume()
+    }
+
+    /// Adds what a finished request consumed to its requester's share (one unit per 1,000 tokens).
+    func credit(_ requester: Requester, tokens: Int) {
+        guard tokens > 0 else { return }
+        state.withLock { s in charge(&s, requester, units: Double(tokens) / 1000, now: .now) }
+    }
+
+    /// Who waits now, longest first: requester id, requests waiting, the oldest one's wait in ms.
+    func snapshot(now: ContinuousClock.Instant = .now) -> (inUse: Int, waiting: [(requester: String, count: Int, oldestMs: Double)], longestWaitMs: Double) {
+        state.withLock { s in
+            let waiting = s.shares.compactMap { id, share -> (String, Int, Double)? in
+                guard let first = share.waiting.first else { return nil }
+                let d = now - first.enqueued
+                return (id, share.waiting.count, Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+            }.sorted { $0.2 > $1.2 }
+            return (s.inUse, waiting, s.longestWaitMs)
+        }
+    }
+
+    /// A request's place in line if it were asked now (1 = next), for a waiting requester.
+    func position(of requester: String) -> Int? {
+        state.withLock { s in
+            guard let share = s.shares[requester], !share.waiting.isEmpty else { return nil }
+            let now = ContinuousClock.now
+            let mine = decayed(share, now: now) / share.weight
+            // Requesters served before this one: those with less attained service, each with all it has waiting.
+            let ahead = s.shares.filter { $0.key != requester && !$0.value.waiting.isEmpty && decayed($0.value, now: now) / $0.value.weight < mine }
+            return 1 + ahead.values.reduce(0) { $0 + $1.waiting.count }
+        }
+    }
+
+    // MARK: Internals (called with the lock held)
+
+    private func charge(_ s: inout State, _ requester: Requester, units: Double, now: ContinuousClock.Instant) {
+        var share = s.shares[requester.id] ?? Share(stamp: now, weight: requester.weight)
+        share.attained = decayed(share, now: now) + units
+        share.stamp = now
+        share.weight = requester.weight
+        s.shares[requester.id] = share
+        // Forget requesters whose share has decayed to nothing and who wait for nothing.
+        if s.shares.count > 10_000 {
+            s.shares = s.shares.filter { !$0.value.waiting.isEmpty || decayed($0.value, now: now) > 0.01 }
+        }
+    }
+
+    private func decayed(_ share: Share, now: ContinuousClock.Instant) -> Double {
+        let elapsed = now - share.stamp
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let half = Double(halfLife.components.seconds) + Double(halfLife.components.attoseconds) / 1e18
+        return seconds <= 0 || half <= 0 ? share.attained : share.attained * exp2(-seconds / half)
+    }
+
+    private func retryAfter(_ s: State, position: Int) -> Int {
+        max(1, Int((Double(position + 1) / Double(capacity) * s.meanHoldSeconds).rounded(.up)))
+    }
+
+    private func remove(_ id: Int, requester: Requester) -> CheckedContinuation<Void, any Error>? {
+        state.withLock { s in
+            guard var share = s.shares[requester.id], let i = share.waiting.firstIndex(where: { $0.id == id }) else { return nil }
+            let waiter = share.waiting.remove(at: i)
+            s.shares[requester.id] = share
+            s.waitingCount -= 1
+            return waiter.continuation
+        }
+    }
+
+    private func expire(_ id: Int, requester: Requester) {
+        let found = state.withLock { s -> (CheckedContinuation<Void, any Error>, Int)? in
+            guard var share = s.shares[requester.id], let i = share.waiting.firstIndex(where: { $0.id == id }) else { return nil }
+            let waiter = share.waiting.remove(at: i)
+            s.shares[requester.id] = share
+            s.waitingCount -= 1
+            return (waiter.continuation, retryAfter(s, position: s.waitingCount))
+        }
+        if let (continuation, seconds) = found { continuation.resume(throwing: Refused(reason: .waitedTooLong, retryAfterSeconds: seconds)) }
+    }
+}

@@ -1,0 +1,308 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+import TollgateCore
+import TollgateTestSupport
+
+@testable import Tollgate
+
+/// Names in the order things happened, from many tasks.
+final class OrderLog: Sendable {
+    let list = Mutex<[String]>([])
+    func append(_ name: String) { list.withLock { $0.append(name) } }
+    var items: [String] { list.withLock { $0 } }
+    var count: Int { list.withLock { $0.count } }
+}
+
+/// The fair queue on its own: who gets a freed slot.
+@Suite(.timeLimit(.minutes(1))) struct FairQueueOrderTests {
+    /// Queues `requests` (requester id per request, in arrival order) behind one held slot, then frees
+    /// slots one by one; returns the order in which they were dispatched.
+    static func dispatchOrder(_ queue: FairQueue, requesters: [FairQueue.Requester], requests: [Int]) async throws -> [String] {
+        #expect(queue.tryAcquire(FairQueue.Requester(id: "holder")))
+        let order = OrderLog()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (n, index) in requests.enumerated() {
+                let requester = requesters[index]
+                group.addTask {
+                    _ = try await queue.acquire(requester, maxWait: .seconds(60))
+                    order.append(requester.id)
+                }
+                // Arrival order is the order given.
+                let queued = await eventually(timeout: .seconds(10)) { queue.waiting == n + 1 }
+                #expect(queued)
+            }
+            for n in 0..<requests.count {
+                queue.release()
+                let served = await eventually(timeout: .seconds(10)) { order.count == n + 1 }
+                #expect(served)
+            }
+            try await group.waitForAll()
+        }
+        queue.release()
+        return order.items
+    }
+
+    @Test func aLightRequesterIsServedBeforeAHeavyOnesBacklog() async throws {
+        let queue = FairQueue(capacity: 1)
+        let heavy = FairQueue.Requester(id: "heavy"), light = FairQueue.Requester(id: "light")
+        let order = try await Self.dispatchOrder(queue, requesters: [heavy, light], requests: Array(repeating: 0, count: 10) + [1])
+        // Heavy's first went first (it was alone); then light, whose attained service is nothing.
+        #expect(order.firstIndex(of: "light") == 1, "\(order)")
+    }
+
+    @Test func requestersThatKeepTheQueueFullAreServedInProportionToTheirWeights() async throws {
+        let queue = FairQueue(capacity: 1)
+        let a = FairQueue.Requester(id: "a", weight: 1), b = FairQueue.Requester(id: "b", weight: 1), c = FairQueue.Requester(id: "c", weight: 2)
+        // 40 each, interleaved arrival: of the first 80 dispatches (all three still waiting), 20:20:40.
+        let requests = (0..<40).flatMap { _ in [0, 1, 2] }
+        let order = try await Self.dispatchOrder(queue, requesters: [a, b, c], requests: requests)
+        let first = order.prefix(80)
+        let counts = ["a", "b", "c"].map { id in first.filter { $0 == id }.count }
+        #expect(counts.allSatisfy { $0 > 0 })
+        #expect(abs(counts[0] - 20) <= 2 && abs(counts[1] - 20) <= 2 && abs(counts[2] - 40) <= 2, "\(counts)")
+        // Within a requester, first come, first served is kept by construction (one line each).
+    }
+
+    @Test func whoUsedManyTokensLatelyWaitsBehindWhoDidNot() async throws {
+        let queue = FairQueue(capacity: 1)
+        let spender = FairQueue.Requester(id: "spender"), saver = FairQueue.Requester(id: "saver")
+        // The spender's last request used 200,000 tokens; the saver has made one small request.
+        queue.credit(spender, tokens: 200_000)
+        queue.credit(saver, tokens: 500)
+        let order = try await Self.dispatchOrder(queue, requesters: [spender, saver], requests: [0, 0, 1])
+        #expect(order.first == "saver", "\(order)")
+    }
+
+    @Test func aFailedOverRequestGoesToTheHeadOfItsRequestersLine() async throws {
+        let queue = FairQueue(capacity: 1)
+        #expect(queue.tryAcquire(FairQueue.Requester(id: "holder")))
+        let who = FairQueue.Requester(id: "who")
+        let order = OrderLog()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                _ = try await queue.acquire(who, maxWait: .seconds(60))
+                order.append("first")
+            }
+            #expect(await eventually(timeout: .seconds(10)) { queue.waiting == 1 })
+            group.addTask {
+                _ = try await queue.acquire(who, maxWait: .seconds(60), atFront: true)
+                order.append("failed over")
+            }
+            #expect(await eventually(timeout: .seconds(10)) { queue.waiting == 2 })
+            queue.release()
+            #expect(await eventually(timeout: .seconds(10)) { order.count == 1 })
+            queue.release()
+            try await group.waitForAll()
+        }
+        #expect(order.items == ["failed over", "first"])
+    }
+
+    @Test func aWaitThatRunsOutAndAFullQueueAreRefusedWithRetryAfterAndLeaveNothingBehind() async throws {
+        let queue = FairQueue(capacity: 1, maxWaiting: 1)
+        let r = FairQueue.Requester(id: "r")
+        #expect(queue.tryAcquire(r))
+        await #expect(throws: FairQueue.Refused.self) { _ = try await queue.acquire(r, maxWait: .milliseconds(100)) }
+        #expect(queue.waiting == 0)
+        let waiter = Task { try await queue.acquire(r, maxWait: .seconds(60)) }
+        #expect(await eventually(timeout: .seconds(10)) { queue.waiting == 1 })
+        do {
+            _ = try await queue.acquire(r, maxWait: .seconds(60))
+            Issue.record("a full queue took another request")
+        } catch let refused as FairQueue.Refused {
+            #expect(refused.reason == .queueFull && refused.retryAfterSeconds >= 1)
+        }
+        // A waiter whose task is cancelled (its client left) is gone at once.
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await waiter.value }
+        #expect(queue.waiting == 0)
+        queue.release()
+        #expect(queue.inUse == 0)
+    }
+}
+
+/// The fair queue in front of a real gateway's Ollama server with one slot.
+@Suite(.timeLimit(.minutes(3))) struct FairQueueGatewayTests {
+    /// A client that opens as many connections as asked (the default pool keeps eight per host).
+    static func client() -> HTTPClient {
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(30), read: .seconds(120)))
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1024
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    static func chat(_ marker: String, stream: Bool = false) -> String {
+        #"{"model":"llama3.2","stream":\#(stream),"messages":[{"role":"user","content":"\#(marker)"}]}"#
+    }
+
+    static func markers(_ mock: MockOllama) -> [String] {
+        mock.received.filter { $0.path == "/api/chat" }.map { r in
+            let text = String(decoding: r.body, as: UTF8.self)
+            return text.components(separatedBy: #""content":""#).last?.components(separatedBy: "\"").first ?? ""
+        }
+    }
+
+    @Test func aLightKeyIsServedNextNotAfterAHeavyKeysFortyRequests() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.chunks = 1
+        behavior.firstByteDelay = .milliseconds(200)
+        try await withGateway(["TOLLGATE_OLLAMA_SLOTS": "1"], behavior: behavior, loadTest: true) { gw in
+            let heavy = try await gw.createKey(name: "heavy"), light = try await gw.createKey(name: "light")
+            let client = Self.client()
+            try await withCleanup({ try? await client.shutdown() }) {
+                try await withThrowingTaskGroup(of: (String, Int, Int?).self) { group in
+                    for i in 0..<40 {
+                        group.addTask {
+                            let r = try await client.execute(gw.request("/api/chat", key: heavy, body: Self.chat("heavy-\(i)")), timeout: .seconds(120))
+                            _ = try await r.body.collect(upTo: 1 << 20)
+                            return ("heavy", Int(r.status.code), r.headers.first(name: "x-tollgate-queue-wait-ms").flatMap(Int.init))
+                        }
+                    }
+                    let backend = try #require(gw.gateway.router.primaryOllama?.queue)
+                    #expect(await eventually(timeout: .seconds(30)) { backend.waiting >= 38 })
+                    let before = Self.markers(gw.mock).count
+                    group.addTask {
+                        let r = try await client.execute(gw.request("/api/chat", key: light, body: Self.chat("light")), timeout: .seconds(120))
+                        _ = try await r.body.collect(upTo: 1 << 20)
+                        return ("light", Int(r.status.code), r.headers.first(name: "x-tollgate-queue-wait-ms").flatMap(Int.init))
+                    }
+                    var results: [(String, Int, Int?)] = []
+                    for try await result in group { results.append(result) }
+                    #expect(results.allSatisfy { $0.1 == 200 }, "\(results)")
+                    #expect(results.allSatisfy { $0.2 != nil })
+                    // The light request reached the server right after the one being served when it arrived.
+                    let order = Self.markers(gw.mock)
+                    let position = try #require(order.firstIndex(of: "light"))
+                    #expect(position <= before + 1, "light was dispatched \(position - before) places after its arrival: \(order)")
+                    // And the heavy key's last requests waited for most of the run.
+                    #expect((results.filter { $0.0 == "heavy" }.compactMap(\.2).max() ?? 0) > 2000)
+                }
+            }
+            // Every request leaves its wait in the record.
+            let records = try await gw.usageRecords()
+            #expect(records.count == 41 && records.allSatisfy { $0.queueMs != nil })
+            #expect(records.contains { ($0.queueMs ?? 0) > 2000 })
+        }
+    }
+
+    @Test func keysWithWeightsOneOneAndTwoThatKeepTheQueueFullAreServedOneToOneToTwo() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.chunks = 1
+        behavior.firstByteDelay = .milliseconds(25)
+        try await withGateway(["TOLLGATE_OLLAMA_SLOTS": "1"], behavior: behavior, loadTest: true) { gw in
+            let keys = [
+                try await gw.createKey(name: "a", policy: SubjectPolicy(weight: 1)), try await gw.createKey(name: "b", policy: SubjectPolicy(weight: 1)),
+                try await gw.createKey(name: "c", policy: SubjectPolicy(weight: 2)),
+            ]
+            let client = Self.client()
+            let stop = Flag()
+            try await withCleanup({ try? await client.shutdown() }) {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    // Each key keeps six requests waiting at all times.
+                    for (k, key) in keys.enumerated() {
+                        for _ in 0..<6 {
+                            group.addTask {
+                                while !stop.isSet {
+                                    let r = try await client.execute(gw.request("/api/chat", key: key, body: Self.chat("key-\(k)")), timeout: .seconds(120))
+                                    _ = try await r.body.collect(upTo: 1 << 20)
+                                }
+                            }
+                        }
+                    }
+                    // 200 dispatches; the first 40 warm up (everyone's queue fills), the next 160 count.
+                    #expect(await eventually(timeout: .seconds(60)) { Self.markers(gw.mock).count >= 200 })
+                    stop.set()
+                    try await group.waitForAll()
+                }
+            }
+            let counted = Self.markers(gw.mock)[40..<200]
+            let served = (0..<3).map { k in counted.filter { $0 == "key-\(k)" }.count }
+            // 40:40:80 within 10%.
+            #expect(abs(served[0] - 40) <= 4 && abs(served[1] - 40) <= 4 && abs(served[2] - 80) <= 8, "\(served)")
+        }
+    }
+
+    @Test func aClientThatLeavesWhileQueuedNeverReachesTheServerAndIsRecorded() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.chunks = 2
+        behavior.holdAfterChunk = 1
+        try await withGateway(["TOLLGATE_OLLAMA_SLOTS": "1"], behavior: behavior) { gw in
+            let key = try await gw.createKey()
+            let client = Self.client()
+            try await withCleanup({ try? await client.shutdown() }) {
+                // One request holds the slot (the server holds its answer).
+                let holder = Task { try await gw.send("/api/chat", body: Self.chat("holder", stream: true), key: key) }
+                #expect(await eventually(timeout: .seconds(10)) { Self.markers(gw.mock).count == 1 })
+                // Another waits, and its client goes away.
+                let leaver = Task {
+                    try await client.execute(gw.request("/api/chat", key: key, body: Self.chat("leaver")), timeout: .seconds(120))
+                }
+                let queue = try #require(gw.gateway.router.primaryOllama?.queue)
+                #expect(await eventually(timeout: .seconds(10)) { queue.waiting == 1 })
+                leaver.cancel()
+                #expect(await eventually(timeout: .seconds(10)) { queue.waiting == 0 })
+                gw.mock.release()
+                #expect(try await holder.value.status == 200)
+            }
+            #expect(!Self.markers(gw.mock).contains("leaver"))
+            let records = try await gw.usageRecords()
+            let left = try #require(records.first { $0.outcome == .clientDisconnect })
+            #expect(left.promptTokens == nil && left.completionTokens == nil && left.httpStatus == 499 && (left.queueMs ?? 0) > 0, "\(left)")
+        }
+    }
+
+    @Test func aWaitPastTheLimitIsRefused429WithRetryAfterInEachDialect() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.chunks = 2
+        behavior.holdAfterChunk = 1
+        try await withGateway(["TOLLGATE_OLLAMA_SLOTS": "1", "TOLLGATE_MAX_QUEUE_WAIT": "0.5"], behavior: behavior) { gw in
+            let key = try await gw.createKey()
+            let holder = Task { try await gw.send("/api/chat", body: Self.chat("holder", stream: true), key: key) }
+            #expect(await eventually(timeout: .seconds(10)) { Self.markers(gw.mock).count == 1 })
+            let ollama = try await gw.send("/api/chat", body: Self.chat("late"), key: key)
+            #expect(ollama.status == 429 && ollama.body.hasPrefix(#"{"error":""#), "\(ollama.body)")
+            #expect(Int(ollama.headers["retry-after"].first ?? "") ?? 0 >= 1)
+            #expect(Int(ollama.headers["x-tollgate-queue-wait-ms"].first ?? "") ?? 0 >= 500)
+            let openAI = try await gw.send("/v1/chat/completions", body: Self.chat("late"), key: key)
+            #expect(openAI.status == 429 && openAI.body.contains(#""type":"rate_limit_exceeded""#), "\(openAI.body)")
+            #expect(openAI.headers["retry-after"].first != nil)
+            let anthropic = try await gw.send(
+                "/v1/messages", body: #"{"model":"llama3.2","max_tokens":5,"messages":[{"role":"user","content":"late"}]}"#, key: key,
+                headers: [("anthropic-version", "2023-06-01")]
+            )
+            #expect(anthropic.status == 429 && anthropic.body.contains(#""type":"rate_limit_error""#), "\(anthropic.body)")
+            #expect(anthropic.headers["retry-after"].first != nil)
+            gw.mock.release()
+            #expect(try await holder.value.status == 200)
+            #expect(!Self.markers(gw.mock).contains("late"))
+            let refused = try await gw.usageRecords().filter { $0.outcome == .queueRefused }
+            #expect(refused.count == 3 && refused.allSatisfy { $0.httpStatus == 429 && $0.promptTokens == nil })
+        }
+    }
+
+    @Test func quotasStayExactWithFiveHundredRequestsQueued() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.chunks = 1
+        try await withGateway(["TOLLGATE_OLLAMA_SLOTS": "2"], behavior: behavior, loadTest: true) { gw in
+            let key = try await gw.createKey(policy: SubjectPolicy(quotas: QuotaLimits(dailyRequests: 300)))
+            let client = Self.client()
+            let statuses = try await withCleanup({ try? await client.shutdown() }) {
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for i in 0..<500 {
+                        group.addTask {
+                            let r = try await client.execute(gw.request("/api/chat", key: key, body: Self.chat("q-\(i)")), timeout: .seconds(120))
+                            _ = try await r.body.collect(upTo: 1 << 20)
+                            return Int(r.status.code)
+                        }
+                    }
+                    return try await group.reduce(into: [Int]()) { $0.append($1) }
+                }
+            }
+            #expect(statuses.filter { $0 == 200 }.count == 300, "\(Dictionary(grouping: statuses) { $0 }.mapValues(\.count))")
+            #expect(statuses.filter { $0 == 429 }.count == 200)
+            #expect(Self.markers(gw.mock).count == 300)
+        }
+    }
+}
