@@ -12,6 +12,7 @@ struct LimitOptions: ParsableArguments {
     @Option(help: "Requests per rolling minute (or 'none').") var rpm: String?
     @Option(help: "Tokens per rolling minute (or 'none').") var tpm: String?
     @Option(help: "Requests in flight at once (or 'none').") var concurrency: String?
+    @Option(help: "Share of busy providers' slots relative to others (default 1; 2 is served twice as often; or 'none').") var weight: String?
 
     static func number(_ text: String?, _ flag: String) throws -> Int?? {
         guard let text else { return .none }
@@ -28,6 +29,15 @@ struct LimitOptions: ParsableArguments {
         if let v = try Self.number(rpm, "rpm") { policy.rates.requestsPerMinute = v.map { max(1, $0) } }
         if let v = try Self.number(tpm, "tpm") { policy.rates.tokensPerMinute = v.map { max(1, $0) } }
         if let v = try Self.number(concurrency, "concurrency") { policy.rates.concurrent = v }
+        if let weight {
+            if ["none", "null", "-", "default"].contains(weight.lowercased()) {
+                policy.weight = nil
+            } else if let w = Double(weight), (0.01...1000).contains(w) {
+                policy.weight = w
+            } else {
+                throw ValidationError("--weight: expected a number from 0.01 to 1000 or 'none', got '\(weight)'")
+            }
+        }
     }
 }
 
@@ -57,6 +67,7 @@ func limitsText(_ p: SubjectPolicy) -> [String] {
         "requests/minute:  \(n(p.rates.requestsPerMinute))",
         "tokens/minute:    \(n(p.rates.tokensPerMinute))",
         "concurrency:      \(n(p.rates.concurrent))",
+        "weight:           \(p.weight.map { $0.formatted() } ?? "1 (default)")",
     ]
 }
 

@@ -305,4 +305,48 @@ final class OrderLog: Sendable {
             #expect(Self.markers(gw.mock).count == 300)
         }
     }
+
+    @Test func theQueueIsVisibleToTheCallerTheOperatorAndPrometheus() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.chunks = 2
+        behavior.holdAfterChunk = 1
+        try await withGateway(["TOLLGATE_OLLAMA_SLOTS": "1"], behavior: behavior) { gw in
+            let waiter = try await gw.createKey(name: "waiter")
+            let holderKey = try await gw.createKey(name: "holder")
+            // A weight set through the admin API is the one the queue uses.
+            let id = String(waiter.dropFirst(3).prefix(10))
+            let patched = try await gw.admin(.PATCH, "/api/api-keys/\(id)", body: #"{"weight":3}"#)
+            #expect(patched.status == 200 && patched.body.contains(#""weight":3"#), "\(patched.body)")
+            #expect(try await gw.admin(.PATCH, "/api/api-keys/\(id)", body: #"{"weight":0}"#).status == 400)
+            let holder = Task { try await gw.send("/api/chat", body: Self.chat("holder", stream: true), key: holderKey) }
+            #expect(await eventually(timeout: .seconds(10)) { Self.markers(gw.mock).count == 1 })
+            let client = Self.client()
+            try await withCleanup({ try? await client.shutdown() }) {
+                let queued = (0..<2).map { i in
+                    Task { try await client.execute(gw.request("/api/chat", key: waiter, body: Self.chat("queued-\(i)")), timeout: .seconds(60)) }
+                }
+                let queue = try #require(gw.gateway.router.primaryOllama?.queue)
+                #expect(await eventually(timeout: .seconds(10)) { queue.waiting == 2 })
+                // The caller sees its requests and its place.
+                let quota = try await gw.send("/tollgate/v1/quota", method: .GET, key: waiter)
+                let entry = try JSONValue.parse(quota.body)["queue"]?.arrayValue?.first
+                #expect(entry?["provider"]?.stringValue == "ollama" && entry?["your_waiting"]?.intValue == 2 && entry?["your_position"]?.intValue == 1, "\(quota.body)")
+                #expect(entry?["your_weight"]?.doubleValue == 3)
+                // Prometheus sees the depth.
+                let metrics = try await gw.admin(.GET, "/metrics").body
+                #expect(metrics.contains(#"tollgate_queue_depth{backend="ollama"} 2"#), "\(metrics.split(separator: "\n").filter { $0.contains("queue") })")
+                #expect(metrics.contains(#"tollgate_queue_slots_in_use{backend="ollama"} 1"#))
+                gw.mock.release()
+                for task in queued {
+                    let r = try await task.value
+                    _ = try await r.body.collect(upTo: 1 << 20)
+                    #expect(r.status == .ok)
+                }
+                #expect(try await holder.value.status == 200)
+            }
+            let after = try await gw.admin(.GET, "/metrics").body
+            #expect(after.contains(#"tollgate_queue_dispatches_total{backend="ollama",class="key",waited="true"} 2"#), "\(after.split(separator: "\n").filter { $0.contains("queue") })")
+            #expect(after.contains("tollgate_queue_wait_seconds_count"))
+        }
+    }
 }

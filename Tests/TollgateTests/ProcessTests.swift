@@ -180,6 +180,9 @@ import TollgateTestSupport
         let quota = try await cli.run(["keys", "set-quota", id, "--daily-tokens", "50000", "--max-output-cap", "64"])
         #expect(quota.out.contains("daily tokens:     50000") && quota.out.contains("max output cap:   64"))
         #expect(try await cli.run(["keys", "set-quota", id, "--rpm", "lots"]).status != 0)
+        // A weight in the fair queue, shown with the limits; out of range refused.
+        #expect(try await cli.run(["keys", "set-quota", id, "--weight", "2.5"]).out.contains("weight:           2.5"))
+        #expect(try await cli.run(["users", "set-quota", "lab", "--weight", "0"]).status != 0)
         #expect(try await cli.run(["settings", "set", "force_model", ""]).status != 0)
         #expect(try await cli.run(["users", "list"]).out.contains("lab"))
 

@@ -58,9 +58,12 @@ enum AccountRoutes {
             ("daily_tokens", AdminJSON.int(q.dailyTokens)), ("monthly_tokens", AdminJSON.int(q.monthlyTokens)),
             ("daily_requests", AdminJSON.int(q.dailyRequests)), ("monthly_requests", AdminJSON.int(q.monthlyRequests)),
             ("requests_per_minute", AdminJSON.int(r.requestsPerMinute)), ("tokens_per_minute", AdminJSON.int(r.tokensPerMinute)),
-            ("max_concurrent", AdminJSON.int(r.concurrent)),
+            ("max_concurrent", AdminJSON.int(r.concurrent)), ("weight", p.weight.map { .number($0) } ?? .null),
         ]
     }
+
+    /// A share of busy providers' slots relative to other requesters (``FairQueue``).
+    static let weightRange: ClosedRange<Double> = 0.01...1000
 
     static func usageJSON(_ deps: AdminDeps, subject: String) async throws -> JSONValue {
         let now = deps.gate.clock.now(), calendar = deps.gate.calendar
@@ -102,6 +105,10 @@ enum AccountRoutes {
 
     static let limitProperties: [(String, JSONValue)] =
         (quotaNames.map { ($0, Schema.nullable(Schema.integer(minimum: 0))) } + rateNames.map { ($0, Schema.nullable(Schema.integer(minimum: 1))) })
+    /// The weight in fair queues: a number, not a count.
+    static let weightProperty: (String, JSONValue) = (
+        "weight", Schema.nullable(.object([("type", .string("number")), ("minimum", .number(weightRange.lowerBound)), ("maximum", .number(weightRange.upperBound))]))
+    )
     static let usageSchema = Schema.object([("day_requests", Schema.integer), ("day_tokens", Schema.integer), ("month_requests", Schema.integer), ("month_tokens", Schema.integer)])
     static let tagPattern = "^[A-Za-z0-9._/-]{1,64}$"
     static let nameSchema = Schema.string(maxLength: 200, pattern: "^[^\\u0000-\\u001f]*[^\\s\\u0000-\\u001f][^\\u0000-\\u001f]*$")
@@ -113,7 +120,7 @@ enum AccountRoutes {
         ("output_cap_default", Schema.nullable(Schema.integer(minimum: 1))), ("output_cap_max", Schema.nullable(Schema.integer(minimum: 1))),
         ("allowed_addresses", Schema.nullable(Schema.array(Schema.string(maxLength: 64)))),
         ("denied_addresses", Schema.nullable(Schema.array(Schema.string(maxLength: 64)))),
-    ] + limitProperties
+    ] + limitProperties + [weightProperty]
 
     static var keySchema: JSONValue {
         Schema.object(
@@ -124,20 +131,21 @@ enum AccountRoutes {
                 ("trusts_end_users", Schema.boolean), ("allowed_models", Schema.nullable(Schema.array(Schema.string))),
                 ("output_cap_default", Schema.nullable(Schema.integer)), ("output_cap_max", Schema.nullable(Schema.integer)),
                 ("allowed_addresses", Schema.nullable(Schema.array(Schema.string))), ("denied_addresses", Schema.nullable(Schema.array(Schema.string))),
-            ] + limitProperties.map { ($0.0, Schema.nullable(Schema.integer)) } + [("usage", usageSchema), ("key", Schema.string)],
+            ] + limitProperties.map { ($0.0, Schema.nullable(Schema.integer)) } + [("weight", Schema.nullable(Schema.number)), ("usage", usageSchema), ("key", Schema.string)],
             optional: ["key"]
         )
     }
 
     static let userProperties: [(String, JSONValue)] =
         [("name", nameSchema), ("email", Schema.nullable(Schema.string(maxLength: 320))), ("note", Schema.nullable(Schema.string(maxLength: 2000)))] + limitProperties
+        + [weightProperty]
 
     static var userSchema: JSONValue {
         Schema.object(
             [
                 ("id", Schema.string), ("name", Schema.string), ("email", Schema.nullable(Schema.string)), ("note", Schema.nullable(Schema.string)),
                 ("external_id", Schema.nullable(Schema.string)), ("created_at", Schema.dateTime), ("updated_at", Schema.dateTime),
-            ] + limitProperties.map { ($0.0, Schema.nullable(Schema.integer)) } + [("keys", Schema.integer), ("usage", usageSchema)]
+            ] + limitProperties.map { ($0.0, Schema.nullable(Schema.integer)) } + [("weight", Schema.nullable(Schema.number)), ("keys", Schema.integer), ("usage", usageSchema)]
         )
     }
 
@@ -157,6 +165,7 @@ enum AccountRoutes {
         if let v = body.int("requests_per_minute", min: 1) { p.rates.requestsPerMinute = v }
         if let v = body.int("tokens_per_minute", min: 1) { p.rates.tokensPerMinute = v }
         if let v = body.int("max_concurrent", min: 1) { p.rates.concurrent = v }
+        if let v = body.number("weight", range: weightRange) { p.weight = v }
     }
 
     /// Reads the key fields (for create, every field is optional but the name).

@@ -169,6 +169,17 @@ struct AdminBody {
         return .some(n)
     }
 
+    /// A number in `range`, or null.
+    mutating func number(_ name: String, range: ClosedRange<Double>) -> Double?? {
+        guard let v = raw(name) else { return nil }
+        if v.isNull { return .some(nil) }
+        guard let n = v.doubleValue, range.contains(n) else {
+            fail(name, "must be a number from \(range.lowerBound.formatted()) to \(range.upperBound.formatted()), or null")
+            return nil
+        }
+        return .some(n)
+    }
+
     mutating func bool(_ name: String) -> Bool? {
         guard let v = raw(name) else { return nil }
         guard let b = v.boolValue else {

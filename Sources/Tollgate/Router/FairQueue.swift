@@ -47,6 +47,7 @@ final class FairQueue: Sendable {
         var attained: Double = 0
         var stamp: ContinuousClock.Instant
         var weight: Double
+        var kind: String
         var waiting: [Waiter] = []
     }
 
@@ -58,6 +59,8 @@ final class FairQueue: Sendable {
         /// Seconds a slot was held, averaged (for `Retry-After`).
         var meanHoldSeconds = 1.0
         var longestWaitMs = 0.0
+        /// Dispatches since start by requester kind, and whether they waited (`key waited`, `user now`…).
+        var dispatches: [String: Int] = [:]
     }
 
     let capacity: Int
@@ -82,6 +85,7 @@ final class FairQueue: Sendable {
         state.withLock { s in
             guard s.inUse < capacity, s.waitingCount == 0 else { return false }
             s.inUse += 1
+            s.dispatches["\(requester.kind) now", default: 0] += 1
             charge(&s, requester, units: 1, now: now)
             return true
         }
@@ -108,12 +112,13 @@ final class FairQueue: Sendable {
                     let now = ContinuousClock.now
                     if s.inUse < capacity, s.waitingCount == 0 {
                         s.inUse += 1
+                        s.dispatches["\(requester.kind) now", default: 0] += 1
                         charge(&s, requester, units: 1, now: now)
                         return .success(())
                     }
                     if Task.isCancelled { return .failure(CancellationError()) }
                     if s.waitingCount >= maxWaiting { return .failure(Refused(reason: .queueFull, retryAfterSeconds: retryAfter(s, position: s.waitingCount))) }
-                    var share = s.shares[requester.id] ?? Share(stamp: now, weight: requester.weight)
+                    var share = s.shares[requester.id] ?? Share(stamp: now, weight: requester.weight, kind: requester.kind)
                     share.weight = requester.weight
                     let waiter = Waiter(id: id, enqueued: now, continuation: c)
                     if atFront { share.waiting.insert(waiter, at: 0) } else { share.waiting.append(waiter) }
@@ -124,7 +129,7 @@ final class FairQueue: Sendable {
                 if let outcome { c.resume(with: outcome) }
             }
         } onCancel: {
-            remove(id, requester: requester)?.resume(throwing: CancellationError())
+            remove(id, requester: requester)?.continuation.resume(throwing: CancellationError())
         }
         return ContinuousClock.now - start
     }
@@ -156,7 +161,8 @@ final class FairQueue: Sendable {
             }
             let waiter = share.waiting.removeFirst()
             s.waitingCount -= 1
-            s.longestWaitMs = max(s.longestWaitMs, Double((now - waiter.enqueued).components.attoseconds) / 1e15 + Double((now - waiter.enqueued).components.seconds) * 1000)
+            s.longestWaitMs = max(s.longestWaitMs, Self.milliseconds(now - waiter.enqueued))
+            s.dispatches["\(share.kind) waited", default: 0] += 1
             share.attained = decayed(share, now: now) + 1
             share.stamp = now
             s.shares[chosen.id] = share
@@ -176,14 +182,18 @@ final class FairQueue: Sendable {
         state.withLock { s in
             let waiting = s.shares.compactMap { id, share -> (String, Int, Double)? in
                 guard let first = share.waiting.first else { return nil }
-                let d = now - first.enqueued
-                return (id, share.waiting.count, Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+                return (id, share.waiting.count, Self.milliseconds(now - first.enqueued))
             }.sorted { $0.2 > $1.2 }
             return (s.inUse, waiting, s.longestWaitMs)
         }
     }
 
-    /// A request's place in line if it were asked now (1 = next), for a waiting requester.
+    /// How many requests `requester` has waiting here.
+    func waiting(for requester: String) -> Int {
+        state.withLock { $0.shares[requester]?.waiting.count ?? 0 }
+    }
+
+    /// The place in line of the requester's next request (1 = next), while it has one waiting.
     func position(of requester: String) -> Int? {
         state.withLock { s in
             guard let share = s.shares[requester], !share.waiting.isEmpty else { return nil }
@@ -195,10 +205,17 @@ final class FairQueue: Sendable {
         }
     }
 
+    /// Dispatches since start by requester kind and whether they waited (for `/metrics`).
+    var dispatchCounts: [String: Int] { state.withLock { $0.dispatches } }
+
+    static func milliseconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+    }
+
     // MARK: Internals (called with the lock held)
 
     private func charge(_ s: inout State, _ requester: Requester, units: Double, now: ContinuousClock.Instant) {
-        var share = s.shares[requester.id] ?? Share(stamp: now, weight: requester.weight)
+        var share = s.shares[requester.id] ?? Share(stamp: now, weight: requester.weight, kind: requester.kind)
         share.attained = decayed(share, now: now) + units
         share.stamp = now
         share.weight = requester.weight
@@ -220,24 +237,20 @@ final class FairQueue: Sendable {
         max(1, Int((Double(position + 1) / Double(capacity) * s.meanHoldSeconds).rounded(.up)))
     }
 
-    private func remove(_ id: Int, requester: Requester) -> CheckedContinuation<Void, any Error>? {
+    /// Takes a waiter out of the queue (nil: it was dispatched or removed already), with the
+    /// `Retry-After` a refusal of it would carry.
+    private func remove(_ id: Int, requester: Requester) -> (continuation: CheckedContinuation<Void, any Error>, retryAfter: Int)? {
         state.withLock { s in
-            guard var share = s.shares[requester.id], let i = share.waiting.firstIndex(where: { $0.id == id }) else { return nil }
-            let waiter = share.waiting.remove(at: i)
-            s.shares[requester.id] = share
-            s.waitingCount -= 1
-            return waiter.continuation
-        }
-    }
-
-    private func expire(_ id: Int, requester: Requester) {
-        let found = state.withLock { s -> (CheckedContinuation<Void, any Error>, Int)? in
             guard var share = s.shares[requester.id], let i = share.waiting.firstIndex(where: { $0.id == id }) else { return nil }
             let waiter = share.waiting.remove(at: i)
             s.shares[requester.id] = share
             s.waitingCount -= 1
             return (waiter.continuation, retryAfter(s, position: s.waitingCount))
         }
-        if let (continuation, seconds) = found { continuation.resume(throwing: Refused(reason: .waitedTooLong, retryAfterSeconds: seconds)) }
+    }
+
+    private func expire(_ id: Int, requester: Requester) {
+        guard let (continuation, seconds) = remove(id, requester: requester) else { return }
+        continuation.resume(throwing: Refused(reason: .waitedTooLong, retryAfterSeconds: seconds))
     }
 }

@@ -24,6 +24,8 @@ public final class GatewayMetrics: Sendable {
     let credentialRefusalsSeen = Mutex<[String: Int]>([:])
     /// Client connections the gateway closed, by reason, at the last render.
     let clientCutsSeen = Mutex<[String: Int]>([:])
+    /// Fair-queue dispatches per backend and class already added to the counter.
+    let dispatchesSeen = Mutex<[String: Int]>([:])
 
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -97,6 +99,10 @@ public final class GatewayMetrics: Sendable {
         if let c = r.completionTokens, c > 0 { tokens.out.increment(by: c) }
         timers.latency.recordNanoseconds(Int64(max(0, r.latencyMs) * 1e6))
         if let ttfb = r.ttfbMs { timers.ttfb.recordNanoseconds(Int64(max(0, ttfb) * 1e6)) }
+        if let queued = r.queueMs, queued > 0 {
+            CoreMetrics.Timer(label: "tollgate_queue_wait_seconds", dimensions: [("backend", r.provider ?? "")], factory: factory)
+                .recordNanoseconds(Int64(queued) * 1_000_000)
+        }
         switch r.outcome {
         case .upstreamError, .upstreamUnreachable, .timeout:
             CoreMetrics.Counter(label: "tollgate_upstream_errors_total", dimensions: [("backend", r.provider ?? ""), ("outcome", r.outcome.rawValue)], factory: factory)
@@ -132,6 +138,26 @@ public final class GatewayMetrics: Sendable {
             }
             if newRefusals > 0 {
                 CoreMetrics.Counter(label: "tollgate_upstream_credential_refusals_total", dimensions: [("backend", b.name)], factory: factory).increment(by: newRefusals)
+            }
+            if let queue = b.queue {
+                let snapshot = queue.snapshot()
+                CoreMetrics.Gauge(label: "tollgate_queue_depth", dimensions: [("backend", b.name)], factory: factory).record(snapshot.waiting.reduce(0) { $0 + $1.count })
+                CoreMetrics.Gauge(label: "tollgate_queue_slots_in_use", dimensions: [("backend", b.name)], factory: factory).record(snapshot.inUse)
+                CoreMetrics.Gauge(label: "tollgate_queue_slots", dimensions: [("backend", b.name)], factory: factory).record(queue.capacity)
+                CoreMetrics.Gauge(label: "tollgate_queue_oldest_wait_seconds", dimensions: [("backend", b.name)], factory: factory)
+                    .record((snapshot.waiting.first?.oldestMs ?? 0) / 1000)
+                for (key, total) in queue.dispatchCounts {
+                    let added = dispatchesSeen.withLock { seen in
+                        defer { seen[b.name + " " + key] = total }
+                        return max(0, total - seen[b.name + " " + key, default: 0])
+                    }
+                    guard added > 0 else { continue }
+                    let parts = key.split(separator: " ")
+                    CoreMetrics.Counter(
+                        label: "tollgate_queue_dispatches_total",
+                        dimensions: [("backend", b.name), ("class", String(parts[0])), ("waited", parts.last == "waited" ? "true" : "false")], factory: factory
+                    ).increment(by: added)
+                }
             }
         }
         let added = rejectionsSeen.withLock { seen -> [(String, Int)] in
@@ -177,6 +203,12 @@ public final class GatewayMetrics: Sendable {
         "tollgate_upstream_credential_refusals_total": "Answers in which a provider refused the gateway's own credential (HTTP 401/403), by backend: the provider key needs the operator's attention.",
         "tollgate_usage_flush_seconds": "Time to write one batch of usage records to the store.",
         "tollgate_usage_records_written_total": "Usage records written to the store.",
+        "tollgate_queue_wait_seconds": "Time requests waited for a backend's slot (those that waited), by backend.",
+        "tollgate_queue_depth": "Requests waiting for a backend's slots now.",
+        "tollgate_queue_slots_in_use": "A backend's slots held now.",
+        "tollgate_queue_slots": "A backend's slots (its configured `slots`, on this instance).",
+        "tollgate_queue_oldest_wait_seconds": "How long the longest-waiting request for a backend has waited so far.",
+        "tollgate_queue_dispatches_total": "Requests given a backend's slot, by requester class (key, user, end_user) and whether they waited.",
         "tollgate_backend_healthy": "1 when the backend passed its last health check, else 0.",
         "tollgate_backend_in_flight": "Requests in flight to the backend.",
         "tollgate_backend_consecutive_failures": "Consecutive failed requests or health checks of the backend.",

@@ -43,6 +43,16 @@ struct QuotaEndpoint {
         let settings = services.settings.current
         object["model_lock"] = settings.forceModel ?? identity.scheduledModel ?? NSNull()
         object["allowed_models"] = identity.key.policy.allowedModels.map { $0.map(\.text) } ?? NSNull()
+        // The caller's requests waiting for busy providers' slots, and where the next one stands.
+        let requester = identity.requester
+        object["queue"] = services.router.backends.compactMap { b -> [String: Any]? in
+            guard let queue = b.queue else { return nil }
+            let waiting = queue.waiting(for: requester.id)
+            return [
+                "provider": b.name, "slots": queue.capacity, "slots_in_use": queue.inUse, "waiting_total": queue.waiting, "your_waiting": waiting,
+                "your_position": waiting > 0 ? (queue.position(of: requester.id) ?? NSNull()) as Any : NSNull(), "your_weight": requester.weight,
+            ]
+        }
         object["time_zone"] = calendar.timeZone.identifier
         object["now"] = Self.iso(now, calendar.timeZone)
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
