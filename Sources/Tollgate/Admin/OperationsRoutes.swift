@@ -121,6 +121,7 @@ enum OperationsRoutes {
             ("latency_ms", b.probeLatencyMs.withLock { $0 }.map { .number($0) } ?? .null),
             ("source", .string(configured ? "configuration" : "admin")), ("has_api_key", .bool(b.config.apiKey != nil)),
             ("allow_private", .bool(b.config.allowPrivate)), ("declared_models", .array(b.config.models.map { .string($0.name) })),
+            ("slots_in_use", b.queue.map { .number($0.inUse) } ?? .null), ("queue_waiting", b.queue.map { .number($0.waiting) } ?? .null),
         ])
     }
 
@@ -139,6 +140,7 @@ enum OperationsRoutes {
         ("ejected_for_seconds", Schema.nullable(Schema.number)), ("max_concurrent", Schema.nullable(Schema.integer)), ("models", Schema.integer),
         ("latency_ms", Schema.nullable(Schema.number)), ("source", Schema.enumeration(["configuration", "admin"])), ("has_api_key", Schema.boolean),
         ("allow_private", Schema.boolean), ("declared_models", Schema.array(Schema.string)),
+        ("slots_in_use", Schema.nullable(Schema.integer)), ("queue_waiting", Schema.nullable(Schema.integer)),
     ])
 
     static let modelSchema = Schema.object([

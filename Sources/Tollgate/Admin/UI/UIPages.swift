@@ -144,6 +144,7 @@ enum UIPages {
                 b.probeLatencyMs.withLock { $0 }.map { String(format: "%.0f ms", $0) } ?? "—",
             ]
         }
+        let queues = try await fairQueues(deps, keys: keys)
         let setAside = deps.usage.setAsideCount
         let deadLetters =
             setAside == 0
@@ -159,8 +160,35 @@ enum UIPages {
             <h2>Model lock</h2><section class="panel" id="model-lock">\(lockForm)</section>
             <h2>Rejections since start</h2>\(HTML.table(["Reason", "Requests"], rejections.map { [HTML.escape($0.key), HTML.number($0.value)] }, empty: "No request has been refused."))
             <h2>Upstreams</h2>\(HTML.table(["Provider", "Kind", "Health", "In flight", "Latency"], health))
+            \(queues)
             """
         return HTML.page(title: "Dashboard", active: "/ui/", csrf: csrf, body)
+    }
+
+    /// The fair queues of providers with slots: how full, how long the waits, and who is waiting (by name).
+    static func fairQueues(_ deps: AdminDeps, keys: [KeyRecord]) async throws -> String {
+        let queued = deps.router.backends.compactMap { b in b.queue.map { (b.name, $0, $0.snapshot()) } }
+        guard !queued.isEmpty else { return "" }
+        let users = try await deps.store.users()
+        func name(_ requester: String) -> String {
+            if requester.hasPrefix("user:"), let u = users.first(where: { "user:" + $0.id == requester }) { return "user " + u.name }
+            if requester.hasPrefix("key:"), let k = keys.first(where: { "key:" + $0.publicID == requester }) { return "key " + k.name }
+            return requester
+        }
+        func seconds(_ ms: Double) -> String { String(format: "%.1f s", ms / 1000) }
+        let rows = queued.map { name, queue, snapshot in
+            [
+                HTML.escape(name), "\(snapshot.inUse) of \(queue.capacity)", HTML.number(snapshot.waiting.reduce(0) { $0 + $1.count }),
+                snapshot.waiting.first.map { seconds($0.oldestMs) } ?? "—", seconds(snapshot.longestWaitMs),
+            ]
+        }
+        let waiting = queued.flatMap { provider, _, snapshot in
+            snapshot.waiting.map { [HTML.escape(provider), HTML.escape(name($0.requester)), HTML.number($0.count), seconds($0.oldestMs)] }
+        }
+        return """
+            <h2>Fair queues</h2><section id="fair-queues">\(HTML.table(["Provider", "Slots in use", "Waiting", "Oldest wait now", "Longest wait since start"], rows))
+            \(HTML.table(["Provider", "Who is waiting", "Requests", "Oldest wait"], waiting, empty: "Nobody is waiting."))</section>
+            """
     }
 
     // MARK: Keys and users
