@@ -362,4 +362,76 @@ final class OrderLog: Sendable {
             #expect(after.contains("tollgate_queue_wait_seconds_count"))
         }
     }
+
+    /// A streamed OpenAI or Anthropic request that must wait starts at once with its place in line
+    /// (an SSE comment), says how long it waited when dispatched, then streams as usual.
+    @Test(arguments: ["/v1/chat/completions", "/v1/messages"])
+    func aWaitingStreamShowsItsPlaceAtOnceThenStreams(_ front: String) async throws {
+        try await withGateway(["TOLLGATE_OLLAMA_SLOTS": "1"]) { gw in
+            let key = try await gw.createKey()
+            let queue = try #require(gw.gateway.router.primaryOllama?.queue)
+            // The slot is taken (as by a request in flight elsewhere).
+            #expect(queue.tryAcquire(FairQueue.Requester(id: "someone else")))
+            let body = front == "/v1/messages"
+                ? #"{"model":"llama3.2","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"wait"}]}"#
+                : #"{"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"wait"}]}"#
+            let response = try await gw.http.execute(gw.request(front, key: key, body: body), timeout: .seconds(60))
+            #expect(response.status == .ok)
+            #expect(response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") == true)
+            var chunks = response.body.makeAsyncIterator()
+            // Before anything is released, the client already has its place.
+            let first = try #require(try await chunks.next())
+            #expect(String(buffer: first).hasPrefix(": queued position=1\n\n"), "\(String(buffer: first))")
+            #expect(await eventually(timeout: .seconds(10)) { queue.waiting == 1 })
+            queue.release()
+            var rest = ""
+            while let chunk = try await chunks.next() { rest += String(buffer: chunk) }
+            #expect(rest.contains(": queue_wait_ms="))
+            #expect(rest.contains("tok0") && (front == "/v1/messages" ? rest.contains("event: message_stop") : rest.hasSuffix("data: [DONE]\n\n")), "\(rest)")
+            let record = try #require(try await gw.usageRecords().first)
+            #expect(record.outcome == .completed && (record.queueMs ?? 0) > 0 && record.usageSource == .upstream, "\(record)")
+        }
+    }
+
+    @Test func aWaitingStreamThatRunsOutOfTimeEndsWithAnErrorEventInItsDialect() async throws {
+        try await withGateway(["TOLLGATE_OLLAMA_SLOTS": "1", "TOLLGATE_MAX_QUEUE_WAIT": "0.3"]) { gw in
+            let key = try await gw.createKey()
+            let queue = try #require(gw.gateway.router.primaryOllama?.queue)
+            #expect(queue.tryAcquire(FairQueue.Requester(id: "someone else")))
+            let openAI = try await gw.send("/v1/chat/completions", body: #"{"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"x"}]}"#, key: key)
+            #expect(openAI.body.hasPrefix(": queued position=1") && openAI.body.contains(#"data: {"error":"#), "\(openAI.body)")
+            let anthropic = try await gw.send(
+                "/v1/messages", body: #"{"model":"llama3.2","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"x"}]}"#, key: key
+            )
+            #expect(anthropic.body.hasPrefix(": queued position=1") && anthropic.body.contains("event: error"), "\(anthropic.body)")
+            queue.release()
+            #expect(gw.mock.postCount == 0)
+            let records = try await gw.usageRecords()
+            #expect(records.count == 2 && records.allSatisfy { $0.outcome == .queueRefused && $0.httpStatus == 429 })
+        }
+    }
+
+    /// The official SDKs parse a stream that waited (its comments included) without error.
+    @Test func theOfficialSDKsParseAStreamThatWaited() async throws {
+        try await SDKTests.ensureVenv()
+        try await withGateway(["TOLLGATE_OLLAMA_SLOTS": "1"]) { gw in
+            let queue = try #require(gw.gateway.router.primaryOllama?.queue)
+            #expect(queue.tryAcquire(FairQueue.Requester(id: "someone else")))
+            var env = SDKTests.env
+            env["TG_URL"] = gw.baseURL
+            env["TG_KEY"] = try await gw.createKey()
+            let script = Task {
+                try await Subprocess.run(
+                    SDKTests.root + "/.build/sdk-venv/bin/python", [SDKTests.root + "/Tests/sdk/queued_check.py"], environment: env, directory: SDKTests.root
+                )
+            }
+            // Both SDK requests wait; then the slot is freed.
+            let waited = await eventually(timeout: .seconds(60)) { queue.waiting == 2 }
+            #expect(waited)
+            queue.release()
+            let result = try await script.value
+            #expect(result.status == 0, "\(result.out)\n\(result.err)")
+            #expect(result.out.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count == 2, "\(result.out)")
+        }
+    }
 }

@@ -110,58 +110,62 @@ struct TranslatedExchange {
 
     // MARK: Chat and completions
 
-    func chat(_ request: ChatRequest, promptEstimate: Int) async -> Response {
-        let settlement = settlement(stream: request.stream, promptEstimate: promptEstimate)
+    /// What a provider answered to a chat request, and how to read it.
+    struct Sent {
         let response: HTTPClientResponse
+        let route: Route
         let adapter: any ChatBackendAdapter
-        let relay = self.relay, clientRoute = self.route
+        /// A provider of the client's own dialect got the request as sent.
         let passthrough: Bool
         let idle: Duration?
-        let sentRoute: Route
-        do {
-            let sent = try await send(settlement: settlement) { route in
-                let codec = services.codec(route)
-                if let relay, route.backend.adapter.relays(clientRoute) {
-                    return (codec.path(for: request), ByteBuffer(bytes: route.backend.adapter.patch(relay, model: route.model, config: route.backend.config).body()))
-                }
-                var forBackend = request
-                forBackend.model = route.model
-                return (codec.path(for: request), ByteBuffer(string: codec.body(for: forBackend)))
+    }
+
+    /// Sends a chat request to one of the routes (waiting for a slot when its provider has them),
+    /// relayed as sent to a provider of the client's dialect or written for the provider's.
+    func dispatch(_ request: ChatRequest, settlement: RequestSettlement) async throws -> Sent {
+        let relay = self.relay, clientRoute = self.route
+        let sent = try await send(settlement: settlement) { route in
+            let codec = services.codec(route)
+            if let relay, route.backend.adapter.relays(clientRoute) {
+                return (codec.path(for: request), ByteBuffer(bytes: route.backend.adapter.patch(relay, model: route.model, config: route.backend.config).body()))
             }
-            response = sent.response
-            sentRoute = sent.route
-            adapter = services.codec(sent.route)
-            passthrough = relay != nil && sent.route.backend.adapter.relays(clientRoute)
-            idle = sent.route.backend.config.idleTimeout
+            var forBackend = request
+            forBackend.model = route.model
+            return (codec.path(for: request), ByteBuffer(string: codec.body(for: forBackend)))
+        }
+        return Sent(
+            response: sent.response, route: sent.route, adapter: services.codec(sent.route),
+            passthrough: relay != nil && sent.route.backend.adapter.relays(clientRoute), idle: sent.route.backend.config.idleTimeout
+        )
+    }
+
+    func chat(_ request: ChatRequest, promptEstimate: Int) async -> Response {
+        let settlement = settlement(stream: request.stream, promptEstimate: promptEstimate)
+        // A stream that will wait for a busy provider's slot starts at once with its place in line
+        // (an SSE comment, which clients ignore) instead of a silent wait.
+        if request.stream, route.dialect != .ollama, let queue = busyQueue() {
+            settlement.hold(promiseOf: queue)
+            return queuedStream(request, promptEstimate: promptEstimate, settlement: settlement, queue: queue)
+        }
+        let sent: Sent
+        do {
+            sent = try await dispatch(request, settlement: settlement)
         } catch {
             return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
         }
-        guard response.status == .ok else { return await upstreamStatus(response, route: sentRoute, settlement: settlement, passthrough: passthrough) }
-        let passedOn = sentRoute.backend.adapter.passedOnHeaders(response.headers, to: dialect)
-        let ids = OllamaNative.ToolCallIDs(prefix: String(requestID.suffix(12)))
-        // The extra usage chunk the gateway asked an OpenAI-compatible provider for, unless the client asked too.
-        let dropUsageChunk = passthrough && route.dialect == .openAI && !request.includeUsage
+        guard sent.response.status == .ok else { return await upstreamStatus(sent.response, route: sent.route, settlement: settlement, passthrough: sent.passthrough) }
+        let passedOn = sent.route.backend.adapter.passedOnHeaders(sent.response.headers, to: dialect)
         let created = Int(services.clock.now().timeIntervalSince1970)
         if !request.stream {
             return await whole(
-                response, adapter: adapter, ids: ids, created: created, settlement: settlement, promptEstimate: promptEstimate, passthrough: passthrough,
-                passedOn: passedOn
+                sent.response, adapter: sent.adapter, ids: OllamaNative.ToolCallIDs(prefix: String(requestID.suffix(12))), created: created,
+                settlement: settlement, promptEstimate: promptEstimate, passthrough: sent.passthrough, passedOn: passedOn
             )
         }
         let headMs = settlement.elapsedMs()
-        let pending = UnsafeTransfer(UpstreamBodyReader(response.body, idle: idle))
-        let drain = services.drain
-        let route = self.route
-        let tap = UnsafeTransfer(
-            ChatEventTap(
-                decoder: adapter.streamDecoder(ids: ids),
-                encoder: StreamWriter(
-                    route: route, id: Self.responseID(route: route, requestID: requestID), created: created, model: model, request: request,
-                    inputEstimate: promptEstimate, started: started
-                ),
-                passthrough: passthrough, dropUsageChunk: dropUsageChunk, cap: request.maxTokens, promptEstimate: promptEstimate
-            )
-        )
+        let pending = UnsafeTransfer(UpstreamBodyReader(sent.response.body, idle: sent.idle))
+        let drain = services.drain, watch = self.watch
+        let tap = UnsafeTransfer(streamTap(request, sent: sent, created: created, promptEstimate: promptEstimate))
         return Response(
             status: .ok,
             headers: {
@@ -173,6 +177,109 @@ struct TranslatedExchange {
                 var upstream = pending.value
                 var tap = tap.value
                 await ExchangeStream.run(tap: &tap, upstream: &upstream, writer: &writer, settlement: settlement, status: 200, headMs: headMs, drain: drain, watch: watch)
+            }
+        )
+    }
+
+    /// The tap a provider's stream goes through to the client: events relayed or re-encoded, metered, capped.
+    func streamTap(_ request: ChatRequest, sent: Sent, created: Int, promptEstimate: Int) -> ChatEventTap {
+        ChatEventTap(
+            decoder: sent.adapter.streamDecoder(ids: OllamaNative.ToolCallIDs(prefix: String(requestID.suffix(12)))),
+            encoder: streamWriter(request, created: created, promptEstimate: promptEstimate),
+            // The extra usage chunk the gateway asked an OpenAI-compatible provider for, unless the client asked too.
+            passthrough: sent.passthrough, dropUsageChunk: sent.passthrough && route.dialect == .openAI && !request.includeUsage,
+            cap: request.maxTokens, promptEstimate: promptEstimate
+        )
+    }
+
+    func streamWriter(_ request: ChatRequest, created: Int, promptEstimate: Int) -> StreamWriter {
+        StreamWriter(
+            route: route, id: Self.responseID(route: route, requestID: requestID), created: created, model: model, request: request,
+            inputEstimate: promptEstimate, started: started
+        )
+    }
+
+    /// The fair queue this request will wait in, with a place promised in it: the provider routing
+    /// would pick has slots and none is free, or others already wait (nil: it goes straight through,
+    /// there is no queue, or the queue is full — refused at once with a 429, before any head is sent).
+    func busyQueue() -> FairQueue? {
+        guard let queue = services.router.pick(routes, excluding: [])?.backend.queue, queue.promisePlace() else { return nil }
+        return queue
+    }
+
+    /// A streamed request that waits for a slot: the SSE head at once, `: queued position=N` comments
+    /// while it waits (at first and every two seconds), `: queue_wait_ms=N` when it is dispatched, then
+    /// the stream. A failure after the head (the wait ran out, the provider refused) is an error event
+    /// in the client's dialect; a client that leaves while queued is removed from the queue at once.
+    func queuedStream(_ request: ChatRequest, promptEstimate: Int, settlement: RequestSettlement, queue: FairQueue) -> Response {
+        let exchange = UnsafeTransfer(self)
+        let requester = settlement.requester
+        let drain = services.drain, watch = self.watch
+        // `x-tollgate-queue-wait-ms` is 0: nothing was waited before this head; the stream says the
+        // wait when it ends (`: queue_wait_ms=N`), and the usage record keeps it.
+        var headers = headers(contentType: "text/event-stream; charset=utf-8", queued: settlement)
+        headers[.cacheControl] = "no-cache"
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                let exchange = exchange.value
+                try? await writer.write(ByteBuffer(string: ": queued position=\(queue.waiting + 1)\n\n"))
+                let (events, signal) = AsyncStream<Bool>.makeStream()  // false: time to say the place again; true: dispatched or failed
+                let sending = Task { () -> Result<UnsafeTransfer<Sent>, any Error> in
+                    defer {
+                        settlement.dropPromise()  // unused if the request never reached the queue
+                        signal.yield(true)
+                        signal.finish()
+                    }
+                    do { return .success(UnsafeTransfer(try await exchange.dispatch(request, settlement: settlement))) } catch { return .failure(error) }
+                }
+                let ticker = Task {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(2))
+                        signal.yield(false)
+                    }
+                }
+                for await done in events {
+                    if done { break }
+                    if let place = queue.position(of: requester.id) { try? await writer.write(ByteBuffer(string: ": queued position=\(place)\n\n")) }
+                }
+                ticker.cancel()
+                let created = Int(exchange.services.clock.now().timeIntervalSince1970)
+                var encoder = exchange.streamWriter(request, created: created, promptEstimate: promptEstimate)
+                switch await sending.value {
+                case .failure(let error):
+                    let failure = UpstreamFailure(error, aborted: drain.isAborted)
+                    failure.settle(settlement, promptEstimate: promptEstimate)
+                    failure.log(exchange.services.logger, requestID: exchange.requestID, backends: exchange.routes)
+                    try? await writer.write(ByteBuffer(string: encoder.encode(.failure(failure.message))))
+                    try? await writer.finish(nil)
+                case .success(let transfer):
+                    let sent = transfer.value
+                    try? await writer.write(ByteBuffer(string: ": queue_wait_ms=\(settlement.queueWaitMs)\n\n"))
+                    guard sent.response.status == .ok else {
+                        let bytes = (try? await sent.response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
+                        let error = (try? JSONValue.parse(bytes))?["error"]
+                        let message = error?.stringValue ?? error?["message"]?.stringValue ?? "upstream answered \(sent.response.status.code)"
+                        if let refusal = CredentialRefusal(status: Int(sent.response.status.code), backend: sent.route.backend) {
+                            refusal.record(backend: sent.route.backend, logger: exchange.services.logger, requestID: exchange.requestID, settlement: settlement)
+                            try? await writer.write(ByteBuffer(string: encoder.encode(.failure(refusal.message))))
+                        } else {
+                            settlement.settle { r in
+                                r.httpStatus = Int(sent.response.status.code)
+                                r.outcome = .upstreamError
+                                r.error = message
+                            }
+                            try? await writer.write(ByteBuffer(string: encoder.encode(.failure(message))))
+                        }
+                        try? await writer.finish(nil)
+                        return
+                    }
+                    var upstream = UpstreamBodyReader(sent.response.body, idle: sent.idle)
+                    var tap = exchange.streamTap(request, sent: sent, created: created, promptEstimate: promptEstimate)
+                    await ExchangeStream.run(
+                        tap: &tap, upstream: &upstream, writer: &writer, settlement: settlement, status: 200, headMs: settlement.elapsedMs(), drain: drain, watch: watch
+                    )
+                }
             }
         )
     }

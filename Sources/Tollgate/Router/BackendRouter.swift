@@ -121,10 +121,12 @@ public final class Backend: Sendable {
     /// Counts a request in flight until the lease is released (at settlement). With slots, first
     /// waits for one in the fair queue — at most `maxWait`, and only while the client is there:
     /// `watch` cancels the wait when it leaves. Returns the lease and how long it waited.
-    func lease(for requester: FairQueue.Requester, maxWait: Duration, atFront: Bool = false, watch: ClientConnectionWatch?) async throws -> (BackendLease, waited: Duration) {
+    func lease(
+        for requester: FairQueue.Requester, maxWait: Duration, atFront: Bool = false, promised: Bool = false, watch: ClientConnectionWatch?
+    ) async throws -> (BackendLease, waited: Duration) {
         var waited = Duration.zero
-        if let queue, !queue.tryAcquire(requester) {
-            let waiting = Task { try await queue.acquire(requester, maxWait: maxWait, atFront: atFront) }
+        if let queue, promised || !queue.tryAcquire(requester) {
+            let waiting = Task { try await queue.acquire(requester, maxWait: maxWait, atFront: atFront, promised: promised) }
             watch?.arm { waiting.cancel() }
             defer { watch?.disarm() }
             waited = try await withTaskCancellationHandler { try await waiting.value } onCancel: { waiting.cancel() }

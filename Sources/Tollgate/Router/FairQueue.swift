@@ -61,6 +61,8 @@ final class FairQueue: Sendable {
         var longestWaitMs = 0.0
         /// Dispatches since start by requester kind, and whether they waited (`key waited`, `user now`…).
         var dispatches: [String: Int] = [:]
+        /// Places promised to streams whose head went out before they joined the queue.
+        var promised = 0
     }
 
     let capacity: Int
@@ -83,7 +85,7 @@ final class FairQueue: Sendable {
     /// A slot at once when one is free and nobody waits (the common case: no task, no timer).
     func tryAcquire(_ requester: Requester, now: ContinuousClock.Instant = .now) -> Bool {
         state.withLock { s in
-            guard s.inUse < capacity, s.waitingCount == 0 else { return false }
+            guard s.inUse < capacity, s.waitingCount == 0, s.promised == 0 else { return false }
             s.inUse += 1
             s.dispatches["\(requester.kind) now", default: 0] += 1
             charge(&s, requester, units: 1, now: now)
@@ -94,9 +96,10 @@ final class FairQueue: Sendable {
     /// Waits for a slot, at most `maxWait`; returns how long it waited. Throws ``Refused`` when the
     /// queue is full or the wait ran out, and `CancellationError` when the task is cancelled (the
     /// client left) — in every case the request is no longer in the queue.
-    func acquire(_ requester: Requester, maxWait: Duration, atFront: Bool = false) async throws -> Duration {
+    /// `promised`: the request holds a place from ``promisePlace()``, given up as it joins.
+    func acquire(_ requester: Requester, maxWait: Duration, atFront: Bool = false, promised: Bool = false) async throws -> Duration {
         let start = ContinuousClock.now
-        if tryAcquire(requester, now: start) { return .zero }
+        if !promised, tryAcquire(requester, now: start) { return .zero }
         let id = state.withLock { s -> Int in
             s.nextID += 1
             return s.nextID
@@ -110,14 +113,18 @@ final class FairQueue: Sendable {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
                 let outcome: Result<Void, any Error>? = state.withLock { s in
                     let now = ContinuousClock.now
-                    if s.inUse < capacity, s.waitingCount == 0 {
+                    // The promised place becomes this request's own in the same step (no one can take it between).
+                    if promised { s.promised = max(0, s.promised - 1) }
+                    if s.inUse < capacity, s.waitingCount == 0, s.promised == 0 {
                         s.inUse += 1
                         s.dispatches["\(requester.kind) now", default: 0] += 1
                         charge(&s, requester, units: 1, now: now)
                         return .success(())
                     }
                     if Task.isCancelled { return .failure(CancellationError()) }
-                    if s.waitingCount >= maxWaiting { return .failure(Refused(reason: .queueFull, retryAfterSeconds: retryAfter(s, position: s.waitingCount))) }
+                    if s.waitingCount + s.promised >= maxWaiting {
+                        return .failure(Refused(reason: .queueFull, retryAfterSeconds: retryAfter(s, position: s.waitingCount)))
+                    }
                     var share = s.shares[requester.id] ?? Share(stamp: now, weight: requester.weight, kind: requester.kind)
                     share.weight = requester.weight
                     let waiter = Waiter(id: id, enqueued: now, continuation: c)
@@ -132,6 +139,24 @@ final class FairQueue: Sendable {
             remove(id, requester: requester)?.continuation.resume(throwing: CancellationError())
         }
         return ContinuousClock.now - start
+    }
+
+    /// A place in the queue for a request that will join it shortly (a stream that answers with its
+    /// place in line before it waits): true when the request would wait and the queue has room; the
+    /// place is held against others until the request joins (``acquire(_:maxWait:atFront:promised:)``)
+    /// or gives it back (``returnPromise()``).
+    func promisePlace() -> Bool {
+        state.withLock { s in
+            let wouldWait = s.inUse >= capacity || s.waitingCount + s.promised > 0
+            guard wouldWait, s.waitingCount + s.promised < maxWaiting else { return false }
+            s.promised += 1
+            return true
+        }
+    }
+
+    /// Gives a promised place back unused (the request went elsewhere or ended before it joined).
+    func returnPromise() {
+        state.withLock { $0.promised = max(0, $0.promised - 1) }
     }
 
     /// Gives a slot back: to the next requester in fair order, or to the pool. `held` is how long

@@ -21,6 +21,34 @@ final class RequestSettlement: Sendable {
     let requester: FairQueue.Requester
     /// Time spent waiting for providers' slots (every attempt's).
     let queueWait = Mutex<Duration>(.zero)
+    /// The queue that promised this request a place before it joined (a stream that answered with
+    /// its place in line first).
+    let promise = Mutex<FairQueue?>(nil)
+
+    /// Whether this request holds a place promised by `queue` (taken once); a place promised by
+    /// another queue is given back, as the request goes elsewhere.
+    func takePromise(for queue: FairQueue?) -> Bool {
+        guard let promised = promise.withLock({ p -> FairQueue? in
+            defer { p = nil }
+            return p
+        }) else { return false }
+        if promised === queue { return true }
+        promised.returnPromise()
+        return false
+    }
+
+    /// Holds a place `queue` promised this request.
+    func hold(promiseOf queue: FairQueue) {
+        promise.withLock { $0 = queue }
+    }
+
+    /// Gives back a promised place the request never used.
+    func dropPromise() {
+        promise.withLock { p -> FairQueue? in
+            defer { p = nil }
+            return p
+        }?.returnPromise()
+    }
 
     init(
         writer: UsageWriter, template: UsageRecord, prices: GatewaySettings? = nil, started: ContinuousClock.Instant, promptEstimate: Int?,
