@@ -434,4 +434,30 @@ final class OrderLog: Sendable {
             #expect(result.out.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count == 2, "\(result.out)")
         }
     }
+
+    /// Two servers for the model, one with its slot taken: requests go to the one with a free slot
+    /// instead of waiting (and when both are busy, to the shorter queue).
+    @Test func aRequestGoesWhereASlotIsFreeRatherThanWait() async throws {
+        let second = MockOllama()
+        let port = try await second.start()
+        try await withCleanup({ await second.stop() }) {
+            let first = MockOllama()
+            let firstPort = try await first.start()
+            try await withCleanup({ await first.stop() }) {
+                try await withGateway(["OLLAMA_URL": "http://127.0.0.1:\(firstPort),http://127.0.0.1:\(port)", "TOLLGATE_OLLAMA_SLOTS": "1"]) { gw in
+                    await gw.gateway.refreshCatalog()
+                    let key = try await gw.createKey()
+                    let busy = try #require(gw.gateway.router.backend(named: "ollama")?.queue)
+                    #expect(busy.tryAcquire(FairQueue.Requester(id: "someone else")))
+                    for i in 0..<4 {
+                        let r = try await gw.send("/api/chat", body: Self.chat("free-\(i)"), key: key)
+                        #expect(r.status == 200)
+                        #expect(Int(r.headers["x-tollgate-queue-wait-ms"].first ?? "") == 0)
+                    }
+                    #expect(first.postCount == 0 && second.postCount == 4)
+                    busy.release()
+                }
+            }
+        }
+    }
 }

@@ -269,11 +269,20 @@ public struct BackendRouter: Sendable {
         if routes.count == 1 { return tried.isEmpty ? routes[0] : nil }
         let untried = routes.filter { !tried.contains($0.backend.name) }
         let healthy = untried.filter { $0.backend.isHealthy }
-        // One reading of each count: they change under our feet.
-        let pool = (healthy.isEmpty ? untried : healthy).map { ($0, $0.backend.inFlight) }
-        guard let least = pool.map(\.1).min() else { return nil }
-        let tied = pool.filter { $0.1 == least }
-        return tied[turn.next() % tied.count].0
+        // One reading of each count: they change under our feet. A provider with a free slot (or
+        // without slots) beats one where the request would wait; among those, fewest in flight; if the
+        // request waits wherever it goes, the shortest queue for the slots there.
+        let pool = (healthy.isEmpty ? untried : healthy).map { route -> (route: Route, waits: Bool, load: Double) in
+            guard let queue = route.backend.queue else { return (route, false, Double(route.backend.inFlight)) }
+            let (inUse, waiting) = (queue.inUse, queue.waiting)
+            let waits = inUse + waiting >= queue.capacity
+            return (route, waits, waits ? Double(waiting + 1) / Double(queue.capacity) : Double(inUse))
+        }
+        let free = pool.filter { !$0.waits }
+        let candidates = free.isEmpty ? pool : free
+        guard let least = candidates.map(\.load).min() else { return nil }
+        let tied = candidates.filter { $0.load == least }
+        return tied[turn.next() % tied.count].route
     }
 
     /// The first Ollama server (requests that name no model: `/api/tags`, `/api/version`).
