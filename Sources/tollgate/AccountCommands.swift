@@ -45,6 +45,7 @@ struct LimitOptions: ParsableArguments {
 struct KeyPolicyOptions: ParsableArguments {
     @Option(help: "Allowed models, comma-separated; 'prefix*' patterns; 'all' for every model.") var models: String?
     @Option(help: "Output tokens injected when a request sets no cap (or 'none').") var outputCap: String?
+    @Option(help: "Longest wait in seconds for a busy provider's slot before a 429 (or 'none': TOLLGATE_MAX_QUEUE_WAIT).") var maxQueueWait: String?
     @Option(help: "Largest output cap a request may ask for (or 'none').") var maxOutputCap: String?
 
     func apply(to policy: inout SubjectPolicy) throws {
@@ -54,6 +55,15 @@ struct KeyPolicyOptions: ParsableArguments {
         }
         if let v = try LimitOptions.number(outputCap, "output-cap") { policy.outputCaps.defaultCap = v }
         if let v = try LimitOptions.number(maxOutputCap, "max-output-cap") { policy.outputCaps.maximum = v }
+        if let maxQueueWait {
+            if ["none", "null", "-", "default"].contains(maxQueueWait.lowercased()) {
+                policy.maxQueueWaitMs = nil
+            } else if let seconds = Double(maxQueueWait), (0.1...86_400).contains(seconds) {
+                policy.maxQueueWaitMs = Int((seconds * 1000).rounded())
+            } else {
+                throw ValidationError("--max-queue-wait: expected seconds from 0.1 to 86400 or 'none', got '\(maxQueueWait)'")
+            }
+        }
     }
 }
 
@@ -184,6 +194,7 @@ func keyPolicyText(_ p: SubjectPolicy) -> [String] {
         "allowed models:   \(p.allowedModels.map { $0.map(\.text).joined(separator: ", ") } ?? "all")",
         "output cap:       \(p.outputCaps.defaultCap.map(String.init) ?? "global default")",
         "max output cap:   \(p.outputCaps.maximum.map(String.init) ?? "global maximum")",
+        "max queue wait:   \(p.maxQueueWaitMs.map { (Double($0) / 1000).formatted() + " s" } ?? "global")",
     ]
 }
 

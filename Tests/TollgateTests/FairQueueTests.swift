@@ -460,4 +460,19 @@ final class OrderLog: Sendable {
             }
         }
     }
+
+    /// A key's own longest wait, shorter than the gateway's, is the one that applies (set through the admin API).
+    @Test func aKeysOwnMaxQueueWaitApplies() async throws {
+        try await withGateway(["TOLLGATE_OLLAMA_SLOTS": "1", "TOLLGATE_MAX_QUEUE_WAIT": "60"]) { gw in
+            let key = try await gw.createKey()
+            let patched = try await gw.admin(.PATCH, "/api/api-keys/\(key.dropFirst(3).prefix(10))", body: #"{"max_queue_wait":0.3}"#)
+            #expect(patched.status == 200 && patched.body.contains(#""max_queue_wait":0.3"#), "\(patched.body)")
+            let queue = try #require(gw.gateway.router.primaryOllama?.queue)
+            #expect(queue.tryAcquire(FairQueue.Requester(id: "someone else")))
+            let r = try await gw.send("/api/chat", body: Self.chat("impatient"), key: key)
+            #expect(r.status == 429 && r.headers["retry-after"].first != nil)
+            #expect((Int(r.headers["x-tollgate-queue-wait-ms"].first ?? "") ?? 0) < 30_000)
+            queue.release()
+        }
+    }
 }

@@ -183,6 +183,7 @@ import TollgateTestSupport
         // A weight in the fair queue, shown with the limits; out of range refused.
         #expect(try await cli.run(["keys", "set-quota", id, "--weight", "2.5"]).out.contains("weight:           2.5"))
         #expect(try await cli.run(["users", "set-quota", "lab", "--weight", "0"]).status != 0)
+        #expect(try await cli.run(["keys", "set-quota", id, "--max-queue-wait", "2.5"]).out.contains("max queue wait:   2.5 s"))
         #expect(try await cli.run(["settings", "set", "force_model", ""]).status != 0)
         #expect(try await cli.run(["users", "list"]).out.contains("lab"))
 

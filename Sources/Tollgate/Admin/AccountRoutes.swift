@@ -83,6 +83,7 @@ enum AccountRoutes {
             ("expires_at", AdminJSON.date(k.expiresAt)), ("tags", .array(k.tags.map { .string($0) })), ("trusts_end_users", .bool(k.trustsEndUsers)),
             ("allowed_models", k.policy.allowedModels.map { .array($0.map { .string($0.text) }) } ?? .null),
             ("output_cap_default", AdminJSON.int(k.policy.outputCaps.defaultCap)), ("output_cap_max", AdminJSON.int(k.policy.outputCaps.maximum)),
+            ("max_queue_wait", k.policy.maxQueueWaitMs.map { .number(Double($0) / 1000) } ?? .null),
             ("allowed_addresses", k.allowedAddresses.map { .array($0.map { .string($0) }) } ?? .null),
             ("denied_addresses", k.deniedAddresses.map { .array($0.map { .string($0) }) } ?? .null),
         ]
@@ -120,6 +121,7 @@ enum AccountRoutes {
         ("output_cap_default", Schema.nullable(Schema.integer(minimum: 1))), ("output_cap_max", Schema.nullable(Schema.integer(minimum: 1))),
         ("allowed_addresses", Schema.nullable(Schema.array(Schema.string(maxLength: 64)))),
         ("denied_addresses", Schema.nullable(Schema.array(Schema.string(maxLength: 64)))),
+        ("max_queue_wait", Schema.nullable(.object([("type", .string("number")), ("minimum", .number(0.1)), ("maximum", .number(86_400))]))),
     ] + limitProperties + [weightProperty]
 
     static var keySchema: JSONValue {
@@ -131,6 +133,7 @@ enum AccountRoutes {
                 ("trusts_end_users", Schema.boolean), ("allowed_models", Schema.nullable(Schema.array(Schema.string))),
                 ("output_cap_default", Schema.nullable(Schema.integer)), ("output_cap_max", Schema.nullable(Schema.integer)),
                 ("allowed_addresses", Schema.nullable(Schema.array(Schema.string))), ("denied_addresses", Schema.nullable(Schema.array(Schema.string))),
+                ("max_queue_wait", Schema.nullable(Schema.number)),
             ] + limitProperties.map { ($0.0, Schema.nullable(Schema.integer)) } + [("weight", Schema.nullable(Schema.number)), ("usage", usageSchema), ("key", Schema.string)],
             optional: ["key"]
         )
@@ -197,6 +200,7 @@ enum AccountRoutes {
         }
         if let v = body.int("output_cap_default", min: 1) { k.policy.outputCaps.defaultCap = v }
         if let v = body.int("output_cap_max", min: 1) { k.policy.outputCaps.maximum = v }
+        if let v = body.number("max_queue_wait", range: 0.1...86_400) { k.policy.maxQueueWaitMs = v.map { Int(($0 * 1000).rounded()) } }
         readLimits(&body, into: &k.policy)
     }
 

@@ -73,7 +73,7 @@ enum UpstreamCall {
             do {
                 // A request failed over waits at the head of its requester's line, not the end of the queue.
                 let (taken, waited) = try await route.backend.lease(
-                    for: settlement.requester, maxWait: router.queueSettings.maxWait, atFront: failedOver,
+                    for: settlement.requester, maxWait: settlement.maxQueueWait ?? router.queueSettings.maxWait, atFront: failedOver,
                     promised: settlement.takePromise(for: route.backend.queue), watch: watch
                 )
                 lease = taken

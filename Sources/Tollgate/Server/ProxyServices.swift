@@ -34,7 +34,8 @@ struct ProxyServices: Sendable {
                 requestID: requestID, createdAt: clock.now(), endpoint: endpoint, modelRequested: modelRequested, stream: stream,
                 usageSource: usageSource, clientAddress: clientAddress, defaultTag: current.defaultTag
             ),
-            prices: current, started: started, promptEstimate: promptEstimate, admission: admission, requester: identity.requester
+            prices: current, started: started, promptEstimate: promptEstimate, admission: admission, requester: identity.requester,
+            maxQueueWait: identity.key.policy.maxQueueWaitMs.map { .milliseconds($0) }
         )
     }
 

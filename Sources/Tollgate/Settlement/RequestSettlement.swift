@@ -19,6 +19,8 @@ final class RequestSettlement: Sendable {
     let prices: GatewaySettings?
     /// Who the request counts for in providers' fair queues.
     let requester: FairQueue.Requester
+    /// The key's own longest wait for a slot (nil: the gateway's).
+    let maxQueueWait: Duration?
     /// Time spent waiting for providers' slots (every attempt's).
     let queueWait = Mutex<Duration>(.zero)
     /// The queue that promised this request a place before it joined (a stream that answered with
@@ -52,8 +54,9 @@ final class RequestSettlement: Sendable {
 
     init(
         writer: UsageWriter, template: UsageRecord, prices: GatewaySettings? = nil, started: ContinuousClock.Instant, promptEstimate: Int?,
-        admission: (gate: RequestGate, ticket: RequestGate.Ticket)? = nil, requester: FairQueue.Requester? = nil
+        admission: (gate: RequestGate, ticket: RequestGate.Ticket)? = nil, requester: FairQueue.Requester? = nil, maxQueueWait: Duration? = nil
     ) {
+        self.maxQueueWait = maxQueueWait
         self.requester = requester ?? FairQueue.Requester(id: template.userID.map { "user:" + $0 } ?? "key:" + (template.keyID ?? "-"))
         self.prices = prices
         self.admission = admission

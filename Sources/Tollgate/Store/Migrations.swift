@@ -212,5 +212,12 @@ enum Migrations {
                 "ALTER TABLE users ADD COLUMN fair_weight DOUBLE PRECISION",
             ]
         ),
+        (
+            12,
+            [
+                // A key's own longest wait for a provider's slot (null: TOLLGATE_MAX_QUEUE_WAIT).
+                "ALTER TABLE api_keys ADD COLUMN max_queue_wait_ms BIGINT",
+            ]
+        ),
     ]
 }

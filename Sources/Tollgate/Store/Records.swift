@@ -63,12 +63,15 @@ public struct SubjectPolicy: Sendable, Equatable, Codable {
     /// Share of a busy provider's slots relative to other requesters (nil: 1); a user's weight is
     /// used for all of its keys.
     public var weight: Double?
+    /// Keys only: the longest a request waits for a busy provider's slot (nil: `TOLLGATE_MAX_QUEUE_WAIT`).
+    public var maxQueueWaitMs: Int?
 
     public init(
         quotas: QuotaLimits = .unlimited, rates: RateLimits = .unlimited, allowedModels: [ModelPattern]? = nil, outputCaps: OutputCaps = .init(),
-        weight: Double? = nil
+        weight: Double? = nil, maxQueueWaitMs: Int? = nil
     ) {
         self.weight = weight
+        self.maxQueueWaitMs = maxQueueWaitMs
         self.quotas = quotas
         self.rates = rates
         self.allowedModels = allowedModels

@@ -296,7 +296,7 @@ public final class SQLStore: TollgateStore {
                 requests_per_minute = \(bind: r.requestsPerMinute), tokens_per_minute = \(bind: r.tokensPerMinute),
                 max_concurrent = \(bind: r.concurrent), allowed_models = \(bind: policy.allowedModels.map { $0.map(\.text).joined(separator: ",") }),
                 output_cap_default = \(bind: policy.outputCaps.defaultCap), output_cap_max = \(bind: policy.outputCaps.maximum),
-                fair_weight = \(bind: policy.weight), updated_at = \(bind: ms(now))
+                fair_weight = \(bind: policy.weight), max_queue_wait_ms = \(bind: policy.maxQueueWaitMs), updated_at = \(bind: ms(now))
             WHERE id = \(bind: publicID)
             """
         ).run()
@@ -330,7 +330,8 @@ public final class SQLStore: TollgateStore {
                     defaultCap: try row.decode(column: "output_cap_default", as: Int?.self),
                     maximum: try row.decode(column: "output_cap_max", as: Int?.self)
                 ),
-                weight: try row.decode(column: "fair_weight", as: Double?.self)
+                weight: try row.decode(column: "fair_weight", as: Double?.self),
+                maxQueueWaitMs: try row.decode(column: "max_queue_wait_ms", as: Int?.self)
             ),
             tags: tags(try row.decode(column: "tags", as: String?.self)),
             trustsEndUsers: try row.decode(column: "trusts_end_users", as: Int.self) != 0,
