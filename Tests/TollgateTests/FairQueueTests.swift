@@ -475,4 +475,47 @@ final class OrderLog: Sendable {
             queue.release()
         }
     }
+
+    /// Open WebUI's end users behind one trusting key are requesters of their own: one user's backlog
+    /// does not hold up another's request, although both come with the same key.
+    @Test func openWebUIEndUsersOfOneKeyGetTheirOwnShares() async throws {
+        try await withGateway(["TOLLGATE_OLLAMA_SLOTS": "1"]) { gw in
+            let created = try await gw.admin(.POST, "/api/api-keys", body: #"{"name":"open-webui","trusts_end_users":true}"#)
+            let key = try #require(try JSONValue.parse(created.body)["key"]?.stringValue)
+            let queue = try #require(gw.gateway.router.primaryOllama?.queue)
+            #expect(queue.tryAcquire(FairQueue.Requester(id: "someone else")))
+            let client = Self.client()
+            try await withCleanup({ try? await client.shutdown() }) {
+                func ask(_ user: String, _ marker: String) -> Task<Int, any Error> {
+                    var request = gw.request("/api/chat", key: key, body: Self.chat(marker))
+                    request.headers.add(name: "x-openwebui-user-id", value: user)
+                    request.headers.add(name: "x-openwebui-user-name", value: user)
+                    let sending = request
+                    return Task {
+                        let r = try await client.execute(sending, timeout: .seconds(60))
+                        _ = try await r.body.collect(upTo: 1 << 20)
+                        return Int(r.status.code)
+                    }
+                }
+                var tasks = [Task<Int, any Error>]()
+                for i in 0..<3 {
+                    tasks.append(ask("alice", "alice-\(i)"))
+                    #expect(await eventually(timeout: .seconds(10)) { queue.waiting == i + 1 })
+                }
+                tasks.append(ask("bob", "bob-0"))
+                #expect(await eventually(timeout: .seconds(10)) { queue.waiting == 4 })
+                // Two requesters wait, each an end user of its own.
+                #expect(queue.snapshot().waiting.count == 2)
+                queue.release()
+                for task in tasks {
+                    let status = try await task.value
+                    #expect(status == 200)
+                }
+            }
+            // Alice's first went first (she was alone), then Bob's, then the rest of Alice's.
+            #expect(Array(Self.markers(gw.mock).prefix(2)) == ["alice-0", "bob-0"], "\(Self.markers(gw.mock))")
+            let metrics = try await gw.admin(.GET, "/metrics").body
+            #expect(metrics.contains(#"class="end_user",waited="true"} 4"#), "\(metrics.split(separator: "\n").filter { $0.contains("dispatches") })")
+        }
+    }
 }
