@@ -176,8 +176,8 @@ extension TollgateConfig {
             if let env = entry["api_key_env"]?.stringValue { key = try source.value(env) }
             var p = ProviderConfig(name: name, kind: kind, baseURL: url.absoluteString, apiKey: key)
             p.discover = entry["discover"]?.boolValue ?? true
-            for name in ["slots", "max_concurrent", "max_queue"] {
-                if let v = entry[name], (v.intValue ?? 0) < 1 { throw ConfigError(variable: variable, message: "\(at).\(name) must be a whole number of at least 1") }
+            for field in ["slots", "max_concurrent", "max_queue"] {
+                if let v = entry[field], (v.intValue ?? 0) < 1 { throw ConfigError(variable: variable, message: "\(at).\(field) must be a whole number of at least 1") }
             }
             p.maxConcurrent = entry["slots"]?.intValue ?? entry["max_concurrent"]?.intValue
             p.maxQueueLength = entry["max_queue"]?.intValue

@@ -44,9 +44,8 @@ struct TranslatedExchange {
         return h
     }
 
-    func failure(_ status: HTTPResponse.Status, _ message: String, upstream: [(HTTPField.Name, String)] = [], queued settlement: RequestSettlement? = nil) -> Response {
+    func failure(_ status: HTTPResponse.Status, _ message: String, upstream: [(HTTPField.Name, String)] = []) -> Response {
         var r = dialect.error(status, message, requestID)
-        if let settlement { r.headers[.xTollgateQueueWaitMs] = String(settlement.queueWaitMs) }
         OllamaFront.add(rateHeaders, to: &r.headers)
         r.headers[.xTollgateModel] = model
         for (name, value) in upstream { r.headers[name] = value }
@@ -77,7 +76,9 @@ struct TranslatedExchange {
         let failure = UpstreamFailure(error, aborted: services.drain.isAborted)
         failure.settle(settlement, promptEstimate: promptEstimate)
         failure.log(services.logger, requestID: requestID, backends: routes)
-        return self.failure(failure.status, failure.message, upstream: failure.retryAfter.map { [(.retryAfter, String($0))] } ?? [], queued: settlement)
+        var r = self.failure(failure.status, failure.message)
+        failure.addHeaders(to: &r.headers, settlement: settlement)
+        return r
     }
 
     /// A provider's error status, in the client's dialect; the request is settled. A refusal of
@@ -86,19 +87,9 @@ struct TranslatedExchange {
     /// gets the provider's own body).
     func upstreamStatus(_ response: HTTPClientResponse, route: Route, settlement: RequestSettlement, passthrough: Bool = false) async -> Response {
         let passedOn = route.backend.adapter.passedOnHeaders(response.headers, to: dialect)
-        if let refusal = CredentialRefusal(status: Int(response.status.code), backend: route.backend) {
-            refusal.record(backend: route.backend, logger: services.logger, requestID: requestID, settlement: settlement)
-            return failure(.badGateway, refusal.message, upstream: passedOn)
-        }
-        let bytes = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
-        let error = (try? JSONValue.parse(bytes))?["error"]
-        let message = error?.stringValue ?? error?["message"]?.stringValue ?? "upstream answered \(response.status.code)"
+        let (message, bytes, refused) = await settleErrorStatus(response, route: route, settlement: settlement)
+        if refused { return failure(.badGateway, message, upstream: passedOn) }
         let status = HTTPResponse.Status(code: Int(response.status.code))
-        settlement.settle { r in
-            r.httpStatus = Int(response.status.code)
-            r.outcome = .upstreamError
-            r.error = message
-        }
         var extra = passedOn
         if let retry = response.headers.first(name: "retry-after") { extra.append((.retryAfter, retry)) }
         if passthrough, !bytes.isEmpty {
@@ -107,6 +98,29 @@ struct TranslatedExchange {
         }
         return failure(status, message, upstream: extra)
     }
+
+    /// Settles a request whose provider answered an error status: a refused credential as
+    /// ``CredentialRefusal`` records it, anything else as an upstream error with the provider's
+    /// message. Returns the message for the client, the provider's body (none for a refused
+    /// credential) and whether the credential was refused.
+    func settleErrorStatus(_ response: HTTPClientResponse, route: Route, settlement: RequestSettlement) async -> (message: String, body: [UInt8], credentialRefused: Bool) {
+        if let refusal = CredentialRefusal(status: Int(response.status.code), backend: route.backend) {
+            refusal.record(backend: route.backend, logger: services.logger, requestID: requestID, settlement: settlement)
+            return (refusal.message, [], true)
+        }
+        let bytes = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
+        let error = (try? JSONValue.parse(bytes))?["error"]
+        let message = error?.stringValue ?? error?["message"]?.stringValue ?? "upstream answered \(response.status.code)"
+        settlement.settle { r in
+            r.httpStatus = Int(response.status.code)
+            r.outcome = .upstreamError
+            r.error = message
+        }
+        return (message, bytes, false)
+    }
+
+    /// Tool-call ids in answers translated for this request.
+    var toolCallIDs: OllamaNative.ToolCallIDs { OllamaNative.ToolCallIDs(prefix: String(requestID.suffix(12))) }
 
     // MARK: Chat and completions
 
@@ -158,7 +172,7 @@ struct TranslatedExchange {
         let created = Int(services.clock.now().timeIntervalSince1970)
         if !request.stream {
             return await whole(
-                sent.response, adapter: sent.adapter, ids: OllamaNative.ToolCallIDs(prefix: String(requestID.suffix(12))), created: created,
+                sent.response, adapter: sent.adapter, ids: toolCallIDs, created: created,
                 settlement: settlement, promptEstimate: promptEstimate, passthrough: sent.passthrough, passedOn: passedOn
             )
         }
@@ -184,7 +198,7 @@ struct TranslatedExchange {
     /// The tap a provider's stream goes through to the client: events relayed or re-encoded, metered, capped.
     func streamTap(_ request: ChatRequest, sent: Sent, created: Int, promptEstimate: Int) -> ChatEventTap {
         ChatEventTap(
-            decoder: sent.adapter.streamDecoder(ids: OllamaNative.ToolCallIDs(prefix: String(requestID.suffix(12)))),
+            decoder: sent.adapter.streamDecoder(ids: toolCallIDs),
             encoder: streamWriter(request, created: created, promptEstimate: promptEstimate),
             // The extra usage chunk the gateway asked an OpenAI-compatible provider for, unless the client asked too.
             passthrough: sent.passthrough, dropUsageChunk: sent.passthrough && route.dialect == .openAI && !request.includeUsage,
@@ -257,20 +271,8 @@ struct TranslatedExchange {
                     let sent = transfer.value
                     try? await writer.write(ByteBuffer(string: ": queue_wait_ms=\(settlement.queueWaitMs)\n\n"))
                     guard sent.response.status == .ok else {
-                        let bytes = (try? await sent.response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
-                        let error = (try? JSONValue.parse(bytes))?["error"]
-                        let message = error?.stringValue ?? error?["message"]?.stringValue ?? "upstream answered \(sent.response.status.code)"
-                        if let refusal = CredentialRefusal(status: Int(sent.response.status.code), backend: sent.route.backend) {
-                            refusal.record(backend: sent.route.backend, logger: exchange.services.logger, requestID: exchange.requestID, settlement: settlement)
-                            try? await writer.write(ByteBuffer(string: encoder.encode(.failure(refusal.message))))
-                        } else {
-                            settlement.settle { r in
-                                r.httpStatus = Int(sent.response.status.code)
-                                r.outcome = .upstreamError
-                                r.error = message
-                            }
-                            try? await writer.write(ByteBuffer(string: encoder.encode(.failure(message))))
-                        }
+                        let message = await exchange.settleErrorStatus(sent.response, route: sent.route, settlement: settlement).message
+                        try? await writer.write(ByteBuffer(string: encoder.encode(.failure(message))))
                         try? await writer.finish(nil)
                         return
                     }

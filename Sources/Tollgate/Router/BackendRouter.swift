@@ -151,11 +151,13 @@ final class Counter: Sendable {
 final class BackendLease: Sendable {
     let backend: Backend
     let requester: FairQueue.Requester?
-    let taken = ContinuousClock.now
+    /// When the slot was taken (only a provider with slots keeps the time it is held).
+    let taken: ContinuousClock.Instant?
     let released = Atomic<Bool>(false)
     init(backend: Backend, requester: FairQueue.Requester? = nil) {
         self.backend = backend
         self.requester = requester
+        self.taken = backend.queue == nil ? nil : .now
     }
 
     /// Gives the slot back; `tokens` the request used count against its requester's fair share.
@@ -164,7 +166,7 @@ final class BackendLease: Sendable {
             backend.outstanding.subtract(1, ordering: .relaxed)
             if let queue = backend.queue {
                 if let requester { queue.credit(requester, tokens: tokens) }
-                queue.release(held: ContinuousClock.now - taken)
+                queue.release(held: taken.map { .now - $0 })
             }
         }
     }

@@ -86,9 +86,7 @@ final class FairQueue: Sendable {
     func tryAcquire(_ requester: Requester, now: ContinuousClock.Instant = .now) -> Bool {
         state.withLock { s in
             guard s.inUse < capacity, s.waitingCount == 0, s.promised == 0 else { return false }
-            s.inUse += 1
-            s.dispatches["\(requester.kind) now", default: 0] += 1
-            charge(&s, requester, units: 1, now: now)
+            grant(&s, requester, now: now)
             return true
         }
     }
@@ -116,9 +114,7 @@ final class FairQueue: Sendable {
                     // The promised place becomes this request's own in the same step (no one can take it between).
                     if promised { s.promised = max(0, s.promised - 1) }
                     if s.inUse < capacity, s.waitingCount == 0, s.promised == 0 {
-                        s.inUse += 1
-                        s.dispatches["\(requester.kind) now", default: 0] += 1
-                        charge(&s, requester, units: 1, now: now)
+                        grant(&s, requester, now: now)
                         return .success(())
                     }
                     if Task.isCancelled { return .failure(CancellationError()) }
@@ -163,10 +159,7 @@ final class FairQueue: Sendable {
     /// the slot was held (for the `Retry-After` estimate).
     func release(held: Duration? = nil) {
         let next = state.withLock { s -> CheckedContinuation<Void, any Error>? in
-            if let held {
-                let seconds = Double(held.components.seconds) + Double(held.components.attoseconds) / 1e18
-                s.meanHoldSeconds = s.meanHoldSeconds * 0.9 + seconds * 0.1
-            }
+            if let held { s.meanHoldSeconds = s.meanHoldSeconds * 0.9 + Self.seconds(held) * 0.1 }
             guard s.waitingCount > 0 else {
                 s.inUse -= 1
                 return nil
@@ -233,11 +226,17 @@ final class FairQueue: Sendable {
     /// Dispatches since start by requester kind and whether they waited (for `/metrics`).
     var dispatchCounts: [String: Int] { state.withLock { $0.dispatches } }
 
-    static func milliseconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
-    }
+    static func milliseconds(_ d: Duration) -> Double { Double(d.nanoseconds) / 1e6 }
+    static func seconds(_ d: Duration) -> Double { Double(d.nanoseconds) / 1e9 }
 
     // MARK: Internals (called with the lock held)
+
+    /// A free slot to `requester`, now.
+    private func grant(_ s: inout State, _ requester: Requester, now: ContinuousClock.Instant) {
+        s.inUse += 1
+        s.dispatches["\(requester.kind) now", default: 0] += 1
+        charge(&s, requester, units: 1, now: now)
+    }
 
     private func charge(_ s: inout State, _ requester: Requester, units: Double, now: ContinuousClock.Instant) {
         var share = s.shares[requester.id] ?? Share(stamp: now, weight: requester.weight, kind: requester.kind)
@@ -252,10 +251,8 @@ final class FairQueue: Sendable {
     }
 
     private func decayed(_ share: Share, now: ContinuousClock.Instant) -> Double {
-        let elapsed = now - share.stamp
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let half = Double(halfLife.components.seconds) + Double(halfLife.components.attoseconds) / 1e18
-        return seconds <= 0 || half <= 0 ? share.attained : share.attained * exp2(-seconds / half)
+        let elapsed = Self.seconds(now - share.stamp), half = Self.seconds(halfLife)
+        return elapsed <= 0 || half <= 0 ? share.attained : share.attained * exp2(-elapsed / half)
     }
 
     private func retryAfter(_ s: State, position: Int) -> Int {

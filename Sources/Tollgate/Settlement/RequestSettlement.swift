@@ -30,10 +30,7 @@ final class RequestSettlement: Sendable {
     /// Whether this request holds a place promised by `queue` (taken once); a place promised by
     /// another queue is given back, as the request goes elsewhere.
     func takePromise(for queue: FairQueue?) -> Bool {
-        guard let promised = promise.withLock({ p -> FairQueue? in
-            defer { p = nil }
-            return p
-        }) else { return false }
+        guard let promised = promise.withLock({ $0.take() }) else { return false }
         if promised === queue { return true }
         promised.returnPromise()
         return false
@@ -46,18 +43,15 @@ final class RequestSettlement: Sendable {
 
     /// Gives back a promised place the request never used.
     func dropPromise() {
-        promise.withLock { p -> FairQueue? in
-            defer { p = nil }
-            return p
-        }?.returnPromise()
+        promise.withLock { $0.take() }?.returnPromise()
     }
 
     init(
         writer: UsageWriter, template: UsageRecord, prices: GatewaySettings? = nil, started: ContinuousClock.Instant, promptEstimate: Int?,
-        admission: (gate: RequestGate, ticket: RequestGate.Ticket)? = nil, requester: FairQueue.Requester? = nil, maxQueueWait: Duration? = nil
+        admission: (gate: RequestGate, ticket: RequestGate.Ticket)? = nil, requester: FairQueue.Requester, maxQueueWait: Duration? = nil
     ) {
         self.maxQueueWait = maxQueueWait
-        self.requester = requester ?? FairQueue.Requester(id: template.userID.map { "user:" + $0 } ?? "key:" + (template.keyID ?? "-"))
+        self.requester = requester
         self.prices = prices
         self.admission = admission
         self.writer = writer
@@ -86,10 +80,7 @@ final class RequestSettlement: Sendable {
     }
 
     /// Whole milliseconds spent queued, for `x-tollgate-queue-wait-ms` and the record.
-    var queueWaitMs: Int {
-        let (s, atto) = queueWait.withLock { $0 }.components
-        return Int(s) * 1000 + Int(atto / 1_000_000_000_000_000)
-    }
+    var queueWaitMs: Int { Int(queueWait.withLock { $0 }.nanoseconds / 1_000_000) }
 
     /// Milliseconds since the request started.
     func elapsedMs() -> Double {

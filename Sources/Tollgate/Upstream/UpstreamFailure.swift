@@ -113,6 +113,13 @@ struct UpstreamFailure {
         }
     }
 
+    /// What the client's answer says besides the error: how long the request waited for a slot, and
+    /// when to come back after a queue refusal.
+    func addHeaders(to headers: inout HTTPFields, settlement: RequestSettlement) {
+        headers[.xTollgateQueueWaitMs] = String(settlement.queueWaitMs)
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+    }
+
     /// Logs the failure, unless it is only the client leaving.
     func log(_ logger: Logger, requestID: String, backends: [Route]) {
         guard outcome != .clientDisconnect, outcome != .queueRefused else { return }

@@ -70,8 +70,7 @@ struct OllamaPassthrough {
             failure.settle(settlement, promptEstimate: promptEstimate)  // nil unless an inference endpoint
             failure.log(services.logger, requestID: requestID, backends: routes)
             var r = self.failure(failure.status, failure.message)
-            r.headers[.xTollgateQueueWaitMs] = String(settlement.queueWaitMs)
-            if let seconds = failure.retryAfter { r.headers[.retryAfter] = String(seconds) }
+            failure.addHeaders(to: &r.headers, settlement: settlement)
             return r
         }
 
@@ -95,9 +94,6 @@ struct OllamaPassthrough {
         if let length = response.headers.first(name: "content-length").flatMap(Int.init), length > 0, !isHead {
             do { first = try await iterator.next() } catch { failure = UpstreamFailure(error, aborted: services.drain.isAborted) }
             if let chunk = first, chunk.readableBytes == length {
-                // The body's end too, before settling: settlement frees the provider's slot, and the next
-                // request must not start while this connection is still leased to an unfinished response
-                // (AsyncHTTPClient then closes it under the next request: "I/O on closed channel").
                 var meter = OllamaStreamMeter()
                 meter.observe(chunk)
                 meter.finish()
