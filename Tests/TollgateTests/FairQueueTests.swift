@@ -124,6 +124,76 @@ final class OrderLog: Sendable {
     }
 }
 
+/// One request waiting in several providers' queues at once: the first slot freed is its, and no
+/// queue keeps it (or a slot) afterwards.
+@Suite(.timeLimit(.minutes(1))) struct MultiQueueWaitTests {
+    @Test func theFirstQueueToFreeASlotServesAndTheOthersForgetTheRequest() async throws {
+        let a = FairQueue(capacity: 1), b = FairQueue(capacity: 1)
+        let holder = FairQueue.Requester(id: "holder"), who = FairQueue.Requester(id: "who")
+        #expect(a.tryAcquire(holder) && b.tryAcquire(holder))
+        let waiting = Task { try await FairQueue.acquire(oneOf: [a, b], who, maxWait: .seconds(30)) }
+        #expect(await eventually(timeout: .seconds(10)) { a.waiting == 1 && b.waiting == 1 })
+        b.release()
+        let granted = try await waiting.value
+        #expect(granted.queue === b)
+        #expect(await eventually(timeout: .seconds(10)) { a.waiting == 0 })
+        #expect(a.inUse == 1 && b.inUse == 1)  // the holder's on a, the waiter's on b
+        // a's slot, freed now, goes back to the pool: nobody waits there any more.
+        a.release()
+        b.release()
+        #expect(a.inUse == 0 && b.inUse == 0)
+    }
+
+    @Test func aWaitThatRunsOutOrIsCancelledLeavesEveryQueue() async throws {
+        let a = FairQueue(capacity: 1), b = FairQueue(capacity: 1, maxWaiting: 0)
+        let holder = FairQueue.Requester(id: "holder"), who = FairQueue.Requester(id: "who")
+        #expect(a.tryAcquire(holder) && b.tryAcquire(holder))
+        // b is full: the request waits in a alone, and its wait runs out there.
+        do {
+            _ = try await FairQueue.acquire(oneOf: [a, b], who, maxWait: .milliseconds(150))
+            Issue.record("a request was served with no slot free")
+        } catch let refused as FairQueue.Refused {
+            #expect(refused.reason == .waitedTooLong && refused.retryAfterSeconds >= 1)
+        }
+        #expect(a.waiting == 0 && b.waiting == 0)
+        // Both full: refused at once as a full queue.
+        let c = FairQueue(capacity: 1, maxWaiting: 0)
+        #expect(c.tryAcquire(holder))
+        await #expect(throws: FairQueue.Refused.self) { _ = try await FairQueue.acquire(oneOf: [b, c], who, maxWait: .seconds(30)) }
+        // A cancelled wait (the client left) is gone from both queues at once.
+        let d = FairQueue(capacity: 1)
+        #expect(d.tryAcquire(holder))
+        let waiting = Task { try await FairQueue.acquire(oneOf: [a, d], who, maxWait: .seconds(30)) }
+        #expect(await eventually(timeout: .seconds(10)) { a.waiting == 1 && d.waiting == 1 })
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await waiting.value }
+        #expect(a.waiting == 0 && d.waiting == 0)
+        for q in [a, b, c, d] { q.release() }
+        #expect([a, b, c, d].allSatisfy { $0.inUse == 0 })
+    }
+
+    /// Many requests waiting in two queues while both free slots at random: each is served exactly
+    /// once, and every slot comes back.
+    @Test func underContentionEveryRequestIsServedOnceAndNoSlotIsLost() async throws {
+        let a = FairQueue(capacity: 2), b = FairQueue(capacity: 3)
+        let served = OrderLog()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<300 {
+                group.addTask {
+                    let who = FairQueue.Requester(id: "r\(i % 7)")
+                    let (queue, _) = try await FairQueue.acquire(oneOf: i.isMultiple(of: 2) ? [a, b] : [b, a], who, maxWait: .seconds(30))
+                    served.append("\(i)")
+                    try await Task.sleep(for: .microseconds(Int.random(in: 0...500)))
+                    queue.release()
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(served.count == 300 && Set(served.items).count == 300)
+        #expect(a.inUse == 0 && b.inUse == 0 && a.waiting == 0 && b.waiting == 0)
+    }
+}
+
 /// The fair queue in front of a real gateway's Ollama server with one slot.
 @Suite(.timeLimit(.minutes(3))) struct FairQueueGatewayTests {
     /// A client that opens as many connections as asked (the default pool keeps eight per host).
@@ -518,6 +588,99 @@ final class OrderLog: Sendable {
             #expect(Array(Self.markers(gw.mock).prefix(2)) == ["alice-0", "bob-0"], "\(Self.markers(gw.mock))")
             let metrics = try await gw.admin(.GET, "/metrics").body
             #expect(metrics.contains(#"class="end_user",waited="true"} 4"#), "\(metrics.split(separator: "\n").filter { $0.contains("dispatches") })")
+        }
+    }
+
+    /// Ollama's default: one request per model at a time (its `OLLAMA_NUM_PARALLEL` is 1 unless raised),
+    /// so without configuration a second request for a model waits in the gateway's fair queue, while
+    /// a request for another model goes at once; `llama3.2:latest` is the same line as `llama3.2`.
+    @Test func anOllamaServerGetsOneSlotPerModelByDefault() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.chunks = 1
+        behavior.firstByteDelay = .milliseconds(400)
+        try await withGateway(["TOLLGATE_OLLAMA_MODEL_SLOTS": ""], behavior: behavior) { gw in
+            let key = try await gw.createKey()
+            let ollama = try #require(gw.gateway.router.primaryOllama)
+            #expect(ollama.config.slotsPerModel == 1 && ollama.queue == nil)
+            let client = Self.client()
+            try await withCleanup({ try? await client.shutdown() }) {
+                func ask(_ model: String) -> Task<Int?, any Error> {
+                    let request = gw.request("/api/chat", key: key, body: #"{"model":"\#(model)","stream":false,"messages":[{"role":"user","content":"hi"}]}"#)
+                    return Task {
+                        let r = try await client.execute(request, timeout: .seconds(60))
+                        _ = try await r.body.collect(upTo: 1 << 20)
+                        #expect(r.status == .ok)
+                        return r.headers.first(name: "x-tollgate-queue-wait-ms").flatMap(Int.init)
+                    }
+                }
+                let first = ask("llama3.2")
+                let line = try #require(ollama.slotQueues(for: "llama3.2").first)
+                #expect(await eventually(timeout: .seconds(10)) { line.inUse == 1 })
+                let second = ask("llama3.2:latest"), other = ask("qwen3")
+                #expect(await eventually(timeout: .seconds(10)) { line.waiting == 1 })
+                #expect(try await other.value == 0)
+                #expect(try await first.value == 0)
+                #expect((try await second.value ?? 0) > 0)
+            }
+            let lines = ollama.slotLines.compactMap(\.model)
+            #expect(lines == ["llama3.2", "qwen3"])
+            let providers = try await gw.admin(.GET, "/api/providers").body
+            #expect(providers.contains(#""model_slots":1"#))
+        }
+    }
+
+    /// `TOLLGATE_OLLAMA_MODEL_SLOTS=0` (the server runs many at once, or the operator wants Ollama's
+    /// own queue): requests go straight through.
+    @Test func modelSlotsZeroLetsRequestsStraightThrough() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.chunks = 1
+        behavior.firstByteDelay = .milliseconds(300)
+        try await withGateway(["TOLLGATE_OLLAMA_MODEL_SLOTS": "0"], behavior: behavior) { gw in
+            let key = try await gw.createKey()
+            #expect(gw.gateway.router.primaryOllama?.slotQueues(for: "llama3.2").isEmpty == true)
+            async let a = gw.send("/api/chat", body: Self.chat("a"), key: key)
+            async let b = gw.send("/api/chat", body: Self.chat("b"), key: key)
+            let (ra, rb) = try await (a, b)
+            #expect(ra.headers["x-tollgate-queue-wait-ms"].first == "0" && rb.headers["x-tollgate-queue-wait-ms"].first == "0")
+        }
+    }
+
+    /// A request waits in the queues of every server of its model at once and goes to the first
+    /// that frees a slot — here the one whose queue looked longer per slot, which routing alone
+    /// would not have chosen.
+    @Test func aRequestWaitsForTheFirstSlotFreedAmongTheServersOfItsModel() async throws {
+        let a = MockOllama(), b = MockOllama()
+        let (portA, portB) = (try await a.start(), try await b.start())
+        try await withCleanup({
+            await a.stop()
+            await b.stop()
+        }) {
+            let providers = #"{"providers":[{"name":"a","kind":"ollama","url":"http://127.0.0.1:\#(portA)","model_slots":2},"#
+                + #"{"name":"b","kind":"ollama","url":"http://127.0.0.1:\#(portB)","model_slots":1}]}"#
+            try await withGateway(["OLLAMA_URL": "none", "TOLLGATE_PROVIDERS": providers]) { gw in
+                await gw.gateway.refreshCatalog()
+                let key = try await gw.createKey()
+                let router = gw.gateway.router
+                let lineA = try #require(router.backend(named: "a")?.slotQueues(for: "llama3.2").first)
+                let lineB = try #require(router.backend(named: "b")?.slotQueues(for: "llama3.2").first)
+                let holder = FairQueue.Requester(id: "someone else")
+                #expect(lineA.tryAcquire(holder) && lineA.tryAcquire(holder) && lineB.tryAcquire(holder))
+                let sent = Task { try await gw.send("/api/chat", body: Self.chat("waiter"), key: key) }
+                #expect(await eventually(timeout: .seconds(10)) { lineA.waiting == 1 && lineB.waiting == 1 })
+                lineB.release()
+                let r = try await sent.value
+                #expect(r.status == 200)
+                #expect(Int(r.headers["x-tollgate-queue-wait-ms"].first ?? "") ?? -1 >= 0)
+                #expect(a.postCount == 0 && b.postCount == 1)
+                // a forgot the request at once; its slots, freed, go back to the pool.
+                #expect(lineA.waiting == 0)
+                lineA.release()
+                lineA.release()
+                #expect(lineA.inUse == 0)
+                #expect(await eventually(timeout: .seconds(10)) { lineB.inUse == 0 })
+                let records = try await gw.usageRecords()
+                #expect(records.count == 1 && records.first?.provider == "b" && (records.first?.queueMs ?? 0) >= 0)
+            }
         }
     }
 }

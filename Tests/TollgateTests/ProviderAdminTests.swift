@@ -74,8 +74,11 @@ import TollgateTestSupport
         r = try await gw.admin(.PATCH, "/api/providers/lab-cloud", body: #"{"name":"renamed"}"#)
         #expect(r.status == 400 && r.body.contains("\"name\""), "\(r.body)")
 
+        // Each model's slots: none by default for an OpenAI-compatible provider, set here, kept across the restart below.
+        #expect(list.last?["model_slots"] is NSNull)
+        #expect(try await gw.admin(.PATCH, "/api/providers/lab-cloud", body: #"{"model_slots":-1}"#).status == 400)
         // A change moves the traffic at once; the key stays unless replaced or removed.
-        _ = try await gw.adminJSON(.PATCH, "/api/providers/lab-cloud", body: #"{"base_url":"\#(other.baseURL)/v1"}"#)
+        _ = try await gw.adminJSON(.PATCH, "/api/providers/lab-cloud", body: #"{"base_url":"\#(other.baseURL)/v1","model_slots":2}"#)
         chatted = try await chat(gw, key: key, model: "lab-cloud/gpt-4o-mini")
         #expect(chatted.status == 200)
         #expect(other.lastPost?.header("authorization") == "Bearer \(Self.providerKey)")
@@ -99,6 +102,8 @@ import TollgateTestSupport
         chatted = try await chat(gw, key: key, model: "lab-cloud/gpt-4o-mini")
         #expect(chatted.status == 200, "\(chatted.body)")
         #expect(other.lastPost?.header("authorization") == "Bearer \(Self.providerKey)")
+        #expect(objects(try await gw.adminJSON(.GET, "/api/providers")).last?["model_slots"] as? Int == 2)
+        #expect(gw.gateway.router.backend(named: "lab-cloud")?.slotQueues(for: "gpt-4o-mini").first?.capacity == 2)
         for path in ["/api/providers", "/api/audit", "/api/models"] {
             let text = try await gw.admin(.GET, path).body
             #expect(!text.contains(Self.providerKey), "\(path) shows the key")

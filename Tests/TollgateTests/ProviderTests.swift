@@ -344,9 +344,17 @@ import TollgateTestSupport
         #expect(config.providers[4].apiKey == "v-x" && config.providers[4].maxConcurrent == 4)
         #expect(config.providers[4].models.first?.contextLength == 32768)
         #expect(config.ollamaURL.absoluteString == "http://a:11434")
+        // One slot per model on Ollama servers (Ollama's own OLLAMA_NUM_PARALLEL default), none elsewhere.
+        #expect(config.providers.map(\.slotsPerModel) == [1, 1, nil, nil, nil])
+        let raised = try TollgateConfig.load(from: ConfigSource(values: ["TOLLGATE_OLLAMA_MODEL_SLOTS": "4"]))
+        #expect(raised.providers.first?.slotsPerModel == 4)
+        let unlimited = try TollgateConfig.load(from: ConfigSource(values: ["TOLLGATE_OLLAMA_MODEL_SLOTS": "0"]))
+        #expect(unlimited.providers.first?.slotsPerModel == nil)
+        #expect(throws: ConfigError.self) { try TollgateConfig.load(from: ConfigSource(values: ["TOLLGATE_OLLAMA_MODEL_SLOTS": "-1"])) }
         #expect(ModelMetadata.micros("2.50") == 2_500_000 && ModelMetadata.micros("0.000001") == 1 && ModelMetadata.micros("1.2345678") == nil)
         for bad in [#"{"providers":[{"name":"x","kind":"gopher","url":"http://a"}]}"#, #"{"providers":[{"name":"bad name","kind":"openai","url":"http://a"}]}"#,
-                    #"{"models":[{"name":"m","input_price":"cheap"}]}"#, #"{"providers":[{"name":"x","kind":"openai","url":"file:///etc/passwd"}]}"#] {
+                    #"{"models":[{"name":"m","input_price":"cheap"}]}"#, #"{"providers":[{"name":"x","kind":"openai","url":"file:///etc/passwd"}]}"#,
+                    #"{"providers":[{"name":"x","kind":"ollama","url":"http://a","model_slots":-1}]}"#] {
             try bad.write(toFile: file, atomically: true, encoding: .utf8)
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
             #expect(throws: ConfigError.self) { try TollgateConfig.load(from: ConfigSource(values: ["TOLLGATE_PROVIDERS_FILE": file])) }

@@ -122,6 +122,10 @@ enum OperationsRoutes {
             ("source", .string(configured ? "configuration" : "admin")), ("has_api_key", .bool(b.config.apiKey != nil)),
             ("allow_private", .bool(b.config.allowPrivate)), ("declared_models", .array(b.config.models.map { .string($0.name) })),
             ("slots_in_use", b.queue.map { .number($0.inUse) } ?? .null), ("queue_waiting", b.queue.map { .number($0.waiting) } ?? .null),
+            ("model_slots", AdminJSON.int(b.config.slotsPerModel)),
+            ("model_queues", .array(b.modelQueues.withLock { $0 }.sorted { $0.key < $1.key }.map { model, queue in
+                .object([("model", .string(model)), ("slots_in_use", .number(queue.inUse)), ("queue_waiting", .number(queue.waiting))])
+            })),
         ])
     }
 
@@ -141,6 +145,8 @@ enum OperationsRoutes {
         ("latency_ms", Schema.nullable(Schema.number)), ("source", Schema.enumeration(["configuration", "admin"])), ("has_api_key", Schema.boolean),
         ("allow_private", Schema.boolean), ("declared_models", Schema.array(Schema.string)),
         ("slots_in_use", Schema.nullable(Schema.integer)), ("queue_waiting", Schema.nullable(Schema.integer)),
+        ("model_slots", Schema.nullable(Schema.integer)),
+        ("model_queues", Schema.array(Schema.object([("model", Schema.string), ("slots_in_use", Schema.integer), ("queue_waiting", Schema.integer)]))),
     ])
 
     static let modelSchema = Schema.object([

@@ -16,6 +16,7 @@ enum ProviderRoutes {
         ("api_key", Schema.nullable(Schema.string(maxLength: 500))),
         ("models", Schema.array(Schema.string(maxLength: 300))),
         ("max_concurrent", Schema.nullable(Schema.integer(minimum: 1))),
+        ("model_slots", Schema.nullable(Schema.integer(minimum: 0))),
         ("allow_private", Schema.boolean),
     ]
 
@@ -47,6 +48,7 @@ enum ProviderRoutes {
             p.models = v ?? []
         }
         if let v = body.int("max_concurrent", min: 1) { p.maxConcurrent = v }
+        if let v = body.int("model_slots", min: 0) { p.modelSlots = v }
         if let v = body.bool("allow_private") { p.allowPrivate = v }
     }
 
@@ -92,7 +94,7 @@ enum ProviderRoutes {
         return [
             AdminEndpoint(
                 method: .post, path: "/api/providers", summary: "Add a provider (its key is stored sealed and never shown again)", tag: "providers",
-                body: Schema.object(properties, optional: ["api_key", "models", "max_concurrent", "allow_private"]),
+                body: Schema.object(properties, optional: ["api_key", "models", "max_concurrent", "model_slots", "allow_private"]),
                 responses: [.init(status: 201, description: "the provider", schema: OperationsRoutes.providerSchema), conflict]
             ) { request, call in
                 var body = try await AdminBody.read(request)

@@ -18,6 +18,10 @@ public struct ProviderConfig: Sendable, Equatable {
     public var maxConcurrent: Int?
     /// Requests that may wait for this provider's slots at once (nil: `TOLLGATE_QUEUE_LENGTH`).
     public var maxQueueLength: Int?
+    /// Slots of each model on this provider (`model_slots`): requests in flight to one model at most.
+    /// nil: the kind's default — 1 for Ollama, whose `OLLAMA_NUM_PARALLEL` is 1 unless its operator
+    /// raised it (Ollama does not report it), none for the others; 0: no limit per model.
+    public var modelSlots: Int?
     /// Whether the URL may point at a private, loopback or link-local address (set in configuration only).
     public var allowPrivate = true
     /// The checked address the gateway connects to for this provider's host (set when the provider
@@ -38,6 +42,12 @@ public struct ProviderConfig: Sendable, Equatable {
     public var idleTimeout: Duration?
     /// Anthropic: the `anthropic-beta` features a client may switch on (nil: every one it names).
     public var anthropicBetas: [String]?
+
+    /// The slots of each model in force (nil: no limit per model).
+    public var slotsPerModel: Int? {
+        let slots = modelSlots ?? (kind == .ollama ? 1 : 0)
+        return slots > 0 ? slots : nil
+    }
 
     public init(name: String, kind: Kind, baseURL: String, apiKey: String? = nil) {
         self.name = name
@@ -117,15 +127,19 @@ extension TollgateConfig {
         // `none`: no Ollama server (cloud providers only).
         let list = try source.value("OLLAMA_URL") ?? "http://localhost:11434"
         let urls = list == "none" ? [] : list.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-        // Each server's slots: set it to the server's OLLAMA_NUM_PARALLEL times the models it keeps
-        // loaded (Ollama does not report it); unset, requests go straight through as before.
+        // Each server's slots in all (unset: no limit in all), and each model's: the server's
+        // OLLAMA_NUM_PARALLEL, which Ollama does not report — 1 unless set (Ollama's own default), 0 no limit.
         let slots = try source.value("TOLLGATE_OLLAMA_SLOTS").map { text throws(ConfigError) in
             try parseInt(text, default: 1, range: 1...100_000, variable: "TOLLGATE_OLLAMA_SLOTS")
+        }
+        let modelSlots = try source.value("TOLLGATE_OLLAMA_MODEL_SLOTS").map { text throws(ConfigError) in
+            try parseInt(text, default: 1, range: 0...100_000, variable: "TOLLGATE_OLLAMA_MODEL_SLOTS")
         }
         for (i, text) in urls.enumerated() where !text.isEmpty {
             let url = try parseUpstreamURL(text, variable: "OLLAMA_URL")
             var p = ProviderConfig(name: i == 0 ? "ollama" : "ollama-\(i + 1)", kind: .ollama, baseURL: url.absoluteString)
             p.maxConcurrent = slots
+            p.modelSlots = modelSlots
             providers.append(p)
         }
         for preset in ProviderConfig.presets {
@@ -179,6 +193,10 @@ extension TollgateConfig {
             for field in ["slots", "max_concurrent", "max_queue"] {
                 if let v = entry[field], (v.intValue ?? 0) < 1 { throw ConfigError(variable: variable, message: "\(at).\(field) must be a whole number of at least 1") }
             }
+            if let v = entry["model_slots"], (v.intValue ?? -1) < 0 {
+                throw ConfigError(variable: variable, message: "\(at).model_slots must be a whole number (0: no limit per model)")
+            }
+            p.modelSlots = entry["model_slots"]?.intValue
             p.maxConcurrent = entry["slots"]?.intValue ?? entry["max_concurrent"]?.intValue
             p.maxQueueLength = entry["max_queue"]?.intValue
             p.allowPrivate = entry["allow_private"]?.boolValue ?? true

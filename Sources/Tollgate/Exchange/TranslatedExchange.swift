@@ -217,7 +217,7 @@ struct TranslatedExchange {
     /// would pick has slots and none is free, or others already wait (nil: it goes straight through,
     /// there is no queue, or the queue is full — refused at once with a 429, before any head is sent).
     func busyQueue() -> FairQueue? {
-        guard let queue = services.router.pick(routes, excluding: [])?.backend.queue, queue.promisePlace() else { return nil }
+        guard let route = services.router.pick(routes, excluding: []), let queue = route.backend.slotQueues(for: route.model).first, queue.promisePlace() else { return nil }
         return queue
     }
 

@@ -14,6 +14,9 @@ public final class Backend: Sendable {
     let health = Mutex(Health())
     /// The provider's slots and the fair queue in front of them (nil: no limit, no queue).
     let queue: FairQueue?
+    /// Each model's slots and fair queue, made as models are asked for (empty: no limit per model).
+    let modelQueues = Mutex<[String: FairQueue]>([:])
+    let queueSettings: TollgateConfig.QueueSettings
     /// A client of its own when the provider has timeouts of its own (nil: the gateway's).
     public let client: UpstreamClient?
     /// What differs by the dialect the provider speaks.
@@ -46,6 +49,30 @@ public final class Backend: Sendable {
             self.client = nil
         }
         self.queue = config.maxConcurrent.map { FairQueue(capacity: $0, maxWaiting: config.maxQueueLength ?? settings.length, halfLife: settings.halfLife) }
+        self.queueSettings = settings
+    }
+
+    /// The slots a request for `model` takes here, in the order it takes them: the model's, then the
+    /// provider's (empty: it goes straight through).
+    func slotQueues(for model: String) -> [FairQueue] {
+        guard let perModel = config.slotsPerModel else { return queue.map { [$0] } ?? [] }
+        // `llama3` and `llama3:latest` are one model to Ollama, and so one line here.
+        let name = model.hasSuffix(":latest") ? String(model.dropLast(7)) : model
+        let modelQueue = modelQueues.withLock { queues -> FairQueue in
+            if let existing = queues[name] { return existing }
+            // Names come from clients: forget idle lines before there are too many.
+            if queues.count >= 1000 { queues = queues.filter { $0.value.inUse > 0 || $0.value.waiting > 0 } }
+            let made = FairQueue(capacity: perModel, maxWaiting: config.maxQueueLength ?? queueSettings.length, halfLife: queueSettings.halfLife)
+            queues[name] = made
+            return made
+        }
+        return queue.map { [modelQueue, $0] } ?? [modelQueue]
+    }
+
+    /// Every line of slots here, for views: the provider's (model nil) and each model's, by name.
+    var slotLines: [(model: String?, queue: FairQueue)] {
+        let models = modelQueues.withLock { $0 }.sorted { $0.key < $1.key }.map { (model: Optional($0.key), queue: $0.value) }
+        return (queue.map { [(model: nil, queue: $0)] } ?? []) + models
     }
 
     public var name: String { config.name }
@@ -117,23 +144,6 @@ public final class Backend: Sendable {
         }
         return request
     }
-
-    /// Counts a request in flight until the lease is released (at settlement). With slots, first
-    /// waits for one in the fair queue — at most `maxWait`, and only while the client is there:
-    /// `watch` cancels the wait when it leaves. Returns the lease and how long it waited.
-    func lease(
-        for requester: FairQueue.Requester, maxWait: Duration, atFront: Bool = false, promised: Bool = false, watch: ClientConnectionWatch?
-    ) async throws -> (BackendLease, waited: Duration) {
-        var waited = Duration.zero
-        if let queue, promised || !queue.tryAcquire(requester) {
-            let waiting = Task { try await queue.acquire(requester, maxWait: maxWait, atFront: atFront, promised: promised) }
-            watch?.arm { waiting.cancel() }
-            defer { watch?.disarm() }
-            waited = try await withTaskCancellationHandler { try await waiting.value } onCancel: { waiting.cancel() }
-        }
-        outstanding.add(1, ordering: .relaxed)
-        return (BackendLease(backend: self, requester: requester), waited)
-    }
 }
 
 /// When a catalog miss last refreshed the catalog.
@@ -151,22 +161,27 @@ final class Counter: Sendable {
 final class BackendLease: Sendable {
     let backend: Backend
     let requester: FairQueue.Requester?
-    /// When the slot was taken (only a provider with slots keeps the time it is held).
+    /// The slots held (the model's, the provider's), given back together.
+    let slots: [FairQueue]
+    /// When the slots were taken (only a request holding slots keeps the time they are held).
     let taken: ContinuousClock.Instant?
     let released = Atomic<Bool>(false)
-    init(backend: Backend, requester: FairQueue.Requester? = nil) {
+    init(backend: Backend, requester: FairQueue.Requester? = nil, slots: [FairQueue] = []) {
         self.backend = backend
         self.requester = requester
-        self.taken = backend.queue == nil ? nil : .now
+        self.slots = slots
+        self.taken = slots.isEmpty ? nil : .now
+        backend.outstanding.add(1, ordering: .relaxed)
     }
 
-    /// Gives the slot back; `tokens` the request used count against its requester's fair share.
+    /// Gives the slots back; `tokens` the request used count against its requester's fair share.
     func release(tokens: Int = 0) {
         if !released.exchange(true, ordering: .relaxed) {
             backend.outstanding.subtract(1, ordering: .relaxed)
-            if let queue = backend.queue {
+            let held = taken.map { ContinuousClock.now - $0 }
+            for queue in slots {
                 if let requester { queue.credit(requester, tokens: tokens) }
-                queue.release(held: taken.map { .now - $0 })
+                queue.release(held: held)
             }
         }
     }
@@ -269,13 +284,11 @@ public struct BackendRouter: Sendable {
     /// The least busy healthy route not yet tried; if every untried one is unhealthy, the least busy of them.
     public func pick(_ routes: [Route], excluding tried: Set<String> = []) -> Route? {
         if routes.count == 1 { return tried.isEmpty ? routes[0] : nil }
-        let untried = routes.filter { !tried.contains($0.backend.name) }
-        let healthy = untried.filter { $0.backend.isHealthy }
         // One reading of each count: they change under our feet. A provider with a free slot (or
         // without slots) beats one where the request would wait; among those, fewest in flight; if the
         // request waits wherever it goes, the shortest queue for the slots there.
-        let pool = (healthy.isEmpty ? untried : healthy).map { route -> (route: Route, waits: Bool, load: Double) in
-            guard let queue = route.backend.queue else { return (route, false, Double(route.backend.inFlight)) }
+        let pool = self.pool(routes, excluding: tried).map { route -> (route: Route, waits: Bool, load: Double) in
+            guard let queue = route.backend.slotQueues(for: route.model).first else { return (route, false, Double(route.backend.inFlight)) }
             let (inUse, waiting) = (queue.inUse, queue.waiting)
             let waits = inUse + waiting >= queue.capacity
             return (route, waits, waits ? Double(waiting + 1) / Double(queue.capacity) : Double(inUse))
@@ -285,6 +298,13 @@ public struct BackendRouter: Sendable {
         guard let least = candidates.map(\.load).min() else { return nil }
         let tied = candidates.filter { $0.load == least }
         return tied[turn.next() % tied.count].route
+    }
+
+    /// The routes a request may go to next: the healthy ones not yet tried, else every one not yet tried.
+    func pool(_ routes: [Route], excluding tried: Set<String>) -> [Route] {
+        let untried = tried.isEmpty ? routes : routes.filter { !tried.contains($0.backend.name) }
+        let healthy = untried.filter { $0.backend.isHealthy }
+        return healthy.isEmpty ? untried : healthy
     }
 
     /// The first Ollama server (requests that name no model: `/api/tags`, `/api/version`).

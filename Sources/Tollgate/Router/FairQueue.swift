@@ -38,9 +38,8 @@ final class FairQueue: Sendable {
     }
 
     struct Waiter {
-        let id: Int
         let enqueued: ContinuousClock.Instant
-        let continuation: CheckedContinuation<Void, any Error>
+        let ticket: SlotTicket
     }
 
     struct Share {
@@ -55,7 +54,6 @@ final class FairQueue: Sendable {
         var inUse = 0
         var shares: [String: Share] = [:]
         var waitingCount = 0
-        var nextID = 0
         /// Seconds a slot was held, averaged (for `Retry-After`).
         var meanHoldSeconds = 1.0
         var longestWaitMs = 0.0
@@ -91,50 +89,88 @@ final class FairQueue: Sendable {
         }
     }
 
-    /// Waits for a slot, at most `maxWait`; returns how long it waited. Throws ``Refused`` when the
-    /// queue is full or the wait ran out, and `CancellationError` when the task is cancelled (the
-    /// client left) — in every case the request is no longer in the queue.
-    /// `promised`: the request holds a place from ``promisePlace()``, given up as it joins.
+    /// Waits for a slot here, at most `maxWait`; returns how long it waited (see
+    /// ``acquire(oneOf:_:maxWait:atFront:promised:)``, of which this is the one-queue case).
     func acquire(_ requester: Requester, maxWait: Duration, atFront: Bool = false, promised: Bool = false) async throws -> Duration {
+        try await Self.acquire(oneOf: [self], requester, maxWait: maxWait, atFront: atFront, promised: promised ? self : nil).waited
+    }
+
+    /// Waits for the first slot any of `queues` frees, at most `maxWait`: the request waits in every
+    /// one of them at once and the first to offer a slot gets it (the others forget it). Returns the
+    /// queue that gave the slot and how long it waited. Throws ``Refused`` when every queue is full or
+    /// the wait ran out, and `CancellationError` when the task is cancelled (the client left) — in
+    /// every case the request is no longer in any queue. `promised`: the queue whose place from
+    /// ``promisePlace()`` the request holds, given up as it joins (or given back if it goes elsewhere).
+    static func acquire(
+        oneOf queues: [FairQueue], _ requester: Requester, maxWait: Duration, atFront: Bool = false, promised: FairQueue? = nil
+    ) async throws -> (queue: FairQueue, waited: Duration) {
         let start = ContinuousClock.now
-        if !promised, tryAcquire(requester, now: start) { return .zero }
-        let id = state.withLock { s -> Int in
-            s.nextID += 1
-            return s.nextID
+        var promised = promised
+        if let held = promised, !queues.contains(where: { $0 === held }) {
+            held.returnPromise()
+            promised = nil
         }
-        let timer = Task { [weak self] in
+        for queue in queues where queue !== promised && queue.tryAcquire(requester, now: start) {
+            promised?.returnPromise()
+            return (queue, .zero)
+        }
+        let ticket = SlotTicket()
+        let timer = Task {
             try await Task.sleep(for: maxWait)
-            self?.expire(id, requester: requester)
+            let seconds = queues.map { q in q.state.withLock { q.retryAfter($0, position: $0.waitingCount) } }.min() ?? 1
+            ticket.finish(.failure(Refused(reason: .waitedTooLong, retryAfterSeconds: seconds)))
         }
-        defer { timer.cancel() }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                let outcome: Result<Void, any Error>? = state.withLock { s in
-                    let now = ContinuousClock.now
-                    // The promised place becomes this request's own in the same step (no one can take it between).
-                    if promised { s.promised = max(0, s.promised - 1) }
-                    if s.inUse < capacity, s.waitingCount == 0, s.promised == 0 {
-                        grant(&s, requester, now: now)
-                        return .success(())
+        defer {
+            timer.cancel()
+            for queue in queues { queue.remove(ticket, requester: requester) }
+        }
+        let granted = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<FairQueue, any Error>) in
+                guard ticket.wait(c) else { return }  // settled before it could wait (cancelled, timed out)
+                var fullFor: [Int] = []
+                for queue in queues {
+                    switch queue.join(ticket, requester, atFront: atFront, promised: queue === promised) {
+                    case .waiting: continue
+                    case .full(let seconds): fullFor.append(seconds)
+                    case .settled: return
                     }
-                    if Task.isCancelled { return .failure(CancellationError()) }
-                    if s.waitingCount + s.promised >= maxWaiting {
-                        return .failure(Refused(reason: .queueFull, retryAfterSeconds: retryAfter(s, position: s.waitingCount)))
-                    }
-                    var share = s.shares[requester.id] ?? Share(stamp: now, weight: requester.weight, kind: requester.kind)
-                    share.weight = requester.weight
-                    let waiter = Waiter(id: id, enqueued: now, continuation: c)
-                    if atFront { share.waiting.insert(waiter, at: 0) } else { share.waiting.append(waiter) }
-                    s.shares[requester.id] = share
-                    s.waitingCount += 1
-                    return nil
                 }
-                if let outcome { c.resume(with: outcome) }
+                if fullFor.count == queues.count {
+                    ticket.finish(.failure(Refused(reason: .queueFull, retryAfterSeconds: fullFor.min() ?? 1)))
+                }
             }
         } onCancel: {
-            remove(id, requester: requester)?.continuation.resume(throwing: CancellationError())
+            ticket.finish(.failure(CancellationError()))
         }
-        return ContinuousClock.now - start
+        return (granted, ContinuousClock.now - start)
+    }
+
+    enum Joined { case waiting, full(retryAfterSeconds: Int), settled }
+
+    /// Puts a waiting request in this queue — or gives it a slot at once when one is free and nobody
+    /// waits (`settled`, as when another queue has given it one already).
+    func join(_ ticket: SlotTicket, _ requester: Requester, atFront: Bool, promised: Bool) -> Joined {
+        let (joined, granted) = state.withLock { s -> (Joined, CheckedContinuation<FairQueue, any Error>?) in
+            let now = ContinuousClock.now
+            // The promised place becomes this request's own in the same step (no one can take it between).
+            if promised { s.promised = max(0, s.promised - 1) }
+            if s.inUse < capacity, s.waitingCount == 0, s.promised == 0 {
+                guard let taker = ticket.settle(.success(self)) else { return (.settled, nil) }
+                grant(&s, requester, now: now)
+                return (.settled, taker)
+            }
+            if ticket.isSettled { return (.settled, nil) }
+            if s.waitingCount + s.promised >= maxWaiting { return (.full(retryAfterSeconds: retryAfter(s, position: s.waitingCount)), nil) }
+            var share = s.shares[requester.id] ?? Share(stamp: now, weight: requester.weight, kind: requester.kind)
+            share.weight = requester.weight
+            let waiter = Waiter(enqueued: now, ticket: ticket)
+            if atFront { share.waiting.insert(waiter, at: 0) } else { share.waiting.append(waiter) }
+            s.shares[requester.id] = share
+            s.waitingCount += 1
+            return (.waiting, nil)
+        }
+        granted?.resume(returning: self)
+        return joined
     }
 
     /// A place in the queue for a request that will join it shortly (a stream that answers with its
@@ -158,35 +194,36 @@ final class FairQueue: Sendable {
     /// Gives a slot back: to the next requester in fair order, or to the pool. `held` is how long
     /// the slot was held (for the `Retry-After` estimate).
     func release(held: Duration? = nil) {
-        let next = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+        let next = state.withLock { s -> CheckedContinuation<FairQueue, any Error>? in
             if let held { s.meanHoldSeconds = s.meanHoldSeconds * 0.9 + Self.seconds(held) * 0.1 }
-            guard s.waitingCount > 0 else {
-                s.inUse -= 1
-                return nil
-            }
             let now = ContinuousClock.now
-            // The waiting requester with the least decayed service per weight; ties to the longest waiting.
-            var best: (id: String, score: Double, since: ContinuousClock.Instant)?
-            for (id, share) in s.shares where !share.waiting.isEmpty {
-                let score = decayed(share, now: now) / share.weight
-                let since = share.waiting[0].enqueued
-                if let b = best, b.score < score || (b.score == score && b.since <= since) { continue }
-                best = (id, score, since)
+            while s.waitingCount > 0 {
+                // The waiting requester with the least decayed service per weight; ties to the longest waiting.
+                var best: (id: String, score: Double, since: ContinuousClock.Instant)?
+                for (id, share) in s.shares where !share.waiting.isEmpty {
+                    let score = decayed(share, now: now) / share.weight
+                    let since = share.waiting[0].enqueued
+                    if let b = best, b.score < score || (b.score == score && b.since <= since) { continue }
+                    best = (id, score, since)
+                }
+                guard let chosen = best, var share = s.shares[chosen.id] else { break }
+                let waiter = share.waiting.removeFirst()
+                s.waitingCount -= 1
+                s.shares[chosen.id] = share
+                // A request another queue has served (or that timed out, or whose client left) is
+                // only forgotten here; the slot goes on to the next.
+                guard let taker = waiter.ticket.settle(.success(self)) else { continue }
+                s.longestWaitMs = max(s.longestWaitMs, Self.milliseconds(now - waiter.enqueued))
+                s.dispatches["\(share.kind) waited", default: 0] += 1
+                share.attained = decayed(share, now: now) + 1
+                share.stamp = now
+                s.shares[chosen.id] = share
+                return taker  // the slot passes straight to it
             }
-            guard let chosen = best, var share = s.shares[chosen.id] else {
-                s.inUse -= 1
-                return nil
-            }
-            let waiter = share.waiting.removeFirst()
-            s.waitingCount -= 1
-            s.longestWaitMs = max(s.longestWaitMs, Self.milliseconds(now - waiter.enqueued))
-            s.dispatches["\(share.kind) waited", default: 0] += 1
-            share.attained = decayed(share, now: now) + 1
-            share.stamp = now
-            s.shares[chosen.id] = share
-            return waiter.continuation  // the slot passes straight to it
+            s.inUse -= 1
+            return nil
         }
-        next?.resume()
+        next?.resume(returning: self)
     }
 
     /// Adds what a finished request consumed to its requester's share (one unit per 1,000 tokens).
@@ -259,20 +296,61 @@ final class FairQueue: Sendable {
         max(1, Int((Double(position + 1) / Double(capacity) * s.meanHoldSeconds).rounded(.up)))
     }
 
-    /// Takes a waiter out of the queue (nil: it was dispatched or removed already), with the
-    /// `Retry-After` a refusal of it would carry.
-    private func remove(_ id: Int, requester: Requester) -> (continuation: CheckedContinuation<Void, any Error>, retryAfter: Int)? {
+    /// Takes a request out of the queue, if it is still in it (it was served, here or elsewhere, or it gave up).
+    fileprivate func remove(_ ticket: SlotTicket, requester: Requester) {
         state.withLock { s in
-            guard var share = s.shares[requester.id], let i = share.waiting.firstIndex(where: { $0.id == id }) else { return nil }
-            let waiter = share.waiting.remove(at: i)
+            guard var share = s.shares[requester.id], let i = share.waiting.firstIndex(where: { $0.ticket === ticket }) else { return }
+            share.waiting.remove(at: i)
             s.shares[requester.id] = share
             s.waitingCount -= 1
-            return (waiter.continuation, retryAfter(s, position: s.waitingCount))
+        }
+    }
+}
+
+/// One request waiting for a slot, in one queue or several at once: settled exactly once — by the
+/// first queue to give it a slot, by its wait running out, or by its client leaving.
+final class SlotTicket: Sendable {
+    struct State {
+        var continuation: CheckedContinuation<FairQueue, any Error>?
+        var outcome: Result<FairQueue, any Error>?
+    }
+    let state = Mutex(State())
+
+    var isSettled: Bool { state.withLock { $0.outcome != nil } }
+
+    /// Settles the ticket if nothing has yet; returns the waiting request's continuation to resume
+    /// with the outcome (nil: settled already, and this outcome is dropped). Called with a queue's
+    /// lock held, so a slot is handed over in the same step as it is taken from the queue.
+    func settle(_ outcome: Result<FairQueue, any Error>) -> CheckedContinuation<FairQueue, any Error>? {
+        state.withLock { s in
+            guard s.outcome == nil, let c = s.continuation else { return nil }
+            s.outcome = outcome
+            s.continuation = nil
+            return c
         }
     }
 
-    private func expire(_ id: Int, requester: Requester) {
-        guard let (continuation, seconds) = remove(id, requester: requester) else { return }
-        continuation.resume(throwing: Refused(reason: .waitedTooLong, retryAfterSeconds: seconds))
+    /// Settles the ticket with a failure (the wait ran out, the client left), resuming its request.
+    /// Before the request waits, the outcome is kept and ``wait(_:)`` answers it at once.
+    func finish(_ outcome: Result<FairQueue, any Error>) {
+        let c = state.withLock { s -> CheckedContinuation<FairQueue, any Error>? in
+            guard s.outcome == nil else { return nil }
+            s.outcome = outcome
+            defer { s.continuation = nil }
+            return s.continuation
+        }
+        c?.resume(with: outcome)
+    }
+
+    /// Starts waiting: false when the ticket was settled before (the continuation is resumed at once).
+    func wait(_ c: CheckedContinuation<FairQueue, any Error>) -> Bool {
+        let settled = state.withLock { s -> Result<FairQueue, any Error>? in
+            if let outcome = s.outcome { return outcome }
+            s.continuation = c
+            return nil
+        }
+        guard let settled else { return true }
+        c.resume(with: settled)
+        return false
     }
 }

@@ -66,28 +66,27 @@ enum UpstreamCall {
         var retriedSameProvider = false
         var failedOver = false
         while true {
-            guard let route = router.pick(routes, excluding: tried) else { throw UpstreamUnavailable() }
-            tried.insert(route.backend.name)
+            let route: Route
             let lease: BackendLease
             let queuedAt = ContinuousClock.now
             do {
                 // A request failed over waits at the head of its requester's line, not the end of the queue.
-                let (taken, waited) = try await route.backend.lease(
-                    for: settlement.requester, maxWait: settlement.maxQueueWait ?? router.queueSettings.maxWait, atFront: failedOver,
-                    promised: settlement.takePromise(for: route.backend.queue), watch: watch
+                let slots = SlotWait(
+                    router: router, requester: settlement.requester, maxWait: settlement.maxQueueWait ?? router.queueSettings.maxWait, atFront: failedOver, watch: watch
                 )
-                lease = taken
-                settlement.addQueueWait(waited)
+                guard let granted = try await slots.take(routes, excluding: tried, promised: settlement.takePromise()) else { throw UpstreamUnavailable() }
+                (route, lease) = (granted.route, granted.lease)
+                settlement.addQueueWait(granted.waited)
             } catch let refused as FairQueue.Refused {
+                // Every queue the request could wait in was full, or the wait ran out: 429.
                 settlement.addQueueWait(.now - queuedAt)
-                // This provider's queue is full or the wait ran out: another may serve the model; else 429.
-                if routes.contains(where: { !tried.contains($0.backend.name) }) { continue }
                 throw refused
             } catch is CancellationError {
                 // The client left while waiting: nothing was sent upstream.
                 settlement.addQueueWait(.now - queuedAt)
                 throw LeftWhileQueued()
             }
+            tried.insert(route.backend.name)
             failedOver = true
             settlement.attach(
                 lease, provider: route.backend.name,

@@ -260,6 +260,7 @@ public final class Gateway: Sendable {
             }
             c.models = p.models.map { ModelMetadata(name: $0) }
             c.maxConcurrent = p.maxConcurrent
+            c.modelSlots = p.modelSlots
             c.allowPrivate = p.allowPrivate
             all.append(c)
         }

@@ -139,23 +139,26 @@ public final class GatewayMetrics: Sendable {
             if newRefusals > 0 {
                 CoreMetrics.Counter(label: "tollgate_upstream_credential_refusals_total", dimensions: [("backend", b.name)], factory: factory).increment(by: newRefusals)
             }
-            if let queue = b.queue {
+            for (model, queue) in b.slotLines {
                 let snapshot = queue.snapshot()
-                CoreMetrics.Gauge(label: "tollgate_queue_depth", dimensions: [("backend", b.name)], factory: factory).record(snapshot.waiting.reduce(0) { $0 + $1.count })
-                CoreMetrics.Gauge(label: "tollgate_queue_slots_in_use", dimensions: [("backend", b.name)], factory: factory).record(snapshot.inUse)
-                CoreMetrics.Gauge(label: "tollgate_queue_slots", dimensions: [("backend", b.name)], factory: factory).record(queue.capacity)
-                CoreMetrics.Gauge(label: "tollgate_queue_oldest_wait_seconds", dimensions: [("backend", b.name)], factory: factory)
+                // A provider's own slots have no model; a model's line names it.
+                let line = [("backend", b.name)] + (model.map { [("model", $0)] } ?? [])
+                CoreMetrics.Gauge(label: "tollgate_queue_depth", dimensions: line, factory: factory).record(snapshot.waiting.reduce(0) { $0 + $1.count })
+                CoreMetrics.Gauge(label: "tollgate_queue_slots_in_use", dimensions: line, factory: factory).record(snapshot.inUse)
+                CoreMetrics.Gauge(label: "tollgate_queue_slots", dimensions: line, factory: factory).record(queue.capacity)
+                CoreMetrics.Gauge(label: "tollgate_queue_oldest_wait_seconds", dimensions: line, factory: factory)
                     .record((snapshot.waiting.first?.oldestMs ?? 0) / 1000)
                 for (key, total) in queue.dispatchCounts {
+                    let seenKey = b.name + " " + (model ?? "") + " " + key
                     let added = dispatchesSeen.withLock { seen in
-                        defer { seen[b.name + " " + key] = total }
-                        return max(0, total - seen[b.name + " " + key, default: 0])
+                        defer { seen[seenKey] = total }
+                        return max(0, total - seen[seenKey, default: 0])
                     }
                     guard added > 0 else { continue }
                     let parts = key.split(separator: " ")
                     CoreMetrics.Counter(
                         label: "tollgate_queue_dispatches_total",
-                        dimensions: [("backend", b.name), ("class", String(parts[0])), ("waited", parts.last == "waited" ? "true" : "false")], factory: factory
+                        dimensions: line + [("class", String(parts[0])), ("waited", parts.last == "waited" ? "true" : "false")], factory: factory
                     ).increment(by: added)
                 }
             }

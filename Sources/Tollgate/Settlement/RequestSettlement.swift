@@ -27,13 +27,9 @@ final class RequestSettlement: Sendable {
     /// its place in line first).
     let promise = Mutex<FairQueue?>(nil)
 
-    /// Whether this request holds a place promised by `queue` (taken once); a place promised by
-    /// another queue is given back, as the request goes elsewhere.
-    func takePromise(for queue: FairQueue?) -> Bool {
-        guard let promised = promise.withLock({ $0.take() }) else { return false }
-        if promised === queue { return true }
-        promised.returnPromise()
-        return false
+    /// The queue whose place this request holds, taken once (the waiting gives it up or back).
+    func takePromise() -> FairQueue? {
+        promise.withLock { $0.take() }
     }
 
     /// Holds a place `queue` promised this request.

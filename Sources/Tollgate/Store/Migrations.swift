@@ -219,5 +219,12 @@ enum Migrations {
                 "ALTER TABLE api_keys ADD COLUMN max_queue_wait_ms BIGINT",
             ]
         ),
+        (
+            13,
+            [
+                // Each model's slots on a provider added through the admin API (null: the kind's default).
+                "ALTER TABLE providers ADD COLUMN model_slots BIGINT",
+            ]
+        ),
     ]
 }

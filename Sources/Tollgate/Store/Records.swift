@@ -277,14 +277,17 @@ public struct StoredProvider: Sendable, Equatable, Codable {
     public var sealedAPIKey: String?
     public var models: [String]
     public var maxConcurrent: Int?
+    /// Each model's slots (nil: the kind's default, see ``ProviderConfig/modelSlots``).
+    public var modelSlots: Int?
     public var allowPrivate: Bool
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(
-        name: String, kind: ProviderConfig.Kind, baseURL: String, sealedAPIKey: String?, models: [String], maxConcurrent: Int?, allowPrivate: Bool,
-        createdAt: Date, updatedAt: Date
+        name: String, kind: ProviderConfig.Kind, baseURL: String, sealedAPIKey: String?, models: [String], maxConcurrent: Int?, modelSlots: Int? = nil,
+        allowPrivate: Bool, createdAt: Date, updatedAt: Date
     ) {
+        self.modelSlots = modelSlots
         self.name = name
         self.kind = kind
         self.baseURL = baseURL

@@ -154,6 +154,7 @@ extension SQLStore {
                     sealedAPIKey: try row.decode(column: "api_key_sealed", as: String?.self),
                     models: Self.tags(try row.decode(column: "models", as: String?.self)),
                     maxConcurrent: try row.decode(column: "max_concurrent", as: Int?.self),
+                    modelSlots: try row.decode(column: "model_slots", as: Int?.self),
                     allowPrivate: try row.decode(column: "allow_private", as: Int.self) != 0,
                     createdAt: Self.date(try row.decode(column: "created_at", as: Int64.self)),
                     updatedAt: Self.date(try row.decode(column: "updated_at", as: Int64.self))
@@ -167,11 +168,11 @@ extension SQLStore {
             try await Self.transaction(db) { db in
             try await db.raw(
                 """
-                INSERT INTO providers (name, kind, base_url, api_key_sealed, models, max_concurrent, allow_private, created_at, updated_at)
+                INSERT INTO providers (name, kind, base_url, api_key_sealed, models, max_concurrent, model_slots, allow_private, created_at, updated_at)
                 VALUES (\(bind: p.name), \(bind: p.kind.rawValue), \(bind: p.baseURL), \(bind: p.sealedAPIKey), \(bind: Self.tagText(p.models)),
-                        \(bind: p.maxConcurrent), \(bind: p.allowPrivate ? 1 : 0), \(bind: Self.ms(p.createdAt)), \(bind: Self.ms(p.updatedAt)))
+                        \(bind: p.maxConcurrent), \(bind: p.modelSlots), \(bind: p.allowPrivate ? 1 : 0), \(bind: Self.ms(p.createdAt)), \(bind: Self.ms(p.updatedAt)))
                 ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, base_url = excluded.base_url, api_key_sealed = excluded.api_key_sealed,
-                    models = excluded.models, max_concurrent = excluded.max_concurrent, allow_private = excluded.allow_private, updated_at = excluded.updated_at
+                    models = excluded.models, max_concurrent = excluded.max_concurrent, model_slots = excluded.model_slots, allow_private = excluded.allow_private, updated_at = excluded.updated_at
                 """
             ).run()
             // Other instances notice through the generation and reload their providers.

@@ -51,8 +51,12 @@ final class TestGateway: Sendable {
             "TOLLGATE_DATA_DIR": directory,
             "TOLLGATE_USAGE_FLUSH_MS": "20",
             "ADMIN_PASSWORD": TestGateway.adminPassword,
+            // The mock Ollama answers any number of requests at once, as a server with a high
+            // OLLAMA_NUM_PARALLEL does; the tests of the one-slot-per-model default pass "".
+            "TOLLGATE_OLLAMA_MODEL_SLOTS": "0",
         ]
         values.merge(overrides) { _, new in new }
+        if values["TOLLGATE_OLLAMA_MODEL_SLOTS"] == "" { values["TOLLGATE_OLLAMA_MODEL_SLOTS"] = nil }
         if values["ADMIN_PASSWORD"] == "" { values["ADMIN_PASSWORD"] = nil }  // "": start with a generated password
         let config = try TollgateConfig.load(from: ConfigSource(values: values))
         let logs = LogCapture()

@@ -51,7 +51,11 @@ struct TollgateProcess {
     ) {
         let proxyPort = try await ServerBootstrapHelper.bindEphemeral()
         let adminPort = try await ServerBootstrapHelper.bindEphemeral()
-        var environment = ["OLLAMA_URL": "http://127.0.0.1:\(mockPort)", "PROXY_HOST": "127.0.0.1", "PROXY_PORT": "\(proxyPort)", "ADMIN_PORT": "\(adminPort)"]
+        // The mock answers any number of requests at once (no slot per model, see TestGateway).
+        var environment = [
+            "OLLAMA_URL": "http://127.0.0.1:\(mockPort)", "PROXY_HOST": "127.0.0.1", "PROXY_PORT": "\(proxyPort)", "ADMIN_PORT": "\(adminPort)",
+            "TOLLGATE_OLLAMA_MODEL_SLOTS": "0",
+        ]
         environment.merge(extra) { _, new in new }
         return (TollgateProcess(directory: directory, environment: environment), proxyPort, adminPort)
     }

@@ -167,7 +167,7 @@ enum UIPages {
 
     /// The fair queues of providers with slots: how full, how long the waits, and who is waiting (by name).
     static func fairQueues(_ deps: AdminDeps, keys: [KeyRecord]) async throws -> String {
-        let queued = deps.router.backends.compactMap { b in b.queue.map { (b.name, $0, $0.snapshot()) } }
+        let queued = deps.router.backends.flatMap { b in b.slotLines.map { line in (b.name + (line.model.map { " · " + $0 } ?? ""), line.queue, line.queue.snapshot()) } }
         guard !queued.isEmpty else { return "" }
         let users = try await deps.store.users()
         func name(_ requester: String) -> String {
@@ -186,8 +186,8 @@ enum UIPages {
             snapshot.waiting.map { [HTML.escape(provider), HTML.escape(name($0.requester)), HTML.number($0.count), seconds($0.oldestMs)] }
         }
         return """
-            <h2>Fair queues</h2><section id="fair-queues">\(HTML.table(["Provider", "Slots in use", "Waiting", "Oldest wait now", "Longest wait since start"], rows))
-            \(HTML.table(["Provider", "Who is waiting", "Requests", "Oldest wait"], waiting, empty: "Nobody is waiting."))</section>
+            <h2>Fair queues</h2><section id="fair-queues">\(HTML.table(["Provider · model", "Slots in use", "Waiting", "Oldest wait now", "Longest wait since start"], rows))
+            \(HTML.table(["Provider · model", "Who is waiting", "Requests", "Oldest wait"], waiting, empty: "Nobody is waiting."))</section>
             """
     }
 
@@ -398,6 +398,7 @@ enum UIPages {
             <div>\(HTML.field("api_key", "API key", input: "password", hint: keyHint, omitEmpty: true))</div>
             <div>\(HTML.field("models", "Models", value: current?.config.models.map(\.name).joined(separator: ", "), type: "list", hint: "comma-separated; empty: read from the provider"))</div>
             <div>\(HTML.field("max_concurrent", "Concurrent requests at most", value: current?.config.maxConcurrent.map(String.init), type: "int", input: "number", hint: "empty: unbounded"))</div>
+            <div>\(HTML.field("model_slots", "Concurrent requests per model", value: current?.config.modelSlots.map(String.init), type: "int", input: "number", hint: "empty: 1 for Ollama (its OLLAMA_NUM_PARALLEL), else unbounded; 0: unbounded"))</div>
             <div>\(HTML.checkbox("allow_private", "Allow a private, loopback or link-local address (a server on this network)", checked: current?.config.allowPrivate ?? false))</div>
             """
     }

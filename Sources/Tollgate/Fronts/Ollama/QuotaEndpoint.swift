@@ -45,11 +45,10 @@ struct QuotaEndpoint {
         object["allowed_models"] = identity.key.policy.allowedModels.map { $0.map(\.text) } ?? NSNull()
         // The caller's requests waiting for busy providers' slots, and where the next one stands.
         let requester = identity.requester
-        object["queue"] = services.router.backends.compactMap { b -> [String: Any]? in
-            guard let queue = b.queue else { return nil }
+        object["queue"] = services.router.backends.flatMap { b in b.slotLines.map { (b.name, $0.model, $0.queue) } }.map { provider, model, queue -> [String: Any] in
             let waiting = queue.waiting(for: requester.id)
             return [
-                "provider": b.name, "slots": queue.capacity, "slots_in_use": queue.inUse, "waiting_total": queue.waiting, "your_waiting": waiting,
+                "provider": provider, "model": model ?? NSNull(), "slots": queue.capacity, "slots_in_use": queue.inUse, "waiting_total": queue.waiting, "your_waiting": waiting,
                 "your_position": waiting > 0 ? (queue.position(of: requester.id) ?? NSNull()) as Any : NSNull(), "your_weight": requester.weight,
             ]
         }
