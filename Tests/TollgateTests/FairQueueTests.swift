@@ -335,7 +335,8 @@ final class OrderLog: Sendable {
         var behavior = MockOllama.Behavior()
         behavior.chunks = 2
         behavior.holdAfterChunk = 1
-        try await withGateway(["TOLLGATE_OLLAMA_SLOTS": "1", "TOLLGATE_MAX_QUEUE_WAIT": "0.5"], behavior: behavior) { gw in
+        // No health check during the test: it marks the backend down by hand below.
+        try await withGateway(["TOLLGATE_OLLAMA_SLOTS": "1", "TOLLGATE_MAX_QUEUE_WAIT": "0.5", "TOLLGATE_HEALTH_INTERVAL": "3600"], behavior: behavior) { gw in
             let key = try await gw.createKey()
             let holder = Task { try await gw.send("/api/chat", body: Self.chat("holder", stream: true), key: key) }
             #expect(await eventually(timeout: .seconds(10)) { Self.markers(gw.mock).count == 1 })
@@ -352,11 +353,18 @@ final class OrderLog: Sendable {
             )
             #expect(anthropic.status == 429 && anthropic.body.contains(#""type":"rate_limit_error""#), "\(anthropic.body)")
             #expect(anthropic.headers["retry-after"].first != nil)
+            // With the backend down (its health check failed) the wait that runs out is a 503: waiting
+            // longer would not help.
+            let backend = try #require(gw.gateway.router.primaryOllama)
+            backend.recordCheck(ok: false)
+            let down = try await gw.send("/v1/chat/completions", body: Self.chat("late"), key: key)
+            #expect(down.status == 503 && down.body.contains("down") && Int(down.headers["retry-after"].first ?? "") ?? 0 >= 1, "\(down.body)")
+            backend.recordCheck(ok: true)
             gw.mock.release()
             #expect(try await holder.value.status == 200)
             #expect(!Self.markers(gw.mock).contains("late"))
             let refused = try await gw.usageRecords().filter { $0.outcome == .queueRefused }
-            #expect(refused.count == 3 && refused.allSatisfy { $0.httpStatus == 429 && $0.promptTokens == nil })
+            #expect(refused.count == 4 && refused.filter { $0.httpStatus == 429 }.count == 3 && refused.allSatisfy { $0.promptTokens == nil })
         }
     }
 

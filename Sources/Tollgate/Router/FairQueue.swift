@@ -35,6 +35,8 @@ final class FairQueue: Sendable {
         enum Reason { case queueFull, waitedTooLong }
         let reason: Reason
         let retryAfterSeconds: Int
+        /// Every backend the request could go to was down when it was refused (a 503, not a 429).
+        var backendsDown = false
     }
 
     struct Waiter {

@@ -77,9 +77,11 @@ enum UpstreamCall {
                 guard let granted = try await slots.take(routes, excluding: tried, promised: settlement.takePromise()) else { throw UpstreamUnavailable() }
                 (route, lease) = (granted.route, granted.lease)
                 settlement.addQueueWait(granted.waited)
-            } catch let refused as FairQueue.Refused {
-                // Every queue the request could wait in was full, or the wait ran out: 429.
+            } catch var refused as FairQueue.Refused {
+                // Every queue the request could wait in was full, or the wait ran out: 429 — or 503
+                // when the backends it waited for are down (waiting longer would not help).
                 settlement.addQueueWait(.now - queuedAt)
+                refused.backendsDown = !routes.contains { !tried.contains($0.backend.name) && $0.backend.isHealthy }
                 throw refused
             } catch is CancellationError {
                 // The client left while waiting: nothing was sent upstream.

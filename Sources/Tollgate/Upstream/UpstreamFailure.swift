@@ -32,9 +32,13 @@ struct UpstreamFailure {
             return
         }
         if let refused = error as? FairQueue.Refused {
-            status = .tooManyRequests
+            status = refused.backendsDown ? .serviceUnavailable : .tooManyRequests
             outcome = .queueRefused
             retryAfter = refused.retryAfterSeconds
+            if refused.backendsDown {
+                message = "the model's backends are down and busy; try again in \(refused.retryAfterSeconds) s"
+                return
+            }
             switch refused.reason {
             case .queueFull: message = "the model's backends are busy and their queue is full; try again in \(refused.retryAfterSeconds) s"
             case .waitedTooLong: message = "the model's backends stayed busy for the longest a request may wait; try again in \(refused.retryAfterSeconds) s"
