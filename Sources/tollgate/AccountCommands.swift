@@ -9,6 +9,8 @@ struct LimitOptions: ParsableArguments {
     @Option(help: "Tokens per calendar month (or 'none').") var monthlyTokens: String?
     @Option(help: "Requests per calendar day (or 'none').") var dailyRequests: String?
     @Option(help: "Requests per calendar month (or 'none').") var monthlyRequests: String?
+    @Option(help: "US dollars per calendar day, e.g. 5.00 (or 'none').") var dailyCost: String?
+    @Option(help: "US dollars per calendar month, e.g. 100 (or 'none').") var monthlyCost: String?
     @Option(help: "Requests per rolling minute (or 'none').") var rpm: String?
     @Option(help: "Tokens per rolling minute (or 'none').") var tpm: String?
     @Option(help: "Requests in flight at once (or 'none').") var concurrency: String?
@@ -21,7 +23,19 @@ struct LimitOptions: ParsableArguments {
         return .some(n)
     }
 
+    static func dollars(_ text: String?, _ flag: String) throws -> Int?? {
+        guard let text else { return .none }
+        if ["none", "unlimited", "null", "-"].contains(text.lowercased()) { return .some(nil) }
+        let plain = text.hasPrefix("$") ? String(text.dropFirst()) : text
+        guard let nanos = USDAmount.nanos(plain) else {
+            throw ValidationError("--\(flag): expected US dollars ≥ 0 with at most nine decimals (e.g. 5.00) or 'none', got '\(text)'")
+        }
+        return .some(nanos)
+    }
+
     func apply(to policy: inout SubjectPolicy) throws {
+        if let v = try Self.dollars(dailyCost, "daily-cost") { policy.quotas.dailyCostNanos = v }
+        if let v = try Self.dollars(monthlyCost, "monthly-cost") { policy.quotas.monthlyCostNanos = v }
         if let v = try Self.number(dailyTokens, "daily-tokens") { policy.quotas.dailyTokens = v }
         if let v = try Self.number(monthlyTokens, "monthly-tokens") { policy.quotas.monthlyTokens = v }
         if let v = try Self.number(dailyRequests, "daily-requests") { policy.quotas.dailyRequests = v }
@@ -74,6 +88,8 @@ func limitsText(_ p: SubjectPolicy) -> [String] {
         "monthly tokens:   \(n(p.quotas.monthlyTokens))",
         "daily requests:   \(n(p.quotas.dailyRequests))",
         "monthly requests: \(n(p.quotas.monthlyRequests))",
+        "daily cost:       \(p.quotas.dailyCostNanos.map { "$" + USDAmount.text($0) } ?? "unlimited")",
+        "monthly cost:     \(p.quotas.monthlyCostNanos.map { "$" + USDAmount.text($0) } ?? "unlimited")",
         "requests/minute:  \(n(p.rates.requestsPerMinute))",
         "tokens/minute:    \(n(p.rates.tokensPerMinute))",
         "concurrency:      \(n(p.rates.concurrent))",
@@ -166,8 +182,9 @@ func printUsage(_ state: QuotaState?) {
         print("usage: none yet")
         return
     }
-    print("usage: day from \(formatDate(state.day.windowStart)): \(state.day.requests) requests, \(state.day.tokensUsed) tokens (+\(state.day.tokensReserved) reserved)")
-    print("       month from \(formatDate(state.month.windowStart)): \(state.month.requests) requests, \(state.month.tokensUsed) tokens (+\(state.month.tokensReserved) reserved)")
+    func spend(_ c: QuotaCounter) -> String { "$" + USDAmount.text(c.costUsed) + " (+$" + USDAmount.text(c.costReserved) + " reserved)" }
+    print("usage: day from \(formatDate(state.day.windowStart)): \(state.day.requests) requests, \(state.day.tokensUsed) tokens (+\(state.day.tokensReserved) reserved), \(spend(state.day))")
+    print("       month from \(formatDate(state.month.windowStart)): \(state.month.requests) requests, \(state.month.tokensUsed) tokens (+\(state.month.tokensReserved) reserved), \(spend(state.month))")
 }
 
 extension Keys {

@@ -184,6 +184,13 @@ import TollgateTestSupport
         #expect(try await cli.run(["keys", "set-quota", id, "--weight", "2.5"]).out.contains("weight:           2.5"))
         #expect(try await cli.run(["users", "set-quota", "lab", "--weight", "0"]).status != 0)
         #expect(try await cli.run(["keys", "set-quota", id, "--max-queue-wait", "2.5"]).out.contains("max queue wait:   2.5 s"))
+        // Spending limits in dollars, exact; a bad amount refused.
+        let spending = try await cli.run(["keys", "set-quota", id, "--daily-cost", "5.00", "--monthly-cost", "$100"])
+        #expect(spending.out.contains("daily cost:       $5.00") && spending.out.contains("monthly cost:     $100.00"), "\(spending.out)")
+        #expect(try await cli.run(["keys", "set-quota", id, "--daily-cost", "-1"]).status != 0)
+        #expect(try await cli.run(["users", "set-quota", "lab", "--monthly-cost", "20.5"]).out.contains("monthly cost:     $20.50"))
+        #expect(try await cli.run(["users", "set-quota", "lab", "--monthly-cost", "none"]).out.contains("monthly cost:     unlimited"))
+        #expect(try await cli.run(["keys", "set-quota", id, "--daily-cost", "none", "--monthly-cost", "none"]).out.contains("daily cost:       unlimited"))
         #expect(try await cli.run(["settings", "set", "force_model", ""]).status != 0)
         #expect(try await cli.run(["users", "list"]).out.contains("lab"))
 

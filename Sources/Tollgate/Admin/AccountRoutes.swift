@@ -49,6 +49,8 @@ struct AdminDeps: Sendable {
 enum AccountRoutes {
     static let quotaNames = ["daily_tokens", "monthly_tokens", "daily_requests", "monthly_requests"]
     static let rateNames = ["requests_per_minute", "tokens_per_minute", "max_concurrent"]
+    /// Spending limits in US dollars (exact decimals; stored as nano-dollars).
+    static let costNames = ["daily_cost_usd", "monthly_cost_usd"]
 
     // MARK: JSON
 
@@ -57,6 +59,7 @@ enum AccountRoutes {
         return [
             ("daily_tokens", AdminJSON.int(q.dailyTokens)), ("monthly_tokens", AdminJSON.int(q.monthlyTokens)),
             ("daily_requests", AdminJSON.int(q.dailyRequests)), ("monthly_requests", AdminJSON.int(q.monthlyRequests)),
+            ("daily_cost_usd", AdminJSON.dollars(q.dailyCostNanos)), ("monthly_cost_usd", AdminJSON.dollars(q.monthlyCostNanos)),
             ("requests_per_minute", AdminJSON.int(r.requestsPerMinute)), ("tokens_per_minute", AdminJSON.int(r.tokensPerMinute)),
             ("max_concurrent", AdminJSON.int(r.concurrent)), ("weight", p.weight.map { .number($0) } ?? .null),
         ]
@@ -72,6 +75,8 @@ enum AccountRoutes {
         return .object([
             ("day_requests", .number(s.day.requests)), ("day_tokens", .number(s.day.tokensUsed + s.day.tokensReserved)),
             ("month_requests", .number(s.month.requests)), ("month_tokens", .number(s.month.tokensUsed + s.month.tokensReserved)),
+            ("day_cost_usd", .number(USDAmount.text(s.day.costUsed + s.day.costReserved))),
+            ("month_cost_usd", .number(USDAmount.text(s.month.costUsed + s.month.costReserved))),
         ])
     }
 
@@ -105,12 +110,16 @@ enum AccountRoutes {
     // MARK: Schemas
 
     static let limitProperties: [(String, JSONValue)] =
-        (quotaNames.map { ($0, Schema.nullable(Schema.integer(minimum: 0))) } + rateNames.map { ($0, Schema.nullable(Schema.integer(minimum: 1))) })
+        (quotaNames.map { ($0, Schema.nullable(Schema.integer(minimum: 0))) } + rateNames.map { ($0, Schema.nullable(Schema.integer(minimum: 1))) }
+            + costNames.map { ($0, Schema.nullable(.object([("type", .string("number")), ("minimum", .number(0)), ("maximum", .number(1_000_000_000))]))) })
     /// The weight in fair queues: a number, not a count.
     static let weightProperty: (String, JSONValue) = (
         "weight", Schema.nullable(.object([("type", .string("number")), ("minimum", .number(weightRange.lowerBound)), ("maximum", .number(weightRange.upperBound))]))
     )
-    static let usageSchema = Schema.object([("day_requests", Schema.integer), ("day_tokens", Schema.integer), ("month_requests", Schema.integer), ("month_tokens", Schema.integer)])
+    static let usageSchema = Schema.object([
+        ("day_requests", Schema.integer), ("day_tokens", Schema.integer), ("month_requests", Schema.integer), ("month_tokens", Schema.integer),
+        ("day_cost_usd", Schema.number), ("month_cost_usd", Schema.number),
+    ])
     static let tagPattern = "^[A-Za-z0-9._/-]{1,64}$"
     static let nameSchema = Schema.string(maxLength: 200, pattern: "^[^\\u0000-\\u001f]*[^\\s\\u0000-\\u001f][^\\u0000-\\u001f]*$")
 
@@ -134,7 +143,7 @@ enum AccountRoutes {
                 ("output_cap_default", Schema.nullable(Schema.integer)), ("output_cap_max", Schema.nullable(Schema.integer)),
                 ("allowed_addresses", Schema.nullable(Schema.array(Schema.string))), ("denied_addresses", Schema.nullable(Schema.array(Schema.string))),
                 ("max_queue_wait", Schema.nullable(Schema.number)),
-            ] + limitProperties.map { ($0.0, Schema.nullable(Schema.integer)) } + [("weight", Schema.nullable(Schema.number)), ("usage", usageSchema), ("key", Schema.string)],
+            ] + limitProperties.map { ($0.0, Schema.nullable(costNames.contains($0.0) ? Schema.number : Schema.integer)) } + [("weight", Schema.nullable(Schema.number)), ("usage", usageSchema), ("key", Schema.string)],
             optional: ["key"]
         )
     }
@@ -148,7 +157,7 @@ enum AccountRoutes {
             [
                 ("id", Schema.string), ("name", Schema.string), ("email", Schema.nullable(Schema.string)), ("note", Schema.nullable(Schema.string)),
                 ("external_id", Schema.nullable(Schema.string)), ("created_at", Schema.dateTime), ("updated_at", Schema.dateTime),
-            ] + limitProperties.map { ($0.0, Schema.nullable(Schema.integer)) } + [("weight", Schema.nullable(Schema.number)), ("keys", Schema.integer), ("usage", usageSchema)]
+            ] + limitProperties.map { ($0.0, Schema.nullable(costNames.contains($0.0) ? Schema.number : Schema.integer)) } + [("weight", Schema.nullable(Schema.number)), ("keys", Schema.integer), ("usage", usageSchema)]
         )
     }
 
@@ -165,6 +174,8 @@ enum AccountRoutes {
         if let v = body.int("monthly_tokens") { p.quotas.monthlyTokens = v }
         if let v = body.int("daily_requests") { p.quotas.dailyRequests = v }
         if let v = body.int("monthly_requests") { p.quotas.monthlyRequests = v }
+        if let v = body.usd("daily_cost_usd") { p.quotas.dailyCostNanos = v }
+        if let v = body.usd("monthly_cost_usd") { p.quotas.monthlyCostNanos = v }
         if let v = body.int("requests_per_minute", min: 1) { p.rates.requestsPerMinute = v }
         if let v = body.int("tokens_per_minute", min: 1) { p.rates.tokensPerMinute = v }
         if let v = body.int("max_concurrent", min: 1) { p.rates.concurrent = v }

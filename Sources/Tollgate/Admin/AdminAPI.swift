@@ -111,6 +111,8 @@ enum AdminJSON {
 
     /// USD from nano-dollars, for display (sums are kept in integers).
     static func usd(_ nanos: Int?) -> JSONValue { nanos.map { .number(Double($0) / 1e9) } ?? .null }
+    /// An amount as an exact decimal number (`5.00`), for limits set in dollars.
+    static func dollars(_ nanos: Int?) -> JSONValue { nanos.map { .number(USDAmount.text($0)) } ?? .null }
 }
 
 extension HTTPField.Name {
@@ -167,6 +169,18 @@ struct AdminBody {
             return nil
         }
         return .some(n)
+    }
+
+    /// An amount of US dollars as an exact decimal (`5`, `5.00`, `0.25`; at most nine decimals), in
+    /// nano-dollars, or null (unlimited).
+    mutating func usd(_ name: String) -> Int?? {
+        guard let v = raw(name) else { return nil }
+        if v.isNull { return .some(nil) }
+        guard case .number(let text) = v, let nanos = USDAmount.nanos(text) else {
+            fail(name, "must be an amount of US dollars ≥ 0 with at most nine decimals (e.g. 5.00), or null")
+            return nil
+        }
+        return .some(nanos)
     }
 
     /// A number in `range`, or null.

@@ -156,7 +156,8 @@ struct TranslatingFront {
         exchange.relay = relay
         exchange.forwarded = forwarded
         switch await services.gatekeeper.admit(
-            identity: identity, requestID: requestID, endpoint: route.endpoint, model: model, promptEstimate: promptEstimate, outputReserve: outputReserve
+            identity: identity, requestID: requestID, endpoint: route.endpoint, model: model, routes: routes, promptEstimate: promptEstimate,
+            outputReserve: outputReserve
         ) {
         case .failure(let refused):
             return refusal(refused)

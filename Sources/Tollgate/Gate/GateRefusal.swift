@@ -41,6 +41,13 @@ struct GateRefusal: Error, Sendable {
         return GateRefusal(.forbidden, "model '\(model)' is not allowed for this key; allowed models: \(list)", param: "model")
     }
 
+    static func unpricedModel(_ model: String) -> GateRefusal {
+        GateRefusal(
+            .forbidden, "model '\(model)' has no known price and a spending limit applies to this key; an operator can set its price (setting prices) or allow unpriced models (setting allow_unpriced_models)",
+            param: "model"
+        )
+    }
+
     static func modelNotFound(_ name: String) -> GateRefusal { GateRefusal(.notFound, "model '\(name)' not found", param: "model") }
 
     static func modelAmbiguous(_ name: String, providers: [String]) -> GateRefusal {

@@ -124,16 +124,48 @@ struct Gatekeeper: Sendable {
         let rateHeaders: RateLimitHeaders
     }
 
-    /// Admission: rate limits and quotas for the prompt estimate plus the output cap in force.
+    /// Admission: rate limits and quotas for the prompt estimate plus the output cap in force — and,
+    /// under a spending limit, their worst-case cost on any of the routes that may serve it.
     func admit(
-        identity: KeyIdentity, requestID: String, endpoint: String, model: String?, promptEstimate: Int, outputReserve: Int
+        identity: KeyIdentity, requestID: String, endpoint: String, model: String?, routes: [Route], promptEstimate: Int, outputReserve: Int
     ) async -> Result<Admission, GateRefusal> {
+        var costEstimate = 0
+        if identity.key.policy.quotas.limitsCost || identity.user?.policy.quotas.limitsCost == true {
+            switch worstCost(routes, promptTokens: promptEstimate, outputTokens: outputReserve) {
+            case .success(let cost): costEstimate = cost
+            case .failure(let refusal):
+                gate.rejections.add("unpriced model")
+                return .failure(refusal)
+            }
+        }
         switch await gate.admit(
             identity: identity, requestID: requestID, endpoint: endpoint, model: model, promptEstimate: promptEstimate,
-            estimate: promptEstimate + outputReserve
+            estimate: promptEstimate + outputReserve, costEstimate: costEstimate
         ) {
         case .rejected(let rejection): return .failure(.rejected(rejection))
         case .admitted(let ticket, let headers): return .success(Admission(gate: gate, ticket: ticket, rateHeaders: headers))
         }
+    }
+
+    /// The most the tokens can cost on any of the routes, priced as settlement will price them (the
+    /// operator's override, else the provider's declared or discovered price); a route without a
+    /// price is refused unless unpriced models are allowed (then it counts as free).
+    func worstCost(_ routes: [Route], promptTokens: Int, outputTokens: Int) -> Result<Int, GateRefusal> {
+        let current = settings.current
+        var worst = 0
+        for route in routes {
+            let cost: Int?
+            if let override = current.price(provider: route.backend.name, model: route.model) {
+                cost = override.costNanos(promptTokens: promptTokens, completionTokens: outputTokens)
+            } else {
+                cost = router.catalog.metadata(provider: route.backend.name, model: route.model)?.costNanos(promptTokens: promptTokens, completionTokens: outputTokens)
+            }
+            guard let cost else {
+                if current.allowUnpricedModels { continue }
+                return .failure(.unpricedModel(route.model))
+            }
+            worst = max(worst, cost)
+        }
+        return .success(worst)
     }
 }

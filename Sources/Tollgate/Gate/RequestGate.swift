@@ -62,7 +62,9 @@ public final class RequestGate: Sendable {
     }
 
     /// Admits a request estimated at `estimate` tokens, or says why not.
-    public func admit(identity: KeyIdentity, requestID: String, endpoint: String, model: String?, promptEstimate: Int, estimate: Int) async -> Outcome {
+    public func admit(
+        identity: KeyIdentity, requestID: String, endpoint: String, model: String?, promptEstimate: Int, estimate: Int, costEstimate: Int = 0
+    ) async -> Outcome {
         let now = clock.now()
         let t = now.timeIntervalSince1970
         var subjects: [(id: String, policy: SubjectPolicy)] = [(QuotaSubject.keyID(identity.publicID), identity.key.policy)]
@@ -139,7 +141,7 @@ public final class RequestGate: Sendable {
         live.withLock { _ = $0.insert(requestID) }
         let request = AdmissionRequest(
             requestID: requestID, keyID: identity.publicID, userID: identity.user?.id, endpoint: endpoint, model: model,
-            promptEstimate: promptEstimate, estimate: estimate,
+            promptEstimate: promptEstimate, estimate: estimate, costEstimate: costEstimate,
             subjects: quotaSubjects.map { QuotaSubject(id: $0.id, limits: $0.policy.quotas) }
         )
         let result: Result<Admission, QuotaRejection>
@@ -157,7 +159,7 @@ public final class RequestGate: Sendable {
             let wait = max(1, Int(rejection.resetsAt.timeIntervalSince(now).rounded(.up)))
             var h = headers
             let entry = RateLimitHeaders.Entry(limit: rejection.limit, remaining: 0, resetAfter: rejection.resetsAt.timeIntervalSince(now))
-            if rejection.kind == .requests { h.consider(requests: entry) } else { h.consider(tokens: entry) }
+            if rejection.kind == .requests { h.consider(requests: entry) } else if rejection.kind == .tokens { h.consider(tokens: entry) }
             let who = rejection.subject?.hasPrefix("user:") == true ? "user" : "key"
             return .rejected(rejections.counted(Rejection(status: 429, message: "\(who) " + rejection.message(in: calendar.timeZone), retryAfter: wait, headers: h)))
         case .success(let admission):

@@ -226,5 +226,18 @@ enum Migrations {
                 "ALTER TABLE providers ADD COLUMN model_slots BIGINT",
             ]
         ),
+        (
+            14,
+            [
+                // Spending limits (nano-dollars) and the spend counted against them, reserved and used.
+                "ALTER TABLE api_keys ADD COLUMN daily_cost_nanos BIGINT",
+                "ALTER TABLE api_keys ADD COLUMN monthly_cost_nanos BIGINT",
+                "ALTER TABLE users ADD COLUMN daily_cost_nanos BIGINT",
+                "ALTER TABLE users ADD COLUMN monthly_cost_nanos BIGINT",
+                "ALTER TABLE quota_counters ADD COLUMN cost_used BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE quota_counters ADD COLUMN cost_reserved BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE quota_reservations ADD COLUMN cost BIGINT NOT NULL DEFAULT 0",
+            ]
+        ),
     ]
 }

@@ -35,7 +35,9 @@ extension SQLStore {
                     var outcome: Result<QuotaReservation, QuotaRejection>?
                     for subject in request.subjects {
                         var state = states[subject.id] ?? QuotaLedger.empty(now: now, calendar: calendar)
-                        let result = QuotaLedger.admit(&state, limits: subject.limits, estimate: request.estimate, now: now, calendar: calendar)
+                        let result = QuotaLedger.admit(
+                            &state, limits: subject.limits, estimate: request.estimate, costEstimate: request.costEstimate, now: now, calendar: calendar
+                        )
                         if case .failure(var rejection) = result {
                             rejection.subject = subject.id
                             outcome = .failure(rejection)
@@ -50,7 +52,7 @@ extension SQLStore {
                     }
                     let r = (try? outcome?.get()) ?? QuotaReservation(
                         dayStart: calendar.window(.day, containing: now).start, monthStart: calendar.window(.month, containing: now).start,
-                        tokens: max(0, request.estimate)
+                        tokens: max(0, request.estimate), costNanos: max(0, request.costEstimate)
                     )
                     for (id, state) in trial {
                         states[id] = state
@@ -63,10 +65,10 @@ extension SQLStore {
                 for chunk in Self.chunks(reserved, 200) {
                     let sql = """
                         INSERT INTO quota_reservations (request_id, subjects, day_start, month_start, tokens, created_at,
-                                                        key_id, user_id, endpoint, model, prompt_estimate, owner) VALUES
-                        """ + Array(repeating: "(?,?,?,?,?,?,?,?,?,?,?,?)", count: chunk.count).joined(separator: ",")
+                                                        key_id, user_id, endpoint, model, prompt_estimate, owner, cost) VALUES
+                        """ + Array(repeating: "(?,?,?,?,?,?,?,?,?,?,?,?,?)", count: chunk.count).joined(separator: ",")
                     var binds: [SQLiteData] = []
-                    binds.reserveCapacity(chunk.count * 12)
+                    binds.reserveCapacity(chunk.count * 13)
                     for (request, r) in chunk {
                         binds.append(.text(request.requestID))
                         binds.append(.text(request.subjects.map(\.id).joined(separator: "\n")))
@@ -80,6 +82,7 @@ extension SQLStore {
                         binds.append(request.model.map { .text(Self.clean($0)) } ?? .null)
                         binds.append(.integer(request.promptEstimate))
                         binds.append(.text(owner))
+                        binds.append(.integer(r.costNanos))
                     }
                     _ = try await connection.query(sql, binds)
                 }
@@ -97,12 +100,12 @@ extension SQLStore {
         let subjects = connection.isPostgres ? subjects.sorted() : subjects
         for chunk in chunks(subjects, 400) {
             if connection.isPostgres {
-                let sql = "INSERT INTO quota_counters (subject, period, window_start, requests, tokens_used, tokens_reserved) VALUES "
-                    + Array(repeating: "(?,'day',0,0,0,0),(?,'month',0,0,0,0)", count: chunk.count).joined(separator: ",")
+                let sql = "INSERT INTO quota_counters (subject, period, window_start, requests, tokens_used, tokens_reserved, cost_used, cost_reserved) VALUES "
+                    + Array(repeating: "(?,'day',0,0,0,0,0,0),(?,'month',0,0,0,0,0,0)", count: chunk.count).joined(separator: ",")
                     + " ON CONFLICT DO NOTHING"
                 _ = try await connection.query(sql, chunk.flatMap { [SQLiteData.text($0), .text($0)] })
             }
-            let sql = "SELECT subject, period, window_start, requests, tokens_used, tokens_reserved FROM quota_counters WHERE subject IN ("
+            let sql = "SELECT subject, period, window_start, requests, tokens_used, tokens_reserved, cost_used, cost_reserved FROM quota_counters WHERE subject IN ("
                 + Array(repeating: "?", count: chunk.count).joined(separator: ",") + ")"
                 + (connection.isPostgres ? " ORDER BY subject, period FOR UPDATE" : "")
             for row in try await connection.query(sql, chunk.map { .text($0) }) {
@@ -110,7 +113,10 @@ extension SQLStore {
                     let start = row.column("window_start")?.integer, let requests = row.column("requests")?.integer,
                     let used = row.column("tokens_used")?.integer, let reserved = row.column("tokens_reserved")?.integer
                 else { continue }
-                let counter = QuotaCounter(windowStart: date(Int64(start)), requests: requests, tokensUsed: used, tokensReserved: reserved)
+                let counter = QuotaCounter(
+                    windowStart: date(Int64(start)), requests: requests, tokensUsed: used, tokensReserved: reserved,
+                    costUsed: row.column("cost_used")?.integer ?? 0, costReserved: row.column("cost_reserved")?.integer ?? 0
+                )
                 if period == "day" { counters[subject, default: (nil, nil)].day = counter } else { counters[subject, default: (nil, nil)].month = counter }
             }
         }
@@ -124,14 +130,15 @@ extension SQLStore {
     /// Writes the counters of several subjects in one statement per 200 subjects.
     static func writeStates(_ connection: RawConnection, _ states: [(String, QuotaState)]) async throws {
         for chunk in chunks(states, 200) {
-            let sql = "INSERT INTO quota_counters (subject, period, window_start, requests, tokens_used, tokens_reserved) VALUES "
-                + Array(repeating: "(?,?,?,?,?,?)", count: chunk.count * 2).joined(separator: ",")
+            let sql = "INSERT INTO quota_counters (subject, period, window_start, requests, tokens_used, tokens_reserved, cost_used, cost_reserved) VALUES "
+                + Array(repeating: "(?,?,?,?,?,?,?,?)", count: chunk.count * 2).joined(separator: ",")
                 + """
                  ON CONFLICT (subject, period) DO UPDATE SET window_start = excluded.window_start, requests = excluded.requests,
-                    tokens_used = excluded.tokens_used, tokens_reserved = excluded.tokens_reserved
+                    tokens_used = excluded.tokens_used, tokens_reserved = excluded.tokens_reserved,
+                    cost_used = excluded.cost_used, cost_reserved = excluded.cost_reserved
                 """
             var binds: [SQLiteData] = []
-            binds.reserveCapacity(chunk.count * 12)
+            binds.reserveCapacity(chunk.count * 16)
             for (subject, state) in chunk {
                 for (period, c) in [("day", state.day), ("month", state.month)] {
                     binds.append(.text(subject))
@@ -140,6 +147,8 @@ extension SQLStore {
                     binds.append(.integer(c.requests))
                     binds.append(.integer(c.tokensUsed))
                     binds.append(.integer(c.tokensReserved))
+                    binds.append(.integer(c.costUsed))
+                    binds.append(.integer(c.costReserved))
                 }
             }
             _ = try await connection.query(sql, binds)
@@ -287,18 +296,20 @@ extension SQLStore {
                 else { continue }
                 reservations[id] = (
                     subjects.split(separator: "\n").map(String.init),
-                    QuotaReservation(dayStart: date(Int64(day)), monthStart: date(Int64(month)), tokens: tokens)
+                    QuotaReservation(dayStart: date(Int64(day)), monthStart: date(Int64(month)), tokens: tokens, costNanos: row.column("cost")?.integer ?? 0)
                 )
             }
         }
         enum Op {
-            case settle(QuotaReservation, Int, Date)
-            case charge(Int, Date)
+            case settle(QuotaReservation, Int, Int, Date)
+            case charge(Int, Int, Date)
         }
         var ops: [String: [Op]] = [:]
         var order: [String] = []
         for r in keyed {
             let tokens = (r.promptTokens ?? 0) + (r.completionTokens ?? 0)
+            // What the request cost as recorded (none known: nothing spent).
+            let cost = r.costNanos ?? 0
             // Windows are judged by when the request started (as admission did), so a settlement
             // never depends on how long the request took.
             let ended = now ?? r.createdAt
@@ -308,9 +319,9 @@ extension SQLStore {
             for subject in Set(subjects + (reserved?.subjects ?? [])).sorted() {
                 if ops[subject] == nil { order.append(subject) }
                 if let reserved, reserved.subjects.contains(subject) {
-                    ops[subject, default: []].append(.settle(reserved.reservation, tokens, ended))
+                    ops[subject, default: []].append(.settle(reserved.reservation, tokens, cost, ended))
                 } else {
-                    ops[subject, default: []].append(.charge(tokens, now ?? r.createdAt))
+                    ops[subject, default: []].append(.charge(tokens, cost, now ?? r.createdAt))
                 }
             }
         }
@@ -318,15 +329,15 @@ extension SQLStore {
         for subject in order {
             let first: Date
             switch ops[subject]![0] {
-            case .settle(_, _, let at), .charge(_, let at): first = at
+            case .settle(_, _, _, let at), .charge(_, _, let at): first = at
             }
             var state = states[subject] ?? QuotaLedger.empty(now: first, calendar: calendar)
             for op in ops[subject]! {
                 switch op {
-                case .settle(let reservation, let tokens, let at):
-                    QuotaLedger.settle(&state, reservation: reservation, actualTokens: tokens, now: at, calendar: calendar)
-                case .charge(let tokens, let at):
-                    QuotaLedger.charge(&state, tokens: tokens, now: at, calendar: calendar)
+                case .settle(let reservation, let tokens, let cost, let at):
+                    QuotaLedger.settle(&state, reservation: reservation, actualTokens: tokens, actualCost: cost, now: at, calendar: calendar)
+                case .charge(let tokens, let cost, let at):
+                    QuotaLedger.charge(&state, tokens: tokens, cost: cost, now: at, calendar: calendar)
                 }
             }
             states[subject] = state
@@ -350,7 +361,9 @@ extension SQLStore {
                 windowStart: date(try row.decode(column: "window_start", as: Int64.self)),
                 requests: try row.decode(column: "requests", as: Int.self),
                 tokensUsed: try row.decode(column: "tokens_used", as: Int.self),
-                tokensReserved: try row.decode(column: "tokens_reserved", as: Int.self)
+                tokensReserved: try row.decode(column: "tokens_reserved", as: Int.self),
+                costUsed: try row.decode(column: "cost_used", as: Int.self),
+                costReserved: try row.decode(column: "cost_reserved", as: Int.self)
             )
         }
         guard let day = counters["day"], let month = counters["month"] else { return nil }

@@ -293,6 +293,7 @@ public final class SQLStore: TollgateStore {
             """
             UPDATE api_keys SET daily_tokens = \(bind: q.dailyTokens), monthly_tokens = \(bind: q.monthlyTokens),
                 daily_requests = \(bind: q.dailyRequests), monthly_requests = \(bind: q.monthlyRequests),
+                daily_cost_nanos = \(bind: q.dailyCostNanos), monthly_cost_nanos = \(bind: q.monthlyCostNanos),
                 requests_per_minute = \(bind: r.requestsPerMinute), tokens_per_minute = \(bind: r.tokensPerMinute),
                 max_concurrent = \(bind: r.concurrent), allowed_models = \(bind: policy.allowedModels.map { $0.map(\.text).joined(separator: ",") }),
                 output_cap_default = \(bind: policy.outputCaps.defaultCap), output_cap_max = \(bind: policy.outputCaps.maximum),
@@ -351,7 +352,9 @@ public final class SQLStore: TollgateStore {
             dailyTokens: try row.decode(column: "daily_tokens", as: Int?.self),
             monthlyTokens: try row.decode(column: "monthly_tokens", as: Int?.self),
             dailyRequests: try row.decode(column: "daily_requests", as: Int?.self),
-            monthlyRequests: try row.decode(column: "monthly_requests", as: Int?.self)
+            monthlyRequests: try row.decode(column: "monthly_requests", as: Int?.self),
+            dailyCostNanos: try row.decode(column: "daily_cost_nanos", as: Int?.self),
+            monthlyCostNanos: try row.decode(column: "monthly_cost_nanos", as: Int?.self)
         )
     }
 
@@ -410,6 +413,7 @@ public final class SQLStore: TollgateStore {
             """
             UPDATE users SET daily_tokens = \(bind: q.dailyTokens), monthly_tokens = \(bind: q.monthlyTokens),
                 daily_requests = \(bind: q.dailyRequests), monthly_requests = \(bind: q.monthlyRequests),
+                daily_cost_nanos = \(bind: q.dailyCostNanos), monthly_cost_nanos = \(bind: q.monthlyCostNanos),
                 requests_per_minute = \(bind: r.requestsPerMinute), tokens_per_minute = \(bind: r.tokensPerMinute),
                 max_concurrent = \(bind: r.concurrent), fair_weight = \(bind: policy.weight), updated_at = \(bind: ms(now))
             WHERE id = \(bind: id)

@@ -101,13 +101,16 @@ public struct AdmissionRequest: Sendable {
     public var promptEstimate: Int
     /// Tokens reserved: the prompt estimate plus the output cap in force.
     public var estimate: Int
+    /// Nano-dollars reserved: the worst-case cost of those tokens (0 when no spending limit applies).
+    public var costEstimate: Int
     /// The subjects with quotas to check (subjects without quotas are only counted at settlement).
     public var subjects: [QuotaSubject]
 
     public init(
         requestID: String, keyID: String, userID: String?, endpoint: String, model: String?, promptEstimate: Int, estimate: Int,
-        subjects: [QuotaSubject]
+        costEstimate: Int = 0, subjects: [QuotaSubject]
     ) {
+        self.costEstimate = costEstimate
         self.requestID = requestID
         self.keyID = keyID
         self.userID = userID

@@ -34,6 +34,8 @@ public struct GatewaySettings: Sendable, Equatable {
     public var recordUsage = true
     /// Whether the usage views show host names of client addresses (cached, forward-confirmed reverse DNS).
     public var clientNames = false
+    /// Whether a request under a spending limit may use a model without a known price (counted as free).
+    public var allowUnpricedModels = false
     /// Temporary and weekly policies (model locks, limits) for sets of keys or users.
     public var schedules: [PolicySchedule] = []
     /// Declared model traits by model (`model` or `provider/model`), over the providers file's and
@@ -180,6 +182,7 @@ public struct GatewaySettings: Sendable, Equatable {
         case ollamaURL = "ollama_url"
         case recordUsage = "record_usage"
         case clientNames = "client_names"
+        case allowUnpricedModels = "allow_unpriced_models"
         case schedules
         case modelTraits = "model_traits"
 
@@ -205,6 +208,7 @@ public struct GatewaySettings: Sendable, Equatable {
             case .ollamaURL: "URL of the primary Ollama server (replaces OLLAMA_URL's first entry while set)"
             case .recordUsage: "false: keep no per-request records — no usage record, usage log line or access log line (quota counters keep counting; request ids are kept 24 h so each request is settled once)"
             case .schedules: "temporary and weekly model locks and limits for sets of keys or users (JSON list; edited through /api/schedules)"
+            case .allowUnpricedModels: "true: a key or user with a spending limit may use models without a known price (they count as free); false (default): refused with 403"
             case .clientNames: "true: the usage views show clients' host names (reverse DNS confirmed forward, cached an hour; looked up only when a view asks, never on the request path)"
             case .modelTraits:
                 #"what translations must respect per model, JSON: {"gpt-4.1":{"reasoning":false,"max_output_tokens":32768},"llama/qwen3":{"images":false},"claude-x":{"thinking":"adaptive","exclusive_sampling":true,"documents":true}}"#
@@ -256,7 +260,7 @@ public struct GatewaySettings: Sendable, Equatable {
                 throw Invalid(name: name, message: "must be a JSON list of schedules, as /api/schedules shows them")
             }
             return PolicySchedule.text(list)
-        case .recordUsage, .clientNames:
+        case .recordUsage, .clientNames, .allowUnpricedModels:
             switch v.lowercased() {
             case "true", "on", "yes", "1": return "true"
             case "false", "off", "no", "0": return "false"
@@ -310,6 +314,7 @@ public struct GatewaySettings: Sendable, Equatable {
             case .ollamaURL: ollamaURL = value
             case .recordUsage: recordUsage = value != "false"
             case .clientNames: clientNames = value == "true"
+            case .allowUnpricedModels: allowUnpricedModels = value == "true"
             case .schedules: schedules = PolicySchedule.list(value) ?? []
             case .modelTraits: modelTraits = ModelTraits.Declared.parseMap(value) ?? [:]
             }

@@ -255,7 +255,8 @@ extension QuotaLimits {
     public func replacing(with other: QuotaLimits) -> QuotaLimits {
         QuotaLimits(
             dailyTokens: other.dailyTokens ?? dailyTokens, monthlyTokens: other.monthlyTokens ?? monthlyTokens,
-            dailyRequests: other.dailyRequests ?? dailyRequests, monthlyRequests: other.monthlyRequests ?? monthlyRequests
+            dailyRequests: other.dailyRequests ?? dailyRequests, monthlyRequests: other.monthlyRequests ?? monthlyRequests,
+            dailyCostNanos: other.dailyCostNanos ?? dailyCostNanos, monthlyCostNanos: other.monthlyCostNanos ?? monthlyCostNanos
         )
     }
 }

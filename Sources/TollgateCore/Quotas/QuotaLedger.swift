@@ -6,18 +6,30 @@ public struct QuotaLimits: Sendable, Equatable, Codable {
     public var monthlyTokens: Int?
     public var dailyRequests: Int?
     public var monthlyRequests: Int?
+    /// Spending limits in nano-dollars (USD × 10⁹), against the cost the gateway records.
+    public var dailyCostNanos: Int?
+    public var monthlyCostNanos: Int?
 
-    public init(dailyTokens: Int? = nil, monthlyTokens: Int? = nil, dailyRequests: Int? = nil, monthlyRequests: Int? = nil) {
+    public init(
+        dailyTokens: Int? = nil, monthlyTokens: Int? = nil, dailyRequests: Int? = nil, monthlyRequests: Int? = nil, dailyCostNanos: Int? = nil,
+        monthlyCostNanos: Int? = nil
+    ) {
         self.dailyTokens = dailyTokens
         self.monthlyTokens = monthlyTokens
         self.dailyRequests = dailyRequests
         self.monthlyRequests = monthlyRequests
+        self.dailyCostNanos = dailyCostNanos
+        self.monthlyCostNanos = monthlyCostNanos
     }
+
+    /// Whether a spending limit applies (the request's worst-case cost must then be known).
+    public var limitsCost: Bool { dailyCostNanos != nil || monthlyCostNanos != nil }
 
     public static let unlimited = QuotaLimits()
 
     func tokens(_ period: QuotaPeriod) -> Int? { period == .day ? dailyTokens : monthlyTokens }
     func requests(_ period: QuotaPeriod) -> Int? { period == .day ? dailyRequests : monthlyRequests }
+    public func cost(_ period: QuotaPeriod) -> Int? { period == .day ? dailyCostNanos : monthlyCostNanos }
 }
 
 /// The counters of one quota window, stored with the window's start.
@@ -26,12 +38,17 @@ public struct QuotaCounter: Sendable, Equatable, Codable {
     public var requests: Int
     public var tokensUsed: Int
     public var tokensReserved: Int
+    /// Nano-dollars spent, and reserved by requests in flight.
+    public var costUsed: Int
+    public var costReserved: Int
 
-    public init(windowStart: Date, requests: Int = 0, tokensUsed: Int = 0, tokensReserved: Int = 0) {
+    public init(windowStart: Date, requests: Int = 0, tokensUsed: Int = 0, tokensReserved: Int = 0, costUsed: Int = 0, costReserved: Int = 0) {
         self.windowStart = windowStart
         self.requests = requests
         self.tokensUsed = tokensUsed
         self.tokensReserved = tokensReserved
+        self.costUsed = costUsed
+        self.costReserved = costReserved
     }
 }
 
@@ -53,7 +70,7 @@ public struct QuotaState: Sendable, Equatable, Codable {
 
 /// Which limit refused a request, and when its window resets.
 public struct QuotaRejection: Error, Sendable, Equatable {
-    public enum Kind: String, Sendable { case requests, tokens }
+    public enum Kind: String, Sendable { case requests, tokens, cost }
     public let period: QuotaPeriod
     public let kind: Kind
     public let limit: Int
@@ -72,9 +89,13 @@ public struct QuotaRejection: Error, Sendable, Equatable {
     public func message(in timeZone: TimeZone) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.timeZone = timeZone
-        let what = (period == .day ? "daily" : "monthly") + (kind == .tokens ? " token" : " request")
-        return "\(what) quota of \(limit) exhausted; resets at \(formatter.string(from: resetsAt))"
+        let when = period == .day ? "daily" : "monthly"
+        if kind == .cost { return "\(when) spending limit of \(Self.usd(limit)) exhausted; resets at \(formatter.string(from: resetsAt))" }
+        return "\(when)\(kind == .tokens ? " token" : " request") quota of \(limit) exhausted; resets at \(formatter.string(from: resetsAt))"
     }
+
+    /// Nano-dollars as dollars: `$5.00`, `$0.000123`.
+    public static func usd(_ nanos: Int) -> String { "$" + USDAmount.text(nanos) }
 }
 
 /// What admission reserved, so that settlement can undo exactly that.
@@ -82,11 +103,14 @@ public struct QuotaReservation: Sendable, Equatable, Codable {
     public let dayStart: Date
     public let monthStart: Date
     public let tokens: Int
+    /// Nano-dollars reserved: the request's worst-case cost.
+    public let costNanos: Int
 
-    public init(dayStart: Date, monthStart: Date, tokens: Int) {
+    public init(dayStart: Date, monthStart: Date, tokens: Int, costNanos: Int = 0) {
         self.dayStart = dayStart
         self.monthStart = monthStart
         self.tokens = tokens
+        self.costNanos = costNanos
     }
 }
 
@@ -120,12 +144,13 @@ public enum QuotaLedger {
         )
     }
 
-    /// Checks every limit and, if all fit, reserves one request and `estimate` tokens.
+    /// Checks every limit and, if all fit, reserves one request, `estimate` tokens and `costEstimate`
+    /// nano-dollars.
     public static func admit(
-        _ state: inout QuotaState, limits: QuotaLimits, estimate: Int, now: Date, calendar: QuotaCalendar
+        _ state: inout QuotaState, limits: QuotaLimits, estimate: Int, costEstimate: Int = 0, now: Date, calendar: QuotaCalendar
     ) -> Result<QuotaReservation, QuotaRejection> {
         var next = rolled(state, now: now, calendar: calendar)
-        let estimate = max(0, estimate)
+        let estimate = max(0, estimate), costEstimate = max(0, costEstimate)
         // Months first: when both windows are exhausted, the month's later reset is the honest Retry-After.
         for period in [QuotaPeriod.month, .day] {
             let counter = next[period]
@@ -136,35 +161,45 @@ public enum QuotaLedger {
             if let limit = limits.tokens(period), counter.tokensUsed + counter.tokensReserved + estimate > limit {
                 return .failure(QuotaRejection(period: period, kind: .tokens, limit: limit, resetsAt: resetsAt))
             }
+            if let limit = limits.cost(period), counter.costUsed + counter.costReserved + costEstimate > limit {
+                return .failure(QuotaRejection(period: period, kind: .cost, limit: limit, resetsAt: resetsAt))
+            }
         }
         for period in QuotaPeriod.allCases {
             next[period].requests += 1
             next[period].tokensReserved += estimate
+            next[period].costReserved += costEstimate
         }
         state = next
-        return .success(QuotaReservation(dayStart: next.day.windowStart, monthStart: next.month.windowStart, tokens: estimate))
+        return .success(QuotaReservation(dayStart: next.day.windowStart, monthStart: next.month.windowStart, tokens: estimate, costNanos: costEstimate))
     }
 
-    /// Replaces a reservation with the actual tokens (nil actual: keep the estimate as the charge).
-    public static func settle(_ state: inout QuotaState, reservation: QuotaReservation, actualTokens: Int?, now: Date, calendar: QuotaCalendar) {
+    /// Replaces a reservation with the actual tokens and cost (nil actual: keep the estimate as the charge).
+    public static func settle(
+        _ state: inout QuotaState, reservation: QuotaReservation, actualTokens: Int?, actualCost: Int? = nil, now: Date, calendar: QuotaCalendar
+    ) {
         var next = rolled(state, now: now, calendar: calendar)
         let charge = max(0, actualTokens ?? reservation.tokens)
+        let spent = max(0, actualCost ?? reservation.costNanos)
         for period in QuotaPeriod.allCases {
             let admittedIn = period == .day ? reservation.dayStart : reservation.monthStart
             guard next[period].windowStart == admittedIn else { continue }
             next[period].tokensReserved = max(0, next[period].tokensReserved - reservation.tokens)
             next[period].tokensUsed += charge
+            next[period].costReserved = max(0, next[period].costReserved - reservation.costNanos)
+            next[period].costUsed += spent
         }
         state = next
     }
 
     /// Counts a request that held no reservation (its subject has no quota to check): one request
     /// and its tokens, in the windows containing `now`.
-    public static func charge(_ state: inout QuotaState, tokens: Int, now: Date, calendar: QuotaCalendar) {
+    public static func charge(_ state: inout QuotaState, tokens: Int, cost: Int = 0, now: Date, calendar: QuotaCalendar) {
         var next = rolled(state, now: now, calendar: calendar)
         for period in QuotaPeriod.allCases where next[period].windowStart == calendar.window(period, containing: now).start {
             next[period].requests += 1
             next[period].tokensUsed += max(0, tokens)
+            next[period].costUsed += max(0, cost)
         }
         state = next
     }
@@ -180,6 +215,13 @@ public enum QuotaLedger {
     public struct Remaining: Sendable, Equatable {
         public let day: Int?
         public let month: Int?
+    }
+
+    /// Nano-dollars still available in each window (nil: no spending limit).
+    public static func remainingCost(_ state: QuotaState, limits: QuotaLimits, now: Date, calendar: QuotaCalendar) -> Remaining {
+        let current = rolled(state, now: now, calendar: calendar)
+        func left(_ period: QuotaPeriod) -> Int? { limits.cost(period).map { max(0, $0 - current[period].costUsed - current[period].costReserved) } }
+        return Remaining(day: left(.day), month: left(.month))
     }
 
     public static func remainingTokens(_ state: QuotaState, limits: QuotaLimits, now: Date, calendar: QuotaCalendar) -> Remaining {

@@ -159,7 +159,7 @@ public struct OllamaFront: HTTPResponder {
         // Admission: rate limits and quotas, with the prompt estimate plus the output cap in force.
         let promptEstimate = TokenEstimate.fromTextBytes(document.promptTextBytes)
         switch await gatekeeper.admit(
-            identity: identity, requestID: requestID, endpoint: endpoint.rawValue, model: model, promptEstimate: promptEstimate,
+            identity: identity, requestID: requestID, endpoint: endpoint.rawValue, model: model, routes: routes, promptEstimate: promptEstimate,
             outputReserve: endpoint.generates ? (cap ?? Gatekeeper.uncappedOutputReserve) : 0
         ) {
         case .failure(let refusal):

@@ -67,6 +67,8 @@ struct QuotaEndpoint {
         let state = QuotaLedger.rolled(stored, now: now, calendar: calendar)
         let tokensLeft = QuotaLedger.remainingTokens(state, limits: q, now: now, calendar: calendar)
         let requestsLeft = QuotaLedger.remainingRequests(state, limits: q, now: now, calendar: calendar)
+        let costLeft = QuotaLedger.remainingCost(state, limits: q, now: now, calendar: calendar)
+        func dollars(_ nanos: Int?) -> Any { nanos.map { NSDecimalNumber(string: USDAmount.text($0)) } ?? NSNull() }
         func window(_ period: QuotaPeriod) -> [String: Any] {
             let w = calendar.window(period, containing: now)
             let c = period == .day ? state.day : state.month
@@ -77,6 +79,9 @@ struct QuotaEndpoint {
                 "token_limit": (period == .day ? q.dailyTokens : q.monthlyTokens) ?? NSNull(),
                 "remaining_requests": (period == .day ? requestsLeft.day : requestsLeft.month) ?? NSNull(),
                 "remaining_tokens": (period == .day ? tokensLeft.day : tokensLeft.month) ?? NSNull(),
+                // Spend in US dollars (exact decimals), against the spending limit when there is one.
+                "cost_used_usd": dollars(c.costUsed), "cost_reserved_usd": dollars(c.costReserved),
+                "cost_limit_usd": dollars(q.cost(period)), "remaining_cost_usd": dollars(period == .day ? costLeft.day : costLeft.month),
             ]
         }
         let minute = services.gate.rateState(subject, rates: r)
