@@ -13,6 +13,8 @@ struct LimitOptions: ParsableArguments {
     @Option(help: "US dollars per calendar month, e.g. 100 (or 'none').") var monthlyCost: String?
     @Option(help: "Requests per rolling minute (or 'none').") var rpm: String?
     @Option(help: "Tokens per rolling minute (or 'none').") var tpm: String?
+    @Option(help: "Requests per rolling window, e.g. 100/5m (s, m or h up to 24h; or 'none').") var requestsPer: String?
+    @Option(help: "Tokens per rolling window, e.g. 50000/1h (or 'none').") var tokensPer: String?
     @Option(help: "Requests in flight at once (or 'none').") var concurrency: String?
     @Option(help: "Share of busy providers' slots relative to others (default 1; 2 is served twice as often; or 'none').") var weight: String?
 
@@ -21,6 +23,13 @@ struct LimitOptions: ParsableArguments {
         if ["none", "unlimited", "null", "-"].contains(text.lowercased()) { return .some(nil) }
         guard let n = Int(text), n >= 0, n <= 1_000_000_000_000 else { throw ValidationError("--\(flag): expected a whole number ≥ 0 or 'none', got '\(text)'") }
         return .some(n)
+    }
+
+    static func window(_ text: String?, _ flag: String) throws -> RateWindow?? {
+        guard let text else { return .none }
+        if ["none", "unlimited", "null", "-"].contains(text.lowercased()) { return .some(nil) }
+        guard let window = RateWindow(text) else { throw ValidationError("--\(flag): expected a count and a window such as 100/5m or 50000/1h (s, m or h, up to 24h) or 'none', got '\(text)'") }
+        return .some(window)
     }
 
     static func dollars(_ text: String?, _ flag: String) throws -> Int?? {
@@ -40,8 +49,10 @@ struct LimitOptions: ParsableArguments {
         if let v = try Self.number(monthlyTokens, "monthly-tokens") { policy.quotas.monthlyTokens = v }
         if let v = try Self.number(dailyRequests, "daily-requests") { policy.quotas.dailyRequests = v }
         if let v = try Self.number(monthlyRequests, "monthly-requests") { policy.quotas.monthlyRequests = v }
-        if let v = try Self.number(rpm, "rpm") { policy.rates.requestsPerMinute = v.map { max(1, $0) } }
-        if let v = try Self.number(tpm, "tpm") { policy.rates.tokensPerMinute = v.map { max(1, $0) } }
+        if let v = try Self.number(rpm, "rpm") { (policy.rates.requestsPerMinute, policy.rates.requestWindowSeconds) = (v.map { max(1, $0) }, nil) }
+        if let v = try Self.number(tpm, "tpm") { (policy.rates.tokensPerMinute, policy.rates.tokenWindowSeconds) = (v.map { max(1, $0) }, nil) }
+        if let v = try Self.window(requestsPer, "requests-per") { (policy.rates.requestsPerMinute, policy.rates.requestWindowSeconds) = (v?.count, v?.seconds) }
+        if let v = try Self.window(tokensPer, "tokens-per") { (policy.rates.tokensPerMinute, policy.rates.tokenWindowSeconds) = (v?.count, v?.seconds) }
         if let v = try Self.number(concurrency, "concurrency") { policy.rates.concurrent = v }
         if let weight {
             if ["none", "null", "-", "default"].contains(weight.lowercased()) {
@@ -90,8 +101,8 @@ func limitsText(_ p: SubjectPolicy) -> [String] {
         "monthly requests: \(n(p.quotas.monthlyRequests))",
         "daily cost:       \(p.quotas.dailyCostNanos.map { "$" + USDAmount.text($0) } ?? "unlimited")",
         "monthly cost:     \(p.quotas.monthlyCostNanos.map { "$" + USDAmount.text($0) } ?? "unlimited")",
-        "requests/minute:  \(n(p.rates.requestsPerMinute))",
-        "tokens/minute:    \(n(p.rates.tokensPerMinute))",
+        "requests/window:  \(p.rates.requestsPerMinute.map { RateWindow(count: $0, seconds: p.rates.requestWindow).text } ?? "unlimited")",
+        "tokens/window:    \(p.rates.tokensPerMinute.map { RateWindow(count: $0, seconds: p.rates.tokenWindow).text } ?? "unlimited")",
         "concurrency:      \(n(p.rates.concurrent))",
         "weight:           \(p.weight.map { $0.formatted() } ?? "1 (default)")",
     ]

@@ -188,6 +188,10 @@ import TollgateTestSupport
         let spending = try await cli.run(["keys", "set-quota", id, "--daily-cost", "5.00", "--monthly-cost", "$100"])
         #expect(spending.out.contains("daily cost:       $5.00") && spending.out.contains("monthly cost:     $100.00"), "\(spending.out)")
         #expect(try await cli.run(["keys", "set-quota", id, "--daily-cost", "-1"]).status != 0)
+        // Rates over any window.
+        #expect(try await cli.run(["keys", "set-quota", id, "--requests-per", "100/5m", "--tokens-per", "50000/1h"]).out.contains("requests/window:  100/5m"))
+        #expect(try await cli.run(["keys", "set-quota", id, "--requests-per", "100/5d"]).status != 0)
+        #expect(try await cli.run(["keys", "set-quota", id, "--requests-per", "none", "--tokens-per", "none"]).out.contains("tokens/window:    unlimited"))
         #expect(try await cli.run(["users", "set-quota", "lab", "--monthly-cost", "20.5"]).out.contains("monthly cost:     $20.50"))
         #expect(try await cli.run(["users", "set-quota", "lab", "--monthly-cost", "none"]).out.contains("monthly cost:     unlimited"))
         #expect(try await cli.run(["keys", "set-quota", id, "--daily-cost", "none", "--monthly-cost", "none"]).out.contains("daily cost:       unlimited"))

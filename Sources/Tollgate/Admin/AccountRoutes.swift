@@ -51,6 +51,8 @@ enum AccountRoutes {
     static let rateNames = ["requests_per_minute", "tokens_per_minute", "max_concurrent"]
     /// Spending limits in US dollars (exact decimals; stored as nano-dollars).
     static let costNames = ["daily_cost_usd", "monthly_cost_usd"]
+    /// Rates over any window, as text (`100/5m`).
+    static let windowNames = ["requests_per", "tokens_per"]
 
     // MARK: JSON
 
@@ -60,7 +62,12 @@ enum AccountRoutes {
             ("daily_tokens", AdminJSON.int(q.dailyTokens)), ("monthly_tokens", AdminJSON.int(q.monthlyTokens)),
             ("daily_requests", AdminJSON.int(q.dailyRequests)), ("monthly_requests", AdminJSON.int(q.monthlyRequests)),
             ("daily_cost_usd", AdminJSON.dollars(q.dailyCostNanos)), ("monthly_cost_usd", AdminJSON.dollars(q.monthlyCostNanos)),
-            ("requests_per_minute", AdminJSON.int(r.requestsPerMinute)), ("tokens_per_minute", AdminJSON.int(r.tokensPerMinute)),
+            // The per-minute fields show a limit only when its window is a minute; `requests_per` and
+            // `tokens_per` show any window (`100/5m`).
+            ("requests_per_minute", AdminJSON.int(r.requestWindow == 60 ? r.requestsPerMinute : nil)),
+            ("tokens_per_minute", AdminJSON.int(r.tokenWindow == 60 ? r.tokensPerMinute : nil)),
+            ("requests_per", AdminJSON.string(r.requestsPerMinute.map { RateWindow(count: $0, seconds: r.requestWindow).text })),
+            ("tokens_per", AdminJSON.string(r.tokensPerMinute.map { RateWindow(count: $0, seconds: r.tokenWindow).text })),
             ("max_concurrent", AdminJSON.int(r.concurrent)), ("weight", p.weight.map { .number($0) } ?? .null),
         ]
     }
@@ -111,7 +118,8 @@ enum AccountRoutes {
 
     static let limitProperties: [(String, JSONValue)] =
         (quotaNames.map { ($0, Schema.nullable(Schema.integer(minimum: 0))) } + rateNames.map { ($0, Schema.nullable(Schema.integer(minimum: 1))) }
-            + costNames.map { ($0, Schema.nullable(.object([("type", .string("number")), ("minimum", .number(0)), ("maximum", .number(1_000_000_000))]))) })
+            + costNames.map { ($0, Schema.nullable(.object([("type", .string("number")), ("minimum", .number(0)), ("maximum", .number(1_000_000_000))]))) }
+            + windowNames.map { ($0, Schema.nullable(Schema.string(maxLength: 32, pattern: "^[1-9][0-9]*/[1-9][0-9]*[smh]$"))) })
     /// The weight in fair queues: a number, not a count.
     static let weightProperty: (String, JSONValue) = (
         "weight", Schema.nullable(.object([("type", .string("number")), ("minimum", .number(weightRange.lowerBound)), ("maximum", .number(weightRange.upperBound))]))
@@ -143,7 +151,7 @@ enum AccountRoutes {
                 ("output_cap_default", Schema.nullable(Schema.integer)), ("output_cap_max", Schema.nullable(Schema.integer)),
                 ("allowed_addresses", Schema.nullable(Schema.array(Schema.string))), ("denied_addresses", Schema.nullable(Schema.array(Schema.string))),
                 ("max_queue_wait", Schema.nullable(Schema.number)),
-            ] + limitProperties.map { ($0.0, Schema.nullable(costNames.contains($0.0) ? Schema.number : Schema.integer)) } + [("weight", Schema.nullable(Schema.number)), ("usage", usageSchema), ("key", Schema.string)],
+            ] + limitProperties.map { ($0.0, Schema.nullable(costNames.contains($0.0) ? Schema.number : windowNames.contains($0.0) ? Schema.string : Schema.integer)) } + [("weight", Schema.nullable(Schema.number)), ("usage", usageSchema), ("key", Schema.string)],
             optional: ["key"]
         )
     }
@@ -157,7 +165,7 @@ enum AccountRoutes {
             [
                 ("id", Schema.string), ("name", Schema.string), ("email", Schema.nullable(Schema.string)), ("note", Schema.nullable(Schema.string)),
                 ("external_id", Schema.nullable(Schema.string)), ("created_at", Schema.dateTime), ("updated_at", Schema.dateTime),
-            ] + limitProperties.map { ($0.0, Schema.nullable(costNames.contains($0.0) ? Schema.number : Schema.integer)) } + [("weight", Schema.nullable(Schema.number)), ("keys", Schema.integer), ("usage", usageSchema)]
+            ] + limitProperties.map { ($0.0, Schema.nullable(costNames.contains($0.0) ? Schema.number : windowNames.contains($0.0) ? Schema.string : Schema.integer)) } + [("weight", Schema.nullable(Schema.number)), ("keys", Schema.integer), ("usage", usageSchema)]
         )
     }
 
@@ -176,8 +184,10 @@ enum AccountRoutes {
         if let v = body.int("monthly_requests") { p.quotas.monthlyRequests = v }
         if let v = body.usd("daily_cost_usd") { p.quotas.dailyCostNanos = v }
         if let v = body.usd("monthly_cost_usd") { p.quotas.monthlyCostNanos = v }
-        if let v = body.int("requests_per_minute", min: 1) { p.rates.requestsPerMinute = v }
-        if let v = body.int("tokens_per_minute", min: 1) { p.rates.tokensPerMinute = v }
+        if let v = body.int("requests_per_minute", min: 1) { (p.rates.requestsPerMinute, p.rates.requestWindowSeconds) = (v, nil) }
+        if let v = body.int("tokens_per_minute", min: 1) { (p.rates.tokensPerMinute, p.rates.tokenWindowSeconds) = (v, nil) }
+        if let v = body.rateWindow("requests_per") { (p.rates.requestsPerMinute, p.rates.requestWindowSeconds) = (v?.count, v.map(\.seconds)) }
+        if let v = body.rateWindow("tokens_per") { (p.rates.tokensPerMinute, p.rates.tokenWindowSeconds) = (v?.count, v.map(\.seconds)) }
         if let v = body.int("max_concurrent", min: 1) { p.rates.concurrent = v }
         if let v = body.number("weight", range: weightRange) { p.weight = v }
     }

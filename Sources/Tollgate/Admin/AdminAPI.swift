@@ -183,6 +183,17 @@ struct AdminBody {
         return .some(nanos)
     }
 
+    /// A rate over a window (`100/5m`: a count, `/`, a window of s, m or h up to a day), or null.
+    mutating func rateWindow(_ name: String) -> RateWindow?? {
+        guard let v = raw(name) else { return nil }
+        if v.isNull { return .some(nil) }
+        guard let text = v.stringValue, let window = RateWindow(text) else {
+            fail(name, "must be a count and a window such as 100/5m or 50000/1h (s, m or h, up to 24h), or null")
+            return nil
+        }
+        return .some(window)
+    }
+
     /// A number in `range`, or null.
     mutating func number(_ name: String, range: ClosedRange<Double>) -> Double?? {
         guard let v = raw(name) else { return nil }

@@ -18,8 +18,8 @@ public final class RequestGate: Sendable {
 
         init(_ rates: RateLimits) {
             self.rates = rates
-            rpm = rates.requestsPerMinute.map { SlidingWindowLimiter(limit: max(1, $0)) }
-            tpm = rates.tokensPerMinute.map { TokenWindowLimiter(limit: max(1, $0)) }
+            rpm = rates.requestsPerMinute.map { SlidingWindowLimiter(limit: max(1, $0), window: Double(rates.requestWindow)) }
+            tpm = rates.tokensPerMinute.map { TokenWindowLimiter(limit: max(1, $0), window: Double(rates.tokenWindow)) }
         }
     }
 
@@ -103,7 +103,7 @@ public final class RequestGate: Sendable {
                             rollBack()
                             return Rejection(
                                 status: 429,
-                                message: "\(who) rate limit of \(rpm.limit) requests per minute reached; retry in \(Self.seconds(d.retryAfter))s",
+                                message: "\(who) rate limit of \(rpm.limit) requests per \(RateWindow.phrase(seconds: policy.rates.requestWindow)) reached; retry in \(Self.seconds(d.retryAfter))s",
                                 retryAfter: Self.seconds(d.retryAfter), headers: headers
                             )
                         }
@@ -118,7 +118,7 @@ public final class RequestGate: Sendable {
                             rollBack()
                             return Rejection(
                                 status: 429,
-                                message: "\(who) rate limit of \(tpm.limit) tokens per minute reached (this request is estimated at \(estimate)); retry in \(Self.seconds(d.retryAfter))s",
+                                message: "\(who) rate limit of \(tpm.limit) tokens per \(RateWindow.phrase(seconds: policy.rates.tokenWindow)) reached (this request is estimated at \(estimate)); retry in \(Self.seconds(d.retryAfter))s",
                                 retryAfter: Self.seconds(d.retryAfter), headers: headers
                             )
                         }

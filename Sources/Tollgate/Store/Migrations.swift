@@ -239,5 +239,15 @@ enum Migrations {
                 "ALTER TABLE quota_reservations ADD COLUMN cost BIGINT NOT NULL DEFAULT 0",
             ]
         ),
+        (
+            15,
+            [
+                // Rate windows other than a minute (null: 60 s).
+                "ALTER TABLE api_keys ADD COLUMN request_window_seconds BIGINT",
+                "ALTER TABLE api_keys ADD COLUMN token_window_seconds BIGINT",
+                "ALTER TABLE users ADD COLUMN request_window_seconds BIGINT",
+                "ALTER TABLE users ADD COLUMN token_window_seconds BIGINT",
+            ]
+        ),
     ]
 }

@@ -295,6 +295,7 @@ public final class SQLStore: TollgateStore {
                 daily_requests = \(bind: q.dailyRequests), monthly_requests = \(bind: q.monthlyRequests),
                 daily_cost_nanos = \(bind: q.dailyCostNanos), monthly_cost_nanos = \(bind: q.monthlyCostNanos),
                 requests_per_minute = \(bind: r.requestsPerMinute), tokens_per_minute = \(bind: r.tokensPerMinute),
+                request_window_seconds = \(bind: r.requestWindowSeconds), token_window_seconds = \(bind: r.tokenWindowSeconds),
                 max_concurrent = \(bind: r.concurrent), allowed_models = \(bind: policy.allowedModels.map { $0.map(\.text).joined(separator: ",") }),
                 output_cap_default = \(bind: policy.outputCaps.defaultCap), output_cap_max = \(bind: policy.outputCaps.maximum),
                 fair_weight = \(bind: policy.weight), max_queue_wait_ms = \(bind: policy.maxQueueWaitMs), updated_at = \(bind: ms(now))
@@ -362,7 +363,9 @@ public final class SQLStore: TollgateStore {
         RateLimits(
             requestsPerMinute: try row.decode(column: "requests_per_minute", as: Int?.self),
             tokensPerMinute: try row.decode(column: "tokens_per_minute", as: Int?.self),
-            concurrent: try row.decode(column: "max_concurrent", as: Int?.self)
+            concurrent: try row.decode(column: "max_concurrent", as: Int?.self),
+            requestWindowSeconds: try row.decode(column: "request_window_seconds", as: Int?.self),
+            tokenWindowSeconds: try row.decode(column: "token_window_seconds", as: Int?.self)
         )
     }
 
@@ -415,6 +418,7 @@ public final class SQLStore: TollgateStore {
                 daily_requests = \(bind: q.dailyRequests), monthly_requests = \(bind: q.monthlyRequests),
                 daily_cost_nanos = \(bind: q.dailyCostNanos), monthly_cost_nanos = \(bind: q.monthlyCostNanos),
                 requests_per_minute = \(bind: r.requestsPerMinute), tokens_per_minute = \(bind: r.tokensPerMinute),
+                request_window_seconds = \(bind: r.requestWindowSeconds), token_window_seconds = \(bind: r.tokenWindowSeconds),
                 max_concurrent = \(bind: r.concurrent), fair_weight = \(bind: policy.weight), updated_at = \(bind: ms(now))
             WHERE id = \(bind: id)
             """

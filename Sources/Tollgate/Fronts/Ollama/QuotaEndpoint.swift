@@ -89,8 +89,10 @@ struct QuotaEndpoint {
         out["day"] = window(.day)
         out["month"] = window(.month)
         out["minute"] = [
+            // The rolling windows' limits (named per minute for older clients; the windows say how long they are).
             "requests_per_minute": r.requestsPerMinute ?? NSNull(), "requests": minute.rpmUsed ?? NSNull(),
             "tokens_per_minute": r.tokensPerMinute ?? NSNull(), "tokens": minute.tpmUsed ?? NSNull(),
+            "request_window_seconds": r.requestWindow, "token_window_seconds": r.tokenWindow,
             "max_concurrent": r.concurrent ?? NSNull(), "in_flight": minute.inFlight,
         ] as [String: Any]
         return out
