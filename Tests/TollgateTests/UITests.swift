@@ -26,14 +26,15 @@ import TollgateTestSupport
             )
             #expect(result.status == 0, "\(result.out)\n\(result.err.suffix(6000))")
             let steps = result.out.split(separator: "\n").filter { $0.hasPrefix("ok ") }
-            #expect(steps.count == 13, "\(result.out)")
+            #expect(steps.count == 14, "\(result.out)")
             let files = (try? FileManager.default.contentsOfDirectory(atPath: shots)) ?? []
-            #expect(files.filter { $0.hasSuffix(".png") }.count == 16, "\(files.sorted())")
+            #expect(files.filter { $0.hasSuffix(".png") }.count == 17, "\(files.sorted())")
             // What the browser did is what the store holds.
             // The provider added from the browser got the request with its key (the mock's OpenAI face).
             #expect(gw.mock.received.contains { $0.path == "/v1/chat/completions" && $0.header("authorization") == "Bearer sk-ui-provider-key-0042" })
             let keys = try await gw.gateway.store.keys().filter { $0.name != "provider-check" }
             #expect(keys.count == 1 && keys[0].status == .revoked && keys[0].policy.quotas.dailyRequests == 3 && keys[0].tags == ["course-101"])
+            #expect(keys.first?.policy.quotas.dailyCostNanos == 5_000_000_000 && keys.first?.policy.rates.requestWindowSeconds == 300)
             #expect(try await gw.gateway.store.users().map(\.name) == ["lab"])
             let actions = try await gw.gateway.store.audit(limit: 50, offset: 0).map(\.action)
             #expect(Set(actions).isSuperset(of: ["user.create", "key.create", "settings.update", "key.update", "key.revoke", "provider.create", "provider.update", "provider.delete"]), "\(actions)")

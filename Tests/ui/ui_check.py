@@ -213,6 +213,21 @@ try:
     assert status == 429 and "quota" in str(body), (status, body)
     ok("quota enforced")
 
+    # 5b. A spending limit and a five-minute rate window on the same page: the spend bar shows, and
+    # the model, which has no price, is refused under the limit.
+    driver.get(key_link)
+    fill("edit-key", "daily_cost_usd", "5.00")
+    fill("edit-key", "requests_per", "100/5m")
+    submit_and_reload("edit-key")
+    wait.until(lambda d: value_of("#edit-key [name=daily_cost_usd]") == "5.00"
+               and value_of("#edit-key [name=requests_per]") == "100/5m"
+               and "$0.00 / $5.00" in d.page_source)
+    assert driver.find_elements(By.CSS_SELECTOR, "meter.spend"), "no spend bar"
+    shot("08b-key-spend")
+    status, _, body = proxy_chat(key)
+    assert status == 403 and "no known price" in str(body), (status, body)
+    ok("spending limit shown and enforced")
+
     # 6. Revoke with confirmation: the key gets 401.
     driver.find_element(By.ID, "revoke").click()
     wait.until(EC.alert_is_present())

@@ -70,7 +70,7 @@ enum Assets {
           if (type === "bool") return el.checked;
           const v = el.value.trim();
           if (v === "") return type === "list" && el.dataset.empty !== "null" ? [] : null;
-          if (type === "int") return Number(v);
+          if (type === "int" || type === "number") return Number(v);
           if (type === "list") return v.split(",").map(s => s.trim()).filter(s => s !== "");
           if (type === "json") return JSON.parse(v);
           if (type === "date") return new Date(v + (v.length === 10 ? "T23:59:59Z" : "")).toISOString().replace(".000Z", "Z");

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import TollgateCore
 
 /// HTML text built in Swift: every value goes through ``HTML/escape(_:)``; pages share one layout.
 enum HTML {
@@ -99,6 +100,14 @@ enum HTML {
         guard let limit else { return "<span class=\"count\">\(number(used)) \(unit)</span>" }
         let over = used >= limit
         return "<span class=\"count\(over ? " over" : "")\">\(number(used)) / \(number(limit)) \(unit)</span><meter min=\"0\" max=\"\(max(limit, 1))\" value=\"\(min(used, limit))\" high=\"\(Double(limit) * 0.8)\" optimum=\"0\">\(used)</meter>"
+    }
+
+    /// Spend against a spending limit, in dollars (just the spend without a limit, nothing when both are nothing).
+    static func spendBar(_ usedNanos: Int, _ limitNanos: Int?) -> String {
+        guard let limit = limitNanos else { return usedNanos == 0 ? "" : "<span class=\"count\">$\(USDAmount.text(usedNanos))</span>" }
+        let over = usedNanos >= limit
+        return "<span class=\"count spend\(over ? " over" : "")\">$\(USDAmount.text(usedNanos)) / $\(USDAmount.text(limit))</span>"
+            + "<meter class=\"spend\" min=\"0\" max=\"\(max(limit, 1))\" value=\"\(min(usedNanos, limit))\" high=\"\(Double(limit) * 0.8)\" optimum=\"0\">\(usedNanos)</meter>"
     }
 
     static func badge(_ text: String, _ kind: String) -> String { "<span class=\"badge \(kind)\">\(escape(text))</span>" }

@@ -201,8 +201,10 @@ enum UIPages {
 
     static func usageBars(_ s: QuotaState, _ q: QuotaLimits) -> String {
         [
-            "<div>Today: " + HTML.bar(s.day.tokensUsed + s.day.tokensReserved, q.dailyTokens, unit: "tokens") + HTML.bar(s.day.requests, q.dailyRequests, unit: "requests") + "</div>",
-            "<div>Month: " + HTML.bar(s.month.tokensUsed + s.month.tokensReserved, q.monthlyTokens, unit: "tokens") + HTML.bar(s.month.requests, q.monthlyRequests, unit: "requests") + "</div>",
+            "<div>Today: " + HTML.bar(s.day.tokensUsed + s.day.tokensReserved, q.dailyTokens, unit: "tokens") + HTML.bar(s.day.requests, q.dailyRequests, unit: "requests")
+                + HTML.spendBar(s.day.costUsed + s.day.costReserved, q.dailyCostNanos) + "</div>",
+            "<div>Month: " + HTML.bar(s.month.tokensUsed + s.month.tokensReserved, q.monthlyTokens, unit: "tokens") + HTML.bar(s.month.requests, q.monthlyRequests, unit: "requests")
+                + HTML.spendBar(s.month.costUsed + s.month.costReserved, q.monthlyCostNanos) + "</div>",
         ].joined()
     }
 
@@ -221,8 +223,16 @@ enum UIPages {
             HTML.field("monthly_tokens", "Monthly tokens", value: p.quotas.monthlyTokens.map(String.init), type: "int", input: "number"),
             HTML.field("daily_requests", "Daily requests", value: p.quotas.dailyRequests.map(String.init), type: "int", input: "number"),
             HTML.field("monthly_requests", "Monthly requests", value: p.quotas.monthlyRequests.map(String.init), type: "int", input: "number"),
-            HTML.field("requests_per_minute", "Requests per minute", value: p.rates.requestsPerMinute.map(String.init), type: "int", input: "number"),
-            HTML.field("tokens_per_minute", "Tokens per minute", value: p.rates.tokensPerMinute.map(String.init), type: "int", input: "number"),
+            HTML.field("daily_cost_usd", "Daily spending (USD)", value: p.quotas.dailyCostNanos.map(USDAmount.text), type: "number", input: "text", hint: "e.g. 5.00"),
+            HTML.field("monthly_cost_usd", "Monthly spending (USD)", value: p.quotas.monthlyCostNanos.map(USDAmount.text), type: "number", input: "text"),
+            HTML.field(
+                "requests_per", "Requests per window", value: p.rates.requestsPerMinute.map { RateWindow(count: $0, seconds: p.rates.requestWindow).text },
+                hint: "e.g. 100/5m or 60/1m (s, m or h)", emptyIsNull: true
+            ),
+            HTML.field(
+                "tokens_per", "Tokens per window", value: p.rates.tokensPerMinute.map { RateWindow(count: $0, seconds: p.rates.tokenWindow).text },
+                hint: "e.g. 50000/1h", emptyIsNull: true
+            ),
             HTML.field("max_concurrent", "Concurrent requests", value: p.rates.concurrent.map(String.init), type: "int", input: "number"),
         ]
         if key {
