@@ -130,4 +130,23 @@ import TollgateTestSupport
         }
         #expect(refused.kind == .cost && refused.limit == 100)
     }
+
+    /// The usage page shows spend over time, and keys and users by name in every breakdown and table.
+    @Test func theUsagePageShowsSpendOverTimeAndNames() async throws {
+        try await withGateway(behavior: Self.behavior()) { gw in
+            _ = try await gw.adminJSON(.PUT, "/api/settings", body: #"{"prices":\#(Self.prices)}"#)
+            let user = try await gw.createUser(name: "physics-lab", policy: SubjectPolicy())
+            let key = try await gw.createKey(name: "grader-bot", user: user.id, policy: Self.policy(QuotaLimits(dailyCostNanos: 5_000_000_000)))
+            #expect(try await gw.send("/api/chat", body: QuotaGatewayTests.body("/api/chat"), key: key).status == 200)
+            _ = try await gw.waitForUsage(count: 1)
+            let page = try await gw.admin(.GET, "/ui/usage").body
+            #expect(page.contains("Cost per day (USD)") && page.contains("0.00001 USD in all"), "\(page)")
+            let id = String(key.dropFirst(3).prefix(10))
+            #expect(page.contains("grader-bot <small>\(id)</small>") && page.contains("physics-lab <small>\(user.id)</small>"))
+            // By key, by user, and the recent request's row.
+            #expect(page.components(separatedBy: "grader-bot <small>").count - 1 == 2 && page.components(separatedBy: "physics-lab <small>").count - 1 == 2)
+            let csv = try await gw.admin(.GET, "/api/usage.csv").body
+            #expect(csv.contains(",cost_usd,cost_nanos,") && csv.contains(",10000,"), "\(csv)")
+        }
+    }
 }

@@ -7,10 +7,12 @@ struct BarChart {
     var unit: String
     /// Show every n-th label (long series).
     var labelEvery = 1
+    /// The smallest top of the scale (1 for counts; a spend of fractions of a cent needs less).
+    var minimumScale = 1.0
 
     var svg: String {
         let width = 720.0, height = 220.0, left = 48.0, bottom = 28.0, top = 12.0
-        let maximum = max(bars.map(\.value).max() ?? 0, 1)
+        let maximum = max(bars.map(\.value).max() ?? 0, minimumScale)
         let slot = (width - left - 8) / Double(max(bars.count, 1))
         var parts: [String] = []
         parts.append("<line class=\"axis\" x1=\"\(left)\" y1=\"\(height - bottom)\" x2=\"\(width - 4)\" y2=\"\(height - bottom)\"/>")
@@ -37,6 +39,11 @@ struct BarChart {
     static func short(_ v: Double) -> String {
         if v >= 1_000_000 { return String(format: "%.1fM", v / 1_000_000) }
         if v >= 10_000 { return String(format: "%.0fk", v / 1000) }
-        return v == v.rounded() ? String(Int(v)) : String(format: "%.2f", v)
+        if v == v.rounded() { return String(Int(v)) }
+        guard v < 0.01 else { return String(format: "%.2f", v) }
+        // Fractions of a cent (a spend) in plain decimals: 0.00001, not 1e-05.
+        var text = String(format: "%.9f", v)
+        while text.hasSuffix("0") { text.removeLast() }
+        return text
     }
 }

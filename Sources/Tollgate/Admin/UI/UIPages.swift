@@ -485,10 +485,24 @@ enum UIPages {
             bars: buckets.map { (hourly ? String(format: "%02d:00", cal.component(.hour, from: $0.0)) : "\(cal.component(.month, from: $0.0))/\(cal.component(.day, from: $0.0))", Double($0.1.promptTokens + $0.1.completionTokens)) },
             unit: "tokens", labelEvery: max(1, buckets.count / 12)
         )
+        // Spend over the same time axis (the chart is drawn in micro-dollars' resolution, labelled in dollars).
+        let costChart = BarChart(
+            title: hourly ? "Cost per hour (USD)" : "Cost per day (USD)",
+            bars: zip(chart.bars, buckets).map { bar, bucket in (bar.label, Double(bucket.1.costNanos) / 1e9) },
+            unit: "USD", labelEvery: max(1, buckets.count / 12), minimumScale: 0.000001
+        )
+        // Keys and users by name (with the id), wherever a record names them.
+        let keyNames = Dictionary(try await deps.store.keys().map { ($0.publicID, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let userNames = Dictionary(try await deps.store.users().map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        func named(_ id: String, in names: [String: String]) -> String {
+            guard let name = names[id] else { return HTML.escape(id) }
+            return HTML.escape(name) + " <small>" + HTML.escape(id) + "</small>"
+        }
         var breakdowns = ""
         for (grouping, field, title) in [(UsageGrouping.key, "key_id", "By key"), (.user, "user_id", "By user"), (.model, "model", "By model"), (.provider, "provider", "By provider"), (.tag, "tag", "By tag")] {
             let rows = try await deps.store.usageTotals(filter, by: grouping).prefix(20).map { g, t -> [String] in
-                let label = g.map { "<a href=\"\(HTML.escape(link(adding: field, $0)))\">\(HTML.escape($0))</a>" } ?? "—"
+                let shown = g.map { grouping == .key ? named($0, in: keyNames) : grouping == .user ? named($0, in: userNames) : HTML.escape($0) }
+                let label = g.map { "<a href=\"\(HTML.escape(link(adding: field, $0)))\">\(shown ?? "")</a>" } ?? "—"
                 return [label, HTML.number(t.requests), HTML.number(t.promptTokens + t.completionTokens), HTML.usd(t.costNanos), HTML.number(t.errors)]
             }
             breakdowns += "<h2>\(title)</h2>" + HTML.table(["", "Requests", "Tokens", "Cost", "Errors"], Array(rows), empty: "No records.")
@@ -498,7 +512,8 @@ enum UIPages {
         let recent = records.map { r -> [String] in
             let tokens = (r.promptTokens ?? 0) + (r.completionTokens ?? 0)
             return [
-                HTML.escape(AdminJSON.timestamp(r.createdAt)), HTML.escape(r.keyID ?? "—"), HTML.escape(r.modelServed ?? r.modelRequested ?? "—"),
+                HTML.escape(AdminJSON.timestamp(r.createdAt)), r.keyID.map { named($0, in: keyNames) } ?? "—", r.userID.map { named($0, in: userNames) } ?? "—",
+                HTML.escape(r.modelServed ?? r.modelRequested ?? "—"),
                 HTML.escape(r.endpoint), String(r.httpStatus), HTML.number(tokens) + (r.usageSource == .estimated ? " <abbr title=\"estimated\">est.</abbr>" : ""),
                 r.costNanos.map(HTML.usd) ?? "—", String(format: "%.0f ms", r.latencyMs), r.ttfbMs.map { String(format: "%.0f ms", $0) } ?? "—",
                 HTML.escape(r.tags.joined(separator: ", ")), clientCell(r.clientAddress, name: r.clientAddress.flatMap { hostNames[$0] }),
@@ -510,9 +525,10 @@ enum UIPages {
         let body = (problems.isEmpty ? "" : "<p class=\"notice\" role=\"status\">Ignored: \(HTML.escape(problems))</p>") + """
             <form method="get" action="/ui/usage" class="panel grid" id="usage-filter">\(inputs)<div><button type="submit">Filter</button> <a href="/ui/usage">Clear</a></div></form>
             \(chart.svg)
+            \(costChart.svg)
             <p><a href="\(HTML.escape(csv))" download>Export CSV</a></p>
             \(breakdowns)
-            <h2>Recent requests</h2>\(HTML.table(["Time (UTC)", "Key", "Model", "Endpoint", "Status", "Tokens", "Cost", "Latency", "First byte", "Tags", "Client"], recent, empty: "No records match."))
+            <h2>Recent requests</h2>\(HTML.table(["Time (UTC)", "Key", "User", "Model", "Endpoint", "Status", "Tokens", "Cost", "Latency", "First byte", "Tags", "Client"], recent, empty: "No records match."))
             """
         return HTML.page(title: "Usage", active: "/ui/usage", csrf: csrf, body)
     }
