@@ -81,6 +81,8 @@ public struct TollgateConfig: Sendable {
     public var dataDirectory: String
     /// The server secret for key hashing; when nil it is read from or created in the data directory.
     public var serverSecret: String?
+    /// The HMAC key alert webhooks are signed with (`TOLLGATE_ALERT_SECRET`; nil: unsigned).
+    public var alertSecret: String?
 
     public var maxBodyBytes: Int
     public var maxJSONDepth: Int
@@ -125,7 +127,7 @@ public struct TollgateConfig: Sendable {
 
     /// Settings this version understands; any other `TOLLGATE_` variable stops start-up.
     public static let knownTollgateVariables: Set<String> = [
-        "TOLLGATE_SECRET", "TOLLGATE_DATA_DIR", "TOLLGATE_MAX_BODY_BYTES", "TOLLGATE_MAX_JSON_DEPTH",
+        "TOLLGATE_SECRET", "TOLLGATE_ALERT_SECRET", "TOLLGATE_DATA_DIR", "TOLLGATE_MAX_BODY_BYTES", "TOLLGATE_MAX_JSON_DEPTH",
         "TOLLGATE_CLIENT_TIMEOUT", "TOLLGATE_CLIENT_BODY_TIMEOUT", "TOLLGATE_MAX_CONNECTIONS", "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", "TOLLGATE_UPSTREAM_READ_TIMEOUT",
         "TOLLGATE_DRAIN_TIMEOUT", "TOLLGATE_USAGE_FLUSH_MS", "TOLLGATE_USAGE_QUEUE_LIMIT", "TOLLGATE_LOG_LEVEL",
         "TOLLGATE_LOG_FORMAT", "TOLLGATE_DB_BUSY_TIMEOUT_MS", "TOLLGATE_PROVIDERS", "TOLLGATE_CATALOG_REFRESH",
@@ -211,6 +213,7 @@ public struct TollgateConfig: Sendable {
             logFormat: logFormat
         )
         config.providers = providers
+        config.alertSecret = try source.value("TOLLGATE_ALERT_SECRET")
         config.queue = QueueSettings(
             maxWait: try parseSeconds(source.value("TOLLGATE_MAX_QUEUE_WAIT"), default: 60, variable: "TOLLGATE_MAX_QUEUE_WAIT"),
             length: try parseInt(source.value("TOLLGATE_QUEUE_LENGTH"), default: 1000, range: 0...1_000_000, variable: "TOLLGATE_QUEUE_LENGTH"),

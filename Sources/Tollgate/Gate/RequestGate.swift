@@ -32,6 +32,8 @@ public final class RequestGate: Sendable {
     /// Requests holding a store reservation whose usage record is not written yet (the reaper skips them).
     let live = Mutex<Set<String>>([])
     let batcher: AdmissionBatcher
+    /// Where quota thresholds reached are told (set once the gateway has its dispatcher).
+    let alerts = Mutex<AlertDispatcher?>(nil)
 
     public init(store: any TollgateStore, calendar: QuotaCalendar, clock: any GatewayClock) {
         self.batcher = AdmissionBatcher(store: store, calendar: calendar, clock: clock)
@@ -154,6 +156,16 @@ public final class RequestGate: Sendable {
         }
         switch result {
         case .failure(let rejection):
+            if let subject = rejection.subject, let dispatcher = alerts.withLock({ $0 }) {
+                // A refusal is the limit reached in full: the 100% alert, if not sent already.
+                let window = calendar.window(rejection.period, containing: now)
+                dispatcher.offer([
+                    QuotaAlert(
+                        subject: subject, kind: rejection.kind, period: rejection.period, threshold: 100, used: rejection.limit, limit: rejection.limit,
+                        windowStart: window.start, resetsAt: window.end
+                    )
+                ].filter { _ in dispatcher.settings.current.alertThresholds.contains(100) })
+            }
             live.withLock { _ = $0.remove(requestID) }
             release(ticket(false), actualTokens: 0)
             let wait = max(1, Int(rejection.resetsAt.timeIntervalSince(now).rounded(.up)))
@@ -163,9 +175,11 @@ public final class RequestGate: Sendable {
             let who = rejection.subject?.hasPrefix("user:") == true ? "user" : "key"
             return .rejected(rejections.counted(Rejection(status: 429, message: "\(who) " + rejection.message(in: calendar.timeZone), retryAfter: wait, headers: h)))
         case .success(let admission):
+            let dispatcher = alerts.withLock { $0 }
             for (id, policy) in quotaSubjects {
                 guard let state = admission.states[id] else { continue }
                 let q = policy.quotas
+                dispatcher?.check(subject: id, state: state, limits: q, calendar: calendar, now: now)
                 let requestsLeft = QuotaLedger.remainingRequests(state, limits: q, now: now, calendar: calendar)
                 let tokensLeft = QuotaLedger.remainingTokens(state, limits: q, now: now, calendar: calendar)
                 for period in QuotaPeriod.allCases {

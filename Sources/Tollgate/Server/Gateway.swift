@@ -18,6 +18,8 @@ public final class Gateway: Sendable {
     let client: UpstreamClient
     let logger: Logger
     public let gate: RequestGate
+    /// Sends quota alerts to the webhooks in the settings.
+    let alerts: AlertDispatcher
     public let settings: SettingsCache
     /// Host names of client addresses for the usage views (the `client_names` setting).
     let clientNames = ClientNames()
@@ -140,6 +142,8 @@ public final class Gateway: Sendable {
         )
         self.drain = DrainState()
         self.client = UpstreamClient(connectTimeout: config.upstreamConnectTimeout, readTimeout: config.upstreamReadTimeout)
+        self.alerts = AlertDispatcher(store: store, settings: settings, http: client.http, secret: config.alertSecret, logger: logger)
+        gate.alerts.withLock { [alerts] in $0 = alerts }
         let providers = config.providers.isEmpty
             ? [ProviderConfig(name: "ollama", kind: .ollama, baseURL: config.ollamaURL.absoluteString)] : config.providers
         self.configuredProviders = providers
@@ -200,6 +204,7 @@ public final class Gateway: Sendable {
                 }
             ),
             ReservationReaper(gate: gate, interval: .seconds(20), minimumAge: 120, logger: logger),
+            alerts,
             UsageRetention(store: store, settings: settings, clock: clock, interval: .seconds(3600), logger: logger),
             CatalogRefresher(router: router, probe: ProviderProbe(client: client), interval: config.catalogRefreshInterval, logger: logger),
             ProviderAddressRefresher(interval: .seconds(60), repin: { [self] in await self.repinProviders() }),

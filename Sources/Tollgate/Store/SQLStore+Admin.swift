@@ -205,6 +205,18 @@ extension SQLStore {
         }
     }
 
+    public func insertAuditOnce(_ r: AuditRecord) async throws -> Bool {
+        try await serial { db in
+            try await db.raw(
+                """
+                INSERT INTO audit_log (id, created_at, actor, action, target, detail)
+                VALUES (\(bind: r.id), \(bind: Self.ms(r.createdAt)), \(bind: r.actor), \(bind: r.action), \(bind: r.target), \(bind: r.detail))
+                ON CONFLICT (id) DO NOTHING RETURNING id
+                """
+            ).first() != nil
+        }
+    }
+
     public func audit(limit: Int, offset: Int) async throws -> [AuditRecord] {
         try await report { db in
             try await db.raw("SELECT * FROM audit_log ORDER BY created_at DESC, id DESC LIMIT \(bind: max(1, min(limit, 100_000))) OFFSET \(bind: max(0, offset))").all().map { row in

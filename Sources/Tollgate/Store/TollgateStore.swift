@@ -85,6 +85,8 @@ public protocol TollgateStore: Sendable {
     func deleteProvider(name: String) async throws -> Bool
 
     func insertAudit(_ record: AuditRecord) async throws
+    /// Inserts the record unless one with its id exists; true when this call inserted it.
+    func insertAuditOnce(_ record: AuditRecord) async throws -> Bool
     /// Audit entries, newest first.
     func audit(limit: Int, offset: Int) async throws -> [AuditRecord]
 

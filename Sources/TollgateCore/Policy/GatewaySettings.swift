@@ -36,6 +36,43 @@ public struct GatewaySettings: Sendable, Equatable {
     public var clientNames = false
     /// Whether a request under a spending limit may use a model without a known price (counted as free).
     public var allowUnpricedModels = false
+    /// Where alerts go (quota thresholds reached), and at which percentages of a limit.
+    public var alertWebhooks: [AlertWebhook] = []
+    public var alertThresholds: [Int] = [80, 100]
+
+    /// A webhook that receives alerts: a generic JSON POST, or a Slack-compatible `{"text": …}`.
+    public struct AlertWebhook: Sendable, Equatable {
+        public enum Format: String, Sendable { case json, slack }
+        public let url: String
+        public let format: Format
+        public init(url: String, format: Format = .json) {
+            self.url = url
+            self.format = format
+        }
+    }
+
+    /// `[{"url": "https://…", "format": "json"|"slack"}]`.
+    static func parseWebhooks(_ text: String) -> [AlertWebhook]? {
+        guard let list = (try? JSONValue.parse(text, maxDepth: 4))?.arrayValue, list.count <= 20 else { return nil }
+        var hooks: [AlertWebhook] = []
+        for item in list {
+            guard let pairs = item.objectValue, pairs.allSatisfy({ ["url", "format"].contains($0.0) }), let raw = item["url"]?.stringValue,
+                let url = URLText.http(raw)
+            else { return nil }
+            let format = item["format"].map { $0.stringValue.flatMap(AlertWebhook.Format.init(rawValue:)) } ?? .json
+            guard let format else { return nil }
+            hooks.append(AlertWebhook(url: url, format: format))
+        }
+        return hooks
+    }
+
+    /// `80,100`: whole percentages from 1 to 100, at most five.
+    static func parseThresholds(_ text: String) -> [Int]? {
+        let parts = text.split(separator: ",").map { String($0).trimmingSpaces() }
+        let numbers = parts.compactMap { Int($0) }
+        guard !numbers.isEmpty, numbers.count == parts.count, numbers.count <= 5, numbers.allSatisfy({ (1...100).contains($0) }) else { return nil }
+        return Array(Set(numbers)).sorted()
+    }
     /// Temporary and weekly policies (model locks, limits) for sets of keys or users.
     public var schedules: [PolicySchedule] = []
     /// Declared model traits by model (`model` or `provider/model`), over the providers file's and
@@ -183,6 +220,8 @@ public struct GatewaySettings: Sendable, Equatable {
         case recordUsage = "record_usage"
         case clientNames = "client_names"
         case allowUnpricedModels = "allow_unpriced_models"
+        case alertWebhooks = "alert_webhooks"
+        case alertThresholds = "alert_thresholds"
         case schedules
         case modelTraits = "model_traits"
 
@@ -208,6 +247,8 @@ public struct GatewaySettings: Sendable, Equatable {
             case .ollamaURL: "URL of the primary Ollama server (replaces OLLAMA_URL's first entry while set)"
             case .recordUsage: "false: keep no per-request records — no usage record, usage log line or access log line (quota counters keep counting; request ids are kept 24 h so each request is settled once)"
             case .schedules: "temporary and weekly model locks and limits for sets of keys or users (JSON list; edited through /api/schedules)"
+            case .alertWebhooks: #"where alerts go, JSON: [{"url":"https://hooks.example/tollgate"},{"url":"https://hooks.slack.com/services/…","format":"slack"}] (signed with TOLLGATE_ALERT_SECRET)"#
+            case .alertThresholds: "percentages of a quota at which an alert is sent, once per window (default 80,100)"
             case .allowUnpricedModels: "true: a key or user with a spending limit may use models without a known price (they count as free); false (default): refused with 403"
             case .clientNames: "true: the usage views show clients' host names (reverse DNS confirmed forward, cached an hour; looked up only when a view asks, never on the request path)"
             case .modelTraits:
@@ -266,6 +307,14 @@ public struct GatewaySettings: Sendable, Equatable {
             case "false", "off", "no", "0": return "false"
             default: throw Invalid(name: name, message: "must be true or false")
             }
+        case .alertWebhooks:
+            guard let hooks = parseWebhooks(v) else {
+                throw Invalid(name: name, message: #"must be a JSON list of at most 20 {"url": "http(s)://…", "format": "json" or "slack"}"#)
+            }
+            return JSONValue.array(hooks.map { .object([("url", .string($0.url)), ("format", .string($0.format.rawValue))]) }).text
+        case .alertThresholds:
+            guard let list = parseThresholds(v) else { throw Invalid(name: name, message: "must be up to five whole percentages from 1 to 100, e.g. 80,100") }
+            return list.map(String.init).joined(separator: ",")
         case .ollamaURL:
             guard let url = URLText.http(v) else { throw Invalid(name: name, message: "must be an http:// or https:// URL with a host") }
             return url
@@ -315,6 +364,8 @@ public struct GatewaySettings: Sendable, Equatable {
             case .recordUsage: recordUsage = value != "false"
             case .clientNames: clientNames = value == "true"
             case .allowUnpricedModels: allowUnpricedModels = value == "true"
+            case .alertWebhooks: alertWebhooks = Self.parseWebhooks(value) ?? []
+            case .alertThresholds: alertThresholds = Self.parseThresholds(value) ?? [80, 100]
             case .schedules: schedules = PolicySchedule.list(value) ?? []
             case .modelTraits: modelTraits = ModelTraits.Declared.parseMap(value) ?? [:]
             }

@@ -145,6 +145,10 @@ enum UIPages {
             ]
         }
         let queues = try await fairQueues(deps, keys: keys)
+        // The latest quota alerts (sent to the webhooks in the settings, kept in the audit log).
+        let alerts = try await deps.store.audit(limit: 200, offset: 0).filter { $0.action == "alert.quota" }.prefix(10).map {
+            [HTML.escape(AdminJSON.timestamp($0.createdAt)), HTML.escape($0.detail ?? "")]
+        }
         let setAside = deps.usage.setAsideCount
         let deadLetters =
             setAside == 0
@@ -161,6 +165,7 @@ enum UIPages {
             <h2>Rejections since start</h2>\(HTML.table(["Reason", "Requests"], rejections.map { [HTML.escape($0.key), HTML.number($0.value)] }, empty: "No request has been refused."))
             <h2>Upstreams</h2>\(HTML.table(["Provider", "Kind", "Health", "In flight", "Latency"], health))
             \(queues)
+            <h2>Alerts</h2><section id="alerts">\(HTML.table(["Time (UTC)", "Alert"], Array(alerts), empty: "No quota has reached an alert threshold."))</section>
             """
         return HTML.page(title: "Dashboard", active: "/ui/", csrf: csrf, body)
     }

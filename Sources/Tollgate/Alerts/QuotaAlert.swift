@@ -1,0 +1,52 @@
+import Foundation
+import TollgateCore
+
+/// A quota of a key or a user reached one of the alert thresholds in one window: sent once per
+/// window and threshold (its `id` says which), whichever instance notices it first.
+struct QuotaAlert: Sendable, Equatable {
+    /// `key:…` or `user:…`.
+    let subject: String
+    /// `requests`, `tokens` or `cost` (nano-dollars).
+    let kind: QuotaRejection.Kind
+    let period: QuotaPeriod
+    let threshold: Int
+    let used: Int
+    let limit: Int
+    let windowStart: Date
+    let resetsAt: Date
+
+    /// The same for every instance and every request that crosses the same threshold in the same window.
+    var id: String { "alert:\(subject):\(period.rawValue):\(kind.rawValue):\(threshold):\(Int64(windowStart.timeIntervalSince1970))" }
+
+    /// "key abc123: 80% of its daily token quota (8,000 of 10,000)".
+    func summary(name: String?) -> String {
+        let who = (subject.hasPrefix("user:") ? "user " : "key ") + (name.map { "\($0) (\(subject.split(separator: ":").last ?? ""))" } ?? String(subject.split(separator: ":").last ?? ""))
+        let what = (period == .day ? "daily " : "monthly ") + (kind == .cost ? "spending limit" : kind == .tokens ? "token quota" : "request quota")
+        let amounts = kind == .cost ? "$\(USDAmount.text(used)) of $\(USDAmount.text(limit))" : "\(used) of \(limit)"
+        return "\(who) reached \(threshold)% of its \(what) (\(amounts))"
+    }
+
+    /// The thresholds a window's count crossed: those it reaches now (`used` of `limit`).
+    static func reached(subject: String, state: QuotaState, limits: QuotaLimits, thresholds: [Int], calendar: QuotaCalendar, now: Date) -> [QuotaAlert] {
+        guard !thresholds.isEmpty else { return [] }
+        var out: [QuotaAlert] = []
+        for period in QuotaPeriod.allCases {
+            let counter = period == .day ? state.day : state.month
+            let window = calendar.window(period, containing: now)
+            let measured: [(QuotaRejection.Kind, Int, Int?)] = [
+                (.requests, counter.requests, period == .day ? limits.dailyRequests : limits.monthlyRequests),
+                (.tokens, counter.tokensUsed + counter.tokensReserved, period == .day ? limits.dailyTokens : limits.monthlyTokens),
+                (.cost, counter.costUsed + counter.costReserved, limits.cost(period)),
+            ]
+            for (kind, used, limit) in measured {
+                guard let limit, limit > 0 else { continue }
+                // The highest threshold reached is the one to tell; lower ones were told on the way (or are moot).
+                guard let threshold = thresholds.last(where: { used * 100 >= limit * $0 }) else { continue }
+                out.append(
+                    QuotaAlert(subject: subject, kind: kind, period: period, threshold: threshold, used: used, limit: limit, windowStart: window.start, resetsAt: window.end)
+                )
+            }
+        }
+        return out
+    }
+}
