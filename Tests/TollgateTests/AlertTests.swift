@@ -139,6 +139,30 @@ final class WebhookReceiver: Sendable {
         }
     }
 
+    /// A provider failing most of its requests: one alert for it (once in the hour, however often it is looked at).
+    @Test func aProviderFailingMostRequestsIsAlertedOnce() async throws {
+        var behavior = MockOllama.Behavior()
+        behavior.failStatus = 500
+        let receiver = WebhookReceiver()
+        let port = try await receiver.start()
+        try await withCleanup({ await receiver.stop() }) {
+            try await withGateway(behavior: behavior) { gw in
+                _ = try await gw.adminJSON(.PUT, "/api/settings", body: JSONValue.object([("alert_webhooks", .string(#"[{"url":"http://127.0.0.1:\#(port)/hook"}]"#))]).text)
+                let key = try await gw.createKey()
+                gw.gateway.checkProviderErrors()  // the baseline
+                for _ in 0..<12 { #expect(try await Self.ask(gw, key) == 500) }
+                gw.gateway.checkProviderErrors()
+                #expect(await eventually(timeout: .seconds(10)) { gw.gateway.alerts.delivered.load(ordering: .relaxed) == 1 })
+                let alert = try JSONValue.parse(try #require(receiver.received.first).body)
+                #expect(alert["type"]?.stringValue == "provider_errors" && alert["provider"]?.stringValue == "ollama" && alert["error_percent"]?.intValue == 100)
+                for _ in 0..<12 { #expect(try await Self.ask(gw, key) == 500) }
+                gw.gateway.checkProviderErrors()
+                #expect(try await gw.gateway.store.audit(limit: 100, offset: 0).filter { $0.action == "alert.provider" }.count == 1)
+                #expect(receiver.received.count == 1)
+            }
+        }
+    }
+
     @Test func webhooksAndThresholdsAreCheckedWhenSet() throws {
         #expect(throws: GatewaySettings.Invalid.self) { try GatewaySettings.validate("alert_webhooks", #"[{"url":"ftp://x"}]"#) }
         #expect(throws: GatewaySettings.Invalid.self) { try GatewaySettings.validate("alert_webhooks", #"[{"url":"https://x","format":"teams"}]"#) }

@@ -19,8 +19,8 @@ final class AlertDispatcher: Service, Sendable {
     /// The HMAC key of the `x-tollgate-signature` header (nil: alerts go unsigned).
     let secret: SymmetricKey?
     let logger: Logger
-    let pending: AsyncStream<QuotaAlert>
-    let input: AsyncStream<QuotaAlert>.Continuation
+    let pending: AsyncStream<any GatewayAlert>
+    let input: AsyncStream<any GatewayAlert>.Continuation
     /// Alerts handed over already (a threshold stays reached for the rest of its window).
     let seen = Mutex<Set<String>>([])
     /// Deliveries that failed for good since start, and sent ones (for tests and the dashboard).
@@ -37,7 +37,7 @@ final class AlertDispatcher: Service, Sendable {
         self.secret = secret.map { SymmetricKey(data: Data($0.utf8)) }
         self.logger = logger
         self.backoff = backoff
-        (pending, input) = AsyncStream.makeStream(of: QuotaAlert.self, bufferingPolicy: .bufferingNewest(1000))
+        (pending, input) = AsyncStream.makeStream(of: (any GatewayAlert).self, bufferingPolicy: .bufferingNewest(1000))
     }
 
     /// The thresholds a subject's counters reach after an admission, handed over (memory only).
@@ -47,9 +47,9 @@ final class AlertDispatcher: Service, Sendable {
 
     /// Hands the alerts over unless handed over before (called on the request path: memory only).
     /// Without webhooks they are still recorded (the audit log and the dashboard show them).
-    func offer(_ alerts: [QuotaAlert]) {
+    func offer(_ alerts: [any GatewayAlert]) {
         guard !alerts.isEmpty else { return }
-        let fresh = seen.withLock { seen -> [QuotaAlert] in
+        let fresh = seen.withLock { seen -> [any GatewayAlert] in
             if seen.count > 50_000 { seen.removeAll() }
             return alerts.filter { seen.insert($0.id).inserted }
         }
@@ -66,11 +66,11 @@ final class AlertDispatcher: Service, Sendable {
         }
     }
 
-    func handle(_ alert: QuotaAlert) async {
-        let name = await subjectName(alert.subject)
+    func handle(_ alert: any GatewayAlert) async {
+        let name = await alert.targetName(in: store)
         let text = alert.summary(name: name)
         do {
-            let record = AuditRecord(id: alert.id, createdAt: Date(), actor: "gateway", action: "alert.quota", target: alert.subject, detail: text)
+            let record = AuditRecord(id: alert.id, createdAt: Date(), actor: "gateway", action: alert.action, target: alert.target, detail: text)
             guard try await store.insertAuditOnce(record) else { return }  // another instance (or an earlier run) sent it
         } catch {
             logger.warning("an alert could not be recorded; it is not sent", metadata: ["alert": "\(alert.id)", "error": "\(error)"])
@@ -82,26 +82,10 @@ final class AlertDispatcher: Service, Sendable {
         }
     }
 
-    func subjectName(_ subject: String) async -> String? {
-        let id = String(subject.split(separator: ":", maxSplits: 1).last ?? "")
-        if subject.hasPrefix("user:") { return try? await store.user(id: id)?.name }
-        return try? await store.key(publicID: id)?.name
-    }
-
-    func payload(_ alert: QuotaAlert, text: String, name: String?, format: GatewaySettings.AlertWebhook.Format) -> String {
+    func payload(_ alert: any GatewayAlert, text: String, name: String?, format: GatewaySettings.AlertWebhook.Format) -> String {
         switch format {
         case .slack: return JSONValue.object([("text", .string("Tollgate: " + text))]).text
-        case .json:
-            return JSONValue.object([
-                ("type", .string("quota_threshold")), ("id", .string(alert.id)), ("subject", .string(alert.subject)),
-                ("name", name.map { .string($0) } ?? .null), ("quota", .string(alert.kind.rawValue)), ("period", .string(alert.period.rawValue)),
-                ("threshold_percent", .number(alert.threshold)),
-                ("used", alert.kind == .cost ? .number(USDAmount.text(alert.used)) : .number(alert.used)),
-                ("limit", alert.kind == .cost ? .number(USDAmount.text(alert.limit)) : .number(alert.limit)),
-                ("unit", .string(alert.kind == .cost ? "usd" : alert.kind.rawValue)),
-                ("window_start", .string(AdminJSON.timestamp(alert.windowStart))), ("resets_at", .string(AdminJSON.timestamp(alert.resetsAt))),
-                ("message", .string(text)),
-            ]).text
+        case .json: return JSONValue.object([("id", .string(alert.id))] + alert.fields(name: name) + [("message", .string(text))]).text
         }
     }
 
@@ -111,7 +95,7 @@ final class AlertDispatcher: Service, Sendable {
         return "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
     }
 
-    func deliver(_ alert: QuotaAlert, text: String, name: String?, to hook: GatewaySettings.AlertWebhook) async {
+    func deliver(_ alert: any GatewayAlert, text: String, name: String?, to hook: GatewaySettings.AlertWebhook) async {
         let body = payload(alert, text: text, name: name, format: hook.format)
         var wait = backoff
         for attempt in 1...Self.attempts {

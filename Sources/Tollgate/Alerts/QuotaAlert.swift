@@ -3,7 +3,7 @@ import TollgateCore
 
 /// A quota of a key or a user reached one of the alert thresholds in one window: sent once per
 /// window and threshold (its `id` says which), whichever instance notices it first.
-struct QuotaAlert: Sendable, Equatable {
+struct QuotaAlert: GatewayAlert, Equatable {
     /// `key:…` or `user:…`.
     let subject: String
     /// `requests`, `tokens` or `cost` (nano-dollars).
@@ -17,6 +17,25 @@ struct QuotaAlert: Sendable, Equatable {
 
     /// The same for every instance and every request that crosses the same threshold in the same window.
     var id: String { "alert:\(subject):\(period.rawValue):\(kind.rawValue):\(threshold):\(Int64(windowStart.timeIntervalSince1970))" }
+
+    var target: String { subject }
+    var action: String { "alert.quota" }
+
+    func targetName(in store: any TollgateStore) async -> String? {
+        let id = String(subject.split(separator: ":", maxSplits: 1).last ?? "")
+        if subject.hasPrefix("user:") { return try? await store.user(id: id)?.name }
+        return try? await store.key(publicID: id)?.name
+    }
+
+    func fields(name: String?) -> [(String, JSONValue)] {
+        [
+            ("type", .string("quota_threshold")), ("subject", .string(subject)), ("name", name.map { .string($0) } ?? .null),
+            ("quota", .string(kind.rawValue)), ("period", .string(period.rawValue)), ("threshold_percent", .number(threshold)),
+            ("used", kind == .cost ? .number(USDAmount.text(used)) : .number(used)),
+            ("limit", kind == .cost ? .number(USDAmount.text(limit)) : .number(limit)), ("unit", .string(kind == .cost ? "usd" : kind.rawValue)),
+            ("window_start", .string(AdminJSON.timestamp(windowStart))), ("resets_at", .string(AdminJSON.timestamp(resetsAt))),
+        ]
+    }
 
     /// "key abc123: 80% of its daily token quota (8,000 of 10,000)".
     func summary(name: String?) -> String {

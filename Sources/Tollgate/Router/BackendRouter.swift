@@ -92,7 +92,12 @@ public final class Backend: Sendable {
         }
     }
 
+    /// Requests answered and failed since start (the provider error-rate alert reads their growth).
+    let attempts = Atomic<Int>(0)
+    let failures = Atomic<Int>(0)
+
     func recordSuccess() {
+        attempts.add(1, ordering: .relaxed)
         health.withLock { h in
             h.consecutiveFailures = 0
             h.ejectedUntil = nil
@@ -100,6 +105,8 @@ public final class Backend: Sendable {
     }
 
     func recordFailure() {
+        attempts.add(1, ordering: .relaxed)
+        failures.add(1, ordering: .relaxed)
         health.withLock { h in
             h.consecutiveFailures += 1
             if h.consecutiveFailures >= Self.failuresToEject { h.ejectedUntil = ContinuousClock.now + Self.cooldown }

@@ -20,6 +20,8 @@ public final class Gateway: Sendable {
     public let gate: RequestGate
     /// Sends quota alerts to the webhooks in the settings.
     let alerts: AlertDispatcher
+    /// Tells when a provider fails a large share of its requests.
+    let providerErrors: ProviderErrorWatcher
     public let settings: SettingsCache
     /// Host names of client addresses for the usage views (the `client_names` setting).
     let clientNames = ClientNames()
@@ -152,6 +154,7 @@ public final class Gateway: Sendable {
             providers: providers, catalog: ModelCatalog(providers: providers, declared: config.declaredModels),
             timeouts: (config.upstreamConnectTimeout, config.upstreamReadTimeout), queue: config.queue
         )
+        self.providerErrors = ProviderErrorWatcher(router: router, alerts: alerts, interval: .seconds(60))
         let primary = router.primaryOllama
         settings.observe { s in
             primary?.urlOverride.withLock { $0 = s.ollamaURL }
@@ -162,6 +165,9 @@ public final class Gateway: Sendable {
     public func refreshCatalog() async {
         await CatalogRefresher.refresh(router: router, probe: ProviderProbe(client: client), logger: logger)
     }
+
+    /// Looks at providers' error rates now (also done every minute).
+    func checkProviderErrors() { providerErrors.check(now: Date()) }
 
     /// Runs the active health checks now (also done periodically).
     public func checkHealth() async {
@@ -205,6 +211,7 @@ public final class Gateway: Sendable {
             ),
             ReservationReaper(gate: gate, interval: .seconds(20), minimumAge: 120, logger: logger),
             alerts,
+            providerErrors,
             UsageRetention(store: store, settings: settings, clock: clock, interval: .seconds(3600), logger: logger),
             CatalogRefresher(router: router, probe: ProviderProbe(client: client), interval: config.catalogRefreshInterval, logger: logger),
             ProviderAddressRefresher(interval: .seconds(60), repin: { [self] in await self.repinProviders() }),

@@ -39,6 +39,8 @@ public struct GatewaySettings: Sendable, Equatable {
     /// Where alerts go (quota thresholds reached), and at which percentages of a limit.
     public var alertWebhooks: [AlertWebhook] = []
     public var alertThresholds: [Int] = [80, 100]
+    /// A provider failing at least this percentage of at least 10 requests in a minute is alerted (nil: never).
+    public var alertProviderErrorPercent: Int? = 50
 
     /// A webhook that receives alerts: a generic JSON POST, or a Slack-compatible `{"text": …}`.
     public struct AlertWebhook: Sendable, Equatable {
@@ -222,6 +224,7 @@ public struct GatewaySettings: Sendable, Equatable {
         case allowUnpricedModels = "allow_unpriced_models"
         case alertWebhooks = "alert_webhooks"
         case alertThresholds = "alert_thresholds"
+        case alertProviderErrorPercent = "alert_provider_error_percent"
         case schedules
         case modelTraits = "model_traits"
 
@@ -248,6 +251,7 @@ public struct GatewaySettings: Sendable, Equatable {
             case .recordUsage: "false: keep no per-request records — no usage record, usage log line or access log line (quota counters keep counting; request ids are kept 24 h so each request is settled once)"
             case .schedules: "temporary and weekly model locks and limits for sets of keys or users (JSON list; edited through /api/schedules)"
             case .alertWebhooks: #"where alerts go, JSON: [{"url":"https://hooks.example/tollgate"},{"url":"https://hooks.slack.com/services/…","format":"slack"}] (signed with TOLLGATE_ALERT_SECRET)"#
+            case .alertProviderErrorPercent: "alert when a provider fails at least this percentage of its requests in a minute (at least 10 requests; default 50; off: never)"
             case .alertThresholds: "percentages of a quota at which an alert is sent, once per window (default 80,100)"
             case .allowUnpricedModels: "true: a key or user with a spending limit may use models without a known price (they count as free); false (default): refused with 403"
             case .clientNames: "true: the usage views show clients' host names (reverse DNS confirmed forward, cached an hour; looked up only when a view asks, never on the request path)"
@@ -312,6 +316,10 @@ public struct GatewaySettings: Sendable, Equatable {
                 throw Invalid(name: name, message: #"must be a JSON list of at most 20 {"url": "http(s)://…", "format": "json" or "slack"}"#)
             }
             return JSONValue.array(hooks.map { .object([("url", .string($0.url)), ("format", .string($0.format.rawValue))]) }).text
+        case .alertProviderErrorPercent:
+            if v.lowercased() == "off" { return "off" }
+            guard let n = Int(v), (1...100).contains(n) else { throw Invalid(name: name, message: "must be a whole percentage from 1 to 100, or off") }
+            return String(n)
         case .alertThresholds:
             guard let list = parseThresholds(v) else { throw Invalid(name: name, message: "must be up to five whole percentages from 1 to 100, e.g. 80,100") }
             return list.map(String.init).joined(separator: ",")
@@ -366,6 +374,7 @@ public struct GatewaySettings: Sendable, Equatable {
             case .allowUnpricedModels: allowUnpricedModels = value == "true"
             case .alertWebhooks: alertWebhooks = Self.parseWebhooks(value) ?? []
             case .alertThresholds: alertThresholds = Self.parseThresholds(value) ?? [80, 100]
+            case .alertProviderErrorPercent: alertProviderErrorPercent = value == "off" ? nil : Int(value) ?? 50
             case .schedules: schedules = PolicySchedule.list(value) ?? []
             case .modelTraits: modelTraits = ModelTraits.Declared.parseMap(value) ?? [:]
             }
