@@ -147,12 +147,14 @@ struct Users: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List users.")
         func run() async throws {
             let (users, keys) = try await runCLI { _, store in (try await store.users(), try await store.keys()) }
-            print("ID              KEYS  DAILY_TOKENS  MONTHLY_TOKENS  DAILY_REQ  NAME")
+            print("ID              KEYS  DAILY_TOKENS  MONTHLY_TOKENS  DAILY_REQ  KIND       NAME")
             for u in users {
                 let count = keys.filter { $0.userID == u.id }.count
                 let q = u.policy.quotas
                 func c(_ v: Int?, _ w: Int) -> String { UsageLine.pad(v.map(String.init) ?? "-", w) }
-                print("\(UsageLine.pad(u.id, 14))  \(UsageLine.pad(String(count), 4))  \(c(q.dailyTokens, 12))  \(c(q.monthlyTokens, 14))  \(c(q.dailyRequests, 9))  \(u.name)")
+                // An Open WebUI end user was made by a trusting key from its headers (it has their id).
+                let kind = u.externalID == nil ? "user" : "open-webui"
+                print("\(UsageLine.pad(u.id, 14))  \(UsageLine.pad(String(count), 4))  \(c(q.dailyTokens, 12))  \(c(q.monthlyTokens, 14))  \(c(q.dailyRequests, 9))  \(UsageLine.pad(kind, 10)) \(u.name)")
             }
         }
     }
@@ -204,14 +206,21 @@ extension Keys {
         @Argument(help: "The key's id.") var id: String
         @OptionGroup var limits: LimitOptions
         @OptionGroup var keyOptions: KeyPolicyOptions
+        @Flag(inversion: .prefixedNo, help: "Trust Open WebUI's X-OpenWebUI-User-* headers (each end user a user of its own), or stop.") var trustsEndUsers: Bool?
         func run() async throws {
-            let k = try await runCLI { m, _ in
-                try await m.setPolicy(id) { policy in
+            let k = try await runCLI { m, store in
+                var k = try await m.setPolicy(id) { policy in
                     try limits.apply(to: &policy)
                     try keyOptions.apply(to: &policy)
                 }
+                if let trustsEndUsers, k.trustsEndUsers != trustsEndUsers {
+                    k.trustsEndUsers = trustsEndUsers
+                    _ = try await store.updateKey(k)
+                }
+                return k
             }
             print("\(k.publicID) (\(k.name)):")
+            print("  trusts Open WebUI end users: \(k.trustsEndUsers ? "yes" : "no")")
             for line in limitsText(k.policy) + keyPolicyText(k.policy) { print("  " + line) }
         }
     }

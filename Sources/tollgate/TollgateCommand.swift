@@ -151,6 +151,7 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "Tags for the key's usage records and for scheduled policies, comma-separated.") var tags: String?
         @Option(help: "Client addresses or CIDR ranges the key may be used from, comma-separated (default: any).") var allowedAddresses: String?
         @Option(help: "Client addresses or CIDR ranges the key is refused from, comma-separated.") var deniedAddresses: String?
+        @Flag(help: "Trust Open WebUI's X-OpenWebUI-User-* headers: each end user gets a user (and quotas) of its own.") var trustsEndUsers = false
         @OptionGroup var limits: LimitOptions
         @OptionGroup var keyOptions: KeyPolicyOptions
 
@@ -181,6 +182,7 @@ struct Keys: AsyncParsableCommand {
                 record.tags = RequestTags.merge(tagList ?? [])
                 record.allowedAddresses = allowed
                 record.deniedAddresses = denied
+                record.trustsEndUsers = trustsEndUsers
                 if record != created.record { _ = try await store.updateKey(record) }
                 return (record: record, plaintext: created.plaintext)
             }
@@ -188,6 +190,7 @@ struct Keys: AsyncParsableCommand {
             print("name:    \(created.record.name)")
             print("user:    \(created.record.userID ?? "-")")
             print("expires: \(formatDate(created.record.expiresAt))")
+            if created.record.trustsEndUsers { print("trusts Open WebUI end users: yes") }
             print("key:     \(created.plaintext)")
             FileHandle.standardError.write(Data("The key is shown only now; store it safely. Tollgate keeps only its hash.\n".utf8))
         }
@@ -265,65 +268,6 @@ func changeStatus(_ id: String, _ status: KeyStatus) async throws {
         throw failCLI(e)
     } catch let e as ValidationError {
         throw failCLI(e)
-    }
-}
-
-struct Usage: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show usage records.", subcommands: [List.self])
-
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List usage records, newest first.")
-        @Option(help: "Only this key's records.") var key: String?
-        @Option(help: "Only records since this date (YYYY-MM-DD or ISO 8601).") var since: String?
-        @Option(help: "At most this many records.") var limit: Int = 100
-        @Flag(help: "Print JSON lines instead of a table.") var json = false
-
-        func run() async throws {
-            var sinceDate: Date?
-            if let since {
-                guard let d = parseDate(since) else { throw failCLI(ValidationError("--since: cannot read '\(since)'")) }
-                sinceDate = d
-            }
-            let filter = UsageFilter(keyID: key.map(KeyManager.publicID(from:)), since: sinceDate, limit: limit)
-            let records = try await withKeyManager { _, store in try await store.usage(filter) }
-            if json {
-                for r in records { print(UsageLine.json(r)) }
-                return
-            }
-            print("TIME                  REQUEST               KEY         ENDPOINT         MODEL               STATUS OUTCOME             PROMPT COMPL  SOURCE     LAT_MS  TTFB_MS")
-            for r in records { print(UsageLine.row(r)) }
-        }
-    }
-}
-
-enum UsageLine {
-    static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? String(s.prefix(n)) : s.padding(toLength: n, withPad: " ", startingAt: 0) }
-    static func row(_ r: UsageRecord) -> String {
-        [
-            pad(formatDate(r.createdAt), 21), pad(r.requestID, 21), pad(r.keyID ?? "-", 11), pad(r.endpoint, 16),
-            pad(r.modelRequested ?? "-", 19), pad(String(r.httpStatus), 6), pad(r.outcome.rawValue, 19),
-            pad(r.promptTokens.map(String.init) ?? "-", 6), pad(r.completionTokens.map(String.init) ?? "-", 6),
-            pad(r.usageSource.rawValue, 9), pad(String(format: "%.1f", r.latencyMs), 7),
-            r.ttfbMs.map { String(format: "%.1f", $0) } ?? "-",
-        ].joined(separator: " ")
-    }
-
-    static func json(_ r: UsageRecord) -> String {
-        var o: [String: Any] = [
-            "request_id": r.requestID, "time": formatDate(r.createdAt), "endpoint": r.endpoint, "stream": r.stream,
-            "http_status": r.httpStatus, "outcome": r.outcome.rawValue, "usage_source": r.usageSource.rawValue,
-            "latency_ms": r.latencyMs,
-        ]
-        o["key_id"] = r.keyID
-        o["model_requested"] = r.modelRequested
-        o["model_served"] = r.modelServed
-        o["prompt_tokens"] = r.promptTokens
-        o["completion_tokens"] = r.completionTokens
-        o["ttfb_ms"] = r.ttfbMs
-        o["client_address"] = r.clientAddress
-        o["error"] = r.error
-        let data = (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
     }
 }
 

@@ -1,0 +1,57 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+import TollgateCore
+import TollgateTestSupport
+
+@testable import Tollgate
+
+/// The command line shows what the admin API shows: users by name, providers, tags, cost and full
+/// request ids; sums by user, key, model, provider, tag and day; keys that trust Open WebUI's end users.
+@Suite(.timeLimit(.minutes(3))) struct CLIUsageTests {
+    @Test func theCommandLineShowsWhatTheAdminAPIShows() async throws {
+        try await withGateway { gw in
+            _ = try await gw.adminJSON(.PUT, "/api/settings", body: #"{"prices":{"llama3.2":{"input":1,"output":2}}}"#)
+            let cli = TollgateProcess(directory: gw.directory, environment: ["DATABASE_URL": gw.databaseURL])
+            let created = try await cli.run(["keys", "create", "--name", "open-webui", "--trusts-end-users"])
+            #expect(created.status == 0 && created.out.contains("trusts Open WebUI end users: yes"), "\(created.err)")
+            let key = try #require(created.out.split(separator: "\n").first { $0.hasPrefix("key:") }?.split(separator: " ").last.map(String.init))
+            gw.gateway.authenticator.invalidate()
+            // A chat from Open WebUI's user Alice, tagged by the client.
+            let chat = try await gw.send(
+                "/api/chat", body: #"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}],"stream":false}"#, key: key,
+                headers: [("x-openwebui-user-id", "owui-alice"), ("x-openwebui-user-name", "Alice"), ("x-proxy-tag", "course-1")]
+            )
+            #expect(chat.status == 200, "\(chat.body)")
+            let record = try #require(try await gw.waitForUsage(count: 1).first)
+            #expect(record.userID != nil && record.costNanos != nil)
+
+            let lines = try await cli.run(["usage", "list", "--json"]).out.split(separator: "\n")
+            #expect(lines.count == 1)
+            let json = try JSONValue.parse(String(lines[0]))
+            #expect(json["request_id"]?.stringValue == record.requestID && json["user_id"]?.stringValue == record.userID)
+            // An end user's name is Open WebUI's id for it (unique); the name it shows is in the user's note.
+            #expect(json["user"]?.stringValue == "openwebui:owui-alice" && json["key"]?.stringValue == "open-webui" && json["provider"]?.stringValue == "ollama")
+            #expect(json["tags"]?.arrayValue?.compactMap(\.stringValue) == ["course-1"] && json["cost_nanos"]?.intValue == record.costNanos)
+            let table = try await cli.run(["usage", "list", "--user", "openwebui:owui-alice"]).out
+            #expect(table.contains(record.requestID) && table.contains("openwebui:owui") && table.contains("ollama") && table.contains("course-1"), "\(table)")
+            #expect(table.contains(USDAmount.text(record.costNanos ?? 0)))
+            #expect(try await cli.run(["usage", "list", "--user", "openwebui:owui-alice", "--model", "qwen3"]).out.split(separator: "\n").count == 1)  // the header only
+
+            let byUser = try await cli.run(["usage", "summary", "--by", "user"]).out
+            #expect(byUser.contains("openwebui:owui-alice (\(record.userID ?? ""))") && byUser.contains("COST_USD"), "\(byUser)")
+            #expect(try await cli.run(["usage", "summary", "--by", "provider"]).out.contains("ollama"))
+            #expect(try await cli.run(["usage", "summary", "--by", "tag", "--json"]).out.contains(#""tag":"course-1""#))
+            let day = try await cli.run(["usage", "summary", "--by", "day"]).out
+            #expect(day.split(separator: "\n").count == 2 && day.contains(String(AdminJSON.timestamp(record.createdAt).prefix(4))), "\(day)")
+            #expect(try await cli.run(["usage", "summary", "--by", "week"]).status != 0)
+
+            // Alice is an Open WebUI end user; the key can stop trusting the headers.
+            #expect(try await cli.run(["users", "list"]).out.split(separator: "\n").contains { $0.contains("open-webui") && $0.contains("openwebui:owui-alice") })
+            let id = String(key.dropFirst(3).prefix(10))
+            #expect(try await cli.run(["keys", "set-quota", id, "--no-trusts-end-users"]).out.contains("trusts Open WebUI end users: no"))
+            #expect(try await gw.gateway.store.key(publicID: id)?.trustsEndUsers == false)
+        }
+    }
+}
