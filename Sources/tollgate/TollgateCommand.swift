@@ -48,7 +48,8 @@ struct Serve: AsyncParsableCommand {
             "tollgate starting",
             metadata: [
                 "proxy": "\(config.proxy.host):\(config.proxy.port)", "admin": "\(config.adminEnabled ? "\(config.admin.host):\(config.admin.port)" : "off (ADMIN_ENABLED=false)")",
-                "ollama": "\(config.ollamaURL.absoluteString)",
+                // The providers in force (configured and added through the admin API), never a credential.
+                "providers": "\(gateway.providerSummary)",
             ]
         )
         try await gateway.run()

@@ -54,4 +54,15 @@ import TollgateTestSupport
             #expect(try await gw.gateway.store.key(publicID: id)?.trustsEndUsers == false)
         }
     }
+
+    /// The start-up line names the providers in force — not an Ollama server when OLLAMA_URL is none.
+    @Test func theStartUpLineNamesTheProvidersInForce() async throws {
+        try await withGateway(["TOLLGATE_OLLAMA_MODEL_SLOTS": ""]) { gw in
+            #expect(gw.gateway.providerSummary == "ollama=http://127.0.0.1:\(gw.mock.port) (1 slot per model)")
+        }
+        let providers = #"{"providers":[{"name":"lab-cloud","kind":"openai","url":"http://127.0.0.1:9/v1","api_key":"sk-never-shown-0001","slots":4}]}"#
+        try await withGateway(["OLLAMA_URL": "none", "TOLLGATE_PROVIDERS": providers]) { gw in
+            #expect(gw.gateway.providerSummary == "lab-cloud=http://127.0.0.1:9/v1 (4 slots in all)")
+        }
+    }
 }

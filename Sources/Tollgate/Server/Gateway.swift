@@ -166,6 +166,20 @@ public final class Gateway: Sendable {
         await CatalogRefresher.refresh(router: router, probe: ProviderProbe(client: client), logger: logger)
     }
 
+    /// The providers in force, for the start-up line: `ollama=http://host:11434 (1 slot per model), openai=https://api.openai.com/v1`
+    /// (URLs without credentials or query; `none` when there are none).
+    public var providerSummary: String {
+        let list = router.backends.map { b -> String in
+            var text = b.name + "=" + OperationsRoutes.publicURL(b.baseURL)
+            var slots: [String] = []
+            if let perModel = b.config.slotsPerModel { slots.append("\(perModel) slot\(perModel == 1 ? "" : "s") per model") }
+            if let all = b.config.maxConcurrent { slots.append("\(all) slots in all") }
+            if !slots.isEmpty { text += " (" + slots.joined(separator: ", ") + ")" }
+            return text
+        }
+        return list.isEmpty ? "none" : list.joined(separator: ", ")
+    }
+
     /// Looks at providers' error rates now (also done every minute).
     func checkProviderErrors() { providerErrors.check(now: Date()) }
 
