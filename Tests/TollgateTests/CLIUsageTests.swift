@@ -65,4 +65,29 @@ import TollgateTestSupport
             #expect(gw.gateway.providerSummary == "lab-cloud=http://127.0.0.1:9/v1 (4 slots in all)")
         }
     }
+
+    /// Every request that reaches the proxy leaves an access line: refusals too (they leave no usage
+    /// record), with their status and reason — and never the key.
+    @Test func refusedRequestsLeaveAnAccessLine() async throws {
+        try await withGateway { gw in
+            let key = try await gw.createKey(policy: SubjectPolicy(quotas: QuotaLimits(dailyRequests: 1)))
+            let body = QuotaGatewayTests.body("/api/chat")
+            #expect(try await gw.send("/api/chat", body: body, key: key).status == 200)
+            let refused = try await gw.send("/v1/chat/completions", body: #"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}"#, key: key)
+            #expect(refused.status == 429)
+            let id = try #require(refused.headers["x-request-id"].first)
+            let stranger = try await gw.send("/api/chat", body: body, key: "tg-unknownkey_" + String(repeating: "x", count: 40))
+            #expect(stranger.status == 401)
+            let strangerID = try #require(stranger.headers["x-request-id"].first)
+            let logged = await eventually(timeout: .seconds(10)) {
+                let text = gw.logs.text
+                return text.contains(id) && text.contains(strangerID)
+            }
+            #expect(logged)
+            let line = try #require(gw.logs.text.split(separator: "\n").first { $0.contains(id) })
+            #expect(line.contains("outcome=refused") && line.contains("status=429") && line.contains("endpoint=/v1/chat/completions"), "\(line)")
+            #expect(line.contains("daily request quota of 1 exhausted") && !line.contains(key))
+            #expect(gw.logs.text.split(separator: "\n").first { $0.contains(strangerID) }?.contains("status=401") == true)
+        }
+    }
 }

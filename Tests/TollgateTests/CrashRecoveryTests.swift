@@ -35,7 +35,7 @@ import TollgateTestSupport
             request.body = .bytes(ByteBuffer(string: #"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}"#))
             return request
         }
-        func serve() async throws -> Process { try await cli.serve(http: http, adminPort: adminPort) }
+        func serve() async throws -> ChildProcess { try await cli.serve(http: http, adminPort: adminPort) }
         try await withCleanup({
             mock.release()
             try? await http.shutdown()

@@ -19,7 +19,7 @@ import TollgateTestSupport
         let databaseURL: String
         let mock: MockOllama
         let cli: TollgateProcess
-        let processes: [Process]
+        let processes: [ChildProcess]
         let ports: [(proxy: Int, admin: Int)]
         let http: HTTPClient
 
@@ -36,7 +36,7 @@ import TollgateTestSupport
                 "PROXY_HOST": "127.0.0.1", "TOLLGATE_USAGE_FLUSH_MS": "20", "LOG_FILE": "none",
             ]
             let cli = TollgateProcess(directory: directory, environment: shared)
-            var processes: [Process] = []
+            var processes: [ChildProcess] = []
             var ports: [(Int, Int)] = []
             var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(10), read: .seconds(60)))
             configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
@@ -53,7 +53,7 @@ import TollgateTestSupport
                     let (process, _, _) = try TollgateProcess(directory: instanceDirectory, environment: env).makeProcess(["serve"])
                     process.standardOutput = FileHandle.nullDevice
                     process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-                    try process.runOneAtATime()
+                    try process.run()
                     processes.append(process)
                     ports.append((proxy, admin))
                 }
@@ -72,7 +72,7 @@ import TollgateTestSupport
             return Pair(directory: directory, databaseURL: databaseURL, mock: mock, cli: cli, processes: processes, ports: ports, http: http)
         }
 
-        init(directory: String, databaseURL: String, mock: MockOllama, cli: TollgateProcess, processes: [Process], ports: [(Int, Int)], http: HTTPClient) {
+        init(directory: String, databaseURL: String, mock: MockOllama, cli: TollgateProcess, processes: [ChildProcess], ports: [(Int, Int)], http: HTTPClient) {
             self.directory = directory
             self.databaseURL = databaseURL
             self.mock = mock

@@ -106,7 +106,7 @@ import TollgateTestSupport
         let created = try await cli.run(["keys", "create", "--name", "sigterm"])
         let key = try #require(created.out.split(separator: "\n").first { $0.hasPrefix("key:") }?.split(separator: " ").last.map(String.init))
         let (process, _, errPipe) = try cli.makeProcess(["serve"])
-        try process.runOneAtATime()
+        try process.run()
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         do {
             let ready = await eventually {
@@ -201,8 +201,8 @@ import TollgateTestSupport
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        func serve() async throws -> Process { try await cli.serve(http: http, adminPort: adminPort) }
-        var process: Process?
+        func serve() async throws -> ChildProcess { try await cli.serve(http: http, adminPort: adminPort) }
+        var process: ChildProcess?
         do {
             process = try await serve()
             // Twenty streams in flight, each holding a reservation, then kill -9.

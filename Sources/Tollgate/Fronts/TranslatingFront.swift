@@ -15,6 +15,8 @@ struct TranslatingFront {
     let route: TranslatedRoute
     let requestID: String
     let started: ContinuousClock.Instant
+    /// The client's address, for the access line of a refusal.
+    var clientAddress: String? = nil
 
     var dialect: ClientDialect { route.dialect }
 
@@ -22,7 +24,9 @@ struct TranslatingFront {
         dialect.error(status, message, requestID, param: param, retryAfter: retryAfter)
     }
 
-    func refusal(_ refusal: GateRefusal) -> Response { dialect.error(refusal, requestID: requestID) }
+    func refusal(_ refusal: GateRefusal) -> Response {
+        services.refuse(refusal, in: dialect, requestID: requestID, path: route.endpoint, client: clientAddress)
+    }
 
     /// A body the inspector passed, as a `JSONValue` for a dialect decoder (translation only).
     func value(of bytes: some Collection<UInt8>) -> Result<JSONValue, ResponseBox> {

@@ -193,7 +193,7 @@ public final class Gateway: Sendable {
         let front = OllamaFront(
             authenticator: authenticator, router: router, client: client, usage: usage,
             drain: drain, maxBodyBytes: config.maxBodyBytes, maxJSONDepth: config.maxJSONDepth, connections: connections,
-            gate: gate, settings: settings, clock: clock, logger: logger
+            gate: gate, settings: settings, clock: clock, logger: logger, requestLog: requestLog
         )
         let idle = TimeAmount(config.clientIdleTimeout)
         let ports = boundPorts

@@ -1,3 +1,4 @@
+import Hummingbird
 import Logging
 import NIOCore
 import TollgateCore
@@ -11,8 +12,19 @@ struct ProxyServices: Sendable {
     let drain: DrainState
     let connections: ClientConnectionRegistry
     let clock: any GatewayClock
+    /// The access log, for requests refused before anything was admitted (they leave no usage record).
+    let requestLog: RequestLog?
     /// Upper bound on one upstream exchange, streaming included.
     let exchangeDeadline: TimeAmount = .hours(6)
+
+    /// A refusal of the gate in the client's dialect, with its access-log line (unless `record_usage`
+    /// is off, which keeps no per-request line).
+    func refuse(_ refusal: GateRefusal, in dialect: ClientDialect, requestID: String, path: some StringProtocol, client: String?) -> Response {
+        if let requestLog, settings.current.recordUsage {
+            requestLog.refused(requestID: requestID, path: String(path), status: Int(refusal.status.code), reason: refusal.message, client: client)
+        }
+        return dialect.error(refusal, requestID: requestID)
+    }
 
     // What the gate holds already, read from it.
     var gate: RequestGate { gatekeeper.gate }

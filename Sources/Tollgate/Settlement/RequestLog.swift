@@ -79,6 +79,19 @@ public final class RequestLog: Service, Sendable {
         if file != nil { append(records.map(Self.jsonLine)) }
     }
 
+    /// The access line of a request the gate refused (no usage record: nothing was admitted):
+    /// status, reason, path and client, handed to the log's queue.
+    public func refused(requestID: String, path: String, status: Int, reason: String, client: String?) {
+        guard let access else { return }
+        queue.async {
+            var m: Logger.Metadata = [
+                "request_id": "\(requestID)", "endpoint": "\(path)", "status": "\(status)", "outcome": "refused", "reason": "\(reason)",
+            ]
+            if let client { m["client"] = "\(client)" }
+            access.info("request", metadata: m)
+        }
+    }
+
     /// Waits until every record handed over so far is written (tests, shutdown).
     public func sync() { queue.sync { drain() } }
 

@@ -49,7 +49,7 @@ final class LlamaServer: Sendable {
     /// chat) and waits until its model is loaded.
     static func start(embeddings: Bool = false) async throws -> LlamaServer {
         let (binary, model) = try await ensureInstalled()
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: binary)
         var arguments = ["-m", model, "--host", "127.0.0.1", "--port", "0", "--alias", alias, "-c", "4096", "-np", "2", "-t", "2", "--no-webui"]
         if embeddings {
@@ -67,7 +67,7 @@ final class LlamaServer: Sendable {
         let (exit, exitSink) = AsyncStream<Void>.makeStream()
         // Foundation's waitUntilExit spins on Linux off the main thread; the handler does not.
         process.terminationHandler = { _ in exitSink.finish() }
-        try process.runOneAtATime()
+        try process.run()
         // The server's log is read to the end (a full pipe would stall it); the port it bound is in it.
         let handle = err.fileHandleForReading
         DispatchQueue.global().async {

@@ -32,8 +32,8 @@ struct TollgateProcess {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
 
-    func makeProcess(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
-        let process = Process()
+    func makeProcess(_ arguments: [String]) throws -> (ChildProcess, Pipe, Pipe) {
+        let process = ChildProcess()
         let executable: URL = try #require(Self.executable, "the tollgate executable was not built next to the tests")
         process.executableURL = executable
         process.arguments = arguments
@@ -61,9 +61,9 @@ struct TollgateProcess {
     }
 
     /// Starts `serve` and waits until the admin listener says it is ready.
-    func serve(http: HTTPClient, adminPort: Int) async throws -> Process {
+    func serve(http: HTTPClient, adminPort: Int) async throws -> ChildProcess {
         let (process, _, _) = try makeProcess(["serve"])
-        try process.runOneAtATime()
+        try process.run()
         let ready = await eventually {
             try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(adminPort)/readyz"), timeout: .seconds(2)).status == .ok
         }
@@ -89,11 +89,11 @@ enum Subprocess {
     /// Runs `process` to completion. The waiting happens on dispatch threads: blocking one of the
     /// two cooperative threads would stall every other test in the process. Both pipes are drained
     /// at once, so a chatty child never blocks on a full pipe.
-    static func run(_ process: Process, out: Pipe, err: Pipe) async throws -> (status: Int32, out: String, err: String) {
+    static func run(_ process: ChildProcess, out: Pipe, err: Pipe) async throws -> (status: Int32, out: String, err: String) {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(with: Result {
-                    try process.runOneAtATime()
+                    try process.run()
                     let errData = Mutex(Data())
                     let group = DispatchGroup()
                     DispatchQueue.global().async(group: group) { errData.withLock { $0 = PipeReader.readToEnd(err.fileHandleForReading) } }
@@ -108,7 +108,7 @@ enum Subprocess {
 
     /// Runs a program with arguments and environment in a folder.
     static func run(_ path: String, _ arguments: [String], environment: [String: String], directory: String) async throws -> (status: Int32, out: String, err: String) {
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         process.environment = environment
@@ -117,26 +117,5 @@ enum Subprocess {
         process.standardOutput = out
         process.standardError = err
         return try await run(process, out: out, err: err)
-    }
-}
-
-extension Process {
-    /// `run()`, one spawn at a time across the test process: a clean-clone CI run crashed inside
-    /// Foundation's `Process.run()` (a `memcpy`) while other tests were spawning children at the
-    /// same moment, with about 1,300 descriptors open.
-    func runOneAtATime() throws {
-        try Process.spawnLock.withLock { _ in try run() }
-    }
-
-    private static let spawnLock = Mutex(())
-
-    /// Waits for exit on a dispatch thread (see ``TollgateProcess/run(_:)``).
-    func exited() async {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                self.waitUntilExit()
-                continuation.resume()
-            }
-        }
     }
 }

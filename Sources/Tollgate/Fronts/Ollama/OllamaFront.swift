@@ -22,13 +22,13 @@ public struct OllamaFront: HTTPResponder {
     init(
         authenticator: KeyAuthenticator, router: BackendRouter, client: UpstreamClient, usage: UsageWriter,
         drain: DrainState, maxBodyBytes: Int, maxJSONDepth: Int, connections: ClientConnectionRegistry, gate: RequestGate,
-        settings: SettingsCache, clock: any GatewayClock, logger: Logger
+        settings: SettingsCache, clock: any GatewayClock, logger: Logger, requestLog: RequestLog? = nil
     ) {
         let gatekeeper = Gatekeeper(
             authenticator: authenticator, gate: gate, settings: settings, router: router, probe: ProviderProbe(client: client), usage: usage,
             inspector: JSONInspector(limits: .init(maxDepth: maxJSONDepth)), maxBodyBytes: maxBodyBytes, logger: logger
         )
-        self.services = ProxyServices(gatekeeper: gatekeeper, client: client, drain: drain, connections: connections, clock: clock)
+        self.services = ProxyServices(gatekeeper: gatekeeper, client: client, drain: drain, connections: connections, clock: clock, requestLog: requestLog)
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -47,7 +47,8 @@ public struct OllamaFront: HTTPResponder {
         }
         switch translated {
         case .route(let route)?:
-            return await TranslatingFront(services: services, route: route, requestID: requestID, started: started).respond(to: request, context: context)
+            return await TranslatingFront(services: services, route: route, requestID: requestID, started: started, clientAddress: context.clientAddress)
+                .respond(to: request, context: context)
         case .wrongMethod(let route, let allowed)?:
             var r = route.dialect.error(.methodNotAllowed(request.method, path: rawPath), requestID: requestID)
             r.headers[.allow] = allowed.rawValue
@@ -62,7 +63,7 @@ public struct OllamaFront: HTTPResponder {
         case .forbidden:
             // Refused in the dialect the path belongs to, so an SDK can read the refusal.
             let dialect: ClientDialect = rawPath.hasPrefix("/v1/messages") ? .anthropic : rawPath.hasPrefix("/v1/") ? .openAI : .ollama
-            return dialect.error(.endpointNotAllowed, requestID: requestID)
+            return services.refuse(.endpointNotAllowed, in: dialect, requestID: requestID, path: rawPath, client: context.clientAddress)
         case .wrongMethod(let allowed):
             var r = ClientDialect.ollama.error(.methodNotAllowed(request.method, path: rawPath), requestID: requestID)
             r.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
@@ -79,9 +80,9 @@ public struct OllamaFront: HTTPResponder {
         var identity: KeyIdentity
         switch await gatekeeper.identify(request.headers, address: context.clientAddress) {
         case .success(let id): identity = id
-        case .failure(let refusal): return ClientDialect.ollama.error(refusal, requestID: requestID)
+        case .failure(let refusal): return services.refuse(refusal, in: .ollama, requestID: requestID, path: rawPath, client: context.clientAddress)
         }
-        if let refusal = gatekeeper.capacity() { return ClientDialect.ollama.error(refusal, requestID: requestID) }
+        if let refusal = gatekeeper.capacity() { return services.refuse(refusal, in: .ollama, requestID: requestID, path: rawPath, client: context.clientAddress) }
 
         let exchange = { (model: String?, routes: [Route], identity: KeyIdentity) in
             OllamaPassthrough(
@@ -102,7 +103,7 @@ public struct OllamaFront: HTTPResponder {
         let document: JSONInspector.Document, buffer: ByteBuffer
         switch await gatekeeper.body(of: request) {
         case .success(let read): (document, buffer) = (read.document, read.buffer)
-        case .failure(let refusal): return ClientDialect.ollama.error(refusal, requestID: requestID)
+        case .failure(let refusal): return services.refuse(refusal, in: .ollama, requestID: requestID, path: rawPath, client: context.clientAddress)
         }
         if let stream = document.fields["stream"], stream.kind != .bool(true), stream.kind != .bool(false), stream.kind != .null {
             return Self.error(.badRequest, "stream must be a boolean", requestID)
@@ -118,7 +119,7 @@ public struct OllamaFront: HTTPResponder {
         let modelField = endpoint == .show && document.fields["model"] == nil ? "name" : "model"
         if endpoint.requiresModel {
             switch gatekeeper.model(document.string(modelField), identity: &identity) {
-            case .failure(let refusal): return ClientDialect.ollama.error(refusal, requestID: requestID)
+            case .failure(let refusal): return services.refuse(refusal, in: .ollama, requestID: requestID, path: rawPath, client: context.clientAddress)
             case .success(let chosen):
                 model = chosen.name
                 if chosen.rewritten { rewriter.setString(modelField, chosen.name) }
@@ -137,7 +138,7 @@ public struct OllamaFront: HTTPResponder {
         let routes: [Route]
         switch await gatekeeper.routes(for: model ?? "") {
         case .success(let found): routes = found
-        case .failure(let refusal): return ClientDialect.ollama.error(refusal, requestID: requestID)
+        case .failure(let refusal): return services.refuse(refusal, in: .ollama, requestID: requestID, path: rawPath, client: context.clientAddress)
         }
         let target = routes[0]
         if target.backend.adapter.speaks(.ollama), routes.count == 1, let model, target.model != model {
@@ -152,7 +153,7 @@ public struct OllamaFront: HTTPResponder {
         }
         if !target.backend.adapter.speaks(.ollama) {
             // Another dialect serves this model: translate the (policy-rewritten) request.
-            return await TranslatingFront(services: services, route: .ollama(endpoint), requestID: requestID, started: started)
+            return await TranslatingFront(services: services, route: .ollama(endpoint), requestID: requestID, started: started, clientAddress: context.clientAddress)
                 .ollamaRequest(body: body, model: model ?? "", routes: routes, cap: cap, identity: identity, context: context)
         }
 
@@ -163,7 +164,7 @@ public struct OllamaFront: HTTPResponder {
             outputReserve: endpoint.generates ? (cap ?? Gatekeeper.uncappedOutputReserve) : 0
         ) {
         case .failure(let refusal):
-            return ClientDialect.ollama.error(refusal, requestID: requestID)
+            return services.refuse(refusal, in: .ollama, requestID: requestID, path: rawPath, client: context.clientAddress)
         case .success(let admission):
             var exchange = exchange(model, routes, identity)
             exchange.admission = (admission.gate, admission.ticket)
