@@ -207,20 +207,22 @@ extension Keys {
         @OptionGroup var limits: LimitOptions
         @OptionGroup var keyOptions: KeyPolicyOptions
         @Flag(inversion: .prefixedNo, help: "Trust Open WebUI's X-OpenWebUI-User-* headers (each end user a user of its own), or stop.") var trustsEndUsers: Bool?
+        @Flag(inversion: .prefixedNo, help: "End every OpenAI stream with the usage chunk, asked for or not.") var alwaysStreamUsage: Bool?
         func run() async throws {
             let k = try await runCLI { m, store in
                 var k = try await m.setPolicy(id) { policy in
                     try limits.apply(to: &policy)
                     try keyOptions.apply(to: &policy)
                 }
-                if let trustsEndUsers, k.trustsEndUsers != trustsEndUsers {
-                    k.trustsEndUsers = trustsEndUsers
-                    _ = try await store.updateKey(k)
-                }
+                let before = k
+                if let trustsEndUsers { k.trustsEndUsers = trustsEndUsers }
+                if let alwaysStreamUsage { k.alwaysStreamUsage = alwaysStreamUsage }
+                if k != before { _ = try await store.updateKey(k) }
                 return k
             }
             print("\(k.publicID) (\(k.name)):")
             print("  trusts Open WebUI end users: \(k.trustsEndUsers ? "yes" : "no")")
+            print("  always stream usage:         \(k.alwaysStreamUsage ? "yes" : "no")")
             for line in limitsText(k.policy) + keyPolicyText(k.policy) { print("  " + line) }
         }
     }

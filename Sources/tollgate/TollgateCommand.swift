@@ -153,6 +153,7 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "Client addresses or CIDR ranges the key may be used from, comma-separated (default: any).") var allowedAddresses: String?
         @Option(help: "Client addresses or CIDR ranges the key is refused from, comma-separated.") var deniedAddresses: String?
         @Flag(help: "Trust Open WebUI's X-OpenWebUI-User-* headers: each end user gets a user (and quotas) of its own.") var trustsEndUsers = false
+        @Flag(help: "End every OpenAI stream with the usage chunk, asked for or not (for clients such as Open WebUI that cannot ask).") var alwaysStreamUsage = false
         @OptionGroup var limits: LimitOptions
         @OptionGroup var keyOptions: KeyPolicyOptions
 
@@ -184,6 +185,7 @@ struct Keys: AsyncParsableCommand {
                 record.allowedAddresses = allowed
                 record.deniedAddresses = denied
                 record.trustsEndUsers = trustsEndUsers
+                record.alwaysStreamUsage = alwaysStreamUsage
                 if record != created.record { _ = try await store.updateKey(record) }
                 return (record: record, plaintext: created.plaintext)
             }

@@ -90,4 +90,34 @@ import TollgateTestSupport
             #expect(gw.logs.text.split(separator: "\n").first { $0.contains(strangerID) }?.contains("status=401") == true)
         }
     }
+
+    /// A key with `always_stream_usage`: OpenAI streams end with the usage chunk the client did not ask
+    /// for (translated from Ollama here), and the official openai SDK parses it; other keys' streams
+    /// stay as asked.
+    @Test func alwaysStreamUsageAddsTheUsageChunkAndTheSDKParsesIt() async throws {
+        try await SDKTests.ensureVenv()
+        try await withGateway { gw in
+            let created = try await gw.admin(.POST, "/api/api-keys", body: #"{"name":"open-webui","always_stream_usage":true}"#)
+            #expect(created.status == 201 && created.body.contains(#""always_stream_usage":true"#), "\(created.body)")
+            let key = try #require(try JSONValue.parse(created.body)["key"]?.stringValue)
+            let plain = try await gw.createKey(name: "plain")
+            let body = #"{"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"hi"}]}"#
+            let with = try await gw.send("/v1/chat/completions", body: body, key: key).body
+            let without = try await gw.send("/v1/chat/completions", body: body, key: plain).body
+            #expect(with.contains(#""usage":{"#) && with.contains(#""choices":[]"#), "\(with)")
+            #expect(!without.contains(#""usage":{"#), "\(without)")
+            var env = SDKTests.env
+            env["TG_URL"] = gw.baseURL
+            env["TG_KEY"] = key
+            let result = try await Subprocess.run(
+                SDKTests.root + "/.build/sdk-venv/bin/python", [SDKTests.root + "/Tests/sdk/usage_chunk_check.py"], environment: env, directory: SDKTests.root
+            )
+            #expect(result.status == 0 && result.out.contains("ok usage chunk parsed"), "\(result.out)\n\(result.err.suffix(3000))")
+            // The command line sets and clears it too.
+            let cli = TollgateProcess(directory: gw.directory, environment: ["DATABASE_URL": gw.databaseURL])
+            let id = String(plain.dropFirst(3).prefix(10))
+            #expect(try await cli.run(["keys", "set-quota", id, "--always-stream-usage"]).out.contains("always stream usage:         yes"))
+            #expect(try await gw.gateway.store.key(publicID: id)?.alwaysStreamUsage == true)
+        }
+    }
 }

@@ -93,6 +93,7 @@ enum AccountRoutes {
             ("status", .string(k.status.rawValue)), ("is_active", .bool(k.status == .active)), ("is_admin", .bool(k.isAdmin)),
             ("user_id", AdminJSON.string(k.userID)), ("created_at", AdminJSON.date(k.createdAt)), ("updated_at", AdminJSON.date(k.updatedAt)),
             ("expires_at", AdminJSON.date(k.expiresAt)), ("tags", .array(k.tags.map { .string($0) })), ("trusts_end_users", .bool(k.trustsEndUsers)),
+            ("always_stream_usage", .bool(k.alwaysStreamUsage)),
             ("allowed_models", k.policy.allowedModels.map { .array($0.map { .string($0.text) }) } ?? .null),
             ("output_cap_default", AdminJSON.int(k.policy.outputCaps.defaultCap)), ("output_cap_max", AdminJSON.int(k.policy.outputCaps.maximum)),
             ("max_queue_wait", k.policy.maxQueueWaitMs.map { .number(Double($0) / 1000) } ?? .null),
@@ -134,6 +135,7 @@ enum AccountRoutes {
     static let keyProperties: [(String, JSONValue)] = [
         ("name", nameSchema), ("user_id", Schema.nullable(Schema.string)), ("expires_at", Schema.nullable(Schema.dateTime)), ("is_admin", Schema.boolean),
         ("tags", Schema.array(Schema.string(maxLength: 64, pattern: tagPattern))), ("trusts_end_users", Schema.boolean),
+        ("always_stream_usage", Schema.boolean),
         ("allowed_models", Schema.nullable(Schema.array(Schema.string(maxLength: 300)))),
         ("output_cap_default", Schema.nullable(Schema.integer(minimum: 1))), ("output_cap_max", Schema.nullable(Schema.integer(minimum: 1))),
         ("allowed_addresses", Schema.nullable(Schema.array(Schema.string(maxLength: 64)))),
@@ -147,7 +149,7 @@ enum AccountRoutes {
                 ("id", Schema.string), ("name", Schema.string), ("masked_key", Schema.string), ("status", Schema.enumeration(KeyStatus.allCases.map(\.rawValue))),
                 ("is_active", Schema.boolean), ("is_admin", Schema.boolean), ("user_id", Schema.nullable(Schema.string)), ("created_at", Schema.dateTime),
                 ("updated_at", Schema.dateTime), ("expires_at", Schema.nullable(Schema.dateTime)), ("tags", Schema.array(Schema.string)),
-                ("trusts_end_users", Schema.boolean), ("allowed_models", Schema.nullable(Schema.array(Schema.string))),
+                ("trusts_end_users", Schema.boolean), ("always_stream_usage", Schema.boolean), ("allowed_models", Schema.nullable(Schema.array(Schema.string))),
                 ("output_cap_default", Schema.nullable(Schema.integer)), ("output_cap_max", Schema.nullable(Schema.integer)),
                 ("allowed_addresses", Schema.nullable(Schema.array(Schema.string))), ("denied_addresses", Schema.nullable(Schema.array(Schema.string))),
                 ("max_queue_wait", Schema.nullable(Schema.number)),
@@ -208,6 +210,7 @@ enum AccountRoutes {
         }
         if let v = body.bool("is_admin") { k.isAdmin = v }
         if let v = body.bool("trusts_end_users") { k.trustsEndUsers = v }
+        if let v = body.bool("always_stream_usage") { k.alwaysStreamUsage = v }
         if let v = body.strings("tags", nullable: false, rule: "1 to 64 letters, digits, '.', '_', '-' or '/'", valid: { RequestTags.isValid($0) }) {
             k.tags = RequestTags.merge(v ?? [])
         }
@@ -373,6 +376,7 @@ enum AccountRoutes {
                 var record = created.record
                 record.tags = k.tags
                 record.trustsEndUsers = k.trustsEndUsers
+                record.alwaysStreamUsage = k.alwaysStreamUsage
                 record.allowedAddresses = k.allowedAddresses
                 record.deniedAddresses = k.deniedAddresses
                 // (The plaintext is not out yet, so nobody can use the key before these are stored.)

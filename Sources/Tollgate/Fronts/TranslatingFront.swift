@@ -122,11 +122,14 @@ struct TranslatingFront {
                 return refusal(.invalid(error))
             }
             decoded.model = model
+            // A key for clients that cannot ask for the usage chunk gets it anyway (OpenAI's streams).
+            if identity.key.alwaysStreamUsage, route != .messages { decoded.includeUsage = true }
             return await translate(decoded, requested: relay.model, identity: identity, routes: routes, context: context, forwarded: forwarded)
         }
         let current = services.settings.current
         let options = OllamaOptionPolicy(caps: identity.key.policy.outputCaps.over(current.outputCaps))
         relay.cap = options.cap(asked: relay.askedCap)
+        relay.alwaysUsage = identity.key.alwaysStreamUsage && route != .messages
         if let conflict = routes[0].backend.adapter.refusal(for: relay) { return refusal(.invalid(conflict)) }
         let promptEstimate = TokenEstimate.fromTextBytes(document.promptTextBytes)
         let relayed = relay

@@ -249,5 +249,12 @@ enum Migrations {
                 "ALTER TABLE users ADD COLUMN token_window_seconds BIGINT",
             ]
         ),
+        (
+            16,
+            [
+                // Streams of this key end with OpenAI's usage chunk even when the client did not ask.
+                "ALTER TABLE api_keys ADD COLUMN always_stream_usage INTEGER NOT NULL DEFAULT 0",
+            ]
+        ),
     ]
 }

@@ -25,6 +25,9 @@ public struct KeyRecord: Sendable, Equatable, Codable {
     /// Requests with this key may name an Open WebUI end user (`X-OpenWebUI-User-*`), who is then
     /// the request's user, with quotas of their own.
     public var trustsEndUsers: Bool
+    /// OpenAI streams of this key end with the usage chunk even when the client did not ask for it
+    /// (`stream_options.include_usage`): for clients that cannot ask, such as Open WebUI.
+    public var alwaysStreamUsage = false
     /// Client addresses or CIDR ranges the key may be used from (nil: any), and those it may not.
     public var allowedAddresses: [String]?
     public var deniedAddresses: [String]?

@@ -15,7 +15,7 @@ extension SQLStore {
                     """
                     UPDATE api_keys SET name = \(bind: key.name), status = \(bind: key.status.rawValue), expires_at = \(bind: key.expiresAt.map(Self.ms)),
                         user_id = \(bind: key.userID), is_admin = \(bind: key.isAdmin ? 1 : 0), tags = \(bind: Self.tagText(key.tags)),
-                        trusts_end_users = \(bind: key.trustsEndUsers ? 1 : 0),
+                        trusts_end_users = \(bind: key.trustsEndUsers ? 1 : 0), always_stream_usage = \(bind: key.alwaysStreamUsage ? 1 : 0),
                         allowed_addresses = \(bind: key.allowedAddresses.map { $0.joined(separator: ",") }),
                         denied_addresses = \(bind: key.deniedAddresses.map { $0.joined(separator: ",") })
                     WHERE id = \(bind: key.publicID)

@@ -238,11 +238,12 @@ public final class SQLStore: TollgateStore {
                 try await db.raw(
                     """
                     INSERT INTO api_keys (id, name, secret_hash, status, created_at, expires_at, updated_at, user_id, is_admin, tags, trusts_end_users,
-                                          allowed_addresses, denied_addresses)
+                                          allowed_addresses, denied_addresses, always_stream_usage)
                     VALUES (\(bind: key.publicID), \(bind: key.name), \(bind: key.secretHash), \(bind: key.status.rawValue),
                             \(bind: Self.ms(key.createdAt)), \(bind: key.expiresAt.map(Self.ms)), \(bind: Self.ms(key.updatedAt)),
                             \(bind: key.userID), \(bind: key.isAdmin ? 1 : 0), \(bind: Self.tagText(key.tags)), \(bind: key.trustsEndUsers ? 1 : 0),
-                            \(bind: key.allowedAddresses.map { $0.joined(separator: ",") }), \(bind: key.deniedAddresses.map { $0.joined(separator: ",") }))
+                            \(bind: key.allowedAddresses.map { $0.joined(separator: ",") }), \(bind: key.deniedAddresses.map { $0.joined(separator: ",") }),
+                            \(bind: key.alwaysStreamUsage ? 1 : 0))
                     """
                 ).run()
                 try await Self.writeKeyPolicy(db, publicID: key.publicID, policy: key.policy, now: key.updatedAt)
@@ -315,7 +316,7 @@ public final class SQLStore: TollgateStore {
     }
 
     static func keyRecord(_ row: any SQLRow) throws -> KeyRecord {
-        KeyRecord(
+        var key = KeyRecord(
             publicID: try row.decode(column: "id", as: String.self),
             name: try row.decode(column: "name", as: String.self),
             secretHash: try row.decode(column: "secret_hash", as: String.self),
@@ -340,6 +341,8 @@ public final class SQLStore: TollgateStore {
             allowedAddresses: try row.decode(column: "allowed_addresses", as: String?.self).map { $0.split(separator: ",").map(String.init) },
             deniedAddresses: try row.decode(column: "denied_addresses", as: String?.self).map { $0.split(separator: ",").map(String.init) }
         )
+        key.alwaysStreamUsage = try row.decode(column: "always_stream_usage", as: Int.self) != 0
+        return key
     }
 
     /// Tags as stored on keys (`a,b`); nil when there are none.

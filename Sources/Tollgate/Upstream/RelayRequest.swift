@@ -18,6 +18,8 @@ struct RelayRequest: Sendable {
     var includeUsage: Bool { streamOptions?["include_usage"]?.boolValue ?? false }
     /// The output cap in force after policy (set by the gate).
     var cap: Int?
+    /// The key wants the usage chunk on every stream, asked for or not (`always_stream_usage`).
+    var alwaysUsage = false
 
     /// Reads the gate's fields; only those fields' types are checked (the provider judges the rest).
     init(route: TranslatedRoute, document: JSONInspector.Document) throws(RequestError) {
@@ -63,7 +65,7 @@ struct RelayRequest: Sendable {
         if route == .completion { r.kind = .completion(prompt: "", suffix: nil) }
         r.stream = stream
         r.maxTokens = cap
-        r.includeUsage = includeUsage
+        r.includeUsage = includeUsage || alwaysUsage
         return r
     }
 }

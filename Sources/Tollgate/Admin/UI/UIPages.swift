@@ -307,7 +307,7 @@ enum UIPages {
             \(limitFields(k.policy, key: true))
             <div>\(HTML.field("allowed_addresses", "Allowed addresses", value: k.allowedAddresses?.joined(separator: ", "), type: "list", hint: "addresses or CIDR ranges, comma-separated; empty: any", emptyIsNull: true))</div>
             <div>\(HTML.field("denied_addresses", "Denied addresses", value: k.deniedAddresses?.joined(separator: ", "), type: "list", hint: "refused even when allowed; empty: none", emptyIsNull: true))</div>
-            <div>\(HTML.checkbox("trusts_end_users", "Trusts Open WebUI end-user headers", checked: k.trustsEndUsers))</div>
+            <div>\(HTML.checkbox("trusts_end_users", "Trusts Open WebUI end-user headers", checked: k.trustsEndUsers))\(HTML.checkbox("always_stream_usage", "Always ends OpenAI streams with the usage chunk", checked: k.alwaysStreamUsage))</div>
             <div><button type="submit">Save</button></div></form>
             <p><a href="/ui/usage?key_id=\(HTML.escape(k.publicID))">This key's usage</a></p>
             """
