@@ -77,7 +77,7 @@ struct Usage: AsyncParsableCommand {
                 for (group, t) in rows {
                     let o: [String: Any] = [
                         by.rawValue: group, "requests": t.requests, "errors": t.errors, "prompt_tokens": t.promptTokens,
-                        "completion_tokens": t.completionTokens, "estimated": t.estimated, "cost_usd": NSDecimalNumber(string: USDAmount.text(t.costNanos)),
+                        "completion_tokens": t.completionTokens, "estimated": t.estimated, "cost_usd": USDAmount.decimal(t.costNanos),
                     ]
                     print(String(decoding: (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])) ?? Data(), as: UTF8.self))
                 }
@@ -165,7 +165,7 @@ enum UsageLine {
         o["prompt_tokens"] = r.promptTokens
         o["completion_tokens"] = r.completionTokens
         o["cost_nanos"] = r.costNanos
-        o["cost_usd"] = r.costNanos.map { NSDecimalNumber(string: USDAmount.text($0)) }
+        o["cost_usd"] = r.costNanos.map(USDAmount.decimal)
         o["ttfb_ms"] = r.ttfbMs
         o["queue_ms"] = r.queueMs
         o["client_address"] = r.clientAddress

@@ -45,6 +45,11 @@ final class AlertDispatcher: Service, Sendable {
         offer(QuotaAlert.reached(subject: subject, state: state, limits: limits, thresholds: settings.current.alertThresholds, calendar: calendar, now: now))
     }
 
+    /// A quota that refused a request: its 100% alert, handed over (memory only).
+    func refused(_ rejection: QuotaRejection, calendar: QuotaCalendar, now: Date) {
+        offer(QuotaAlert.exhausted(rejection, thresholds: settings.current.alertThresholds, calendar: calendar, now: now).map { [$0] } ?? [])
+    }
+
     /// Hands the alerts over unless handed over before (called on the request path: memory only).
     /// Without webhooks they are still recorded (the audit log and the dashboard show them).
     func offer(_ alerts: [any GatewayAlert]) {

@@ -51,21 +51,33 @@ struct QuotaAlert: GatewayAlert, Equatable {
         var out: [QuotaAlert] = []
         for period in QuotaPeriod.allCases {
             let counter = period == .day ? state.day : state.month
-            let window = calendar.window(period, containing: now)
             let measured: [(QuotaRejection.Kind, Int, Int?)] = [
-                (.requests, counter.requests, period == .day ? limits.dailyRequests : limits.monthlyRequests),
-                (.tokens, counter.tokensUsed + counter.tokensReserved, period == .day ? limits.dailyTokens : limits.monthlyTokens),
+                (.requests, counter.requests, limits.requests(period)),
+                (.tokens, counter.tokensUsed + counter.tokensReserved, limits.tokens(period)),
                 (.cost, counter.costUsed + counter.costReserved, limits.cost(period)),
             ]
             for (kind, used, limit) in measured {
                 guard let limit, limit > 0 else { continue }
                 // The highest threshold reached is the one to tell; lower ones were told on the way (or are moot).
                 guard let threshold = thresholds.last(where: { used * 100 >= limit * $0 }) else { continue }
+                // The calendar is asked only for an alert (this runs on every admission under a quota).
+                let window = calendar.window(period, containing: now)
                 out.append(
                     QuotaAlert(subject: subject, kind: kind, period: period, threshold: threshold, used: used, limit: limit, windowStart: window.start, resetsAt: window.end)
                 )
             }
         }
         return out
+    }
+
+    /// A limit that refused a request, as its 100% alert (nil when 100 is not an alert threshold):
+    /// the refusal means the limit is used up, whatever the last count short of it was.
+    static func exhausted(_ rejection: QuotaRejection, thresholds: [Int], calendar: QuotaCalendar, now: Date) -> QuotaAlert? {
+        guard let subject = rejection.subject, thresholds.contains(100) else { return nil }
+        let window = calendar.window(rejection.period, containing: now)
+        return QuotaAlert(
+            subject: subject, kind: rejection.kind, period: rejection.period, threshold: 100, used: rejection.limit, limit: rejection.limit,
+            windowStart: window.start, resetsAt: window.end
+        )
     }
 }

@@ -106,6 +106,18 @@ public struct ModelMetadata: Sendable, Equatable {
         return (promptTokens * (inputPricePerMillion ?? 0) + completionTokens * (outputPricePerMillion ?? 0)) / 1000
     }
 
+    /// The gateway's one pricing rule, for admission's worst case and settlement's record alike: the
+    /// operator's override for the model on that provider first, then the declared or discovered
+    /// price (`declared`, read only when there is no override). nil: no price known.
+    static func costNanos(
+        promptTokens: Int, completionTokens: Int, provider: String, model: String?, overrides: GatewaySettings?, declared: @autoclosure () -> ModelMetadata?
+    ) -> Int? {
+        if let model, let override = overrides?.price(provider: provider, model: model) {
+            return override.costNanos(promptTokens: promptTokens, completionTokens: completionTokens)
+        }
+        return declared()?.costNanos(promptTokens: promptTokens, completionTokens: completionTokens)
+    }
+
     /// What a translation must respect for this model: declared traits over the family's known ones.
     public var traits: ModelTraits {
         var traits = ModelTraits.known(name)

@@ -154,12 +154,10 @@ struct Gatekeeper: Sendable {
         let current = settings.current
         var worst = 0
         for route in routes {
-            let cost: Int?
-            if let override = current.price(provider: route.backend.name, model: route.model) {
-                cost = override.costNanos(promptTokens: promptTokens, completionTokens: outputTokens)
-            } else {
-                cost = router.catalog.metadata(provider: route.backend.name, model: route.model)?.costNanos(promptTokens: promptTokens, completionTokens: outputTokens)
-            }
+            let cost = ModelMetadata.costNanos(
+                promptTokens: promptTokens, completionTokens: outputTokens, provider: route.backend.name, model: route.model, overrides: current,
+                declared: router.catalog.metadata(provider: route.backend.name, model: route.model)
+            )
             guard let cost else {
                 if current.allowUnpricedModels { continue }
                 return .failure(.unpricedModel(route.model))

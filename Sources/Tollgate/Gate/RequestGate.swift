@@ -156,16 +156,7 @@ public final class RequestGate: Sendable {
         }
         switch result {
         case .failure(let rejection):
-            if let subject = rejection.subject, let dispatcher = alerts.withLock({ $0 }) {
-                // A refusal is the limit reached in full: the 100% alert, if not sent already.
-                let window = calendar.window(rejection.period, containing: now)
-                dispatcher.offer([
-                    QuotaAlert(
-                        subject: subject, kind: rejection.kind, period: rejection.period, threshold: 100, used: rejection.limit, limit: rejection.limit,
-                        windowStart: window.start, resetsAt: window.end
-                    )
-                ].filter { _ in dispatcher.settings.current.alertThresholds.contains(100) })
-            }
+            alerts.withLock { $0 }?.refused(rejection, calendar: calendar, now: now)
             live.withLock { _ = $0.remove(requestID) }
             release(ticket(false), actualTokens: 0)
             let wait = max(1, Int(rejection.resetsAt.timeIntervalSince(now).rounded(.up)))

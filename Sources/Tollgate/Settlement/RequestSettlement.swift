@@ -100,12 +100,10 @@ final class RequestSettlement: Sendable {
             if record.provider == nil { record.provider = provider }
             // The provider's own figure first, then the operator's override, then the declared price.
             if record.costNanos == nil, record.promptTokens != nil || record.completionTokens != nil {
-                let (p, c) = (record.promptTokens ?? 0, record.completionTokens ?? 0)
-                if let model = record.modelServed ?? record.modelRequested, let override = prices?.price(provider: provider, model: model) {
-                    record.costNanos = override.costNanos(promptTokens: p, completionTokens: c)
-                } else if let price {
-                    record.costNanos = price.costNanos(promptTokens: p, completionTokens: c)
-                }
+                record.costNanos = ModelMetadata.costNanos(
+                    promptTokens: record.promptTokens ?? 0, completionTokens: record.completionTokens ?? 0, provider: provider,
+                    model: record.modelServed ?? record.modelRequested, overrides: prices, declared: price
+                )
             }
         }
         writer.record(record)

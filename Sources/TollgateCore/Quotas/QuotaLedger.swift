@@ -27,8 +27,8 @@ public struct QuotaLimits: Sendable, Equatable, Codable {
 
     public static let unlimited = QuotaLimits()
 
-    func tokens(_ period: QuotaPeriod) -> Int? { period == .day ? dailyTokens : monthlyTokens }
-    func requests(_ period: QuotaPeriod) -> Int? { period == .day ? dailyRequests : monthlyRequests }
+    public func tokens(_ period: QuotaPeriod) -> Int? { period == .day ? dailyTokens : monthlyTokens }
+    public func requests(_ period: QuotaPeriod) -> Int? { period == .day ? dailyRequests : monthlyRequests }
     public func cost(_ period: QuotaPeriod) -> Int? { period == .day ? dailyCostNanos : monthlyCostNanos }
 }
 

@@ -26,4 +26,7 @@ public enum USDAmount {
         while digits.count > 2, digits.hasSuffix("0") { digits.removeLast() }
         return (nanos < 0 && whole == 0 ? "-" : "") + "\(whole).\(digits)"
     }
+
+    /// An exact decimal number of dollars for `JSONSerialization` (a `Double` would print 0.1 as 0.1000…01 in some cases).
+    public static func decimal(_ nanos: Int) -> NSDecimalNumber { NSDecimalNumber(string: text(nanos)) }
 }

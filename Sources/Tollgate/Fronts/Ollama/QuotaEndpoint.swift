@@ -68,7 +68,7 @@ struct QuotaEndpoint {
         let tokensLeft = QuotaLedger.remainingTokens(state, limits: q, now: now, calendar: calendar)
         let requestsLeft = QuotaLedger.remainingRequests(state, limits: q, now: now, calendar: calendar)
         let costLeft = QuotaLedger.remainingCost(state, limits: q, now: now, calendar: calendar)
-        func dollars(_ nanos: Int?) -> Any { nanos.map { NSDecimalNumber(string: USDAmount.text($0)) } ?? NSNull() }
+        func dollars(_ nanos: Int?) -> Any { nanos.map(USDAmount.decimal) ?? NSNull() }
         func window(_ period: QuotaPeriod) -> [String: Any] {
             let w = calendar.window(period, containing: now)
             let c = period == .day ? state.day : state.month
