@@ -38,6 +38,9 @@ public final class MockOllama: Sendable {
         /// Arguments of the tool call made when a chat request offers tools (the first one is
         /// called) and its last message is not a tool result.
         public var toolArguments = #"{"city":"Tokyo"}"#
+        /// Whether a chat offered tools calls one (false: the model answers in text, as a model
+        /// offered tools it has no use for does).
+        public var callsTools = true
         /// Models listed at `/v1/models` (the OpenAI-compatible and Anthropic faces).
         public var remoteModels = ["gpt-4o-mini", "claude-sonnet-4-5"]
         /// A provider-reported cost (OpenRouter's `usage.cost`, USD) on OpenAI-style answers.

@@ -131,7 +131,7 @@ struct MockOllamaResponder: HTTPResponder {
             let tools = json["tools"] as? [[String: Any]] ?? []
             let toolName = ((tools.first?["function"] as? [String: Any])?["name"] as? String)
             // Like a model with tools: call the first tool, then answer once its result is in.
-            if isChat, let toolName, (messages.last?["role"] as? String) != "tool" {
+            if isChat, behavior.callsTools, let toolName, (messages.last?["role"] as? String) != "tool" {
                 let call = #"{"role":"assistant","content":"","tool_calls":[{"function":{"name":"\#(toolName)","arguments":\#(behavior.toolArguments)}}]}"#
                 var final = Self.finalChunk(model: model, isChat: true, behavior: behavior, sent: 1)
                 final["message"] = nil

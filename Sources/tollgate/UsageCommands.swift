@@ -164,6 +164,7 @@ enum UsageLine {
         o["provider"] = r.provider
         o["prompt_tokens"] = r.promptTokens
         o["completion_tokens"] = r.completionTokens
+        o["prompt_estimate"] = r.promptEstimate
         o["cost_nanos"] = r.costNanos
         o["cost_usd"] = r.costNanos.map(USDAmount.decimal)
         o["ttfb_ms"] = r.ttfbMs

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Testing
+import TollgateCore
 import TollgateTestSupport
 
 @testable import Tollgate
@@ -109,9 +110,12 @@ import TollgateTestSupport
             #expect(byEndpoint["/api/embed"]?.promptTokens == 9)
             #expect(byEndpoint["/api/embed"]?.completionTokens == 0)
             #expect(byEndpoint["/api/embed"]?.usageSource == .upstream)
-            // The legacy endpoint reports no counts: estimated from the prompt, never a silent 0.
+            // The legacy endpoint reports no counts: estimated from the prompt, never a silent 0 — 2
+            // tokens as counted, 9 times that as calibrated by `/api/embed`'s report for the model
+            // (9 tokens for an estimate of 1).
             #expect(byEndpoint["/api/embeddings"]?.usageSource == .estimated)
-            #expect(byEndpoint["/api/embeddings"]?.promptTokens == 2)
+            #expect(byEndpoint["/api/embeddings"]?.promptEstimate == 2)
+            #expect(byEndpoint["/api/embeddings"]?.promptTokens == 18)
         }
     }
 
@@ -159,6 +163,33 @@ import TollgateTestSupport
             #expect(records.allSatisfyNonEmpty { $0.usageSource == .none && $0.promptTokens == nil && $0.completionTokens == nil })
             // "/" is answered by the gateway itself.
             #expect(gw.mock.received.filter { $0.path == "/" }.isEmpty)
+        }
+    }
+
+    /// Model lists the gateway answers itself (`/v1/models`, `/v1/models/{id}`, `/api/tags` under an
+    /// allow-list) get a record like a relayed one — source `none`, no tokens — and, like it, count
+    /// against no quota: a chat UI polls them.
+    @Test func modelListsTheGatewayAnswersAreRecordedAndCountNoQuota() async throws {
+        try await withGateway { gw in
+            let key = try await gw.createKey(policy: SubjectPolicy(quotas: QuotaLimits(dailyRequests: 1)))
+            let limited = try await gw.createKey(name: "limited", policy: SubjectPolicy(allowedModels: [ModelPattern("llama3.2*")]))
+            #expect(try await gw.send("/v1/models", method: .GET, key: key).status == 200)
+            #expect(try await gw.send("/v1/models/llama3.2", method: .GET, key: key).status == 200)
+            #expect(try await gw.send("/v1/models/no-such-model", method: .GET, key: key).status == 404)
+            #expect(try await gw.send("/api/tags", method: .GET, key: limited).status == 200)
+            #expect(try await gw.send("/api/version", method: .GET, key: key).status == 200)
+            let records = try await gw.waitForUsage(count: 5)
+            #expect(records.count == 5)
+            #expect(records.allSatisfyNonEmpty { $0.usageSource == .none && $0.promptTokens == nil && $0.completionTokens == nil && $0.promptEstimate == nil })
+            let models = records.filter { $0.endpoint == "/v1/models" }
+            #expect(models.count == 3)
+            #expect(models.map(\.httpStatus).sorted() == [200, 200, 404])
+            #expect(models.contains { $0.modelRequested == "no-such-model" })
+            #expect(records.contains { $0.endpoint == "/api/tags" && $0.keyID == String(limited.dropFirst(3).prefix(10)) })
+            // Four model-list and version calls later, the key's one request a day is still there.
+            let chat = try await gw.send("/api/chat", body: Self.chatBody, key: key)
+            #expect(chat.status == 200)
+            #expect(try await gw.send("/api/chat", body: Self.chatBody, key: key).status == 429)
         }
     }
 

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import SQLiteNIO
+import Synchronization
 import Testing
 import TollgateCore
 import TollgateTestSupport
@@ -195,10 +196,16 @@ import TollgateTestSupport
                 #expect(state.day.tokensReserved == 0)
                 #expect(state.day.tokensUsed == recorded)
                 #expect(state.day.requests == 61)
-                // No false 429 near the end of the budget: leave exactly what one small request needs.
+                // No false 429 near the end of the budget: leave exactly what one small request needs —
+                // its prompt as calibrated by the counts the first run saw (read back from the store), and its cap.
                 let small = #"{"model":"llama3.2","prompt":"hi","stream":false,"options":{"num_predict":5}}"#
+                #expect(await eventually { restarted.gateway.estimates.state.withLock { !$0.calibration.cells.isEmpty } })
+                var routes: [Route] = []
+                if case .routes(let found) = restarted.gateway.router.resolve("llama3.2") { routes = found }
+                #expect(!routes.isEmpty)
+                let needed = restarted.gateway.estimates.prompt(PromptEstimate(messageBytes: 2), routes: routes).reserve + 5
                 _ = try await restarted.gateway.store.setKeyPolicy(
-                    publicID: id, to: SubjectPolicy(quotas: QuotaLimits(dailyTokens: recorded + 6, dailyRequests: 100_000))
+                    publicID: id, to: SubjectPolicy(quotas: QuotaLimits(dailyTokens: recorded + needed, dailyRequests: 100_000))
                 )
                 restarted.gateway.authenticator.invalidate()
                 #expect(try await restarted.send("/api/generate", body: small, key: key).status == 200)

@@ -188,8 +188,8 @@ enum OperationsRoutes {
 
     static let usageColumns = [
         "request_id", "created_at", "key_id", "user_id", "endpoint", "model_requested", "model_served", "provider", "stream", "http_status", "outcome",
-        "prompt_tokens", "completion_tokens", "total_tokens", "usage_source", "estimated", "latency_ms", "ttfb_ms", "cost_usd", "cost_nanos",
-        "client_address", "client_name", "error", "tags",
+        "prompt_tokens", "completion_tokens", "total_tokens", "usage_source", "estimated", "prompt_estimate", "latency_ms", "ttfb_ms", "cost_usd",
+        "cost_nanos", "client_address", "client_name", "error", "tags",
     ]
 
     static func usageJSON(_ r: UsageRecord, names: [String: String] = [:]) -> JSONValue {
@@ -200,7 +200,7 @@ enum OperationsRoutes {
             ("model_served", AdminJSON.string(r.modelServed)), ("provider", AdminJSON.string(r.provider)), ("stream", .bool(r.stream)),
             ("http_status", .number(r.httpStatus)), ("outcome", .string(r.outcome.rawValue)), ("prompt_tokens", AdminJSON.int(r.promptTokens)),
             ("completion_tokens", AdminJSON.int(r.completionTokens)), ("total_tokens", AdminJSON.int(total)), ("usage_source", .string(r.usageSource.rawValue)),
-            ("estimated", .bool(r.usageSource == .estimated)), ("latency_ms", .number(r.latencyMs)), ("ttfb_ms", r.ttfbMs.map { .number($0) } ?? .null),
+            ("estimated", .bool(r.usageSource == .estimated)), ("prompt_estimate", AdminJSON.int(r.promptEstimate)), ("latency_ms", .number(r.latencyMs)), ("ttfb_ms", r.ttfbMs.map { .number($0) } ?? .null),
             ("cost_usd", AdminJSON.usd(r.costNanos)), ("cost_nanos", AdminJSON.int(r.costNanos)), ("client_address", AdminJSON.string(r.clientAddress)),
             ("client_name", AdminJSON.string(r.clientAddress.flatMap { names[$0] })), ("error", AdminJSON.string(r.error)), ("tags", .array(r.tags.map { .string($0) })),
         ])
@@ -211,7 +211,8 @@ enum OperationsRoutes {
         ("endpoint", Schema.string), ("model_requested", Schema.nullable(Schema.string)), ("model_served", Schema.nullable(Schema.string)),
         ("provider", Schema.nullable(Schema.string)), ("stream", Schema.boolean), ("http_status", Schema.integer), ("outcome", Schema.string),
         ("prompt_tokens", Schema.nullable(Schema.integer)), ("completion_tokens", Schema.nullable(Schema.integer)), ("total_tokens", Schema.nullable(Schema.integer)),
-        ("usage_source", Schema.enumeration(["upstream", "estimated", "unknown", "none"])), ("estimated", Schema.boolean), ("latency_ms", Schema.number),
+        ("usage_source", Schema.enumeration(["upstream", "estimated", "unknown", "none"])), ("estimated", Schema.boolean),
+        ("prompt_estimate", Schema.nullable(Schema.integer)), ("latency_ms", Schema.number),
         ("ttfb_ms", Schema.nullable(Schema.number)), ("cost_usd", Schema.nullable(Schema.number)), ("cost_nanos", Schema.nullable(Schema.integer)),
         ("client_address", Schema.nullable(Schema.string)), ("client_name", Schema.nullable(Schema.string)), ("error", Schema.nullable(Schema.string)),
         ("tags", Schema.array(Schema.string)),

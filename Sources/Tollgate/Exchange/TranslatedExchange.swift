@@ -28,6 +28,8 @@ struct TranslatedExchange {
     /// Client headers the provider's dialect may forward (`anthropic-beta`, `anthropic-version`).
     var forwarded = ForwardedHeaders.none
     var admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
+    /// The prompt as counted at admission.
+    var prompt: CalibratedPrompt?
     var rateHeaders = RateLimitHeaders()
     /// Largest whole answer read from the upstream for a non-streamed translation.
     static let maxAnswerBytes = 256 << 20
@@ -55,7 +57,8 @@ struct TranslatedExchange {
     func settlement(stream: Bool, promptEstimate: Int) -> RequestSettlement {
         services.settlement(
             identity: identity, requestID: requestID, endpoint: route.endpoint, modelRequested: requestedModel ?? model, stream: stream,
-            usageSource: .unknown, clientAddress: clientAddress, started: started, promptEstimate: promptEstimate, admission: admission
+            usageSource: .unknown, clientAddress: clientAddress, started: started,
+            prompt: prompt ?? CalibratedPrompt(raw: PromptEstimate(messageTokens: promptEstimate)), admission: admission
         )
     }
 

@@ -46,10 +46,13 @@ struct TranslatingFront {
         }
         let modelPolicy = services.settings.current.modelPolicy(for: identity)
         switch route {
-        case .models:
-            return await FederatedModels(services: services, requestID: requestID).openAIModels(policy: modelPolicy, id: nil)
-        case .model(let id):
-            return await FederatedModels(services: services, requestID: requestID).openAIModels(policy: modelPolicy, id: id)
+        case .models, .model:
+            var id: String?
+            if case .model(let named) = route { id = named }
+            let listed = await FederatedModels(services: services, requestID: requestID).openAIModels(policy: modelPolicy, id: id)
+            return services.recordOwnAnswer(
+                listed, identity: identity, requestID: requestID, endpoint: route.endpoint, model: id, clientAddress: context.clientAddress, started: started
+            )
         default: break
         }
         if let refused = gatekeeper.capacity() { return refusal(refused) }
@@ -131,12 +134,12 @@ struct TranslatingFront {
         relay.cap = options.cap(asked: relay.askedCap)
         relay.alwaysUsage = identity.key.alwaysStreamUsage && route != .messages
         if let conflict = routes[0].backend.adapter.refusal(for: relay) { return refusal(.invalid(conflict)) }
-        let promptEstimate = TokenEstimate.fromTextBytes(document.promptTextBytes)
+        let prompt = services.gatekeeper.estimates.prompt(document.promptEstimate, routes: routes)
         let relayed = relay
         return await admitAndRun(
-            identity: identity, context: context, model: model, requested: relay.model, routes: routes, promptEstimate: promptEstimate,
+            identity: identity, context: context, model: model, requested: relay.model, routes: routes, prompt: prompt,
             outputReserve: relay.cap ?? Gatekeeper.uncappedOutputReserve, relay: relayed, forwarded: forwarded
-        ) { await $0.chat(relayed.canonical, promptEstimate: promptEstimate) }
+        ) { await $0.chat(relayed.canonical, promptEstimate: prompt.charge) }
     }
 
     /// Model policy for a request whose model the dialect's decoder read; returns a refusal or nil.
@@ -152,7 +155,7 @@ struct TranslatingFront {
 
     /// Admission (rate limits, quotas) and then the exchange, for every translated request.
     func admitAndRun(
-        identity: KeyIdentity, context: GatewayRequestContext, model: String, requested: String, routes: [Route], promptEstimate: Int,
+        identity: KeyIdentity, context: GatewayRequestContext, model: String, requested: String, routes: [Route], prompt: CalibratedPrompt,
         outputReserve: Int, relay: RelayRequest? = nil, forwarded: ForwardedHeaders = .none, run: (TranslatedExchange) async -> Response
     ) async -> Response {
         var exchange = TranslatedExchange(
@@ -162,8 +165,9 @@ struct TranslatingFront {
         exchange.requestedModel = requested
         exchange.relay = relay
         exchange.forwarded = forwarded
+        exchange.prompt = prompt
         switch await services.gatekeeper.admit(
-            identity: identity, requestID: requestID, endpoint: route.endpoint, model: model, routes: routes, promptEstimate: promptEstimate,
+            identity: identity, requestID: requestID, endpoint: route.endpoint, model: model, routes: routes, prompt: prompt,
             outputReserve: outputReserve
         ) {
         case .failure(let refused):
@@ -193,12 +197,12 @@ struct TranslatingFront {
         let bounded = options.bound(keepAlive: keepAlive)
         if defaults?.keepAlive != nil || bounded != keepAlive { r.keepAlive = .number(Int(bounded.rounded())) }
         if let conflict = services.refusal(r, route: routes[0]) { return refusal(.invalid(conflict)) }
-        let promptEstimate = TokenEstimate.fromTextBytes(r.promptTextBytes)
+        let prompt = services.gatekeeper.estimates.prompt(r.promptEstimate, routes: routes)
         let request = r
         return await admitAndRun(
-            identity: identity, context: context, model: r.model, requested: requested, routes: routes, promptEstimate: promptEstimate,
+            identity: identity, context: context, model: r.model, requested: requested, routes: routes, prompt: prompt,
             outputReserve: r.maxTokens ?? Gatekeeper.uncappedOutputReserve, forwarded: forwarded
-        ) { await $0.chat(request, promptEstimate: promptEstimate) }
+        ) { await $0.chat(request, promptEstimate: prompt.charge) }
     }
 
     /// An Ollama request (already through model policy, caps and clamps) whose model another dialect serves.
@@ -218,12 +222,12 @@ struct TranslatingFront {
             r.model = model
             r.maxTokens = cap ?? r.maxTokens
             if let conflict = services.refusal(r, route: routes[0]) { return refusal(.invalid(conflict)) }
-            let promptEstimate = TokenEstimate.fromTextBytes(r.promptTextBytes)
+            let prompt = services.gatekeeper.estimates.prompt(r.promptEstimate, routes: routes)
             let request = r
             return await admitAndRun(
-                identity: identity, context: context, model: model, requested: model, routes: routes, promptEstimate: promptEstimate,
+                identity: identity, context: context, model: model, requested: model, routes: routes, prompt: prompt,
                 outputReserve: r.maxTokens ?? Gatekeeper.uncappedOutputReserve
-            ) { await $0.chat(request, promptEstimate: promptEstimate) }
+            ) { await $0.chat(request, promptEstimate: prompt.charge) }
         case .embed:
             let inputs: [String]
             switch value["input"] {

@@ -17,6 +17,8 @@ struct Gatekeeper: Sendable {
     let router: BackendRouter
     let probe: ProviderProbe
     let usage: UsageWriter
+    /// Prompt estimates as providers' reports calibrate them.
+    let estimates: EstimateCalibrator
     let inspector: JSONInspector
     let maxBodyBytes: Int
     let logger: Logger
@@ -124,14 +126,16 @@ struct Gatekeeper: Sendable {
         let rateHeaders: RateLimitHeaders
     }
 
-    /// Admission: rate limits and quotas for the prompt estimate plus the output cap in force — and,
-    /// under a spending limit, their worst-case cost on any of the routes that may serve it.
+    /// Admission: rate limits and quotas for the prompt's reservation (its calibrated estimate with a
+    /// margin, ``CalibratedPrompt``) plus the output cap in force — and, under a spending limit, their
+    /// worst-case cost on any of the routes that may serve it. A crash before settlement charges the
+    /// calibrated estimate, as a cut request is charged.
     func admit(
-        identity: KeyIdentity, requestID: String, endpoint: String, model: String?, routes: [Route], promptEstimate: Int, outputReserve: Int
+        identity: KeyIdentity, requestID: String, endpoint: String, model: String?, routes: [Route], prompt: CalibratedPrompt, outputReserve: Int
     ) async -> Result<Admission, GateRefusal> {
         var costEstimate = 0
         if identity.key.policy.quotas.limitsCost || identity.user?.policy.quotas.limitsCost == true {
-            switch worstCost(routes, promptTokens: promptEstimate, outputTokens: outputReserve) {
+            switch worstCost(routes, promptTokens: prompt.reserve, outputTokens: outputReserve) {
             case .success(let cost): costEstimate = cost
             case .failure(let refusal):
                 gate.rejections.add("unpriced model")
@@ -139,8 +143,8 @@ struct Gatekeeper: Sendable {
             }
         }
         switch await gate.admit(
-            identity: identity, requestID: requestID, endpoint: endpoint, model: model, promptEstimate: promptEstimate,
-            estimate: promptEstimate + outputReserve, costEstimate: costEstimate
+            identity: identity, requestID: requestID, endpoint: endpoint, model: model, promptEstimate: prompt.charge,
+            estimate: prompt.reserve + outputReserve, costEstimate: costEstimate
         ) {
         case .rejected(let rejection): return .failure(.rejected(rejection))
         case .admitted(let ticket, let headers): return .success(Admission(gate: gate, ticket: ticket, rateHeaders: headers))

@@ -91,7 +91,7 @@ enum UpstreamCall {
             tried.insert(route.backend.name)
             failedOver = true
             settlement.attach(
-                lease, provider: route.backend.name,
+                lease, provider: route.backend.name, model: route.model,
                 price: router.catalog.hasModels ? router.catalog.metadata(provider: route.backend.name, model: route.model) : nil
             )
             let request = build(route)

@@ -14,6 +14,8 @@ public final class Gateway: Sendable {
     public let store: any TollgateStore
     public let authenticator: KeyAuthenticator
     public let usage: UsageWriter
+    /// Prompt estimates calibrated by what providers report.
+    let estimates: EstimateCalibrator
     public let drain: DrainState
     let client: UpstreamClient
     let logger: Logger
@@ -142,6 +144,7 @@ public final class Gateway: Sendable {
                 metrics.deadLettered()
             }
         )
+        self.estimates = EstimateCalibrator(store: store, clock: clock, logger: logger)
         self.drain = DrainState()
         self.client = UpstreamClient(connectTimeout: config.upstreamConnectTimeout, readTimeout: config.upstreamReadTimeout)
         self.alerts = AlertDispatcher(store: store, settings: settings, http: client.http, secret: config.alertSecret, logger: logger)
@@ -191,7 +194,7 @@ public final class Gateway: Sendable {
     /// The services in start order; graceful shutdown runs in reverse (drain first, usage writer last).
     func services() -> [any Service] {
         let front = OllamaFront(
-            authenticator: authenticator, router: router, client: client, usage: usage,
+            authenticator: authenticator, router: router, client: client, usage: usage, estimates: estimates,
             drain: drain, maxBodyBytes: config.maxBodyBytes, maxJSONDepth: config.maxJSONDepth, connections: connections,
             gate: gate, settings: settings, clock: clock, logger: logger, requestLog: requestLog
         )
@@ -215,6 +218,7 @@ public final class Gateway: Sendable {
         var services: [any Service] = [
             requestLog,
             usage,
+            estimates,
             UpstreamClientService(clients: { [router, client] in router.clients(with: client) }),
             KeyCacheRefresher(
                 authenticator: authenticator, settings: settings, store: store, interval: .seconds(1), logger: logger,

@@ -37,7 +37,7 @@ struct ProxyServices: Sendable {
     /// prices in force, and its admission (nil: nothing reserved).
     func settlement(
         identity: KeyIdentity, requestID: String, endpoint: String, modelRequested: String?, stream: Bool, usageSource: UsageSource,
-        clientAddress: String?, started: ContinuousClock.Instant, promptEstimate: Int?, admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
+        clientAddress: String?, started: ContinuousClock.Instant, prompt: CalibratedPrompt?, admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
     ) -> RequestSettlement {
         let current = settings.current
         return RequestSettlement(
@@ -46,9 +46,27 @@ struct ProxyServices: Sendable {
                 requestID: requestID, createdAt: clock.now(), endpoint: endpoint, modelRequested: modelRequested, stream: stream,
                 usageSource: usageSource, clientAddress: clientAddress, defaultTag: current.defaultTag
             ),
-            prices: current, started: started, promptEstimate: promptEstimate, admission: admission, requester: identity.requester,
+            prices: current, started: started, prompt: prompt, calibrator: gatekeeper.estimates, admission: admission, requester: identity.requester,
             maxQueueWait: identity.key.policy.maxQueueWaitMs.map { .milliseconds($0) }
         )
+    }
+
+    /// The usage record of an answer the gateway made itself — a model list across providers,
+    /// `/api/show` from the catalog, `/api/version` with no Ollama server — like that of a relayed
+    /// model list: no tokens, source `none` (and, like it, not counted against quotas).
+    func recordOwnAnswer(
+        _ response: Response, identity: KeyIdentity, requestID: String, endpoint: String, model: String? = nil, clientAddress: String?,
+        started: ContinuousClock.Instant
+    ) -> Response {
+        let settlement = settlement(
+            identity: identity, requestID: requestID, endpoint: endpoint, modelRequested: model, stream: false, usageSource: .none,
+            clientAddress: clientAddress, started: started, prompt: nil, admission: nil
+        )
+        settlement.settle { r in
+            r.httpStatus = Int(response.status.code)
+            r.ttfbMs = settlement.elapsedMs()
+        }
+        return response
     }
 
     /// What a translation must respect for a route's model: the `model_traits` setting over the

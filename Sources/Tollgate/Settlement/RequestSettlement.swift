@@ -9,7 +9,10 @@ final class RequestSettlement: Sendable {
     let writer: UsageWriter
     let template: Mutex<UsageRecord?>
     let started: ContinuousClock.Instant
-    let promptEstimate: Int?
+    /// The prompt as the gateway counted it (nil: not an inference request); a request cut before
+    /// the provider reported its count is charged `charge`, and one it reported teaches `calibrator`.
+    let prompt: CalibratedPrompt?
+    let calibrator: EstimateCalibrator?
     /// What admission handed out (rate-limit slots), given back at settlement.
     let admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
     /// The backend request in flight, counted for least-outstanding routing until settlement.
@@ -43,8 +46,9 @@ final class RequestSettlement: Sendable {
     }
 
     init(
-        writer: UsageWriter, template: UsageRecord, prices: GatewaySettings? = nil, started: ContinuousClock.Instant, promptEstimate: Int?,
-        admission: (gate: RequestGate, ticket: RequestGate.Ticket)? = nil, requester: FairQueue.Requester, maxQueueWait: Duration? = nil
+        writer: UsageWriter, template: UsageRecord, prices: GatewaySettings? = nil, started: ContinuousClock.Instant, prompt: CalibratedPrompt?,
+        calibrator: EstimateCalibrator? = nil, admission: (gate: RequestGate, ticket: RequestGate.Ticket)? = nil, requester: FairQueue.Requester,
+        maxQueueWait: Duration? = nil
     ) {
         self.maxQueueWait = maxQueueWait
         self.requester = requester
@@ -53,16 +57,21 @@ final class RequestSettlement: Sendable {
         self.writer = writer
         self.template = Mutex(template)
         self.started = started
-        self.promptEstimate = promptEstimate
+        self.prompt = prompt
+        self.calibrator = calibrator
         writer.open.add(1, ordering: .relaxed)
     }
 
-    /// The provider serving the request and its model's prices (for the record's cost).
-    let pricing = Mutex<(provider: String, price: ModelMetadata?)?>(nil)
+    /// The provider serving the request, the model's name there and its prices (for the record's
+    /// cost and the calibration of prompt estimates).
+    let pricing = Mutex<(provider: String, model: String, price: ModelMetadata?)?>(nil)
+
+    /// The prompt count a request is charged when its provider reported none.
+    var promptCharge: Int? { prompt?.charge }
 
     /// Counts the request on a backend until settlement (replacing an earlier attempt's lease).
-    func attach(_ new: BackendLease, provider: String, price: ModelMetadata?) {
-        pricing.withLock { $0 = (provider, price) }
+    func attach(_ new: BackendLease, provider: String, model: String, price: ModelMetadata?) {
+        pricing.withLock { $0 = (provider, model, price) }
         let old = lease.withLock { l in
             defer { l = new }
             return l
@@ -96,8 +105,13 @@ final class RequestSettlement: Sendable {
         record.queueMs = queueWaitMs
         writer.open.subtract(1, ordering: .relaxed)
         record.latencyMs = elapsedMs()
-        if let (provider, price) = pricing.withLock({ $0 }) {
+        record.promptEstimate = prompt?.raw
+        if let (provider, model, price) = pricing.withLock({ $0 }) {
             if record.provider == nil { record.provider = provider }
+            // A count the provider reported for a whole request teaches the calibration.
+            if let prompt, let calibrator, record.usageSource == .upstream, record.outcome == .completed, let reported = record.promptTokens {
+                calibrator.observe(prompt.parts, reported: reported, provider: provider, model: model)
+            }
             // The provider's own figure first, then the operator's override, then the declared price.
             if record.costNanos == nil, record.promptTokens != nil || record.completionTokens != nil {
                 record.costNanos = ModelMetadata.costNanos(
@@ -114,7 +128,7 @@ final class RequestSettlement: Sendable {
     }
 
     deinit {
-        let estimate = promptEstimate
+        let estimate = promptCharge
         settle { r in
             r.outcome = .clientDisconnect
             r.httpStatus = 499

@@ -256,5 +256,25 @@ enum Migrations {
                 "ALTER TABLE api_keys ADD COLUMN always_stream_usage INTEGER NOT NULL DEFAULT 0",
             ]
         ),
+        (
+            17,
+            [
+                // The prompt estimate's calibration: per provider, model and cell, decayed sums scaled
+                // from a fixed epoch, which instances add their samples to (PromptCalibration).
+                """
+                CREATE TABLE IF NOT EXISTS estimate_calibration (
+                    provider TEXT NOT NULL,
+                    model TEXT NOT NULL,
+                    cell TEXT NOT NULL,
+                    weight DOUBLE PRECISION NOT NULL,
+                    log_sum DOUBLE PRECISION NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    PRIMARY KEY (provider, model, cell)
+                )
+                """,
+                // The raw prompt estimate of an inference request, kept beside the count it was charged.
+                "ALTER TABLE usage_records ADD COLUMN prompt_estimate BIGINT",
+            ]
+        ),
     ]
 }

@@ -166,15 +166,19 @@ public struct UsageRecord: Sendable, Equatable, Codable {
     public var tags: [String]
     /// Milliseconds the request waited for a provider's slot (nil: recorded before fair queuing).
     public var queueMs: Int?
+    /// The gateway's raw estimate of the prompt, every part as counted before calibration (nil: not
+    /// an inference request, or recorded before it was kept); beside `promptTokens` for audit.
+    public var promptEstimate: Int?
 
     public init(
         requestID: String, createdAt: Date, keyID: String?, userID: String? = nil, endpoint: String, modelRequested: String?, modelServed: String?,
         stream: Bool, httpStatus: Int, outcome: UsageOutcome, promptTokens: Int?, completionTokens: Int?,
         usageSource: UsageSource, latencyMs: Double, ttfbMs: Double?, clientAddress: String?, error: String?,
-        provider: String? = nil, costNanos: Int? = nil, tags: [String] = [], queueMs: Int? = nil
+        provider: String? = nil, costNanos: Int? = nil, tags: [String] = [], queueMs: Int? = nil, promptEstimate: Int? = nil
     ) {
         self.tags = tags
         self.queueMs = queueMs
+        self.promptEstimate = promptEstimate
         self.provider = provider
         self.costNanos = costNanos
         self.requestID = requestID

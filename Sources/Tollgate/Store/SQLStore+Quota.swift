@@ -284,7 +284,9 @@ extension SQLStore {
             _ = try await connection.query(sql, chunk.flatMap { [.text($0.0), .text(clean($0.1)), .integer(SQLiteInt64($0.2))] as [SQLiteData] })
         }
 
-        let keyed = fresh.filter { $0.keyID != nil }
+        // Model lists and versions (source `none`) are recorded, never counted against a quota: a
+        // chat UI polls them, and they were never admitted as requests.
+        let keyed = fresh.filter { $0.keyID != nil && $0.usageSource != .none }
         guard !keyed.isEmpty else { return }
         var reservations: [String: (subjects: [String], reservation: QuotaReservation)] = [:]
         for chunk in chunks(keyed.map(\.requestID), 400) {

@@ -550,7 +550,7 @@ public final class SQLStore: TollgateStore {
     static let usageColumns = [
         "request_id", "created_at", "key_id", "user_id", "endpoint", "model_requested", "model_served", "stream", "http_status",
         "outcome", "prompt_tokens", "completion_tokens", "usage_source", "latency_ms", "ttfb_ms", "client_address", "error",
-        "provider", "cost_nanos", "tags", "queue_ms",
+        "provider", "cost_nanos", "tags", "queue_ms", "prompt_estimate",
     ]
 
     static func appendBinds(_ r: UsageRecord, to binds: inout [SQLiteData]) {
@@ -577,6 +577,7 @@ public final class SQLStore: TollgateStore {
         binds.append(int(r.costNanos))
         binds.append(recordTagText(r.tags).map { .text(clean($0)) } ?? .null)
         binds.append(int(r.queueMs))
+        binds.append(int(r.promptEstimate))
     }
 
     static func usageRecord(_ row: any SQLRow) throws -> UsageRecord {
@@ -601,7 +602,8 @@ public final class SQLStore: TollgateStore {
             provider: try row.decode(column: "provider", as: String?.self),
             costNanos: try row.decode(column: "cost_nanos", as: Int?.self),
             tags: tags(try row.decode(column: "tags", as: String?.self)?.trimmingCharacters(in: CharacterSet(charactersIn: ","))),
-            queueMs: try row.decode(column: "queue_ms", as: Int?.self)
+            queueMs: try row.decode(column: "queue_ms", as: Int?.self),
+            promptEstimate: try row.decode(column: "prompt_estimate", as: Int?.self)
         )
     }
 

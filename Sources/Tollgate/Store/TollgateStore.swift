@@ -90,6 +90,11 @@ public protocol TollgateStore: Sendable {
     /// Audit entries, newest first.
     func audit(limit: Int, offset: Int) async throws -> [AuditRecord]
 
+    /// The prompt estimate's calibration cells, as every instance has added to them.
+    func calibrationCells() async throws -> PromptCalibration.Cells
+    /// Adds samples to the calibration cells (sums scaled from a fixed epoch: adding needs no read).
+    func addCalibration(_ cells: PromptCalibration.Cells, now: Date) async throws
+
     func close() async
 }
 

@@ -39,10 +39,23 @@ public struct JSONInspector: Sendable {
     public struct Document: Sendable {
         /// Top-level keys (unescaped) and their values.
         public let fields: [String: Value]
-        /// Bytes of string values found under prompt-like keys (`content`, `prompt`, `system`, ...).
+        /// Bytes of string values found under prompt-like keys (`content`, `prompt`, `system`, ...),
+        /// outside tool definitions.
         public let promptTextBytes: Int
+        /// The part of `promptTextBytes` that is system prompt: a top-level `system`, or the content
+        /// of a message whose role is `system` or `developer`.
+        public let systemTextBytes: Int
+        /// Bytes of the tool definitions (`tools`, `functions`) as sent.
+        public let toolBytes: Int
+        /// Images attached: Ollama's `images` entries, OpenAI's `image_url` parts, Anthropic's `image` blocks.
+        public let imageCount: Int
         /// Bytes of the document.
         public let bytes: [UInt8]
+
+        /// The prompt's estimate, part by part.
+        public var promptEstimate: PromptEstimate {
+            PromptEstimate(messageBytes: promptTextBytes - systemTextBytes, systemBytes: systemTextBytes, toolBytes: toolBytes, images: imageCount)
+        }
 
         /// The unescaped string value of a top-level key, if it is a string.
         public func string(_ key: String) -> String? {
@@ -88,7 +101,10 @@ public struct JSONInspector: Sendable {
         let fields = try parser.parseTopLevelObject()
         parser.skipWhitespace()
         if parser.pos != bytes.count { throw .syntax(offset: parser.pos, reason: "unexpected data after the object") }
-        return Document(fields: fields, promptTextBytes: parser.promptTextBytes, bytes: bytes)
+        return Document(
+            fields: fields, promptTextBytes: parser.promptTextBytes, systemTextBytes: parser.systemTextBytes, toolBytes: parser.toolBytes,
+            imageCount: parser.imageCount, bytes: bytes
+        )
     }
 
     /// Decodes the bytes of a JSON string value (without quotes validated by the parser).
@@ -152,6 +168,11 @@ public struct JSONInspector: Sendable {
         /// The key whose value is being read (nearest enclosing object's), for naming it in an error.
         var currentKey: Range<Int>?
         var promptTextBytes = 0
+        var systemTextBytes = 0
+        var toolBytes = 0
+        var imageCount = 0
+        /// Elements of the array parsed last (an `images` list).
+        var lastArrayCount = 0
 
         init(bytes: [UInt8], maxDepth: Int) {
             self.bytes = bytes
@@ -198,7 +219,17 @@ public struct JSONInspector: Sendable {
                 try expect(UInt8(ascii: ":"), "':'")
                 skipWhitespace()
                 let valueStart = pos
+                let (promptBefore, systemBefore, imagesBefore) = (promptTextBytes, systemTextBytes, imageCount)
                 let kind = try parseValue(isPromptKey: JSONInspector.promptKeys.contains(key))
+                switch key {
+                case "tools", "functions":
+                    // Tool definitions are their own part of the estimate, whatever keys their schemas use.
+                    toolBytes += pos - valueStart
+                    (promptTextBytes, systemTextBytes, imageCount) = (promptBefore, systemBefore, imagesBefore)
+                case "system": systemTextBytes += promptTextBytes - promptBefore
+                case "images" where kind == .array: imageCount += lastArrayCount
+                default: break
+                }
                 if fields[key] != nil { throw .duplicateKey(key) }
                 fields[key] = Value(kind: kind, range: valueStart..<pos)
                 skipWhitespace()
@@ -255,40 +286,65 @@ public struct JSONInspector: Sendable {
             pos += 1
             skipWhitespace()
             if peek() == UInt8(ascii: "}") { pos += 1; depth -= 1; return }
+            let promptAtStart = promptTextBytes
+            var systemRole = false
             while true {
                 skipWhitespace()
                 guard peek() == UInt8(ascii: "\"") else { throw fail("expected a string key") }
                 let keyStart = pos
                 try parseString()
-                let isPromptKey = JSONInspector.isPromptKey(bytes, (keyStart + 1)..<(pos - 1))
-                currentKey = (keyStart + 1)..<(pos - 1)
+                let keyRange = (keyStart + 1)..<(pos - 1)
+                let isPromptKey = JSONInspector.isPromptKey(bytes, keyRange)
+                currentKey = keyRange
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"), "':'")
                 skipWhitespace()
-                _ = try parseValue(isPromptKey: isPromptKey)
+                let valueStart = pos
+                let kind = try parseValue(isPromptKey: isPromptKey)
+                // What a message is made of, for the estimate's parts: its role, its images.
+                if matches(keyRange, "role") {
+                    systemRole = matches(valueStart..<pos, "\"system\"") || matches(valueStart..<pos, "\"developer\"")
+                } else if matches(keyRange, "images"), kind == .array {
+                    imageCount += lastArrayCount
+                } else if matches(keyRange, "image_url") || (matches(keyRange, "type") && matches(valueStart..<pos, "\"image\"")) {
+                    imageCount += 1
+                }
                 skipWhitespace()
                 guard let c = peek() else { throw fail("unterminated object") }
                 pos += 1
                 if c == UInt8(ascii: "}") { break }
                 if c != UInt8(ascii: ",") { pos -= 1; throw fail("expected ',' or '}'") }
             }
+            if systemRole { systemTextBytes += promptTextBytes - promptAtStart }
             depth -= 1
+        }
+
+        /// Whether the bytes in `range` are exactly `literal`; no allocation.
+        @inline(__always) func matches(_ range: Range<Int>, _ literal: StaticString) -> Bool {
+            let n = literal.utf8CodeUnitCount
+            guard range.count == n else { return false }
+            let w = literal.utf8Start
+            for k in 0..<n where bytes[range.lowerBound + k] != w[k] { return false }
+            return true
         }
 
         mutating func parseArray(isPromptKey: Bool) throws(Failure) {
             try enter()
             pos += 1
             skipWhitespace()
-            if peek() == UInt8(ascii: "]") { pos += 1; depth -= 1; return }
+            if peek() == UInt8(ascii: "]") { pos += 1; depth -= 1; lastArrayCount = 0; return }
+            var count = 0
             while true {
                 skipWhitespace()
                 _ = try parseValue(isPromptKey: isPromptKey)
+                count += 1
                 skipWhitespace()
                 guard let c = peek() else { throw fail("unterminated array") }
                 pos += 1
                 if c == UInt8(ascii: "]") { break }
                 if c != UInt8(ascii: ",") { pos -= 1; throw fail("expected ',' or ']'") }
             }
+            lastArrayCount = count
             depth -= 1
         }
 

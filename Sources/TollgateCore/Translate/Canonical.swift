@@ -153,16 +153,21 @@ public struct ChatRequest: Sendable, Equatable {
 
     public init(model: String) { self.model = model }
 
-    /// Bytes of prompt-like text, for a token estimate when the upstream reports none.
-    public var promptTextBytes: Int {
-        var n = 0
+    /// The prompt's estimate, part by part, for when the upstream reports no count. Tool definitions
+    /// count as their JSON would (name, description, schema and OpenAI's wrapping of about 60 bytes),
+    /// so that a request relayed as sent and one translated are estimated alike.
+    public var promptEstimate: PromptEstimate {
+        var message = 0, system = 0, images = 0
         for m in messages {
-            n += m.text.utf8.count
+            var n = m.text.utf8.count
             for call in m.toolCalls { n += call.arguments.utf8.count + call.name.utf8.count }
+            if m.role == .system { system += n } else { message += n }
+            images += m.images.count
         }
-        for t in tools { n += t.name.utf8.count + (t.description?.utf8.count ?? 0) + t.parameters.text.utf8.count }
-        if case .completion(let prompt, let suffix) = kind { n += prompt.utf8.count + (suffix?.utf8.count ?? 0) }
-        return n
+        var toolBytes = 0
+        for t in tools { toolBytes += 60 + t.name.utf8.count + (t.description?.utf8.count ?? 0) + t.parameters.text.utf8.count }
+        if case .completion(let prompt, let suffix) = kind { message += prompt.utf8.count + (suffix?.utf8.count ?? 0) }
+        return PromptEstimate(messageBytes: message, systemBytes: system, toolBytes: toolBytes, images: images)
     }
 }
 

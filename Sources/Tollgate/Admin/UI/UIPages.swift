@@ -662,6 +662,15 @@ enum UIPages {
                 reply = client.chat(model="\(m)", messages=[{"role": "user", "content": "Hello"}])
                 print(reply.message.content)
                 """)
+        let openWebUIKeyExample = example("cli-open-webui-key", "sh", "tollgate keys create --name open-webui --trusts-end-users")
+        let openWebUIEnvironment = """
+            ENABLE_PERSISTENT_CONFIG=false
+            OPENAI_API_BASE_URLS=\(b)/v1
+            OPENAI_API_KEYS=tg-…
+            OLLAMA_BASE_URLS=\(b)
+            OLLAMA_API_CONFIGS={"0":{"key":"tg-…"}}
+            ENABLE_FORWARD_USER_INFO_HEADERS=true
+            """
         let langChainExample = example("langchain", "python", """
                 import os
                 from langchain_openai import ChatOpenAI
@@ -693,10 +702,30 @@ enum UIPages {
             <h2>6. LangChain (Python, <code>pip install langchain-openai</code>)</h2>
             \(langChainExample)
             <h2>7. Open WebUI</h2>
-            <p>Admin Settings → Connections: add an OpenAI connection with URL <code data-check="openai-connection">\(HTML.escape(b))/v1</code>
-            and the key, or an Ollama connection with URL <code data-check="ollama-connection">\(HTML.escape(b))</code> and the key as a
-            Bearer header. For per-user quotas, create the key with “Trusts Open WebUI end-user headers” and set
-            <code>ENABLE_FORWARD_USER_INFO_HEADERS=true</code> in Open WebUI.</p>
+            <p>Give Open WebUI a key of its own that trusts its end-user headers, so that each Open WebUI user is
+            counted as a user of the gateway (<code>openwebui:&lt;id&gt;</code>, with the <code>end_user_*</code> quotas of the
+            Settings page) instead of everyone sharing one budget. On the <a href="/ui/keys">Keys</a> page tick
+            “Trusts Open WebUI end-user headers”, or:</p>
+            \(openWebUIKeyExample)
+            <p><b>In Open WebUI's admin panel</b> (Admin Settings → Connections), either connection kind works:</p>
+            <ul>
+            <li><b>OpenAI API</b>: URL <code data-check="openai-connection">\(HTML.escape(b))/v1</code>, and the key in the connection's <b>Key</b> field.</li>
+            <li><b>Ollama API</b>: URL <code data-check="ollama-connection">\(HTML.escape(b))</code>; open the connection's settings (the gear)
+            and put the key in its <b>Key</b> field — Open WebUI sends it as <code>Authorization: Bearer</code>.</li>
+            </ul>
+            <p><b>Or from Open WebUI's environment</b> (<code>docker run -e …</code>, a compose file), with the key in place of <code>tg-…</code>:</p>
+            <pre data-check="open-webui-env"><code>\(HTML.escape(openWebUIEnvironment))</code></pre>
+            <ul>
+            <li><code>ENABLE_PERSISTENT_CONFIG=false</code>: Open WebUI otherwise keeps the connections saved in its database
+            from the first start and ignores later changes to these variables.</li>
+            <li><code>OLLAMA_API_CONFIGS</code> carries the Ollama connection's key (<code>"0"</code> is the first URL of
+            <code>OLLAMA_BASE_URLS</code>). Open WebUI versions that do not read it from the environment (open-webui#19017) leave the
+            Key field empty: set it in the admin panel once.</li>
+            <li><code>ENABLE_FORWARD_USER_INFO_HEADERS=true</code> sends <code>X-OpenWebUI-User-Id</code>, <code>-Name</code>,
+            <code>-Email</code> and <code>-Role</code> with each request; only a key that trusts end users has them read.</li>
+            </ul>
+            <p>Token counts under streamed replies: Open WebUI does not ask OpenAI-style streams for their usage chunk.
+            A key with “Always ends OpenAI streams with the usage chunk” ticked (or <code>tollgate keys set-quota KEY --always-stream-usage</code>) gets it anyway.</p>
             """
     }
 }

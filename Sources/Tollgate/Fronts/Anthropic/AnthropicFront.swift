@@ -7,7 +7,7 @@ import TollgateCore
 
 /// The Anthropic front's own requests besides `/v1/messages` (which ``TranslatingFront`` relays or
 /// translates): `/v1/messages/count_tokens` — counted by the provider when an Anthropic provider
-/// serves the model (relayed as sent, like `/v1/messages`), else estimated by the gateway.
+/// serves the model (relayed as sent, like `/v1/messages`), else the gateway's calibrated estimate.
 /// Counting is free: no quota, no record.
 extension TranslatingFront {
     func countTokens(_ document: JSONInspector.Document, identity: KeyIdentity, forwarded: ForwardedHeaders) async -> Response {
@@ -17,8 +17,10 @@ extension TranslatingFront {
         case .success(let chosen): model = chosen.name
         case .failure(let refused): return refusal(refused)
         }
-        if case .success(let routes) = await services.gatekeeper.routes(for: model), let route = services.router.pick(routes),
-            route.backend.adapter.speaks(.anthropic), let counted = await providerCount(document, route: route, forwarded: forwarded)
+        var routes: [Route] = []
+        if case .success(let found) = await services.gatekeeper.routes(for: model) { routes = found }
+        if let route = services.router.pick(routes), route.backend.adapter.speaks(.anthropic),
+            let counted = await providerCount(document, route: route, forwarded: forwarded)
         {
             return counted
         }
@@ -31,7 +33,7 @@ extension TranslatingFront {
         }
         return Response(
             status: .ok, headers: [.contentType: "application/json", .xRequestID: requestID, .requestID: requestID],
-            body: .init(byteBuffer: ByteBuffer(string: AnthropicDialect.countTokens(TokenEstimate.fromTextBytes(request.promptTextBytes))))
+            body: .init(byteBuffer: ByteBuffer(string: AnthropicDialect.countTokens(services.gatekeeper.estimates.prompt(request.promptEstimate, routes: routes).charge)))
         )
     }
 

@@ -20,12 +20,12 @@ public struct OllamaFront: HTTPResponder {
     let services: ProxyServices
 
     init(
-        authenticator: KeyAuthenticator, router: BackendRouter, client: UpstreamClient, usage: UsageWriter,
+        authenticator: KeyAuthenticator, router: BackendRouter, client: UpstreamClient, usage: UsageWriter, estimates: EstimateCalibrator,
         drain: DrainState, maxBodyBytes: Int, maxJSONDepth: Int, connections: ClientConnectionRegistry, gate: RequestGate,
         settings: SettingsCache, clock: any GatewayClock, logger: Logger, requestLog: RequestLog? = nil
     ) {
         let gatekeeper = Gatekeeper(
-            authenticator: authenticator, gate: gate, settings: settings, router: router, probe: ProviderProbe(client: client), usage: usage,
+            authenticator: authenticator, gate: gate, settings: settings, router: router, probe: ProviderProbe(client: client), usage: usage, estimates: estimates,
             inspector: JSONInspector(limits: .init(maxDepth: maxJSONDepth)), maxBodyBytes: maxBodyBytes, logger: logger
         )
         self.services = ProxyServices(gatekeeper: gatekeeper, client: client, drain: drain, connections: connections, clock: clock, requestLog: requestLog)
@@ -84,6 +84,12 @@ public struct OllamaFront: HTTPResponder {
         }
         if let refusal = gatekeeper.capacity() { return services.refuse(refusal, in: .ollama, requestID: requestID, path: rawPath, client: context.clientAddress) }
 
+        // An answer the gateway makes itself is recorded like a relayed one.
+        let ownAnswer = { [identity] (response: Response, model: String?) in
+            services.recordOwnAnswer(
+                response, identity: identity, requestID: requestID, endpoint: endpoint.rawValue, model: model, clientAddress: context.clientAddress, started: started
+            )
+        }
         let exchange = { (model: String?, routes: [Route], identity: KeyIdentity) in
             OllamaPassthrough(
                 services: services, endpoint: endpoint, identity: identity, requestID: requestID, started: started,
@@ -95,9 +101,10 @@ public struct OllamaFront: HTTPResponder {
             // Model lists are federated across providers (and filtered by the key's allow-list).
             let allowed = identity.key.policy.allowedModels
             if endpoint == .tags, services.router.backends.count > 1 || allowed != nil || services.router.primaryOllama == nil {
-                return await FederatedModels(services: services, requestID: requestID).ollamaTags(allowed: allowed, head: request.method == .head)
+                let listed = await FederatedModels(services: services, requestID: requestID).ollamaTags(allowed: allowed, head: request.method == .head)
+                return ownAnswer(listed, nil)
             }
-            guard let primary = services.router.primaryOllama else { return FederatedModels.ollamaWithout(endpoint, requestID: requestID) }
+            guard let primary = services.router.primaryOllama else { return ownAnswer(FederatedModels.ollamaWithout(endpoint, requestID: requestID), nil) }
             return await exchange(nil, [Route(backend: primary, model: "")], identity).forward(method: request.method, body: nil, document: nil)
         }
         let document: JSONInspector.Document, buffer: ByteBuffer
@@ -147,7 +154,7 @@ public struct OllamaFront: HTTPResponder {
         let body = rewriter.isEmpty ? buffer : ByteBuffer(bytes: rewriter.body())
         guard endpoint.isInference else {
             if !target.backend.adapter.speaks(.ollama) {
-                return FederatedModels(services: services, requestID: requestID).ollamaShow(route: target)
+                return ownAnswer(FederatedModels(services: services, requestID: requestID).ollamaShow(route: target), model)
             }
             return await exchange(model, routes, identity).forward(method: .post, body: body, document: document)
         }
@@ -158,9 +165,9 @@ public struct OllamaFront: HTTPResponder {
         }
 
         // Admission: rate limits and quotas, with the prompt estimate plus the output cap in force.
-        let promptEstimate = TokenEstimate.fromTextBytes(document.promptTextBytes)
+        let prompt = gatekeeper.estimates.prompt(document.promptEstimate, routes: routes)
         switch await gatekeeper.admit(
-            identity: identity, requestID: requestID, endpoint: endpoint.rawValue, model: model, routes: routes, promptEstimate: promptEstimate,
+            identity: identity, requestID: requestID, endpoint: endpoint.rawValue, model: model, routes: routes, prompt: prompt,
             outputReserve: endpoint.generates ? (cap ?? Gatekeeper.uncappedOutputReserve) : 0
         ) {
         case .failure(let refusal):
@@ -170,6 +177,7 @@ public struct OllamaFront: HTTPResponder {
             exchange.admission = (admission.gate, admission.ticket)
             exchange.rateHeaders = admission.rateHeaders
             exchange.outputCap = cap
+            exchange.prompt = prompt
             return await exchange.forward(method: .post, body: body, document: document)
         }
     }

@@ -23,9 +23,9 @@ extension TranslatingFront {
         if !routes[0].backend.adapter.hasEmbeddings {
             return error(.badRequest, "model '\(e.model)' is served by provider '\(routes[0].backend.name)', which has no embeddings API", param: "model")
         }
-        let promptEstimate = TokenEstimate.fromTextBytes(e.inputs.reduce(0) { $0 + $1.utf8.count })
+        let prompt = services.gatekeeper.estimates.prompt(PromptEstimate(messageBytes: e.inputs.reduce(0) { $0 + $1.utf8.count }), routes: routes)
         return await admitAndRun(
-            identity: identity, context: context, model: e.model, requested: requested, routes: routes, promptEstimate: promptEstimate, outputReserve: 0
-        ) { await $0.embeddings(e, promptEstimate: promptEstimate) }
+            identity: identity, context: context, model: e.model, requested: requested, routes: routes, prompt: prompt, outputReserve: 0
+        ) { await $0.embeddings(e, promptEstimate: prompt.charge) }
     }
 }

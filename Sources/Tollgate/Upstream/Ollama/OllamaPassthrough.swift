@@ -25,6 +25,8 @@ struct OllamaPassthrough {
     var admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
     var rateHeaders = RateLimitHeaders()
     var outputCap: Int?
+    /// The prompt as counted at admission (nil: not an inference request).
+    var prompt: CalibratedPrompt?
 
     /// Headers every answer to this request carries: the request id, the model in force, the rate-limit state.
     func gatewayHeaders(_ headers: inout HTTPFields) {
@@ -42,11 +44,11 @@ struct OllamaPassthrough {
     func forward(method: HTTPRequest.Method, body: ByteBuffer?, document: JSONInspector.Document?) async -> Response {
         let requested = document?.string("model") ?? (endpoint == .show ? document?.string("name") : nil)
         let stream = endpoint.streamsByDefault ? (document?.bool("stream") ?? true) : false
-        let promptEstimate = endpoint.isInference ? TokenEstimate.fromTextBytes(document?.promptTextBytes ?? 0) : nil
+        let promptEstimate = endpoint.isInference ? prompt?.charge : nil
         let settlement = services.settlement(
             identity: identity, requestID: requestID, endpoint: endpoint.rawValue, modelRequested: requested ?? model, stream: stream,
-            usageSource: endpoint.isInference ? .unknown : .none, clientAddress: clientAddress, started: started, promptEstimate: promptEstimate,
-            admission: admission
+            usageSource: endpoint.isInference ? .unknown : .none, clientAddress: clientAddress, started: started,
+            prompt: endpoint.isInference ? prompt : nil, admission: admission
         )
         let response: HTTPClientResponse
         let idle: Duration?
