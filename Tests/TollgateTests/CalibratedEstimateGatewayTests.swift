@@ -88,7 +88,13 @@ import TollgateTestSupport
         behavior.callsTools = false
         try await withGateway(behavior: behavior) { gw in
             let key = try await gw.createKey()
+            // A student's key with a small daily budget: 3,000 tokens.
+            let student = try await gw.createKey(name: "student", policy: SubjectPolicy(quotas: QuotaLimits(dailyTokens: 3_000)))
             #expect(Front.ollama.body(stream: false).utf8.count > 28_000)
+            // Uncalibrated, admission reserves every byte of the tools (about 7,300) plus the output
+            // reserve: more than the whole budget.
+            let refused = try await gw.send(Front.openAI.path, body: Front.openAI.body(stream: false), key: student)
+            #expect(refused.status == 429, "\(refused.body.prefix(300))")
 
             // Before anything is learned, a stopped request is charged the raw estimate: every tool's byte.
             var endless = behavior
@@ -115,11 +121,18 @@ import TollgateTestSupport
             // The raw estimate is kept beside the reported count.
             #expect(completed.allSatisfy { ($0.promptEstimate ?? 0) > 6_000 })
 
+            // Calibrated, the reservation is the calibrated estimate with a margin (up to 22) plus the
+            // output reserve: the student's chat is admitted and charged what the provider reports.
+            let admitted = try await gw.send(Front.openAI.path, body: Front.openAI.body(stream: false), key: student)
+            #expect(admitted.status == 200, "\(admitted.body.prefix(300))")
+            let charged = try await gw.waitForUsage(count: 7).first { $0.keyID == String(student.dropFirst(3).prefix(10)) }
+            #expect(charged?.promptTokens == Self.reported)
+
             // Now each front's stopped request is charged within 2× of 11, its raw estimate kept for audit.
             gw.mock.setBehavior(endless)
             for (n, front) in Front.allCases.enumerated() {
                 try await stopMidStream(gw, key: key, front: front)
-                let records = try await gw.waitForUsage(count: 7 + n)
+                let records = try await gw.waitForUsage(count: 8 + n)
                 let stopped = try #require(records.filter { $0.outcome == .clientDisconnect && $0.requestID != first.requestID }.sorted { $0.createdAt < $1.createdAt }.last)
                 #expect(stopped.endpoint == front.path)
                 #expect(stopped.usageSource == .estimated)
