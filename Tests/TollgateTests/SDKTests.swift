@@ -53,8 +53,15 @@ import TollgateTestSupport
         do {
             await gw.gateway.refreshCatalog()
             let inference = try await Self.runScript(gw, backend: backend)
-            let records = try await gw.waitForUsage(count: inference + 1)  // + the SDK's /api/show
-            let answered = records.filter { $0.httpStatus == 200 && $0.endpoint != "/api/show" }
+            // + the gateway's own answers: the SDK's /api/show and /api/tags, and its three /v1/models lists.
+            let records = try await gw.waitForUsage(count: inference + 4)
+            let lists = records.filter { $0.usageSource == .none }
+            #expect(lists.map(\.endpoint).sorted() == ["/api/show", "/api/tags", "/v1/models", "/v1/models", "/v1/models"])
+            #expect(lists.allSatisfy { $0.promptTokens == nil && $0.completionTokens == nil })
+            let answered = records.filter { $0.httpStatus == 200 && $0.usageSource != .none }
+            // One of the script's two unknown-model calls is refused by the gate here (no provider lists
+            // the model), which leaves an access-log line and no record.
+            #expect(records.count == inference + 4)
             #expect(answered.count == inference - 2)
             #expect(answered.allSatisfyNonEmpty { $0.usageSource == .upstream && $0.promptTokens == 26 && $0.provider == backend })
         } catch {
@@ -70,9 +77,12 @@ import TollgateTestSupport
             let inference = try await Self.runScript(gw, backend: "ollama")
 
             // One record per request that reached the gateway's upstream step, and the counts are the mock's.
-            let all = try await gw.waitForUsage(count: inference + 2)  // + the SDK's /api/tags and /api/show
-            let records = all.filter { !["/api/tags", "/api/show"].contains($0.endpoint) }
-            #expect(all.count == inference + 2)
+            // + the SDK's /api/tags and /api/show (relayed), and its three /v1/models lists (answered by the gateway).
+            let all = try await gw.waitForUsage(count: inference + 5)
+            let lists = all.filter { $0.usageSource == .none }
+            #expect(lists.map(\.endpoint).sorted() == ["/api/show", "/api/tags", "/v1/models", "/v1/models", "/v1/models"])
+            let records = all.filter { $0.usageSource != .none }
+            #expect(all.count == inference + 5)
             #expect(records.count == inference)
             let answered = records.filter { $0.httpStatus == 200 }
             #expect(answered.count == inference - 2)  // the two unknown-model calls were 404s from the upstream
