@@ -198,6 +198,11 @@ import TollgateTestSupport
             // /api/show for a cloud model, from the catalog.
             let show = try await gw.send("/api/show", body: #"{"model":"claude-sonnet-4-5"}"#, key: key)
             #expect((try? JSONValue.parse(show.body))?["details"]?["family"]?.stringValue == "anthropic")
+            // Its usage record (source none) carries the tags of a `model@tag` suffix, as a relayed one does.
+            let tagged = try await gw.send("/api/show", body: #"{"model":"claude-sonnet-4-5@course-7"}"#, key: key)
+            #expect(tagged.status == 200)
+            let requestID = try #require(tagged.headers["x-request-id"].first)
+            #expect(await eventually { try await gw.usageRecords().contains { $0.requestID == requestID && $0.tags == ["course-7"] && $0.usageSource == .none } })
             // provider/model names one provider; the model name reaches it without the prefix.
             let qualified = try await gw.send("/api/chat", body: #"{"model":"ollama-2/llama3.2","stream":false,"messages":[{"role":"user","content":"x"}]}"#, key: key)
             #expect(qualified.status == 200)

@@ -22,14 +22,14 @@ struct TranslatedExchange {
     let model: String
     /// The providers that serve the model (failover among them before the first byte).
     let routes: [Route]
+    /// The prompt as counted at admission: a request cut before its provider reported a count is charged `prompt.charge`.
+    let prompt: CalibratedPrompt
     var requestedModel: String?
     /// A request for a provider of the client's own dialect: relayed as sent, policy aside.
     var relay: RelayRequest?
     /// Client headers the provider's dialect may forward (`anthropic-beta`, `anthropic-version`).
     var forwarded = ForwardedHeaders.none
     var admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
-    /// The prompt as counted at admission.
-    var prompt: CalibratedPrompt?
     var rateHeaders = RateLimitHeaders()
     /// Largest whole answer read from the upstream for a non-streamed translation.
     static let maxAnswerBytes = 256 << 20
@@ -54,11 +54,10 @@ struct TranslatedExchange {
         return r
     }
 
-    func settlement(stream: Bool, promptEstimate: Int) -> RequestSettlement {
+    func settlement(stream: Bool) -> RequestSettlement {
         services.settlement(
             identity: identity, requestID: requestID, endpoint: route.endpoint, modelRequested: requestedModel ?? model, stream: stream,
-            usageSource: .unknown, clientAddress: clientAddress, started: started,
-            prompt: prompt ?? CalibratedPrompt(raw: PromptEstimate(messageTokens: promptEstimate)), admission: admission
+            usageSource: .unknown, clientAddress: clientAddress, started: started, prompt: prompt, admission: admission
         )
     }
 
@@ -75,9 +74,9 @@ struct TranslatedExchange {
     }
 
     /// A failed call or an upstream error status, in the client's dialect; the request is settled.
-    func upstreamFailed(_ error: any Error, settlement: RequestSettlement, promptEstimate: Int) -> Response {
+    func upstreamFailed(_ error: any Error, settlement: RequestSettlement) -> Response {
         let failure = UpstreamFailure(error, aborted: services.drain.isAborted)
-        failure.settle(settlement, promptEstimate: promptEstimate)
+        failure.settle(settlement, promptEstimate: prompt.charge)
         failure.log(services.logger, requestID: requestID, backends: routes)
         var r = self.failure(failure.status, failure.message)
         failure.addHeaders(to: &r.headers, settlement: settlement)
@@ -156,19 +155,19 @@ struct TranslatedExchange {
         )
     }
 
-    func chat(_ request: ChatRequest, promptEstimate: Int) async -> Response {
-        let settlement = settlement(stream: request.stream, promptEstimate: promptEstimate)
+    func chat(_ request: ChatRequest) async -> Response {
+        let settlement = settlement(stream: request.stream)
         // A stream that will wait for a busy provider's slot starts at once with its place in line
         // (an SSE comment, which clients ignore) instead of a silent wait.
         if request.stream, route.dialect != .ollama, let queue = busyQueue() {
             settlement.hold(promiseOf: queue)
-            return queuedStream(request, promptEstimate: promptEstimate, settlement: settlement, queue: queue)
+            return queuedStream(request, settlement: settlement, queue: queue)
         }
         let sent: Sent
         do {
             sent = try await dispatch(request, settlement: settlement)
         } catch {
-            return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
+            return upstreamFailed(error, settlement: settlement)
         }
         guard sent.response.status == .ok else { return await upstreamStatus(sent.response, route: sent.route, settlement: settlement, passthrough: sent.passthrough) }
         let passedOn = sent.route.backend.adapter.passedOnHeaders(sent.response.headers, to: dialect)
@@ -176,13 +175,13 @@ struct TranslatedExchange {
         if !request.stream {
             return await whole(
                 sent.response, adapter: sent.adapter, ids: toolCallIDs, created: created,
-                settlement: settlement, promptEstimate: promptEstimate, passthrough: sent.passthrough, passedOn: passedOn
+                settlement: settlement, passthrough: sent.passthrough, passedOn: passedOn
             )
         }
         let headMs = settlement.elapsedMs()
         let pending = UnsafeTransfer(UpstreamBodyReader(sent.response.body, idle: sent.idle))
         let drain = services.drain, watch = self.watch
-        let tap = UnsafeTransfer(streamTap(request, sent: sent, created: created, promptEstimate: promptEstimate))
+        let tap = UnsafeTransfer(streamTap(request, sent: sent, created: created))
         return Response(
             status: .ok,
             headers: {
@@ -199,20 +198,20 @@ struct TranslatedExchange {
     }
 
     /// The tap a provider's stream goes through to the client: events relayed or re-encoded, metered, capped.
-    func streamTap(_ request: ChatRequest, sent: Sent, created: Int, promptEstimate: Int) -> ChatEventTap {
+    func streamTap(_ request: ChatRequest, sent: Sent, created: Int) -> ChatEventTap {
         ChatEventTap(
             decoder: sent.adapter.streamDecoder(ids: toolCallIDs),
-            encoder: streamWriter(request, created: created, promptEstimate: promptEstimate),
+            encoder: streamWriter(request, created: created),
             // The extra usage chunk the gateway asked an OpenAI-compatible provider for, unless the client asked too.
             passthrough: sent.passthrough, dropUsageChunk: sent.passthrough && route.dialect == .openAI && !request.includeUsage,
-            cap: request.maxTokens, promptEstimate: promptEstimate
+            cap: request.maxTokens, promptEstimate: prompt.charge
         )
     }
 
-    func streamWriter(_ request: ChatRequest, created: Int, promptEstimate: Int) -> StreamWriter {
+    func streamWriter(_ request: ChatRequest, created: Int) -> StreamWriter {
         StreamWriter(
             route: route, id: Self.responseID(route: route, requestID: requestID), created: created, model: model, request: request,
-            inputEstimate: promptEstimate, started: started
+            inputEstimate: prompt.charge, started: started
         )
     }
 
@@ -228,7 +227,7 @@ struct TranslatedExchange {
     /// while it waits (at first and every two seconds), `: queue_wait_ms=N` when it is dispatched, then
     /// the stream. A failure after the head (the wait ran out, the provider refused) is an error event
     /// in the client's dialect; a client that leaves while queued is removed from the queue at once.
-    func queuedStream(_ request: ChatRequest, promptEstimate: Int, settlement: RequestSettlement, queue: FairQueue) -> Response {
+    func queuedStream(_ request: ChatRequest, settlement: RequestSettlement, queue: FairQueue) -> Response {
         let exchange = UnsafeTransfer(self)
         let requester = settlement.requester
         let drain = services.drain, watch = self.watch
@@ -262,11 +261,11 @@ struct TranslatedExchange {
                 }
                 ticker.cancel()
                 let created = Int(exchange.services.clock.now().timeIntervalSince1970)
-                var encoder = exchange.streamWriter(request, created: created, promptEstimate: promptEstimate)
+                var encoder = exchange.streamWriter(request, created: created)
                 switch await sending.value {
                 case .failure(let error):
                     let failure = UpstreamFailure(error, aborted: drain.isAborted)
-                    failure.settle(settlement, promptEstimate: promptEstimate)
+                    failure.settle(settlement, promptEstimate: exchange.prompt.charge)
                     failure.log(exchange.services.logger, requestID: exchange.requestID, backends: exchange.routes)
                     try? await writer.write(ByteBuffer(string: encoder.encode(.failure(failure.message))))
                     try? await writer.finish(nil)
@@ -280,7 +279,7 @@ struct TranslatedExchange {
                         return
                     }
                     var upstream = UpstreamBodyReader(sent.response.body, idle: sent.idle)
-                    var tap = exchange.streamTap(request, sent: sent, created: created, promptEstimate: promptEstimate)
+                    var tap = exchange.streamTap(request, sent: sent, created: created)
                     await ExchangeStream.run(
                         tap: &tap, upstream: &upstream, writer: &writer, settlement: settlement, status: 200, headMs: settlement.elapsedMs(), drain: drain, watch: watch
                     )
@@ -306,13 +305,13 @@ struct TranslatedExchange {
 
     func whole(
         _ response: HTTPClientResponse, adapter: any ChatBackendAdapter, ids: OllamaNative.ToolCallIDs, created: Int, settlement: RequestSettlement,
-        promptEstimate: Int, passthrough: Bool = false, passedOn: [(HTTPField.Name, String)] = []
+        passthrough: Bool = false, passedOn: [(HTTPField.Name, String)] = []
     ) async -> Response {
         let bytes: ByteBuffer
         do {
             bytes = try await response.body.collect(upTo: Self.maxAnswerBytes)
         } catch {
-            return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
+            return upstreamFailed(error, settlement: settlement)
         }
         let ttfb = settlement.elapsedMs()
         let answer: ChatResponse
@@ -325,7 +324,7 @@ struct TranslatedExchange {
             settlement.settle { r in
                 r.httpStatus = 200
                 r.ttfbMs = ttfb
-                TokenCounts.estimated(prompt: promptEstimate, completion: estimate).apply(to: &r)
+                TokenCounts.estimated(prompt: prompt.charge, completion: estimate).apply(to: &r)
             }
             return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn, queued: settlement), body: .init(byteBuffer: bytes))
         } catch {
@@ -339,10 +338,10 @@ struct TranslatedExchange {
             return failure(.badGateway, message)
         }
         let counts = TokenCounts(
-            reportedPrompt: answer.usage?.promptTokens, reportedCompletion: answer.usage?.completionTokens, estimatedPrompt: promptEstimate,
+            reportedPrompt: answer.usage?.promptTokens, reportedCompletion: answer.usage?.completionTokens, estimatedPrompt: prompt.charge,
             estimatedCompletion: TokenEstimate.fromTextBytes(answer.text.utf8.count)
         )
-        let told = TokenUsage(promptTokens: counts.prompt ?? promptEstimate, completionTokens: counts.completion ?? 0)
+        let told = TokenUsage(promptTokens: counts.prompt ?? prompt.charge, completionTokens: counts.completion ?? 0)
         settlement.settle { r in
             r.httpStatus = 200
             r.ttfbMs = ttfb
@@ -372,8 +371,8 @@ struct TranslatedExchange {
 
     // MARK: Embeddings
 
-    func embeddings(_ e: OpenAIDialect.EmbeddingsRequest, promptEstimate: Int) async -> Response {
-        let settlement = settlement(stream: false, promptEstimate: promptEstimate)
+    func embeddings(_ e: OpenAIDialect.EmbeddingsRequest) async -> Response {
+        let settlement = settlement(stream: false)
         let response: HTTPClientResponse
         let sentRoute: Route
         do {
@@ -383,7 +382,7 @@ struct TranslatedExchange {
             response = sent.response
             sentRoute = sent.route
         } catch {
-            return upstreamFailed(error, settlement: settlement, promptEstimate: promptEstimate)
+            return upstreamFailed(error, settlement: settlement)
         }
         guard response.status == .ok else { return await upstreamStatus(response, route: sentRoute, settlement: settlement) }
         let passedOn = sentRoute.backend.adapter.passedOnHeaders(response.headers, to: dialect)
@@ -402,8 +401,8 @@ struct TranslatedExchange {
         }
         let ttfb = settlement.elapsedMs()
         // Embeddings generate nothing: the completion count is known to be 0.
-        let counts = TokenCounts(reportedPrompt: decoded.promptTokens, reportedCompletion: 0, estimatedPrompt: promptEstimate, estimatedCompletion: 0)
-        let prompt = counts.prompt ?? promptEstimate
+        let counts = TokenCounts(reportedPrompt: decoded.promptTokens, reportedCompletion: 0, estimatedPrompt: prompt.charge, estimatedCompletion: 0)
+        let promptTokens = counts.prompt ?? prompt.charge
         settlement.settle { r in
             r.httpStatus = 200
             r.ttfbMs = ttfb
@@ -411,8 +410,8 @@ struct TranslatedExchange {
             counts.apply(to: &r)
         }
         let text = dialect == .ollama
-            ? OllamaDialect.embedResponse(decoded, model: model, promptTokens: prompt)
-            : OpenAIDialect.embeddingsResponse(decoded, model: model, base64: e.base64, promptTokens: prompt)
+            ? OllamaDialect.embedResponse(decoded, model: model, promptTokens: promptTokens)
+            : OpenAIDialect.embeddingsResponse(decoded, model: model, base64: e.base64, promptTokens: promptTokens)
         return Response(status: .ok, headers: headers(contentType: "application/json", upstream: passedOn, queued: settlement), body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }

@@ -139,7 +139,7 @@ struct TranslatingFront {
         return await admitAndRun(
             identity: identity, context: context, model: model, requested: relay.model, routes: routes, prompt: prompt,
             outputReserve: relay.cap ?? Gatekeeper.uncappedOutputReserve, relay: relayed, forwarded: forwarded
-        ) { await $0.chat(relayed.canonical, promptEstimate: prompt.charge) }
+        ) { await $0.chat(relayed.canonical) }
     }
 
     /// Model policy for a request whose model the dialect's decoder read; returns a refusal or nil.
@@ -160,12 +160,11 @@ struct TranslatingFront {
     ) async -> Response {
         var exchange = TranslatedExchange(
             services: services, route: route, identity: identity, requestID: requestID, started: started, clientAddress: context.clientAddress,
-            watch: services.connections.watch(for: context.channel), model: model, routes: routes
+            watch: services.connections.watch(for: context.channel), model: model, routes: routes, prompt: prompt
         )
         exchange.requestedModel = requested
         exchange.relay = relay
         exchange.forwarded = forwarded
-        exchange.prompt = prompt
         switch await services.gatekeeper.admit(
             identity: identity, requestID: requestID, endpoint: route.endpoint, model: model, routes: routes, prompt: prompt,
             outputReserve: outputReserve
@@ -202,7 +201,7 @@ struct TranslatingFront {
         return await admitAndRun(
             identity: identity, context: context, model: r.model, requested: requested, routes: routes, prompt: prompt,
             outputReserve: r.maxTokens ?? Gatekeeper.uncappedOutputReserve, forwarded: forwarded
-        ) { await $0.chat(request, promptEstimate: prompt.charge) }
+        ) { await $0.chat(request) }
     }
 
     /// An Ollama request (already through model policy, caps and clamps) whose model another dialect serves.
@@ -227,7 +226,7 @@ struct TranslatingFront {
             return await admitAndRun(
                 identity: identity, context: context, model: model, requested: model, routes: routes, prompt: prompt,
                 outputReserve: r.maxTokens ?? Gatekeeper.uncappedOutputReserve
-            ) { await $0.chat(request, promptEstimate: prompt.charge) }
+            ) { await $0.chat(request) }
         case .embed:
             let inputs: [String]
             switch value["input"] {

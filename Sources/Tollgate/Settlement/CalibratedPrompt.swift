@@ -10,15 +10,4 @@ struct CalibratedPrompt: Sendable, Equatable {
 
     /// Every part as counted, before calibration (kept in the usage record for audit).
     var raw: Int { parts.total }
-
-    /// Uncalibrated (no provider known, or none that reported anything yet).
-    init(raw parts: PromptEstimate) {
-        self.init(parts: parts, charge: parts.total, reserve: parts.total)
-    }
-
-    init(parts: PromptEstimate, charge: Int, reserve: Int) {
-        self.parts = parts
-        self.charge = charge
-        self.reserve = reserve
-    }
 }

@@ -66,9 +66,6 @@ final class RequestSettlement: Sendable {
     /// cost and the calibration of prompt estimates).
     let pricing = Mutex<(provider: String, model: String, price: ModelMetadata?)?>(nil)
 
-    /// The prompt count a request is charged when its provider reported none.
-    var promptCharge: Int? { prompt?.charge }
-
     /// Counts the request on a backend until settlement (replacing an earlier attempt's lease).
     func attach(_ new: BackendLease, provider: String, model: String, price: ModelMetadata?) {
         pricing.withLock { $0 = (provider, model, price) }
@@ -128,7 +125,7 @@ final class RequestSettlement: Sendable {
     }
 
     deinit {
-        let estimate = promptCharge
+        let estimate = prompt?.charge
         settle { r in
             r.outcome = .clientDisconnect
             r.httpStatus = 499

@@ -84,8 +84,9 @@ public struct OllamaFront: HTTPResponder {
         }
         if let refusal = gatekeeper.capacity() { return services.refuse(refusal, in: .ollama, requestID: requestID, path: rawPath, client: context.clientAddress) }
 
-        // An answer the gateway makes itself is recorded like a relayed one.
-        let ownAnswer = { [identity] (response: Response, model: String?) in
+        // An answer the gateway makes itself is recorded like a relayed one (with the identity as
+        // policy left it: a `model@tag` suffix adds tags).
+        let ownAnswer = { (response: Response, model: String?, identity: KeyIdentity) in
             services.recordOwnAnswer(
                 response, identity: identity, requestID: requestID, endpoint: endpoint.rawValue, model: model, clientAddress: context.clientAddress, started: started
             )
@@ -102,9 +103,9 @@ public struct OllamaFront: HTTPResponder {
             let allowed = identity.key.policy.allowedModels
             if endpoint == .tags, services.router.backends.count > 1 || allowed != nil || services.router.primaryOllama == nil {
                 let listed = await FederatedModels(services: services, requestID: requestID).ollamaTags(allowed: allowed, head: request.method == .head)
-                return ownAnswer(listed, nil)
+                return ownAnswer(listed, nil, identity)
             }
-            guard let primary = services.router.primaryOllama else { return ownAnswer(FederatedModels.ollamaWithout(endpoint, requestID: requestID), nil) }
+            guard let primary = services.router.primaryOllama else { return ownAnswer(FederatedModels.ollamaWithout(endpoint, requestID: requestID), nil, identity) }
             return await exchange(nil, [Route(backend: primary, model: "")], identity).forward(method: request.method, body: nil, document: nil)
         }
         let document: JSONInspector.Document, buffer: ByteBuffer
@@ -154,7 +155,7 @@ public struct OllamaFront: HTTPResponder {
         let body = rewriter.isEmpty ? buffer : ByteBuffer(bytes: rewriter.body())
         guard endpoint.isInference else {
             if !target.backend.adapter.speaks(.ollama) {
-                return ownAnswer(FederatedModels(services: services, requestID: requestID).ollamaShow(route: target), model)
+                return ownAnswer(FederatedModels(services: services, requestID: requestID).ollamaShow(route: target), model, identity)
             }
             return await exchange(model, routes, identity).forward(method: .post, body: body, document: document)
         }

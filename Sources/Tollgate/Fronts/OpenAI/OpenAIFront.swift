@@ -26,6 +26,6 @@ extension TranslatingFront {
         let prompt = services.gatekeeper.estimates.prompt(PromptEstimate(messageBytes: e.inputs.reduce(0) { $0 + $1.utf8.count }), routes: routes)
         return await admitAndRun(
             identity: identity, context: context, model: e.model, requested: requested, routes: routes, prompt: prompt, outputReserve: 0
-        ) { await $0.embeddings(e, promptEstimate: prompt.charge) }
+        ) { await $0.embeddings(e) }
     }
 }

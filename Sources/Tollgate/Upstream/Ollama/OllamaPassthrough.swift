@@ -25,7 +25,7 @@ struct OllamaPassthrough {
     var admission: (gate: RequestGate, ticket: RequestGate.Ticket)?
     var rateHeaders = RateLimitHeaders()
     var outputCap: Int?
-    /// The prompt as counted at admission (nil: not an inference request).
+    /// The prompt as counted at admission (nil: not an inference request, which is never admitted).
     var prompt: CalibratedPrompt?
 
     /// Headers every answer to this request carries: the request id, the model in force, the rate-limit state.
@@ -44,11 +44,11 @@ struct OllamaPassthrough {
     func forward(method: HTTPRequest.Method, body: ByteBuffer?, document: JSONInspector.Document?) async -> Response {
         let requested = document?.string("model") ?? (endpoint == .show ? document?.string("name") : nil)
         let stream = endpoint.streamsByDefault ? (document?.bool("stream") ?? true) : false
-        let promptEstimate = endpoint.isInference ? prompt?.charge : nil
+        let promptEstimate = prompt?.charge
         let settlement = services.settlement(
             identity: identity, requestID: requestID, endpoint: endpoint.rawValue, modelRequested: requested ?? model, stream: stream,
             usageSource: endpoint.isInference ? .unknown : .none, clientAddress: clientAddress, started: started,
-            prompt: endpoint.isInference ? prompt : nil, admission: admission
+            prompt: prompt, admission: admission
         )
         let response: HTTPClientResponse
         let idle: Duration?
