@@ -7,7 +7,7 @@ import TollgateCore
 
 /// The calibration of prompt estimates, without sockets: what it learns from reported counts, how
 /// it keeps the parts apart, how it forgets, and how it is shared through the store.
-@Suite struct PromptCalibrationTests {
+@Suite(.timeLimit(.minutes(3))) struct PromptCalibrationTests {
     let subject = PromptCalibration.Subject(provider: "ollama", model: "llama3.2")
     let now = PromptCalibration.epoch + 300 * 86_400
 
